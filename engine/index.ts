@@ -1,0 +1,47 @@
+// Public API of the engine: everything models/ and train/ import comes from here.
+// Does not define anything itself; it re-exports and registers the backends (one import line each).
+// Invariant: importing this module registers every backend compiled into the tree; selection happens lazily on the
+// first tensor (registry.ts: APTUNE_BACKEND, else highest priority available).
+
+export { Tensor } from './tensor.ts';
+export type { NestedArray, TensorOrScalar } from './tensor.ts';
+export type { Backend, DType, OpName, OpAttrs, Storage, TensorRef, TypedArray, Kernel, KernelTable } from './backend.ts';
+export { OP_NAMES } from './backend.ts';
+export {
+  OPS, apply,
+  add, sub, mul, div, pow, maximum, minimum, eq, ne, lt, le, gt, ge, where, maskedFill, affine, powScalar,
+  neg, exp, log, sqrt, rsqrt, abs, sign, tanh, sigmoid, relu, erf, gelu, quickGelu,
+  sum, mean, max, maxWithIndices, argmax, sumTo,
+  matmul, linear, unfoldPatches,
+  reshape, detach, unsqueeze, squeeze, flatten, permute, transpose, slice, expand, concat, stack, pad, cast, clone, to,
+  indexSelect, indexAdd, gather, scatterAdd, embedding,
+  softmax, logSoftmax, layerNorm, dropout, crossEntropy, bceWithLogits, resizeBilinear, resizeBicubic, MASK_NEG,
+  tensor, full, zeros, ones, zerosLike, onesLike, fullLike, randn, rand, arange,
+  adamwStep, sgdStep,
+} from './ops.ts';
+export type { CreateOpts, RandOpts, OpDef, OpTable, GradCtx } from './ops.ts';
+export { noGrad, enableGrad, isGradEnabled } from './autograd.ts';
+export { scope, liveTensors, checkLeaks, setKernelChecks, kernelChecks } from './memory.ts';
+export { Generator, manualSeed, defaultGenerator, philox } from './random.ts';
+export { registerBackend, setBackend, getBackend, backends, backendStatus, backendByName } from './registry.ts';
+export { broadcastShapes, shapeStr, numel } from './shape.ts';
+
+import type { Tensor as T } from './tensor.ts';
+import { keepTensor } from './memory.ts';
+/** Exempt a tensor from every scope (dispose it by hand). */
+export function keep<X extends T>(t: X): X {
+  return keepTensor(t);
+}
+/** Dispose tensors (arrays and plain objects of tensors are walked). */
+export function dispose(x: unknown): void {
+  if (x === null || typeof x !== 'object') return;
+  if (Array.isArray(x)) for (const v of x) dispose(v);
+  else if ((x as T).dispose instanceof Function && 'shape' in (x as object)) (x as T).dispose();
+  else if (Object.getPrototypeOf(x) === Object.prototype) for (const v of Object.values(x as object)) dispose(v);
+}
+
+// --- backend registrations: one import line per backend ---
+import './backends/ref.ts';
+import './backends/wasm.ts';
+import './backends/cuda.ts';
+// --- end of backend registrations ---

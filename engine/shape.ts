@@ -1,0 +1,130 @@
+// Shape arithmetic shared by the op table and the kernels: broadcasting, axis normalisation, strides.
+// Does not allocate tensors or know about backends.
+// Invariants: shapes are arrays of non-negative integers, row-major; a scalar has shape []. Every error names the
+// op at fault and the shapes involved, e.g. "add: cannot broadcast shapes [2,3] and [4]".
+
+export type Shape = readonly number[];
+
+export function shapeStr(s: Shape): string {
+  return `[${s.join(',')}]`;
+}
+
+export function numel(s: Shape): number {
+  let n = 1;
+  for (const d of s) n *= d;
+  return n;
+}
+
+/** Row-major (contiguous) strides of a shape, in elements. */
+export function stridesOf(s: Shape): number[] {
+  const st = new Array<number>(s.length);
+  let acc = 1;
+  for (let i = s.length - 1; i >= 0; i--) {
+    st[i] = acc;
+    acc *= s[i];
+  }
+  return st;
+}
+
+export function sameShape(a: Shape, b: Shape): boolean {
+  if (a.length !== b.length) return false;
+  for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return false;
+  return true;
+}
+
+/** numpy broadcasting of any number of shapes; throws naming op and all shapes. */
+export function broadcastShapes(op: string, ...shapes: Shape[]): number[] {
+  let nd = 0;
+  for (const s of shapes) nd = Math.max(nd, s.length);
+  const out = new Array<number>(nd).fill(1);
+  for (const s of shapes) {
+    for (let i = 0; i < s.length; i++) {
+      const o = nd - s.length + i;
+      const d = s[i];
+      if (d === out[o] || d === 1) continue;
+      if (out[o] === 1) out[o] = d;
+      else throw new Error(`${op}: cannot broadcast shapes ${shapes.map(shapeStr).join(' and ')}`);
+    }
+  }
+  return out;
+}
+
+/**
+ * Strides for reading a tensor of shape `s` as if broadcast to `out` (0 stride on broadcast axes).
+ * `s` must be broadcastable to `out` (checked by broadcastShapes beforehand).
+ */
+export function broadcastStrides(s: Shape, out: Shape): number[] {
+  const st = stridesOf(s);
+  const res = new Array<number>(out.length).fill(0);
+  for (let i = 0; i < s.length; i++) {
+    const o = out.length - s.length + i;
+    res[o] = s[i] === 1 && out[o] !== 1 ? 0 : st[i];
+  }
+  return res;
+}
+
+export function checkShape(op: string, s: Shape): void {
+  for (const d of s) {
+    if (!Number.isInteger(d) || d < 0) throw new Error(`${op}: invalid shape ${shapeStr(s)}`);
+  }
+}
+
+/** Normalise an axis (negative counts from the end) against `ndim`; throws naming the op. */
+export function normAxis(op: string, axis: number, ndim: number): number {
+  if (!Number.isInteger(axis)) throw new Error(`${op}: axis ${axis} is not an integer`);
+  const a = axis < 0 ? axis + ndim : axis;
+  if (a < 0 || a >= ndim) throw new Error(`${op}: axis ${axis} out of range for a tensor of rank ${ndim}`);
+  return a;
+}
+
+/** Normalise, sort and deduplicate axes; undefined means all axes. */
+export function normAxes(op: string, axes: number | readonly number[] | undefined, ndim: number): number[] {
+  if (axes === undefined) return Array.from({ length: ndim }, (_, i) => i);
+  const list = typeof axes === 'number' ? [axes] : axes;
+  const set = new Set(list.map((a) => normAxis(op, a, ndim)));
+  return [...set].sort((x, y) => x - y);
+}
+
+/** Shape after reducing `axes` (sorted) with or without keepdims. */
+export function reducedShape(s: Shape, axes: readonly number[], keepdims: boolean): number[] {
+  const out: number[] = [];
+  for (let i = 0; i < s.length; i++) {
+    if (axes.includes(i)) {
+      if (keepdims) out.push(1);
+    } else out.push(s[i]);
+  }
+  return out;
+}
+
+/** Resolve a reshape target (one -1 allowed) against a total size; throws naming both shapes. */
+export function resolveReshape(op: string, from: Shape, to: readonly number[]): number[] {
+  const total = numel(from);
+  let infer = -1;
+  let known = 1;
+  const out = to.slice();
+  for (let i = 0; i < out.length; i++) {
+    const d = out[i];
+    if (d === -1) {
+      if (infer >= 0) throw new Error(`${op}: more than one -1 in target shape ${shapeStr(to)}`);
+      infer = i;
+    } else if (!Number.isInteger(d) || d < 0) {
+      throw new Error(`${op}: invalid target shape ${shapeStr(to)}`);
+    } else known *= d;
+  }
+  if (infer >= 0) {
+    if (known === 0 || total % known !== 0) throw new Error(`${op}: cannot reshape ${shapeStr(from)} to ${shapeStr(to)}`);
+    out[infer] = total / known;
+  }
+  if (numel(out) !== total) throw new Error(`${op}: cannot reshape ${shapeStr(from)} to ${shapeStr(to)}`);
+  return out;
+}
+
+/** Multi-index iteration helper: advance `idx` (row-major) within `shape`; returns false when done. */
+export function nextIndex(idx: number[], shape: Shape): boolean {
+  for (let i = shape.length - 1; i >= 0; i--) {
+    idx[i]++;
+    if (idx[i] < shape[i]) return true;
+    idx[i] = 0;
+  }
+  return false;
+}
