@@ -1,0 +1,177 @@
+// METER-CLIP-ViT-B/16 + RoBERTa-base (apt-spec §2): frozen CLIP visual tower and RoBERTa encoder, the two
+// cross-modal transforms, modality type embeddings, num_top_layer co-attention BertCrossLayers per stream
+// (post-LN eps 1e-12: self-attention, cross-attention, FFN; both streams read the previous x and y), two poolers,
+// cls_feats = [text pooler; image pooler] (2D). Parameter names equal METER's checkpoint.
+// Deliberately NOT here: heads (heads.ts), PETL modules (petl/), checkpoint loading.
+// Invariants: text mask additive -10000 (HF extended mask), the image mask is all ones (null); token sources:
+// BertCrossLayer 'cross_kv' tokens are PREPENDED to the other stream (deep prompt, §3.2); MeterModel
+// 'fusion_text' / 'fusion_image' tokens are PREPENDED to x / y before layer 1 (shallow prompt, §3.3).
+// Encoders run without gradient unless `encoderGrad` (full tuning) is set.
+import { Tensor, concat, noGrad, tensor, zeros } from '../engine/index.ts';
+import { Module, ModuleList } from './nn/module.ts';
+import { Embedding, Linear } from './nn/layers.ts';
+import { normal } from './nn/init.ts';
+import { additiveKeyMask } from './nn/attention.ts';
+import { BertAttention, BertIntermediate, BertOutput, RobertaModel, ROBERTA_BASE, ROBERTA_TINY, type BertLayerConfig, type RobertaConfig } from './roberta.ts';
+import { ClipModel, CLIP_B16, CLIP_TINY, type ClipConfig } from './clip.ts';
+import { Pooler } from './heads.ts';
+import type { BackboneInput, BackboneOutput } from './vilt.ts';
+
+export interface MeterConfig {
+  /** fusion width (= hidden_size) */
+  hidden: number;
+  heads: number;
+  /** num_top_layer: cross layers per stream */
+  fusionLayers: number;
+  intermediate: number;
+  /** the fusion layers' BertConfig default eps */
+  fusionLnEps: number;
+  drop: number;
+  maxTextLen: number;
+  /** RoBERTa <s> */
+  clsTokenId: number;
+  clip: ClipConfig;
+  roberta: RobertaConfig;
+}
+
+export const METER_BASE: MeterConfig = Object.freeze({
+  hidden: 768, heads: 12, fusionLayers: 6, intermediate: 3072, fusionLnEps: 1e-12, drop: 0.1, maxTextLen: 50, clsTokenId: 0,
+  clip: CLIP_B16, roberta: ROBERTA_BASE,
+});
+
+export const METER_TINY: MeterConfig = Object.freeze({
+  hidden: 64, heads: 4, fusionLayers: 2, intermediate: 256, fusionLnEps: 1e-12, drop: 0, maxTextLen: 16, clsTokenId: 0,
+  clip: CLIP_TINY, roberta: ROBERTA_TINY,
+});
+
+const NEG = -10000;
+
+export class BertCrossLayer extends Module {
+  readonly attention: BertAttention;
+  readonly crossattention: BertAttention;
+  readonly intermediate: BertIntermediate;
+  readonly output: BertOutput;
+  constructor(cfg: BertLayerConfig) {
+    super();
+    this.attention = this.registerModule('attention', new BertAttention(cfg));
+    this.crossattention = this.registerModule('crossattention', new BertAttention(cfg));
+    this.intermediate = this.registerModule('intermediate', new BertIntermediate(cfg));
+    this.output = this.registerModule('output', new BertOutput(cfg));
+  }
+  override hookPoints(): readonly string[] {
+    return ['cross_kv'];
+  }
+  /** h [B, Ns, D] own stream, o [B, No, D] other stream; masks additive or null. */
+  forward(h: Tensor, o: Tensor, mask: Tensor | null, otherMask: Tensor | null): Tensor {
+    const B = h.shape[0];
+    const extra = this.tokenSources('cross_kv', B);
+    if (extra.length) {
+      const No = o.shape[1];
+      o = concat([...extra, o], 1);
+      const P = o.shape[1] - No;
+      if (otherMask) otherMask = concat([zeros([B, 1, 1, P]), otherMask], 3);
+    }
+    const a1 = this.attention.forward(h, h, mask);
+    const a2 = this.crossattention.forward(a1, o, otherMask);
+    return this.output.forward(this.intermediate.forward(a2), a2);
+  }
+}
+
+export class MeterModel extends Module {
+  readonly kind = 'meter' as const;
+  readonly cross_modal_text_transform: Linear;
+  readonly cross_modal_image_transform: Linear;
+  token_type_embeddings: Embedding;
+  readonly vit_model: ClipModel;
+  readonly text_transformer: RobertaModel;
+  readonly cross_modal_image_layers: ModuleList<BertCrossLayer>;
+  readonly cross_modal_text_layers: ModuleList<BertCrossLayer>;
+  readonly cross_modal_image_pooler: Pooler;
+  readonly cross_modal_text_pooler: Pooler;
+  /** full tuning: let gradients reach CLIP and the RoBERTa embeddings (the reference wraps both in no_grad) */
+  encoderGrad = false;
+  constructor(readonly cfg: MeterConfig, opts: { typeRows?: number } = {}) {
+    super();
+    const D = cfg.hidden;
+    this.cross_modal_text_transform = this.registerModule('cross_modal_text_transform', new Linear(cfg.roberta.hidden, D));
+    this.cross_modal_image_transform = this.registerModule('cross_modal_image_transform', new Linear(cfg.clip.width, D));
+    this.token_type_embeddings = this.registerModule('token_type_embeddings', new Embedding(opts.typeRows ?? 2, D));
+    this.vit_model = this.registerModule('vit_model', new ClipModel(cfg.clip));
+    this.text_transformer = this.registerModule('text_transformer', new RobertaModel(cfg.roberta));
+    const lc: BertLayerConfig = { hidden: D, heads: cfg.heads, intermediate: cfg.intermediate, lnEps: cfg.fusionLnEps, drop: cfg.drop };
+    const mk = () => new ModuleList(Array.from({ length: cfg.fusionLayers }, () => new BertCrossLayer(lc)));
+    this.cross_modal_image_layers = this.registerModule('cross_modal_image_layers', mk());
+    this.cross_modal_text_layers = this.registerModule('cross_modal_text_layers', mk());
+    this.cross_modal_image_pooler = this.registerModule('cross_modal_image_pooler', new Pooler(D));
+    this.cross_modal_text_pooler = this.registerModule('cross_modal_text_pooler', new Pooler(D));
+  }
+  get hidden(): number {
+    return this.cfg.hidden;
+  }
+  get clsDim(): number {
+    return 2 * this.cfg.hidden;
+  }
+  override hookPoints(): readonly string[] {
+    return ['fusion_text', 'fusion_image'];
+  }
+
+  addTokenForClassifier(): void {
+    if (this.hasParam('token4classifier')) return;
+    this.registerParameter('token4classifier', normal([1, 1, this.cfg.roberta.hidden], 0.02));
+    this.initTokenForClassifier();
+  }
+
+  /** token4classifier := RoBERTa embedding-layer output of <s> (eval mode; the reference bakes in a dropout mask). */
+  initTokenForClassifier(): void {
+    if (!this.hasParam('token4classifier')) return;
+    const emb = this.text_transformer.embeddings;
+    const was = emb.training;
+    emb.train(false);
+    const host = Int32Array.from([this.cfg.clsTokenId]);
+    const e = noGrad(() => emb.forward(tensor(host, [1, 1], { dtype: 'int32' }), host));
+    emb.train(was);
+    this.setParam('token4classifier', e.clone());
+  }
+
+  infer(inp: BackboneInput): BackboneOutput {
+    const { textIds, image } = inp;
+    const k = inp.imageTypeIdx ?? 1;
+    const [B, L] = textIds.shape;
+    const D = this.cfg.hidden;
+    if (L > this.cfg.maxTextLen) throw new Error(`METER: text length ${L} exceeds max_text_len ${this.cfg.maxTextLen}`);
+    if (k >= this.token_type_embeddings.weight.shape[0]) throw new Error(`METER: image type index ${k} needs a ${k + 1}-row type table`);
+    const textRows = inp.textMasks.toList() as number[][];
+    const textMask = additiveKeyMask(textRows, NEG); // [B,1,1,L]
+    let temb = this.text_transformer.embeddings.forward(textIds);
+    if (!this.encoderGrad) temb = temb.detach();
+    let t = this.text_transformer.encode(temb, textMask);
+    t = this.cross_modal_text_transform.forward(t);
+    let vfeat = this.vit_model.forward(image);
+    if (!this.encoderGrad) vfeat = vfeat.detach();
+    let v = this.cross_modal_image_transform.forward(vfeat);
+    if (this.hasParam('token4classifier')) {
+      t = concat([this.param('token4classifier').expand([B, 1, D]), t.slice(1, 1, L)], 1);
+    }
+    const tt = this.token_type_embeddings.weight;
+    let x = t.add(tt.slice(0, 0, 1));
+    let y = v.add(tt.slice(0, k, k + 1));
+    let xMask: Tensor | null = textMask;
+    let yMask: Tensor | null = null; // all image tokens valid
+    const st = this.tokenSources('fusion_text', B);
+    if (st.length) {
+      x = concat([...st, x], 1);
+      const P = x.shape[1] - L;
+      xMask = concat([zeros([B, 1, 1, P]), textMask], 3);
+    }
+    const si = this.tokenSources('fusion_image', B);
+    if (si.length) y = concat([...si, y], 1);
+    for (let i = 0; i < this.cfg.fusionLayers; i++) {
+      const x1 = this.cross_modal_text_layers.at(i).forward(x, y, xMask, yMask);
+      const y1 = this.cross_modal_image_layers.at(i).forward(y, x, yMask, xMask);
+      x = x1;
+      y = y1;
+    }
+    const cls = concat([this.cross_modal_text_pooler.forward(x), this.cross_modal_image_pooler.forward(y)], 1);
+    return { textFeats: x, imageFeats: y, clsFeats: cls };
+  }
+}

@@ -1,0 +1,48 @@
+// Deep prompt (apt-spec §3.2). ViLT: `prompt` [layers, 1, P, D]; block l appends its own P rows as extra
+// keys/values (queries cut to the real tokens, prompts never carried over). METER: `prompts.0` / `prompts.1`
+// [fusionLayers, 1, P, D]; at fusion layer i prompts.1[i] is prepended to the image stream the TEXT layer
+// cross-attends to, and prompts.0[i] to the text stream the IMAGE layer cross-attends to (the reference's
+// y_t / x_t), so prompts are extra cross-attention keys/values only.
+// Deliberately NOT here: the 24-insertion-point METER variant the paper's 3.68M/13.05G imply (not in the code).
+// Invariants: init Uniform(-v, v), v = sqrt(6 / (3·16·16 + D)) (VPT formula with a 16x16 patch, as coded).
+import { Module } from '../nn/module.ts';
+import { uniform } from '../nn/init.ts';
+import type { Tensor } from '../../engine/index.ts';
+import type { Backbone, MethodOptions, MethodSpec } from './inject.ts';
+
+export function promptInitBound(dim: number): number {
+  return Math.sqrt(6 / (3 * 16 * 16 + dim));
+}
+
+/** Rows `i` of a [n, 1, P, D] prompt table, broadcast to [B, P, D]. Reads the live parameter each call. */
+export function promptRows(owner: Module, name: string, i: number, B: number): Tensor {
+  const t = owner.param(name);
+  const [, , P, D] = t.shape;
+  return t.slice(0, i, i + 1).reshape([1, P, D]).expand([B, P, D]);
+}
+
+export const deepPrompt: MethodSpec = {
+  name: 'deep_prompt',
+  description: 'Deep prompt tuning: fresh prompt tokens as extra keys/values at every layer (paper Table: 200 tokens)',
+  options: [{ name: 'tokens', type: 'int', default: 200, min: 1, description: 'prompt tokens per layer (per stream for METER)' }],
+  tokenForClassifier: true,
+  trainable: () => ['prompt'],
+  inject(model: Backbone, o: MethodOptions): string[] {
+    const P = o.tokens as number, D = model.hidden, v = promptInitBound(D);
+    if (model.kind === 'vilt') {
+      const L = model.cfg.layers;
+      model.registerParameter('prompt', uniform([L, 1, P, D], -v, v));
+      model.transformer.blocks.items.forEach((blk, i) => blk.addTokenSource('prompt', (B) => promptRows(model, 'prompt', i, B), 'deep_prompt'));
+      return ['prompt'];
+    }
+    const L = model.cfg.fusionLayers;
+    const holder = model.registerModule('prompts', new Module());
+    holder.registerParameter('0', uniform([L, 1, P, D], -v, v));
+    holder.registerParameter('1', uniform([L, 1, P, D], -v, v));
+    for (let i = 0; i < L; i++) {
+      model.cross_modal_text_layers.at(i).addTokenSource('cross_kv', (B) => promptRows(holder, '1', i, B), 'deep_prompt');
+      model.cross_modal_image_layers.at(i).addTokenSource('cross_kv', (B) => promptRows(holder, '0', i, B), 'deep_prompt');
+    }
+    return ['prompts'];
+  },
+};

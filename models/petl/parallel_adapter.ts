@@ -1,0 +1,61 @@
+// Scaled parallel adapter `Adapter_Layer` (apt-spec §3.6): PA(u) = scale · up(ReLU(down(LN(u)))), no residual,
+// fixed scale 4, "bert" init (weights N(0, 0.02), biases 0, LN 1/0), LN eps 1e-5 ("in" option).
+// ViLT: `attn.PA` fed LN1(x), added after the projection dropout (hook 'out_dropped');
+// METER: `output.PA` of every fusion BertSelfOutput, fed the residual input and added after the post-LN
+// (hook 'post_ln').
+// Deliberately NOT here: the learnable-scalar and "out"/"lora" variants the reference never uses.
+// Invariants: names `PA.adapter_layer_norm_before.*`, `PA.down_proj.*`, `PA.up_proj.*`.
+import type { Tensor } from '../../engine/index.ts';
+import { Module } from '../nn/module.ts';
+import { Dropout, LayerNorm, Linear } from '../nn/layers.ts';
+import { ViltAttention } from '../vilt.ts';
+import { BertSelfOutput } from '../roberta.ts';
+import { findModules, inFusion, joinName, type Backbone, type MethodOptions, type MethodSpec } from './inject.ts';
+
+export class ParallelAdapter extends Module {
+  readonly adapter_layer_norm_before: LayerNorm;
+  readonly down_proj: Linear;
+  readonly up_proj: Linear;
+  readonly dropout: Dropout;
+  constructor(dim: number, bottleneck: number, readonly scale: number, p = 0) {
+    super();
+    this.adapter_layer_norm_before = this.registerModule('adapter_layer_norm_before', new LayerNorm(dim, 1e-5));
+    this.down_proj = this.registerModule('down_proj', new Linear(dim, bottleneck, { init: 'normal0.02' }));
+    this.up_proj = this.registerModule('up_proj', new Linear(bottleneck, dim, { init: 'normal0.02' }));
+    this.dropout = this.registerModule('dropout', new Dropout(p));
+  }
+  // [B, N, D] -> [B, N, D]
+  forward(u: Tensor): Tensor {
+    const d = this.dropout.forward(this.down_proj.forward(this.adapter_layer_norm_before.forward(u)).relu());
+    return this.up_proj.forward(d).mul(this.scale);
+  }
+}
+
+export const parallelAdapter: MethodSpec = {
+  name: 'parallel_adapter',
+  description: 'Scaled parallel adapter beside each attention block (paper Table: r=96, scale 4)',
+  options: [
+    { name: 'rank', type: 'int', default: 96, min: 1, description: 'bottleneck width (reference code: 204 ViLT)' },
+    { name: 'scale', type: 'number', default: 4, description: 'fixed output scale' },
+  ],
+  tokenForClassifier: true,
+  trainable: () => ['PA'],
+  inject(model: Backbone, o: MethodOptions): string[] {
+    const r = o.rank as number, s = o.scale as number, D = model.hidden;
+    const names: string[] = [];
+    if (model.kind === 'vilt') {
+      for (const [n, attn] of findModules(model, ViltAttention)) {
+        const pa = attn.registerModule('PA', new ParallelAdapter(D, r, s));
+        attn.addHook('out_dropped', (x, ctx) => x.add(pa.forward(ctx.input!)), 'parallel_adapter');
+        names.push(joinName(n, 'PA'));
+      }
+    } else {
+      for (const [n, so] of findModules(model, BertSelfOutput, inFusion)) {
+        const pa = so.registerModule('PA', new ParallelAdapter(D, r, s));
+        so.addHook('post_ln', (x, ctx) => x.add(pa.forward(ctx.input!)), 'parallel_adapter');
+        names.push(joinName(n, 'PA'));
+      }
+    }
+    return names;
+  },
+};

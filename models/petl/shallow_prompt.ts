@@ -1,0 +1,33 @@
+// Shallow prompt (apt-spec §3.3, not in the paper table). ViLT: `prompt` [1, 1, P, D] appended once after the
+// image tokens and carried through every block as ordinary tokens (image_feats include their outputs). METER:
+// `prompts.0` / `prompts.1` [1, 1, P, D] prepended to the text / image stream before fusion layer 1 and carried
+// through all layers; as in the reference, both poolers then read the first prompt token (quirk kept: it is the
+// method's definition, not an accident of naming).
+// Deliberately NOT here: per-layer prompts (deep_prompt.ts).
+// Invariants: same Uniform(-v, v) init as the deep prompt.
+import { Module } from '../nn/module.ts';
+import { uniform } from '../nn/init.ts';
+import { promptInitBound, promptRows } from './deep_prompt.ts';
+import type { Backbone, MethodOptions, MethodSpec } from './inject.ts';
+
+export const shallowPrompt: MethodSpec = {
+  name: 'shallow_prompt',
+  description: 'Shallow prompt tuning: prompt tokens added once to the input sequence and carried through all layers',
+  options: [{ name: 'tokens', type: 'int', default: 200, min: 1, description: 'prompt tokens (per stream for METER)' }],
+  tokenForClassifier: true,
+  trainable: () => ['prompt'],
+  inject(model: Backbone, o: MethodOptions): string[] {
+    const P = o.tokens as number, D = model.hidden, v = promptInitBound(D);
+    if (model.kind === 'vilt') {
+      model.registerParameter('prompt', uniform([1, 1, P, D], -v, v));
+      model.addTokenSource('sequence', (B) => promptRows(model, 'prompt', 0, B), 'shallow_prompt');
+      return ['prompt'];
+    }
+    const holder = model.registerModule('prompts', new Module());
+    holder.registerParameter('0', uniform([1, 1, P, D], -v, v));
+    holder.registerParameter('1', uniform([1, 1, P, D], -v, v));
+    model.addTokenSource('fusion_text', (B) => promptRows(holder, '0', 0, B), 'shallow_prompt');
+    model.addTokenSource('fusion_image', (B) => promptRows(holder, '1', 0, B), 'shallow_prompt');
+    return ['prompts'];
+  },
+};

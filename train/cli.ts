@@ -1,0 +1,203 @@
+// The `aptune` command line: methods, params / flops / table (the paper's accounting), synth (synthetic
+// benchmark), import (original .ckpt / HF ViLT safetensors -> aptune checkpoint), start.
+// Deliberately NOT here: training itself (until the trainer lands, `start` prints the accounting table), any
+// number that is not computed by models/accounting.ts.
+// Invariants: unknown commands and options are errors (exit 2) naming them; --help works on every command;
+// `main` returns the exit status and never calls process.exit (so tests and bin/aptune.js can call it).
+import { pathToFileURL } from 'node:url';
+import { listMethods } from '../models/petl/index.ts';
+import { ACCOUNT_METHODS, DEFAULT_TOKENS, accountingTable, formatAccountingTable, type AccountMethod, type AccountModel, type TokenCounts } from '../models/accounting.ts';
+
+class UsageError extends Error {}
+
+interface OptSpec { name: string; arg?: string; help: string }
+interface Command {
+  name: string;
+  summary: string;
+  usage: string;
+  options: OptSpec[];
+  run(o: Record<string, string | boolean>, rest: string[]): Promise<number> | number;
+  /** pass everything after the command through untouched (synth) */
+  passthrough?: boolean;
+}
+
+const JSON_OPT: OptSpec = { name: 'json', help: 'print JSON instead of a table' };
+const ACCOUNT_OPTS: OptSpec[] = [
+  { name: 'model', arg: 'vilt|meter|all', help: 'backbone(s) to account (default all)' },
+  { name: 'text-tokens', arg: 'N', help: `text tokens of the measuring forward (default ${DEFAULT_TOKENS.vilt.text})` },
+  { name: 'image-tokens', arg: 'N', help: `visual tokens (default ViLT ${DEFAULT_TOKENS.vilt.image}, METER ${DEFAULT_TOKENS.meter.image}); applies to every selected model` },
+  { name: 'method', arg: 'NAME[,NAME..]', help: `only these methods (default all: ${ACCOUNT_METHODS.join(', ')})` },
+  { name: 'opt', arg: 'KEY=VALUE[,KEY=VALUE..]', help: 'method options (with a single --method), e.g. --method apt --opt tokens=50,rank=4' },
+  JSON_OPT,
+];
+
+function parseArgs(cmd: Command, argv: string[]): { opts: Record<string, string | boolean>; rest: string[] } {
+  const opts: Record<string, string | boolean> = {};
+  const rest: string[] = [];
+  for (let i = 0; i < argv.length; i++) {
+    const a = argv[i];
+    if (a === '-h' || a === '--help') { opts.help = true; continue; }
+    if (!a.startsWith('--')) { rest.push(a); continue; }
+    const eq = a.indexOf('=');
+    const name = a.slice(2, eq < 0 ? undefined : eq);
+    const spec = cmd.options.find((o) => o.name === name);
+    if (!spec) throw new UsageError(`unknown option '--${name}' for 'aptune ${cmd.name}' (options: ${cmd.options.map((o) => '--' + o.name).join(', ') || 'none'}; see aptune ${cmd.name} --help)`);
+    if (!spec.arg) {
+      if (eq >= 0) throw new UsageError(`option '--${name}' takes no value`);
+      opts[name] = true;
+      continue;
+    }
+    const v = eq >= 0 ? a.slice(eq + 1) : argv[++i];
+    if (v === undefined || (eq < 0 && v.startsWith('--'))) throw new UsageError(`option '--${name}' needs a value (${spec.arg})`);
+    opts[name] = v;
+  }
+  return { opts, rest };
+}
+
+function intOpt(o: Record<string, string | boolean>, name: string): number | undefined {
+  const v = o[name];
+  if (v === undefined) return undefined;
+  const n = Number(v);
+  if (typeof v !== 'string' || !/^\d+$/.test(v) || !Number.isSafeInteger(n) || n < 1) throw new UsageError(`--${name} must be a positive integer, got '${String(v)}'`);
+  return n;
+}
+
+function modelsOpt(o: Record<string, string | boolean>): AccountModel[] {
+  const v = (o.model as string | undefined) ?? 'all';
+  if (v === 'all') return ['vilt', 'meter'];
+  if (v === 'vilt' || v === 'meter') return [v];
+  throw new UsageError(`--model must be vilt, meter or all, got '${v}'`);
+}
+
+function accounting(o: Record<string, string | boolean>, columns: ('params' | 'flops')[]): number {
+  const models = modelsOpt(o);
+  const text = intOpt(o, 'text-tokens'), image = intOpt(o, 'image-tokens');
+  const tokens: Partial<Record<AccountModel, Partial<TokenCounts>>> = {};
+  for (const m of models) tokens[m] = { ...(text ? { text } : {}), ...(image ? { image } : {}) };
+  let methods: AccountMethod[] | undefined;
+  if (typeof o.method === 'string') {
+    methods = o.method.split(',').map((m) => m.trim()) as AccountMethod[];
+    for (const m of methods) if (!ACCOUNT_METHODS.includes(m)) throw new UsageError(`unknown method '${m}' (methods: ${ACCOUNT_METHODS.join(', ')})`);
+  }
+  let options: Record<string, number | boolean> | undefined;
+  if (typeof o.opt === 'string') {
+    if (!methods || methods.length !== 1) throw new UsageError('--opt needs exactly one --method');
+    options = {};
+    for (const kv of o.opt.split(',')) {
+      const m = /^([A-Za-z_][\w]*)=(.+)$/.exec(kv.trim());
+      if (!m) throw new UsageError(`--opt expects KEY=VALUE, got '${kv}'`);
+      options[m[1]] = m[2] === 'true' ? true : m[2] === 'false' ? false : Number.isFinite(Number(m[2])) ? Number(m[2]) : NaN;
+      if (Number.isNaN(options[m[1]])) throw new UsageError(`--opt ${m[1]}: '${m[2]}' is not a number or boolean`);
+    }
+  }
+  const rows = accountingTable(models, { tokens, methods, options });
+  if (o.json) console.log(JSON.stringify(rows.map((r) => ({ model: r.model, method: r.method, params: r.params, flops: r.flops }))));
+  else console.log(formatAccountingTable(rows, columns));
+  return 0;
+}
+
+const COMMANDS: Command[] = [
+  {
+    name: 'methods', summary: 'list the parameter-efficient methods and their options', usage: 'aptune methods [--json]', options: [JSON_OPT],
+    run(o) {
+      const ms = listMethods();
+      if (o.json) { console.log(JSON.stringify(ms)); return 0; }
+      for (const m of ms) {
+        console.log(`${m.name}\n    ${m.description}`);
+        for (const op of m.options) console.log(`    --${op.name} <${op.type}>  default ${String(op.default)}${op.min !== undefined ? `, min ${op.min}` : ''}${op.max !== undefined ? `, max ${op.max}` : ''}: ${op.description}`);
+      }
+      return 0;
+    },
+  },
+  { name: 'params', summary: "updated parameters per method, beside the paper's values", usage: 'aptune params [--model vilt|meter|all] [--text-tokens N] [--image-tokens N] [--method M] [--opt K=V] [--json]', options: ACCOUNT_OPTS, run: (o) => accounting(o, ['params']) },
+  { name: 'flops', summary: "additional FLOPs per method, beside the paper's values", usage: 'aptune flops [--model vilt|meter|all] [--text-tokens N] [--image-tokens N] [--method M] [--opt K=V] [--json]', options: ACCOUNT_OPTS, run: (o) => accounting(o, ['flops']) },
+  { name: 'table', summary: 'params and FLOPs together', usage: 'aptune table [--model vilt|meter|all] [--text-tokens N] [--image-tokens N] [--method M] [--opt K=V] [--json]', options: ACCOUNT_OPTS, run: (o) => accounting(o, ['params', 'flops']) },
+  {
+    name: 'synth', summary: 'generate the synthetic benchmark (options: see aptune synth --help)', usage: 'aptune synth [options of train/data/synthetic.ts]', options: [], passthrough: true,
+    async run(_o, rest) {
+      const { runSynth } = await import('./data/synthetic.ts');
+      await runSynth(rest);
+      return 0;
+    },
+  },
+  {
+    name: 'import', summary: 'convert an original checkpoint (.ckpt) or HF ViLT safetensors into an aptune checkpoint',
+    usage: 'aptune import --from FILE --out FILE.safetensors --model vilt|meter [--image-size S] [--classifier NAME]',
+    options: [
+      { name: 'from', arg: 'FILE', help: 'vilt_200k_mlm_itm.ckpt, meter_clip16_288_roberta_pretrain.ckpt or an HF ViLT model.safetensors' },
+      { name: 'out', arg: 'FILE', help: 'the aptune checkpoint to write (safetensors, written atomically)' },
+      { name: 'model', arg: 'vilt|meter', help: 'which backbone the names are matched against' },
+      { name: 'image-size', arg: 'S', help: "METER: the run's image size; CLIP's position table is resized to it (default 384)" },
+      { name: 'classifier', arg: 'NAME', help: "HF ViLT task head 'classifier.*' is renamed to NAME.* (e.g. vqa_classifier)" },
+    ],
+    async run(o) {
+      if (typeof o.from !== 'string' || typeof o.out !== 'string' || typeof o.model !== 'string') throw new UsageError('import needs --from, --out and --model');
+      if (o.model !== 'vilt' && o.model !== 'meter') throw new UsageError(`--model must be vilt or meter, got '${o.model}'`);
+      const size = intOpt(o, 'image-size');
+      if (size !== undefined && o.model !== 'meter') throw new UsageError('--image-size applies to --model meter only');
+      const { convertCheckpoint } = await import('./checkpoint.ts');
+      const r = convertCheckpoint({ from: o.from, out: o.out, model: o.model, imageSize: size, classifierName: typeof o.classifier === 'string' ? o.classifier : undefined });
+      console.log(r.text);
+      return 0;
+    },
+  },
+  {
+    name: 'start', summary: 'start a run (until the trainer exists: prints the params + FLOPs table)', usage: 'aptune start', options: [],
+    run: () => accounting({}, ['params', 'flops']),
+  },
+];
+
+function helpText(cmd?: Command): string {
+  if (cmd) {
+    const lines = [`${cmd.summary}\n\nusage: ${cmd.usage}`];
+    if (cmd.options.length) {
+      lines.push('\noptions:');
+      for (const o of cmd.options) lines.push(`  --${o.name}${o.arg ? ' ' + o.arg : ''}\n      ${o.help}`);
+    }
+    if (cmd.name === 'params' || cmd.name === 'flops' || cmd.name === 'table') lines.push(`\nmethods: ${ACCOUNT_METHODS.join(', ')}`);
+    lines.push('  -h, --help\n      this help');
+    return lines.join('\n');
+  }
+  const w = Math.max(...COMMANDS.map((c) => c.name.length));
+  return ['aptune: Approximated Prompt Tuning (APT) and parameter-efficient tuning of ViLT and METER', '', 'usage: aptune <command> [options]', '', 'commands:',
+    ...COMMANDS.map((c) => `  ${c.name.padEnd(w)}  ${c.summary}`), `  ${'help'.padEnd(w)}  help on a command (aptune help <command>)`, '', 'Each command takes --help.'].join('\n');
+}
+
+/** Runs the CLI; returns the exit status (0 ok, 1 failure, 2 usage error). */
+export async function main(argv: string[]): Promise<number> {
+  const [name, ...args] = argv;
+  try {
+    if (!name || name === '-h' || name === '--help') { console.log(helpText()); return name ? 0 : 2; }
+    if (name === 'help') {
+      const c = args[0] ? COMMANDS.find((x) => x.name === args[0]) : undefined;
+      if (args[0] && !c) throw new UsageError(`unknown command '${args[0]}'`);
+      console.log(helpText(c));
+      return 0;
+    }
+    const cmd = COMMANDS.find((c) => c.name === name);
+    if (!cmd) throw new UsageError(`unknown command '${name}' (commands: ${COMMANDS.map((c) => c.name).join(', ')})`);
+    if (cmd.passthrough) return await cmd.run({}, args); // the command parses its own options and --help
+    const { opts, rest } = parseArgs(cmd, args);
+    if (opts.help) { console.log(helpText(cmd)); return 0; }
+    if (rest.length) throw new UsageError(`unexpected argument '${rest[0]}' for 'aptune ${cmd.name}'`);
+    return await cmd.run(opts, rest);
+  } catch (e) {
+    if (e instanceof UsageError) { console.error(`aptune: ${e.message}`); return 2; }
+    console.error(`aptune: ${e instanceof Error ? e.message : String(e)}`);
+    if (process.env.APTUNE_DEBUG && e instanceof Error) console.error(e.stack);
+    return 1;
+  }
+}
+
+/** A closed pipe (`aptune table | head`) ends the command quietly instead of crashing. */
+export function quietOnClosedPipe(): void {
+  process.stdout.on('error', (e: NodeJS.ErrnoException) => {
+    if (e.code === 'EPIPE') process.exit(process.exitCode ?? 0);
+    throw e;
+  });
+}
+
+if (process.argv[1] && import.meta.url === pathToFileURL(process.argv[1]).href) {
+  quietOnClosedPipe();
+  process.exitCode = await main(process.argv.slice(2));
+}

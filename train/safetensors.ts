@@ -1,0 +1,193 @@
+// safetensors read/write: the project's own weight format (https://github.com/huggingface/safetensors).
+// Layout: u64 little-endian header length N, N bytes of JSON header
+//   { "<name>": { "dtype": "F32", "shape": [..], "data_offsets": [begin, end] }, ..., "__metadata__": {str: str} }
+// then the byte buffer; offsets are relative to the start of the buffer.
+// Reads F32/F64/F16/BF16 (returned as float32) and I32/I64 (returned as int32, range-checked); writes F32/I32.
+// Does not: memory-map, stream, or keep dtypes other than float32/int32 in memory.
+// Invariants: every written file is complete or absent (temp file + rename); offsets written are contiguous,
+// sorted by name, and cover the buffer exactly; the header is padded with spaces to a multiple of 8 bytes.
+// Every error names the file (or '<buffer>') and, where there is one, the tensor.
+import { closeSync, fsyncSync, openSync, readFileSync, renameSync, unlinkSync, writeSync } from 'node:fs';
+
+export type SafeDType = 'F32' | 'F64' | 'F16' | 'BF16' | 'I32' | 'I64';
+const ELEM_BYTES: Record<SafeDType, number> = { F32: 4, F64: 8, F16: 2, BF16: 2, I32: 4, I64: 8 };
+
+/** A host tensor as stored: row-major, contiguous. */
+export interface HostTensor {
+  dtype: 'float32' | 'int32';
+  shape: number[];
+  data: Float32Array | Int32Array;
+}
+
+export interface SafetensorsContent {
+  tensors: Map<string, HostTensor>;
+  metadata: Record<string, string>;
+}
+
+const numelOf = (shape: readonly number[]) => shape.reduce((a, b) => a * b, 1);
+
+/** IEEE half -> float */
+export function halfToFloat(h: number): number {
+  const s = h & 0x8000 ? -1 : 1;
+  const e = (h >> 10) & 0x1f;
+  const f = h & 0x3ff;
+  if (e === 0) return s * f * 2 ** -24;
+  if (e === 31) return f ? NaN : s * Infinity;
+  return s * (1 + f / 1024) * 2 ** (e - 15);
+}
+
+/** Decode `numel` little-endian elements of a stored dtype into float32 or int32. */
+export function decodeElements(bytes: Uint8Array, dtype: SafeDType, numel: number, where: string): Float32Array | Int32Array {
+  const need = numel * ELEM_BYTES[dtype];
+  if (bytes.byteLength < need) throw new Error(`${where}: ${dtype} data holds ${bytes.byteLength} bytes, ${need} needed`);
+  const dv = new DataView(bytes.buffer, bytes.byteOffset, need);
+  switch (dtype) {
+    case 'F32': {
+      const out = new Float32Array(numel);
+      for (let i = 0; i < numel; i++) out[i] = dv.getFloat32(i * 4, true);
+      return out;
+    }
+    case 'F64': {
+      const out = new Float32Array(numel);
+      for (let i = 0; i < numel; i++) out[i] = dv.getFloat64(i * 8, true);
+      return out;
+    }
+    case 'F16': {
+      const out = new Float32Array(numel);
+      for (let i = 0; i < numel; i++) out[i] = halfToFloat(dv.getUint16(i * 2, true));
+      return out;
+    }
+    case 'BF16': {
+      const out = new Float32Array(numel);
+      const u = new Uint32Array(1), f = new Float32Array(u.buffer);
+      for (let i = 0; i < numel; i++) { u[0] = dv.getUint16(i * 2, true) << 16; out[i] = f[0]; }
+      return out;
+    }
+    case 'I32': {
+      const out = new Int32Array(numel);
+      for (let i = 0; i < numel; i++) out[i] = dv.getInt32(i * 4, true);
+      return out;
+    }
+    case 'I64': {
+      const out = new Int32Array(numel);
+      for (let i = 0; i < numel; i++) {
+        const v = dv.getBigInt64(i * 8, true);
+        if (v > 2147483647n || v < -2147483648n) throw new Error(`${where}: I64 element ${i} = ${v} does not fit in int32`);
+        out[i] = Number(v);
+      }
+      return out;
+    }
+  }
+}
+
+/** Parse a whole safetensors file held in memory. `source` names the file in errors. */
+export function parseSafetensors(buf: Uint8Array, source = '<buffer>'): SafetensorsContent {
+  if (buf.byteLength < 8) throw new Error(`${source}: not a safetensors file (${buf.byteLength} bytes, shorter than the 8-byte header length)`);
+  const dv = new DataView(buf.buffer, buf.byteOffset, buf.byteLength);
+  const n = dv.getBigUint64(0, true);
+  if (n > BigInt(buf.byteLength - 8)) throw new Error(`${source}: not a safetensors file or truncated (header length ${n} exceeds the ${buf.byteLength - 8} bytes that follow)`);
+  const hlen = Number(n);
+  let header: Record<string, unknown>;
+  try {
+    header = JSON.parse(new TextDecoder('utf-8', { fatal: true }).decode(buf.subarray(8, 8 + hlen)));
+  } catch (e) {
+    throw new Error(`${source}: not a safetensors file (header is not valid JSON: ${(e as Error).message})`);
+  }
+  if (header === null || typeof header !== 'object' || Array.isArray(header)) throw new Error(`${source}: safetensors header is not a JSON object`);
+  const data = buf.subarray(8 + hlen);
+  const metadata: Record<string, string> = {};
+  const tensors = new Map<string, HostTensor>();
+  for (const [name, spec] of Object.entries(header)) {
+    if (name === '__metadata__') {
+      if (spec === null || typeof spec !== 'object') throw new Error(`${source}: __metadata__ is not an object`);
+      for (const [k, v] of Object.entries(spec as Record<string, unknown>)) {
+        if (typeof v !== 'string') throw new Error(`${source}: __metadata__.${k} is not a string`);
+        metadata[k] = v;
+      }
+      continue;
+    }
+    const where = `${source}: tensor '${name}'`;
+    const s = spec as { dtype?: unknown; shape?: unknown; data_offsets?: unknown };
+    if (!s || typeof s !== 'object') throw new Error(`${where}: header entry is not an object`);
+    if (typeof s.dtype !== 'string' || !(s.dtype in ELEM_BYTES)) throw new Error(`${where}: unsupported dtype ${JSON.stringify(s.dtype)} (supported: ${Object.keys(ELEM_BYTES).join(', ')})`);
+    if (!Array.isArray(s.shape) || !s.shape.every((d) => Number.isInteger(d) && d >= 0)) throw new Error(`${where}: bad shape ${JSON.stringify(s.shape)}`);
+    const off = s.data_offsets;
+    if (!Array.isArray(off) || off.length !== 2 || !off.every((d) => Number.isInteger(d) && d >= 0) || off[0] > off[1]) throw new Error(`${where}: bad data_offsets ${JSON.stringify(off)}`);
+    const dtype = s.dtype as SafeDType;
+    const shape = s.shape as number[];
+    const numel = numelOf(shape);
+    const [b, e] = off as [number, number];
+    if (e - b !== numel * ELEM_BYTES[dtype]) throw new Error(`${where}: data_offsets [${b}, ${e}] span ${e - b} bytes but shape [${shape}] of ${dtype} needs ${numel * ELEM_BYTES[dtype]}`);
+    if (e > data.byteLength) throw new Error(`${where}: data ends at byte ${e} but the file holds only ${data.byteLength} data bytes (truncated file?)`);
+    const arr = decodeElements(data.subarray(b, e), dtype, numel, where);
+    tensors.set(name, { dtype: arr instanceof Int32Array ? 'int32' : 'float32', shape: [...shape], data: arr });
+  }
+  return { tensors, metadata };
+}
+
+export function readSafetensors(path: string): SafetensorsContent {
+  let buf: Buffer;
+  try { buf = readFileSync(path); } catch (e) { throw new Error(`${path}: cannot read safetensors file: ${(e as Error).message}`); }
+  return parseSafetensors(buf, path);
+}
+
+/** Serialise tensors (float32 -> F32, int32 -> I32) and string metadata. Names are sorted. */
+export function serializeSafetensors(tensors: Map<string, HostTensor> | Record<string, HostTensor>, metadata: Record<string, string> = {}): Uint8Array {
+  const entries = (tensors instanceof Map ? [...tensors.entries()] : Object.entries(tensors)).sort((a, b) => (a[0] < b[0] ? -1 : a[0] > b[0] ? 1 : 0));
+  const header: Record<string, unknown> = {};
+  if (Object.keys(metadata).length) {
+    for (const [k, v] of Object.entries(metadata)) if (typeof v !== 'string') throw new Error(`safetensors metadata '${k}' must be a string`);
+    header.__metadata__ = metadata;
+  }
+  let offset = 0;
+  for (const [name, t] of entries) {
+    if (name === '__metadata__') throw new Error(`safetensors: '__metadata__' is reserved and cannot name a tensor`);
+    const numel = numelOf(t.shape);
+    if (t.data.length !== numel) throw new Error(`safetensors: tensor '${name}' has ${t.data.length} elements but shape [${t.shape}] needs ${numel}`);
+    let dtype: SafeDType;
+    if (t.data instanceof Float32Array) dtype = 'F32';
+    else if (t.data instanceof Int32Array) dtype = 'I32';
+    else throw new Error(`safetensors: tensor '${name}' must be Float32Array or Int32Array to be written`);
+    header[name] = { dtype, shape: [...t.shape], data_offsets: [offset, offset + numel * 4] };
+    offset += numel * 4;
+  }
+  let json = JSON.stringify(header);
+  let hbytes = new TextEncoder().encode(json);
+  const pad = (8 - (hbytes.byteLength % 8)) % 8;
+  if (pad) { json += ' '.repeat(pad); hbytes = new TextEncoder().encode(json); }
+  const out = new Uint8Array(8 + hbytes.byteLength + offset);
+  const dv = new DataView(out.buffer);
+  dv.setBigUint64(0, BigInt(hbytes.byteLength), true);
+  out.set(hbytes, 8);
+  let p = 8 + hbytes.byteLength;
+  for (const [, t] of entries) {
+    const n = t.data.length;
+    if (t.data instanceof Float32Array) for (let i = 0; i < n; i++) dv.setFloat32(p + i * 4, t.data[i], true);
+    else for (let i = 0; i < n; i++) dv.setInt32(p + i * 4, t.data[i], true);
+    p += n * 4;
+  }
+  return out;
+}
+
+/** Write bytes to `path` atomically: a temp file beside it, fsync, then rename. */
+export function writeFileAtomic(path: string, bytes: Uint8Array): void {
+  const tmp = `${path}.tmp-${process.pid}-${Date.now()}`;
+  let fd = -1;
+  try {
+    fd = openSync(tmp, 'w');
+    let off = 0;
+    while (off < bytes.byteLength) off += writeSync(fd, bytes, off, bytes.byteLength - off);
+    fsyncSync(fd);
+    closeSync(fd);
+    fd = -1;
+    renameSync(tmp, path);
+  } catch (e) {
+    if (fd >= 0) try { closeSync(fd); } catch { /* already failing */ }
+    try { unlinkSync(tmp); } catch { /* may not exist */ }
+    throw new Error(`${path}: cannot write file: ${(e as Error).message}`);
+  }
+}
+
+export function writeSafetensors(path: string, tensors: Map<string, HostTensor> | Record<string, HostTensor>, metadata: Record<string, string> = {}): void {
+  writeFileAtomic(path, serializeSafetensors(tensors, metadata));
+}
