@@ -1,1 +1,33 @@
-// placeholder until the wasm backend lands
+// Builds the AssemblyScript kernels (engine/assembly/) into engine/assembly/build/ with asc, per asconfig.json:
+// simd.wasm, relaxed.wasm (single memory) and simd-mt.wasm, relaxed-mt.wasm (shared memory, for worker threads).
+// Does not: download anything or build the CUDA addon. Fails (exit 1) with asc's diagnostics if a target fails.
+// Invariants: the four targets compile the same sources; they run as parallel asc processes so the build takes seconds.
+import { spawn } from 'node:child_process';
+import { mkdirSync, readFileSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
+import { dirname, join } from 'node:path';
+
+const root = join(dirname(fileURLToPath(import.meta.url)), '..');
+const config = JSON.parse(readFileSync(join(root, 'asconfig.json'), 'utf8'));
+const targets = Object.keys(config.targets);
+let asc;
+try {
+  asc = join(dirname(fileURLToPath(import.meta.resolve('assemblyscript/package.json'))), 'bin', 'asc.js');
+} catch {
+  console.error('build-wasm: assemblyscript is not installed (run npm install)');
+  process.exit(1);
+}
+mkdirSync(join(root, 'engine/assembly/build'), { recursive: true });
+const t0 = Date.now();
+const results = await Promise.all(targets.map((t) => new Promise((resolve) => {
+  const p = spawn(process.execPath, [asc, '--config', 'asconfig.json', '--target', t], { cwd: root, stdio: ['ignore', 'inherit', 'pipe'] });
+  let err = '';
+  p.stderr.on('data', (d) => { err += d; });
+  p.on('close', (code) => resolve({ t, code, err }));
+})));
+let failed = 0;
+for (const r of results) {
+  if (r.code !== 0) { failed++; console.error(`build-wasm: target ${r.t} failed\n${r.err}`); }
+}
+if (failed) process.exit(1);
+console.log(`build-wasm: ${targets.map((t) => config.targets[t].outFile).join(', ')} (${((Date.now() - t0) / 1000).toFixed(1)} s)`);

@@ -1,0 +1,94 @@
+// Vector (f32x4) math shared by the kernels: fused multiply-add, exp, erf, tanh, sigmoid, horizontal sums.
+// Does not: handle denormal inputs specially (exp flushes below -87.34 to 0), or promise correct rounding.
+// Invariants: exp is Cephes' expf (about 1 ulp on [-87, 88]); erf is Cephes' erff polynomial on |x| < 1 and
+// Abramowitz-Stegun 7.1.26 beyond (absolute error < 2e-7); all lanes are independent.
+
+@inline export function fma4(a: v128, b: v128, c: v128): v128 {
+  if (ASC_FEATURE_RELAXED_SIMD) return f32x4.relaxed_madd(a, b, c);
+  else return f32x4.add(f32x4.mul(a, b), c);
+}
+
+@inline export function hsum(v: v128): f32 {
+  return (f32x4.extract_lane(v, 0) + f32x4.extract_lane(v, 1)) + (f32x4.extract_lane(v, 2) + f32x4.extract_lane(v, 3));
+}
+
+@inline export function hmax(v: v128): f32 {
+  return max(max(f32x4.extract_lane(v, 0), f32x4.extract_lane(v, 1)), max(f32x4.extract_lane(v, 2), f32x4.extract_lane(v, 3)));
+}
+
+@inline function pow2i(n: v128): v128 { // 2^n for integer lanes n in [-126, 127]
+  return i32x4.shl(i32x4.add(n, i32x4.splat(127)), 23);
+}
+
+export function vexp(x0: v128): v128 {
+  const x = f32x4.min(f32x4.max(x0, f32x4.splat(-87.33654)), f32x4.splat(88.72283));
+  const fx = f32x4.floor(fma4(x, f32x4.splat(1.44269504088896341), f32x4.splat(0.5)));
+  let r = fma4(fx, f32x4.splat(-0.693359375), x);
+  r = fma4(fx, f32x4.splat(2.12194440e-4), r);
+  const z = f32x4.mul(r, r);
+  let y = f32x4.splat(1.9875691500e-4);
+  y = fma4(y, r, f32x4.splat(1.3981999507e-3));
+  y = fma4(y, r, f32x4.splat(8.3334519073e-3));
+  y = fma4(y, r, f32x4.splat(4.1665795894e-2));
+  y = fma4(y, r, f32x4.splat(1.6666665459e-1));
+  y = fma4(y, r, f32x4.splat(5.0000001201e-1));
+  y = f32x4.add(fma4(y, z, r), f32x4.splat(1.0));
+  const n = i32x4.trunc_sat_f32x4_s(fx);
+  const h = i32x4.shr_s(n, 1);
+  y = f32x4.mul(f32x4.mul(y, pow2i(h)), pow2i(i32x4.sub(n, h)));
+  // below the clamp: 0; above: +inf; NaN stays NaN
+  y = v128.and(y, f32x4.ge(x0, f32x4.splat(-87.33654)));
+  y = v128.bitselect(f32x4.splat(Infinity), y, f32x4.gt(x0, f32x4.splat(88.72283)));
+  return v128.bitselect(x0, y, f32x4.ne(x0, x0));
+}
+
+export function verf(x: v128): v128 {
+  const ax = f32x4.abs(x);
+  // |x| < 1: x * T(x^2)
+  const z = f32x4.mul(x, x);
+  let p = f32x4.splat(7.853861353153693e-5);
+  p = fma4(p, z, f32x4.splat(-8.010193625184903e-4));
+  p = fma4(p, z, f32x4.splat(5.188327685732524e-3));
+  p = fma4(p, z, f32x4.splat(-2.685381193529856e-2));
+  p = fma4(p, z, f32x4.splat(1.128358514861418e-1));
+  p = fma4(p, z, f32x4.splat(-3.761262582423300e-1));
+  p = fma4(p, z, f32x4.splat(1.128379165726710));
+  const small = f32x4.mul(x, p);
+  // |x| >= 1: 1 - poly(t) exp(-x^2), t = 1 / (1 + 0.3275911 |x|)
+  const t = f32x4.div(f32x4.splat(1.0), fma4(ax, f32x4.splat(0.3275911), f32x4.splat(1.0)));
+  let q = f32x4.splat(1.061405429);
+  q = fma4(q, t, f32x4.splat(-1.453152027));
+  q = fma4(q, t, f32x4.splat(1.421413741));
+  q = fma4(q, t, f32x4.splat(-0.284496736));
+  q = fma4(q, t, f32x4.splat(0.254829592));
+  q = f32x4.mul(q, t);
+  const e = vexp(f32x4.neg(f32x4.min(z, f32x4.splat(100.0))));
+  let big = f32x4.sub(f32x4.splat(1.0), f32x4.mul(q, e));
+  big = v128.or(v128.and(big, i32x4.splat(0x7fffffff)), v128.and(x, i32x4.splat(0x80000000))); // copysign
+  return v128.bitselect(small, big, f32x4.lt(ax, f32x4.splat(1.0)));
+}
+
+export function vsigmoid(x: v128): v128 {
+  return f32x4.div(f32x4.splat(1.0), f32x4.add(f32x4.splat(1.0), vexp(f32x4.neg(x))));
+}
+
+export function vtanh(x: v128): v128 {
+  const ax = f32x4.abs(x);
+  const z = f32x4.mul(x, x);
+  let p = f32x4.splat(-5.70498872745e-3);
+  p = fma4(p, z, f32x4.splat(2.06390887954e-2));
+  p = fma4(p, z, f32x4.splat(-5.37397155531e-2));
+  p = fma4(p, z, f32x4.splat(1.33314422036e-1));
+  p = fma4(p, z, f32x4.splat(-3.33332819422e-1));
+  const small = fma4(f32x4.mul(p, z), x, x);
+  const e = vexp(f32x4.add(ax, ax));
+  let big = f32x4.sub(f32x4.splat(1.0), f32x4.div(f32x4.splat(2.0), f32x4.add(e, f32x4.splat(1.0))));
+  big = v128.or(v128.and(big, i32x4.splat(0x7fffffff)), v128.and(x, i32x4.splat(0x80000000)));
+  return v128.bitselect(small, big, f32x4.lt(ax, f32x4.splat(0.625)));
+}
+
+// scalar versions through the vector code, so tails agree with the vector bodies bit for bit
+@inline export function sexp(x: f32): f32 { return f32x4.extract_lane(vexp(f32x4.splat(x)), 0); }
+@inline export function serf(x: f32): f32 { return f32x4.extract_lane(verf(f32x4.splat(x)), 0); }
+@inline export function stanh(x: f32): f32 { return f32x4.extract_lane(vtanh(f32x4.splat(x)), 0); }
+@inline export function ssigmoid(x: f32): f32 { return f32x4.extract_lane(vsigmoid(f32x4.splat(x)), 0); }

@@ -1,0 +1,656 @@
+// The WebAssembly backend: storages in one linear memory owned by WasmRuntime, a kernel for every op of OP_NAMES
+// (float32; int32 where an op moves or produces indices), large kernels split across worker threads.
+// Does not: decide shapes (ops.ts does and allocates outputs), keep views of tensors, or read data back except in
+// read(). float64 is not stored here (the reference backend does float64 gradient checks).
+// Invariants:
+// - A kernel only computes descriptors (coalesced shapes and element strides) on the host and calls one export of
+//   engine/assembly (same name as the op, `grep layer_norm` finds both); outputs are written, never allocated.
+// - Any split across threads (rows, columns, batches, element ranges) yields bit-identical results, because each
+//   output element is computed by exactly one thread in a fixed order.
+// - Indices are validated here (the kernels trust them) and a bad one raises an Error naming the op.
+
+import { registerBackend } from '../registry.ts';
+import type { Backend, DType, Kernel, KernelTable, OpName, Storage, TensorRef, TypedArray } from '../backend.ts';
+import { WasmRuntime, splitRange, type RuntimeOptions } from './wasm-runtime.ts';
+
+export interface WasmStorage extends Storage {
+  /** byte address in the linear memory */
+  readonly ptr: number;
+  readonly bytes: number;
+  freed: boolean;
+}
+
+export interface WasmBackendOptions extends RuntimeOptions {
+  /** backend name (default "wasm"); other names are for side-by-side instances in tests and benchmarks */
+  name?: string;
+}
+
+const UNARY: Record<string, number> = {
+  neg: 0, exp: 1, log: 2, sqrt: 3, rsqrt: 4, abs: 5, sign: 6, tanh: 7, sigmoid: 8, relu: 9, erf: 10, gelu: 11, quick_gelu: 12,
+};
+const UNARY_I32 = new Set(['neg', 'abs', 'sign', 'relu']);
+const BINARY: Record<string, number> = {
+  add: 0, sub: 1, mul: 2, div: 3, pow: 4, maximum: 5, minimum: 6, eq: 7, ne: 8, lt: 9, le: 10, gt: 11, ge: 12,
+};
+
+/** Elements per thread below which a kernel stays on the calling thread. */
+const PAR_MIN = 1 << 15;
+/** Rows per partial sum in layer_norm_backward (fixed, so results do not depend on the thread count). */
+const LN_CHUNK = 64;
+const numel = (s: readonly number[]) => s.reduce((a, b) => a * b, 1);
+
+function contiguousStrides(shape: readonly number[]): number[] {
+  const st = new Array<number>(shape.length);
+  let s = 1;
+  for (let i = shape.length - 1; i >= 0; i--) { st[i] = s; s *= shape[i]; }
+  return st;
+}
+
+/** Strides of `shape` read as broadcast to `out` (right-aligned; 0 on broadcast dims). */
+function broadcastStrides(shape: readonly number[], out: readonly number[], op: string): number[] {
+  const st = contiguousStrides(shape);
+  const res = new Array<number>(out.length).fill(0);
+  const off = out.length - shape.length;
+  if (off < 0) throw new Error(`wasm ${op}: input shape [${shape}] has more dims than output [${out}]`);
+  for (let i = 0; i < shape.length; i++) {
+    if (shape[i] === out[i + off]) res[i + off] = shape[i] === 1 ? 0 : st[i];
+    else if (shape[i] === 1) res[i + off] = 0;
+    else throw new Error(`wasm ${op}: shape [${shape}] does not broadcast to [${out}]`);
+  }
+  return res;
+}
+
+/** Drop size-1 dims and merge dims that are contiguous in every stride set; always returns rank >= 1. */
+function coalesce(shape: readonly number[], strides: number[][]): { shape: number[]; strides: number[][] } {
+  const sh: number[] = [];
+  const st: number[][] = strides.map(() => []);
+  for (let d = 0; d < shape.length; d++) {
+    if (shape[d] === 1) continue;
+    const k = sh.length - 1;
+    if (k >= 0 && strides.every((s, j) => st[j][k] === s[d] * shape[d])) {
+      sh[k] *= shape[d];
+      strides.forEach((s, j) => { st[j][k] = s[d]; });
+    } else {
+      sh.push(shape[d]);
+      strides.forEach((s, j) => st[j].push(s[d]));
+    }
+  }
+  if (sh.length === 0) { sh.push(1); st.forEach((s) => s.push(0)); }
+  return { shape: sh, strides: st };
+}
+
+export class WasmBackend implements Backend {
+  readonly name: string;
+  readonly dtypes: readonly DType[] = ['float32', 'int32'];
+  readonly rt: WasmRuntime;
+  readonly kernels: KernelTable;
+  private descPtr: number;
+  private descCap = 1024; // i32 slots
+  private tmpPtr = 0;
+  private tmpBytes = 0;
+  private scratch: { ptr: number; bytes: number }[] = [];
+  private live = 0;
+
+  constructor(opts: WasmBackendOptions = {}) {
+    this.name = opts.name ?? 'wasm';
+    this.rt = new WasmRuntime(opts);
+    this.descPtr = this.rt.malloc(this.descCap * 4);
+    this.kernels = this.makeKernels();
+  }
+
+  get threads(): number { return this.rt.threads; }
+  get relaxed(): boolean { return this.rt.relaxed; }
+
+  // ---- storage ----
+
+  alloc(n: number, dtype: DType): WasmStorage {
+    if (dtype !== 'float32' && dtype !== 'int32') throw new Error(`wasm backend: dtype ${dtype} is not supported (float32, int32)`);
+    if (!Number.isInteger(n) || n < 0) throw new Error(`wasm backend: alloc of ${n} elements`);
+    const bytes = n * 4;
+    const ptr = bytes > 0 ? this.rt.malloc(bytes) : 0;
+    this.live += bytes;
+    return { backend: this.name, numel: n, dtype, ptr, bytes, freed: false };
+  }
+
+  free(s: Storage): void {
+    const w = this.own(s, 'free');
+    if (w.freed) throw new Error('wasm backend: storage freed twice');
+    w.freed = true;
+    this.live -= w.bytes;
+    if (w.bytes > 0) this.rt.freeBlock(w.ptr, w.bytes);
+  }
+
+  write(s: Storage, data: TypedArray, offset = 0): void {
+    const w = this.own(s, 'write');
+    if (offset + data.length > w.numel) throw new Error(`wasm backend: write of ${data.length} at ${offset} overflows storage of ${w.numel}`);
+    const base = (w.ptr >> 2) + offset;
+    if (w.dtype === 'int32') this.rt.i32.set(data instanceof Int32Array ? data : Int32Array.from(data), base);
+    else this.rt.f32.set(data, base);
+  }
+
+  read(s: Storage, offset = 0, n?: number): TypedArray {
+    const w = this.own(s, 'read');
+    const count = n ?? w.numel - offset;
+    if (offset + count > w.numel) throw new Error(`wasm backend: read of ${count} at ${offset} overflows storage of ${w.numel}`);
+    const base = (w.ptr >> 2) + offset;
+    return w.dtype === 'int32' ? this.rt.i32.slice(base, base + count) : this.rt.f32.slice(base, base + count);
+  }
+
+  allocatedBytes(): number { return this.live; }
+
+  private own(s: Storage, what: string): WasmStorage {
+    if (s.backend !== this.name) throw new Error(`wasm backend: ${what} of a storage from backend "${s.backend}"`);
+    const w = s as WasmStorage;
+    if (w.freed) throw new Error(`wasm backend: ${what} of a freed storage`);
+    return w;
+  }
+
+  // ---- helpers ----
+
+  private p(t: TensorRef): number {
+    const s = t.storage as WasmStorage;
+    if (s.backend !== this.name) throw new Error(`wasm backend: tensor on backend "${s.backend}" passed to a wasm kernel`);
+    if (s.freed) throw new Error('wasm backend: kernel input uses a freed storage');
+    return s.ptr + t.offset * 4;
+  }
+
+  /** Write i32 arrays into the descriptor area; returns its address. */
+  private desc(...arrays: number[][]): number {
+    const n = arrays.reduce((a, b) => a + b.length, 0);
+    if (n > this.descCap) {
+      this.rt.freeBlock(this.descPtr, this.descCap * 4);
+      this.descCap = n * 2;
+      this.descPtr = this.rt.malloc(this.descCap * 4);
+    }
+    let k = this.descPtr >> 2;
+    const i32 = this.rt.i32;
+    for (const a of arrays) for (const v of a) i32[k++] = v;
+    return this.descPtr;
+  }
+
+  /** A temporary area of at least `bytes` (valid until the next call). */
+  private tmp(bytes: number): number {
+    if (bytes > this.tmpBytes) {
+      if (this.tmpBytes) this.rt.freeBlock(this.tmpPtr, this.tmpBytes);
+      this.tmpBytes = Math.max(bytes, 4096);
+      this.tmpPtr = this.rt.malloc(this.tmpBytes);
+    }
+    return this.tmpPtr;
+  }
+
+  /** Per-thread scratch of at least `bytes` for thread t. */
+  private threadScratch(t: number, bytes: number): number {
+    const s = this.scratch[t];
+    if (s && s.bytes >= bytes) return s.ptr;
+    if (s) this.rt.freeBlock(s.ptr, s.bytes);
+    const nb = Math.max(bytes, s ? s.bytes * 2 : 0);
+    this.scratch[t] = { ptr: this.rt.malloc(nb), bytes: nb };
+    return this.scratch[t].ptr;
+  }
+
+  /** Parts for a range [0, n) of rows each costing `rowCost` elements of work. */
+  private parts(n: number, rowCost: number, align = 1): [number, number][] {
+    const want = Math.min(this.rt.threads, Math.floor((n * rowCost) / PAR_MIN));
+    return splitRange(n, Math.max(1, want), align);
+  }
+
+  private checkIndices(op: string, idx: TensorRef, limit: number): void {
+    if (idx.dtype !== 'int32') throw new Error(`wasm ${op}: indices must be int32, got ${idx.dtype}`);
+    const n = numel(idx.shape), base = this.p(idx) >> 2, a = this.rt.i32;
+    for (let i = 0; i < n; i++) {
+      const v = a[base + i];
+      if (v < 0 || v >= limit) throw new Error(`wasm ${op}: index ${v} at position ${i} out of range [0, ${limit})`);
+    }
+  }
+
+  private f32only(op: string, ...ts: TensorRef[]): void {
+    for (const t of ts) if (t.dtype !== 'float32') throw new Error(`wasm backend: op ${op} has no kernel for dtype ${t.dtype}`);
+  }
+
+  /** Strided 4-byte copy of a box `shape` from src (strides ss, element address sp) to dst (strides ds). */
+  private copy(shape: readonly number[], sp: number, ss: number[], dp: number, ds: number[]): void {
+    if (numel(shape) === 0) return;
+    const c = coalesce(shape, [ss, ds]);
+    const rank = c.shape.length;
+    const d = this.desc(c.shape, c.strides[0], c.strides[1]);
+    const rows = numel(c.shape.slice(0, -1));
+    const parts = this.parts(rows, c.shape[rank - 1]);
+    this.rt.dispatch('copy_strided', parts.map(([a, b]) => [sp, dp, rank, d, a, b]));
+  }
+
+  private elementwise(fn: string, n: number, args: (i0: number, i1: number) => number[]): void {
+    if (n === 0) return;
+    this.rt.dispatch(fn, this.parts(n, 1, 16).map(([a, b]) => args(a, b)));
+  }
+
+  // ---- kernels ----
+
+  private makeKernels(): KernelTable {
+    const rt = this.rt;
+    const k = {} as KernelTable;
+    const set = (op: string, f: Kernel<any>) => { (k as Record<string, Kernel<any>>)[op] = f; };
+
+    for (const op of Object.keys(BINARY)) {
+      set(op, (inputs: TensorRef[], outputs: TensorRef[]) => {
+        const [a, b] = inputs, out = outputs[0];
+        const n = numel(out.shape);
+        if (n === 0) return;
+        if (a.dtype !== b.dtype) throw new Error(`wasm ${op}: dtypes ${a.dtype} and ${b.dtype} differ`);
+        const fn = a.dtype === 'float32' ? 'binary_f32' : a.dtype === 'int32' && op !== 'pow' ? 'binary_i32' : '';
+        if (!fn) throw new Error(`wasm backend: op ${op} has no kernel for dtype ${a.dtype}`);
+        if (fn === 'binary_i32' && op === 'div') {
+          const bi = this.p(b) >> 2, nb = numel(b.shape);
+          for (let i = 0; i < nb; i++) if (rt.i32[bi + i] === 0) throw new Error('div: int32 division by zero');
+        }
+        const c = coalesce(out.shape, [broadcastStrides(a.shape, out.shape, op), broadcastStrides(b.shape, out.shape, op)]);
+        const rank = c.shape.length;
+        const d = this.desc(c.shape, c.strides[0], c.strides[1]);
+        const rows = numel(c.shape.slice(0, -1));
+        const pa = this.p(a), pb = this.p(b), po = this.p(out);
+        rt.dispatch(fn, this.parts(rows, c.shape[rank - 1]).map(([r0, r1]) => [BINARY[op], pa, pb, po, rank, d, r0, r1]));
+      });
+    }
+
+    k.where = (inputs, outputs) => {
+      const [cnd, a, b] = inputs, out = outputs[0];
+      if (numel(out.shape) === 0) return;
+      const c = coalesce(out.shape, [cnd, a, b].map((t) => broadcastStrides(t.shape, out.shape, 'where')));
+      const rank = c.shape.length;
+      const d = this.desc(c.shape, ...c.strides);
+      const rows = numel(c.shape.slice(0, -1));
+      const args = [this.p(cnd), this.p(a), this.p(b), this.p(out), cnd.dtype === 'int32' ? 0 : 1, rank, d];
+      rt.dispatch('where_32', this.parts(rows, c.shape[rank - 1]).map(([r0, r1]) => [...args, r0, r1]));
+    };
+
+    for (const op of Object.keys(UNARY)) {
+      set(op, (inputs: TensorRef[], outputs: TensorRef[]) => {
+        const x = inputs[0], out = outputs[0];
+        const n = numel(out.shape);
+        let fn = 'unary_f32';
+        if (x.dtype === 'int32' && UNARY_I32.has(op)) fn = 'unary_i32';
+        else this.f32only(op, x);
+        const px = this.p(x), po = this.p(out);
+        this.elementwise(fn, n, (a, b) => [UNARY[op], px, po, a, b]);
+      });
+    }
+
+    const unary2 = (op: string, code: number): Kernel<any> => (inputs, outputs) => {
+      const [x, g] = inputs, out = outputs[0];
+      this.f32only(op, x, g);
+      if (numel(x.shape) !== numel(g.shape)) throw new Error(`wasm ${op}: x [${x.shape}] and grad [${g.shape}] differ`);
+      const px = this.p(x), pg = this.p(g), po = this.p(out);
+      this.elementwise('unary2_f32', numel(out.shape), (a, b) => [code, px, pg, po, a, b]);
+    };
+    k.gelu_backward = unary2('gelu_backward', 0);
+    k.quick_gelu_backward = unary2('quick_gelu_backward', 1);
+
+    k.affine = (inputs, outputs, attrs) => {
+      const x = inputs[0], out = outputs[0];
+      if (x.dtype !== 'int32') this.f32only('affine', x);
+      const px = this.p(x), po = this.p(out);
+      this.elementwise(x.dtype === 'int32' ? 'affine_i32' : 'affine_f32', numel(out.shape), (a, b) => [px, po, attrs.scale, attrs.shift, a, b]);
+    };
+    k.pow_scalar = (inputs, outputs, attrs) => {
+      const x = inputs[0], out = outputs[0];
+      this.f32only('pow_scalar', x);
+      const px = this.p(x), po = this.p(out);
+      this.elementwise('pow_scalar_f32', numel(out.shape), (a, b) => [px, po, attrs.exponent, a, b]);
+    };
+
+    k.sum = (inputs, outputs, attrs) => {
+      const x = inputs[0], out = outputs[0];
+      this.f32only('sum', x);
+      const on = numel(out.shape);
+      if (on === 0) return;
+      if (numel(x.shape) === 0) { rt.exports.fill_32(this.p(out), 0, 0, on); return; }
+      const red = new Set(attrs.axes);
+      const kept = x.shape.map((s, i) => (red.has(i) ? 1 : s));
+      const ks = contiguousStrides(kept);
+      const os = x.shape.map((_, i) => (red.has(i) ? 0 : ks[i]));
+      const c = coalesce(x.shape, [contiguousStrides(x.shape), os]);
+      const rank = c.shape.length;
+      rt.exports.sum_f32(this.p(x), this.p(out), on, rank, this.desc(c.shape, c.strides[1]));
+    };
+
+    const maxLike = (inputs: TensorRef[], vals: TensorRef | null, idx: TensorRef | null, axis: number, op: string) => {
+      const x = inputs[0];
+      this.f32only(op, x);
+      const R = x.shape[axis];
+      const outer = numel(x.shape.slice(0, axis)), inner = numel(x.shape.slice(axis + 1));
+      if (outer * inner === 0) return;
+      if (R === 0) throw new Error(`wasm ${op}: reduction over an empty axis ${axis} of [${x.shape}]`);
+      rt.exports.max_f32(this.p(x), vals ? this.p(vals) : 0, idx ? this.p(idx) : 0, vals ? 1 : 0, idx ? 1 : 0, outer, R, inner);
+    };
+    k.max = (inputs, outputs, attrs) => maxLike(inputs, outputs[0], outputs[1] ?? null, attrs.axis, 'max');
+    k.argmax = (inputs, outputs, attrs) => maxLike(inputs, null, outputs[0], attrs.axis, 'argmax');
+
+    k.matmul = (inputs, outputs, attrs) => this.matmul(inputs[0], inputs[1], outputs[0], attrs.transA, attrs.transB);
+
+    const softmaxLike = (log: number, op: string): Kernel<any> => (inputs, outputs) => {
+      const x = inputs[0], mask = inputs[1], out = outputs[0];
+      this.f32only(op, x, ...(mask ? [mask] : []));
+      const D = x.shape[x.shape.length - 1] ?? 1;
+      const rows = numel(x.shape.slice(0, -1));
+      if (rows * D === 0) return;
+      let d = 0, rank = 1, pm = 0;
+      if (mask) {
+        const ms = broadcastStrides(mask.shape, x.shape, op);
+        const lead = x.shape.slice(0, -1);
+        rank = lead.length + 1;
+        d = this.desc([...lead, D], ms);
+        pm = this.p(mask);
+      }
+      const px = this.p(x), po = this.p(out);
+      rt.dispatch('softmax_f32', this.parts(rows, D * 8).map(([a, b]) => [px, pm, po, mask ? 1 : 0, log, D, rank, d, a, b]));
+    };
+    k.softmax = softmaxLike(0, 'softmax');
+    k.log_softmax = softmaxLike(1, 'log_softmax');
+    const softmaxBw = (log: number, op: string): Kernel<any> => (inputs, outputs) => {
+      const [y, g] = inputs, dx = outputs[0];
+      this.f32only(op, y, g);
+      const D = y.shape[y.shape.length - 1] ?? 1;
+      const rows = numel(y.shape.slice(0, -1));
+      if (rows * D === 0) return;
+      const py = this.p(y), pg = this.p(g), pd = this.p(dx);
+      rt.dispatch('softmax_backward_f32', this.parts(rows, D * 4).map(([a, b]) => [py, pg, pd, log, D, a, b]));
+    };
+    k.softmax_backward = softmaxBw(0, 'softmax_backward');
+    k.log_softmax_backward = softmaxBw(1, 'log_softmax_backward');
+
+    k.layer_norm = (inputs, outputs, attrs) => {
+      const [x, w, b] = inputs, [y, mean, rstd] = outputs;
+      this.f32only('layer_norm', x, w, b);
+      const D = x.shape[x.shape.length - 1];
+      const rows = numel(x.shape.slice(0, -1));
+      if (rows * D === 0) return;
+      if (numel(w.shape) !== D || numel(b.shape) !== D) throw new Error(`wasm layer_norm: weight [${w.shape}] / bias [${b.shape}] do not match last dim ${D}`);
+      const args = [this.p(x), this.p(w), this.p(b), this.p(y), this.p(mean), this.p(rstd), D, attrs.eps];
+      rt.dispatch('layer_norm_f32', this.parts(rows, D * 4).map(([r0, r1]) => [...args, r0, r1]));
+    };
+    k.layer_norm_backward = (inputs, outputs) => {
+      const [g, x, w, mean, rstd] = inputs, [dx, dw, db] = outputs;
+      this.f32only('layer_norm_backward', g, x, w, mean, rstd);
+      const D = x.shape[x.shape.length - 1];
+      const rows = numel(x.shape.slice(0, -1));
+      if (D === 0) return;
+      const base = [this.p(g), this.p(x), this.p(w), this.p(mean), this.p(rstd), this.p(dx)];
+      // dw / db are summed per chunk of LN_CHUNK rows, then over chunks in order: the same bits on any thread count
+      const nChunks = Math.ceil(rows / LN_CHUNK);
+      if (nChunks <= 1) {
+        rt.exports.layer_norm_backward_f32(...base, this.p(dw), this.p(db), D, 0, rows, 1);
+        return;
+      }
+      const tp = this.tmp(nChunks * 2 * D * 4);
+      rt.dispatch('layer_norm_backward_chunks_f32', this.parts(nChunks, LN_CHUNK * D * 6).map(([c0, c1]) => [...base, tp, D, rows, LN_CHUNK, c0, c1]));
+      const f = rt.f32, dwI = this.p(dw) >> 2, dbI = this.p(db) >> 2, t0 = tp >> 2;
+      for (let j = 0; j < D; j++) {
+        let sw = 0, sb = 0;
+        for (let c = 0; c < nChunks; c++) { sw = Math.fround(sw + f[t0 + c * 2 * D + j]); sb = Math.fround(sb + f[t0 + (c * 2 + 1) * D + j]); }
+        f[dwI + j] = sw; f[dbI + j] = sb;
+      }
+    };
+
+    k.dropout = (inputs, outputs, attrs) => {
+      const x = inputs[0], [y, mask] = outputs;
+      this.f32only('dropout', x);
+      if (!(attrs.p >= 0 && attrs.p < 1)) throw new Error(`wasm dropout: p must be in [0, 1), got ${attrs.p}`);
+      const px = this.p(x), py = this.p(y), pm = this.p(mask);
+      this.elementwise('random_f32', numel(x.shape), (a, b) => [pm, 2, attrs.seed, attrs.offset, attrs.p, 0, px, py, a, b]);
+    };
+    k.random_uniform = (_i, outputs, attrs) => {
+      const out = outputs[0];
+      this.f32only('random_uniform', out);
+      const po = this.p(out);
+      this.elementwise('random_f32', numel(out.shape), (a, b) => [po, 0, attrs.seed, attrs.offset, attrs.low, attrs.high, 0, 0, a, b]);
+    };
+    k.random_normal = (_i, outputs, attrs) => {
+      const out = outputs[0];
+      this.f32only('random_normal', out);
+      const po = this.p(out);
+      this.elementwise('random_f32', numel(out.shape), (a, b) => [po, 1, attrs.seed, attrs.offset, attrs.mean, attrs.std, 0, 0, a, b]);
+    };
+
+    const ceCheck = (op: string, logits: TensorRef, labels: TensorRef, ignore: number) => {
+      if (logits.shape.length !== 2) throw new Error(`wasm ${op}: logits must be [B, C], got [${logits.shape}]`);
+      const [B, C] = logits.shape;
+      if (labels.dtype !== 'int32' || numel(labels.shape) !== B) throw new Error(`wasm ${op}: labels must be int32 [${B}], got ${labels.dtype} [${labels.shape}]`);
+      const base = this.p(labels) >> 2, a = rt.i32;
+      for (let i = 0; i < B; i++) {
+        const v = a[base + i];
+        if (v !== ignore && (v < 0 || v >= C)) throw new Error(`wasm ${op}: label ${v} at row ${i} out of range [0, ${C})`);
+      }
+      return [B, C];
+    };
+    k.cross_entropy = (inputs, outputs, attrs) => {
+      const [x, lab] = inputs;
+      this.f32only('cross_entropy', x);
+      const [B, C] = ceCheck('cross_entropy', x, lab, attrs.ignoreIndex);
+      if (B === 0) return;
+      rt.exports.cross_entropy_f32(this.p(x), this.p(lab), this.p(outputs[0]), B, C, attrs.ignoreIndex);
+    };
+    k.cross_entropy_backward = (inputs, outputs, attrs) => {
+      const [x, lab, g] = inputs;
+      this.f32only('cross_entropy_backward', x, g);
+      const [B, C] = ceCheck('cross_entropy_backward', x, lab, attrs.ignoreIndex);
+      if (B === 0) return;
+      rt.exports.cross_entropy_backward_f32(this.p(x), this.p(lab), this.p(g), this.p(outputs[0]), B, C, attrs.ignoreIndex);
+    };
+    k.bce_with_logits = (inputs, outputs) => {
+      const [x, t] = inputs;
+      this.f32only('bce_with_logits', x, t);
+      if (numel(x.shape) !== numel(t.shape)) throw new Error(`wasm bce_with_logits: input [${x.shape}] and target [${t.shape}] differ`);
+      rt.exports.bce_with_logits_f32(this.p(x), this.p(t), this.p(outputs[0]), numel(x.shape));
+    };
+    k.bce_with_logits_backward = (inputs, outputs) => {
+      const [x, t, g] = inputs;
+      this.f32only('bce_with_logits_backward', x, t, g);
+      if (numel(x.shape) !== numel(t.shape) || numel(x.shape) !== numel(g.shape)) {
+        throw new Error(`wasm bce_with_logits_backward: input [${x.shape}], target [${t.shape}], grad [${g.shape}] differ`);
+      }
+      rt.exports.bce_with_logits_backward_f32(this.p(x), this.p(t), this.p(g), this.p(outputs[0]), numel(x.shape));
+    };
+
+    k.index_select = (inputs, outputs, attrs) => {
+      const [x, idx] = inputs, out = outputs[0];
+      const ax = attrs.axis, A = x.shape[ax];
+      this.checkIndices('index_select', idx, A);
+      const outer = numel(x.shape.slice(0, ax)), inner = numel(x.shape.slice(ax + 1)), K = numel(idx.shape);
+      if (outer * inner * K === 0) return;
+      rt.exports.index_select_32(this.p(x), this.p(idx), this.p(out), outer, A, K, inner);
+    };
+    k.index_add = (inputs, outputs, attrs) => {
+      const [g, idx] = inputs, out = outputs[0];
+      this.f32only('index_add', g);
+      const ax = attrs.axis;
+      this.checkIndices('index_add', idx, attrs.size);
+      const outer = numel(g.shape.slice(0, ax)), inner = numel(g.shape.slice(ax + 1)), K = numel(idx.shape);
+      if (numel(out.shape) === 0) return;
+      rt.exports.index_add_f32(this.p(g), this.p(idx), this.p(out), outer, attrs.size, K, inner);
+    };
+    k.gather = (inputs, outputs, attrs) => {
+      const [x, idx] = inputs, out = outputs[0];
+      this.checkIndices('gather', idx, x.shape[attrs.axis]);
+      const n = numel(idx.shape);
+      if (n === 0) return;
+      const d = this.desc([...idx.shape], contiguousStrides(x.shape));
+      rt.exports.gather_32(this.p(x), this.p(idx), this.p(out), 0, idx.shape.length, attrs.axis, d, n);
+    };
+    k.scatter_add = (inputs, outputs, attrs) => {
+      const [g, idx] = inputs, out = outputs[0];
+      this.f32only('scatter_add', g);
+      this.checkIndices('scatter_add', idx, attrs.shape[attrs.axis]);
+      const on = numel(out.shape);
+      if (on === 0) return;
+      rt.exports.fill_32(this.p(out), 0, 0, on);
+      const n = numel(idx.shape);
+      if (n === 0) return;
+      const d = this.desc([...idx.shape], contiguousStrides(out.shape));
+      rt.exports.gather_32(this.p(out), this.p(idx), this.p(g), 1, idx.shape.length, attrs.axis, d, n);
+    };
+
+    k.permute = (inputs, outputs, attrs) => {
+      const x = inputs[0], out = outputs[0];
+      const xs = contiguousStrides(x.shape);
+      this.copy(out.shape, this.p(x), attrs.perm.map((a) => xs[a]), this.p(out), contiguousStrides(out.shape));
+    };
+    k.slice = (inputs, outputs, attrs) => {
+      const x = inputs[0], out = outputs[0];
+      const xs = contiguousStrides(x.shape);
+      const off = attrs.starts.reduce((acc, s, i) => acc + s * xs[i], 0);
+      this.copy(out.shape, this.p(x) + off * 4, xs, this.p(out), contiguousStrides(out.shape));
+    };
+    k.expand = (inputs, outputs) => {
+      const x = inputs[0], out = outputs[0];
+      this.copy(out.shape, this.p(x), broadcastStrides(x.shape, out.shape, 'expand'), this.p(out), contiguousStrides(out.shape));
+    };
+    k.pad = (inputs, outputs, attrs) => {
+      const x = inputs[0], out = outputs[0];
+      const on = numel(out.shape);
+      if (on === 0) return;
+      const bits = x.dtype === 'int32' ? attrs.value | 0 : new Uint32Array(new Float32Array([attrs.value]).buffer)[0];
+      const po = this.p(out);
+      this.elementwise('fill_32', on, (a, b) => [po, bits, a, b]);
+      // the part of x inside out (negative pads crop)
+      const xs = contiguousStrides(x.shape), os = contiguousStrides(out.shape);
+      let sOff = 0, dOff = 0;
+      const box = x.shape.map((s, i) => {
+        const [before, after] = attrs.pads[i] ?? [0, 0];
+        const lo = Math.max(0, -before), hi = s + Math.min(0, after);
+        sOff += lo * xs[i];
+        dOff += Math.max(0, before) * os[i];
+        return Math.max(0, hi - lo);
+      });
+      if (numel(box) > 0) this.copy(box, this.p(x) + sOff * 4, xs, po + dOff * 4, os);
+    };
+    k.concat = (inputs, outputs, attrs) => {
+      const out = outputs[0], ax = attrs.axis;
+      const os = contiguousStrides(out.shape);
+      let at = 0;
+      for (const x of inputs) {
+        this.copy(x.shape, this.p(x), contiguousStrides(x.shape), this.p(out) + at * os[ax] * 4, os);
+        at += x.shape[ax];
+      }
+    };
+    k.cast = (inputs, outputs) => {
+      const x = inputs[0], out = outputs[0];
+      const n = numel(x.shape);
+      if (n === 0) return;
+      if (x.dtype === out.dtype) { this.copy([n], this.p(x), [1], this.p(out), [1]); return; }
+      if (x.dtype === 'float32' && out.dtype === 'int32') rt.exports.cast_32(this.p(x), this.p(out), 0, n);
+      else if (x.dtype === 'int32' && out.dtype === 'float32') rt.exports.cast_32(this.p(x), this.p(out), 1, n);
+      else throw new Error(`wasm cast: ${x.dtype} -> ${out.dtype} not supported`);
+    };
+
+    const planes = (t: TensorRef, op: string) => {
+      if (t.shape.length < 2) throw new Error(`wasm ${op}: input must be [..., H, W], got [${t.shape}]`);
+      const r = t.shape.length;
+      return { P: numel(t.shape.slice(0, r - 2)), H: t.shape[r - 2], W: t.shape[r - 1] };
+    };
+    k.resize_bilinear = (inputs, outputs, attrs) => {
+      const x = inputs[0], out = outputs[0];
+      this.f32only('resize_bilinear', x);
+      const { P, H, W } = planes(x, 'resize_bilinear');
+      if (P * attrs.outH * attrs.outW === 0) return;
+      rt.exports.resize_bilinear_f32(this.p(x), this.p(out), 0, P, H, W, attrs.outH, attrs.outW, attrs.alignCorners ? 1 : 0);
+    };
+    k.resize_bilinear_backward = (inputs, outputs, attrs) => {
+      const g = inputs[0], dx = outputs[0];
+      this.f32only('resize_bilinear_backward', g);
+      const { P, H, W } = planes(g, 'resize_bilinear_backward');
+      const n = numel(dx.shape);
+      if (n === 0) return;
+      rt.exports.fill_32(this.p(dx), 0, 0, n);
+      rt.exports.resize_bilinear_f32(this.p(dx), this.p(g), 1, P, attrs.inH, attrs.inW, H, W, attrs.alignCorners ? 1 : 0);
+    };
+    k.resize_bicubic = (inputs, outputs, attrs) => {
+      const x = inputs[0], out = outputs[0];
+      this.f32only('resize_bicubic', x);
+      const { P, H, W } = planes(x, 'resize_bicubic');
+      if (P * attrs.outH * attrs.outW === 0) return;
+      rt.exports.resize_bicubic_f32(this.p(x), this.p(out), P, H, W, attrs.outH, attrs.outW, attrs.alignCorners ? 1 : 0);
+    };
+
+    k.fill = (_i, outputs, attrs) => {
+      const out = outputs[0];
+      const bits = out.dtype === 'int32' ? attrs.value | 0 : new Uint32Array(new Float32Array([attrs.value]).buffer)[0];
+      const po = this.p(out);
+      this.elementwise('fill_32', numel(out.shape), (a, b) => [po, bits, a, b]);
+    };
+
+    k.adamw_step = (inputs, _o, a) => {
+      const [p, g, m, v] = inputs;
+      this.f32only('adamw_step', p, g, m, v);
+      const n = numel(p.shape);
+      if ([g, m, v].some((t) => numel(t.shape) !== n)) throw new Error(`wasm adamw_step: param, grad, m, v sizes differ`);
+      const stepSize = a.lr * Math.sqrt(1 - a.beta2 ** a.step) / (1 - a.beta1 ** a.step);
+      const pp = this.p(p), pg = this.p(g), pm = this.p(m), pv = this.p(v);
+      if (n === 0) return;
+      rt.exports.adamw_step_f32(pp, pg, pm, pv, n, a.beta1, a.beta2, a.eps, stepSize, a.lr * a.weightDecay);
+    };
+    k.sgd_step = (inputs, _o, a) => {
+      const [p, g, buf] = inputs;
+      this.f32only('sgd_step', p, g);
+      const n = numel(p.shape);
+      if (numel(g.shape) !== n || (buf && numel(buf.shape) !== n)) throw new Error(`wasm sgd_step: param, grad, buffer sizes differ`);
+      if (n === 0) return;
+      rt.exports.sgd_step_f32(this.p(p), this.p(g), buf ? this.p(buf) : 0, buf ? 1 : 0, n, a.lr, a.momentum, a.weightDecay);
+    };
+
+    return k;
+  }
+
+  /** a [..., M, K] (or [..., K, M] if transA) @ b [..., K, N] (or [..., N, K]) -> c [..., M, N], batch dims broadcast. */
+  private matmul(a: TensorRef, b: TensorRef, c: TensorRef, transA: boolean, transB: boolean): void {
+    this.f32only('matmul', a, b);
+    if (a.shape.length < 2 || b.shape.length < 2) throw new Error(`wasm matmul: operands must have >= 2 dims, got [${a.shape}] and [${b.shape}]`);
+    const ra = a.shape.length, rb = b.shape.length, rc = c.shape.length;
+    const M = transA ? a.shape[ra - 1] : a.shape[ra - 2];
+    const K = transA ? a.shape[ra - 2] : a.shape[ra - 1];
+    const Kb = transB ? b.shape[rb - 1] : b.shape[rb - 2];
+    const N = transB ? b.shape[rb - 2] : b.shape[rb - 1];
+    if (K !== Kb) throw new Error(`wasm matmul: inner dims differ: [${a.shape}]${transA ? 'ᵀ' : ''} @ [${b.shape}]${transB ? 'ᵀ' : ''}`);
+    if (c.shape[rc - 2] !== M || c.shape[rc - 1] !== N) throw new Error(`wasm matmul: output [${c.shape}] is not [..., ${M}, ${N}]`);
+    const batchShape = c.shape.slice(0, -2);
+    const batch = numel(batchShape);
+    if (batch * M * N === 0) return;
+    const sa = broadcastStrides(a.shape.slice(0, -2), batchShape, 'matmul');
+    const sb = broadcastStrides(b.shape.slice(0, -2), batchShape, 'matmul');
+    const offs = this.tmp(batch * 12);
+    const i32 = this.rt.i32, o0 = offs >> 2;
+    const bs = contiguousStrides(batchShape);
+    for (let t = 0; t < batch; t++) {
+      let rem = t, oa = 0, ob = 0;
+      for (let d = 0; d < batchShape.length; d++) {
+        const q = Math.floor(rem / bs[d]);
+        rem -= q * bs[d];
+        oa += q * sa[d]; ob += q * sb[d];
+      }
+      i32[o0 + 3 * t] = oa * M * K;
+      i32[o0 + 3 * t + 1] = ob * K * N;
+      i32[o0 + 3 * t + 2] = t * M * N;
+    }
+    const pa = this.p(a), pb = this.p(b), pc = this.p(c);
+    const ta = transA ? 1 : 0, tb = transB ? 1 : 0;
+    const T = Math.min(this.rt.threads, Math.max(1, Math.floor((batch * M * N * K) / (1 << 17))));
+    const mr = this.rt.exports.matmul_mr();
+    const sbytes = (cols: number) => this.rt.exports.matmul_scratch_bytes(cols);
+    let parts: number[][];
+    if (T <= 1) {
+      parts = [[pa, pb, pc, offs, 0, batch, M, N, K, ta, tb, 0, M, 0, N, this.threadScratch(0, sbytes(N))]];
+    } else if (batch >= 2 * T) { // whole matrices per thread
+      parts = splitRange(batch, T).map(([b0, b1], t) => [pa, pb, pc, offs, b0, b1, M, N, K, ta, tb, 0, M, 0, N, this.threadScratch(t, sbytes(N))]);
+    } else if (N >= 64 * T) { // column panels per thread (multiples of 8)
+      parts = splitRange(N, T, 8).map(([n0, n1], t) => [pa, pb, pc, offs, 0, batch, M, N, K, ta, tb, 0, M, n0, n1, this.threadScratch(t, sbytes(n1 - n0))]);
+    } else { // row blocks per thread (multiples of the tile height)
+      parts = splitRange(M, T, mr).map(([m0, m1], t) => [pa, pb, pc, offs, 0, batch, M, N, K, ta, tb, m0, m1, 0, N, this.threadScratch(t, sbytes(N))]);
+    }
+    this.rt.dispatch('matmul_f32', parts);
+  }
+}
+
+/** A new, independent wasm backend (its own memory and workers); the registry holds the default one. */
+export function createWasmBackend(opts: WasmBackendOptions = {}): WasmBackend {
+  return new WasmBackend(opts);
+}
+
+registerBackend('wasm', () => new WasmBackend(), 50);

@@ -1,0 +1,186 @@
+// WebAssembly-backend specifics (the op-by-op comparison with the reference lives in backends.test.ts):
+// kernel completeness, the host allocator (reuse, growth, views re-created after a grow), bit-identical results
+// on 1 and 2 threads for every threaded kernel and every matmul split, and agreement of the relaxed-SIMD and
+// plain-SIMD builds. Does not time anything. Skips (with a message) when the kernels are not built.
+import { test } from 'uvu';
+import * as assert from 'uvu/assert';
+import { OP_NAMES, type TensorRef, type DType, type OpName, type OpAttrs } from '../../engine/backend.ts';
+
+type WasmMod = typeof import('../../engine/backends/wasm.ts');
+type WasmBackend = import('../../engine/backends/wasm.ts').WasmBackend;
+let mod: WasmMod | null = null;
+let why = '';
+try {
+  mod = await import('../../engine/backends/wasm.ts');
+  mod.createWasmBackend({ threads: 1, name: 'wasm-probe' });
+} catch (e) {
+  why = e instanceof Error ? e.message : String(e);
+  mod = null;
+}
+if (!mod) console.log(`wasm.test: SKIPPED, wasm backend unavailable: ${why}`);
+const maybe = mod ? test : test.skip;
+
+let seed = 12345;
+function rnd(): number {
+  seed = (seed * 1103515245 + 12345) % 2147483648;
+  return seed / 2147483648;
+}
+const numel = (s: readonly number[]) => s.reduce((a, b) => a * b, 1);
+const randData = (n: number, lo = -1, hi = 1) => Float32Array.from({ length: n }, () => lo + (hi - lo) * rnd());
+
+function ref(be: WasmBackend, data: Float32Array | Int32Array | number, shape: number[], dtype: DType = 'float32'): TensorRef {
+  const n = numel(shape);
+  const storage = be.alloc(n, dtype);
+  if (typeof data !== 'number') be.write(storage, data);
+  return { storage, offset: 0, shape, dtype };
+}
+function run<K extends OpName>(be: WasmBackend, op: K, ins: { data: Float32Array | Int32Array; shape: number[]; dtype?: DType }[],
+  outs: { shape: number[]; dtype?: DType }[], attrs: OpAttrs[K]): (Float32Array | Int32Array)[] {
+  const i = ins.map((x) => ref(be, x.data, x.shape, x.dtype ?? 'float32'));
+  const o = outs.map((x) => ref(be, 0, x.shape, x.dtype ?? 'float32'));
+  (be.kernels[op] as (a: TensorRef[], b: TensorRef[], c: OpAttrs[K]) => void)(i, o, attrs);
+  const res = (op === 'adamw_step' || op === 'sgd_step' ? i : o).map((t) => be.read(t.storage) as Float32Array | Int32Array);
+  for (const t of [...i, ...o]) be.free(t.storage);
+  return res;
+}
+
+maybe('every op of OP_NAMES has a wasm kernel', () => {
+  const be = mod!.createWasmBackend({ threads: 1, name: 'wasm-c' });
+  const missing = OP_NAMES.filter((op) => typeof be.kernels[op] !== 'function');
+  assert.equal(missing, [], `missing kernels: ${missing.join(', ')}`);
+});
+
+maybe('allocator: freed blocks are reused, the top block is returned to the bump pointer', () => {
+  const be = mod!.createWasmBackend({ threads: 1, name: 'wasm-a' });
+  const a = be.alloc(1000, 'float32'), b = be.alloc(1000, 'float32'), c = be.alloc(10, 'int32');
+  assert.ok(a.ptr % 64 === 0 && b.ptr % 64 === 0 && c.ptr % 64 === 0, 'blocks are 64-byte aligned');
+  assert.ok(b.ptr >= a.ptr + 4000 && c.ptr >= b.ptr + 4000, 'blocks do not overlap');
+  be.free(a);
+  const a2 = be.alloc(1005, 'float32'); // same size class as 1000 floats (4032 bytes)
+  assert.is(a2.ptr, a.ptr, 'a freed block of the same class is reused');
+  be.free(c);
+  const c2 = be.alloc(10, 'int32');
+  assert.is(c2.ptr, c.ptr, 'the top block is reused');
+  assert.is(be.allocatedBytes(), (1005 + 1000 + 10) * 4);
+  be.free(a2); be.free(b); be.free(c2);
+  assert.is(be.allocatedBytes(), 0);
+  assert.throws(() => be.free(b), /freed/);
+  assert.throws(() => be.read(b), /freed storage/);
+  assert.throws(() => be.alloc(4, 'float64'), /float64 is not supported/);
+});
+
+maybe('allocator: memory grows and data written before and after the grow stays readable', () => {
+  const be = mod!.createWasmBackend({ threads: 1, name: 'wasm-g' });
+  const small = be.alloc(1024, 'float32');
+  const d0 = randData(1024);
+  be.write(small, d0);
+  const heap0 = be.rt.heapBytes();
+  const bigN = Math.ceil((heap0 * 2) / 4); // forces at least one grow
+  const big = be.alloc(bigN, 'float32');
+  assert.ok(be.rt.heapBytes() > heap0, 'the memory grew');
+  assert.equal(Array.from(be.read(small)), Array.from(d0), 'data from before the grow is intact');
+  const d1 = randData(bigN);
+  be.write(big, d1);
+  const back = be.read(big) as Float32Array;
+  assert.is(back.length, bigN);
+  assert.is(back[bigN - 1], d1[bigN - 1], 'views were re-created after the grow');
+  assert.is(back[0], d1[0]);
+  // a kernel over the grown region
+  const out = be.alloc(bigN, 'float32');
+  be.kernels.neg!([{ storage: big, offset: 0, shape: [bigN], dtype: 'float32' }], [{ storage: out, offset: 0, shape: [bigN], dtype: 'float32' }], {});
+  assert.is((be.read(out, bigN - 1, 1) as Float32Array)[0], -d1[bigN - 1]);
+  be.free(small); be.free(big); be.free(out);
+});
+
+maybe('kernels read at storage offsets and reject indices out of range', () => {
+  const be = mod!.createWasmBackend({ threads: 1, name: 'wasm-o' });
+  const s = be.alloc(10, 'float32');
+  be.write(s, Float32Array.from([0, 1, 2, 3, 4, 5, 6, 7, 8, 9]));
+  const o = be.alloc(3, 'float32');
+  be.kernels.exp!([{ storage: s, offset: 4, shape: [3], dtype: 'float32' }], [{ storage: o, offset: 0, shape: [3], dtype: 'float32' }], {});
+  const r = be.read(o) as Float32Array;
+  assert.ok(Math.abs(r[0] - Math.exp(4)) < 1e-4 * Math.exp(4) && Math.abs(r[2] - Math.exp(6)) < 1e-4 * Math.exp(6));
+  assert.throws(() => run(be, 'index_select', [{ data: randData(12), shape: [4, 3] }, { data: Int32Array.from([1, 4]), shape: [2], dtype: 'int32' }],
+    [{ shape: [2, 3] }], { axis: 0 }), /index_select: index 4 at position 1 out of range \[0, 4\)/);
+  assert.throws(() => run(be, 'cross_entropy', [{ data: randData(6), shape: [2, 3] }, { data: Int32Array.from([0, 3]), shape: [2], dtype: 'int32' }],
+    [{ shape: [2] }], { ignoreIndex: -100 }), /label 3 at row 1 out of range/);
+});
+
+// one case per threaded kernel (sizes above the threading threshold) and per matmul split
+function threadedCases(): [string, (be: WasmBackend) => (Float32Array | Int32Array)[]][] {
+  seed = 777;
+  const x1 = randData(150 * 1024, -4, 4), g1 = randData(150 * 1024);
+  const mask = randData(512, -3, 0);
+  const w = randData(768), b = randData(768), rstd = randData(200, 0.5, 2);
+  const mmA = randData(100 * 50), mmB = randData(50 * 300); // N split
+  const mmC = randData(300 * 64), mmD = randData(64 * 40); // M split
+  const mmE = randData(6 * 40 * 40), mmF = randData(40 * 40); // batch split, broadcast B
+  const mmG = randData(8 * 64 * 96), mmH = randData(8 * 200 * 64); // transposes
+  return [
+    ['matmul N-split', (be) => run(be, 'matmul', [{ data: mmA, shape: [100, 50] }, { data: mmB, shape: [50, 300] }], [{ shape: [100, 300] }], { transA: false, transB: false })],
+    ['matmul M-split', (be) => run(be, 'matmul', [{ data: mmC, shape: [300, 64] }, { data: mmD, shape: [64, 40] }], [{ shape: [300, 40] }], { transA: false, transB: false })],
+    ['matmul batch-split', (be) => run(be, 'matmul', [{ data: mmE, shape: [6, 40, 40] }, { data: mmF, shape: [40, 40] }], [{ shape: [6, 40, 40] }], { transA: false, transB: false })],
+    ['matmul transA transB', (be) => run(be, 'matmul', [{ data: mmG, shape: [8, 64, 96] }, { data: mmH, shape: [8, 200, 64] }], [{ shape: [8, 96, 200] }], { transA: true, transB: true })],
+    ['gelu', (be) => run(be, 'gelu', [{ data: x1, shape: [150, 1024] }], [{ shape: [150, 1024] }], {})],
+    ['gelu_backward', (be) => run(be, 'gelu_backward', [{ data: x1, shape: [150, 1024] }, { data: g1, shape: [150, 1024] }], [{ shape: [150, 1024] }], {})],
+    ['exp', (be) => run(be, 'exp', [{ data: x1, shape: [150 * 1024] }], [{ shape: [150 * 1024] }], {})],
+    ['add (broadcast)', (be) => run(be, 'add', [{ data: x1, shape: [150, 1024] }, { data: g1.subarray(0, 1024), shape: [1024] }], [{ shape: [150, 1024] }], {})],
+    ['softmax (mask)', (be) => run(be, 'softmax', [{ data: x1, shape: [300, 512] }, { data: mask, shape: [1, 512] }], [{ shape: [300, 512] }], {})],
+    ['softmax_backward', (be) => run(be, 'softmax_backward', [{ data: x1, shape: [300, 512] }, { data: g1, shape: [300, 512] }], [{ shape: [300, 512] }], {})],
+    ['layer_norm', (be) => run(be, 'layer_norm', [{ data: x1.subarray(0, 200 * 768), shape: [200, 768] }, { data: w, shape: [768] }, { data: b, shape: [768] }],
+      [{ shape: [200, 768] }, { shape: [200] }, { shape: [200] }], { eps: 1e-5 })],
+    ['layer_norm_backward', (be) => run(be, 'layer_norm_backward', [{ data: g1.subarray(0, 200 * 768), shape: [200, 768] }, { data: x1.subarray(0, 200 * 768), shape: [200, 768] },
+      { data: w, shape: [768] }, { data: b.subarray(0, 200), shape: [200] }, { data: rstd, shape: [200] }],
+    [{ shape: [200, 768] }, { shape: [768] }, { shape: [768] }], {})],
+    ['permute', (be) => run(be, 'permute', [{ data: x1, shape: [8, 150, 8, 16] }], [{ shape: [8, 8, 150, 16] }], { perm: [0, 2, 1, 3] })],
+    ['dropout', (be) => run(be, 'dropout', [{ data: x1, shape: [150 * 1024] }], [{ shape: [150 * 1024] }, { shape: [150 * 1024] }], { p: 0.1, seed: 5, offset: 44 })],
+    ['random_normal', (be) => run(be, 'random_normal', [], [{ shape: [150 * 1024] }], { seed: 9, offset: 0, mean: 0, std: 1 })],
+  ];
+}
+
+maybe('1 thread and 2 threads give bit-identical results for every threaded kernel', () => {
+  const t1 = mod!.createWasmBackend({ threads: 1, name: 'wasm-t1' });
+  const t2 = mod!.createWasmBackend({ threads: 2, name: 'wasm-t2' });
+  for (const [name, f] of threadedCases()) {
+    const a = f(t1), b = f(t2);
+    assert.is(a.length, b.length);
+    for (let k = 0; k < a.length; k++) {
+      let diff = -1;
+      for (let i = 0; i < a[k].length; i++) if (!Object.is(a[k][i], b[k][i])) { diff = i; break; }
+      assert.is(diff, -1, `${name} output ${k}: first difference at ${diff}`);
+    }
+  }
+});
+
+maybe('relaxed-SIMD and plain-SIMD builds agree', () => {
+  const plain = mod!.createWasmBackend({ threads: 1, relaxed: false, name: 'wasm-plain' });
+  const relaxed = mod!.createWasmBackend({ threads: 1, relaxed: true, name: 'wasm-relaxed' });
+  assert.is(plain.relaxed, false);
+  if (!relaxed.relaxed) { console.log('wasm.test: relaxed SIMD not supported by this runtime; comparing plain with plain'); }
+  for (const [name, f] of threadedCases()) {
+    const a = f(plain), b = f(relaxed);
+    for (let k = 0; k < a.length; k++) {
+      let worst = 0;
+      for (let i = 0; i < a[k].length; i++) worst = Math.max(worst, Math.abs(a[k][i] - b[k][i]) / (1 + Math.abs(a[k][i])));
+      assert.ok(worst < 2e-5, `${name} output ${k}: relative difference ${worst}`);
+    }
+  }
+  // matmul really was computed (not all zeros)
+  const m = threadedCases()[0][1](plain)[0];
+  assert.ok(m.some((v) => v !== 0));
+});
+
+maybe('thread count: option and APTUNE_THREADS are validated', () => {
+  assert.throws(() => mod!.createWasmBackend({ threads: 0, name: 'wasm-bad' }), /threads must be a positive integer/);
+  const old = process.env.APTUNE_THREADS;
+  process.env.APTUNE_THREADS = 'two';
+  try {
+    assert.throws(() => mod!.createWasmBackend({ name: 'wasm-bad2' }), /APTUNE_THREADS must be a positive integer/);
+    process.env.APTUNE_THREADS = '3';
+    assert.is(mod!.createWasmBackend({ name: 'wasm-env' }).threads, 3);
+  } finally {
+    if (old === undefined) delete process.env.APTUNE_THREADS; else process.env.APTUNE_THREADS = old;
+  }
+});
+
+test.run();
