@@ -5,8 +5,11 @@
 #   2. cuBLAS: find libcublas.so.13 through python3's nvidia-cublas package (else ldconfig / CUDA folders) and
 #      export APTUNE_CUBLAS_DIR and LD_LIBRARY_PATH;
 #   3. build the addon with cmake-js (scripts/build-native.mjs --strict; sm_80 + sm_90, or $APTUNE_CUDA_ARCHS);
-#   4. tests: test/engine/cuda.test.ts (probe, handles) and the GPU suite (`npm run test:gpu` = scripts/test.mjs --gpu
-#      with APTUNE_BACKEND=cuda), with APTUNE_REQUIRE_CUDA=1 so a missing device fails instead of skipping;
+#   4. tests, with APTUNE_REQUIRE_CUDA=1 so a missing device fails instead of skipping: test/engine/cuda.test.ts
+#      (probe, handles, host-side plans), then `npm run test:gpu` (= scripts/test.mjs --gpu): the one conformance
+#      suite test/engine/backends.test.ts on cuda (every case of test/engine/conformance.ts against ref, through
+#      apply and through offset views, plus its tiny training run) and test/gpu/*.test.ts (tf32/bf16 GEMM, device
+#      error paths, gradients on cuda vs ref, a transformer's training losses on cuda vs wasm within 1e-4 relative);
 #   5. `npm run bench:gpu -- --json` (bench/gpu.ts beside PyTorch) -> $OUT/bench-gpu.json.
 # Does not: install anything or reach the network; stop at the first failing step (later steps still run and the
 # exit status is non-zero if any failed). npm itself is not needed: the npm scripts are invoked directly.
@@ -40,6 +43,10 @@ if ! command -v node >/dev/null 2>&1 || [ "$(node -p 'process.versions.node.spli
 fi
 if [ ! -f node_modules/tsx/package.json ] || [ ! -f node_modules/cmake-js/package.json ]; then
   if [ -f .node/modules.tar.xz ]; then tar -xJf .node/modules.tar.xz; else log "node_modules missing and no .node/modules.tar.xz"; exit 2; fi
+fi
+# the WebAssembly kernels (the training-step peer) are git-ignored build outputs: take them from the pack if absent
+if ! ls engine/assembly/build/*.wasm >/dev/null 2>&1 && [ -f .node/modules.tar.xz ]; then
+  tar -xJf .node/modules.tar.xz --wildcards 'engine/assembly/build/*.wasm' 2>/dev/null || log "no wasm kernels in .node/modules.tar.xz; the training step compares with ref"
 fi
 if ! command -v nvcc >/dev/null 2>&1; then
   for d in /usr/local/cuda/bin /usr/local/cuda-13*/bin /opt/cuda/bin; do [ -x "$d/nvcc" ] && export PATH="$d:$PATH" && break; done
