@@ -29,7 +29,14 @@ export interface GroupSpec {
 }
 
 function buildGroups(params: Tensor[] | GroupSpec[], lr: number, weightDecay: number, who: string): ParamGroup[] {
+  if (!Array.isArray(params)) throw new Error(`${who}: expected an array of Tensors or of parameter groups {params: Tensor[]}, got ${typeof params}`);
   const specs: GroupSpec[] = params.length > 0 && !(params[0] instanceof Tensor) ? (params as GroupSpec[]) : [{ params: params as Tensor[] }];
+  specs.forEach((s, gi) => {
+    if (!s || !Array.isArray((s as GroupSpec).params)) {
+      const hint = Array.isArray(s) && s[1] instanceof Tensor ? ' (got [name, Tensor] pairs: pass the tensors, or models.parameterGroups(model, {lr}))' : '';
+      throw new Error(`${who}: entry ${gi} is neither a Tensor nor a parameter group {params: Tensor[]}${hint}`);
+    }
+  });
   const seen = new Set<Tensor>();
   return specs.map((s, gi) => {
     for (const p of s.params) {
