@@ -4,10 +4,12 @@
 //   returns), i.e. PETL modules only; heads, poolers, type tables and token4classifier are excluded (§7.1).
 //   'full' counts every backbone parameter (task heads excluded); 'classifier_only' owns none.
 // - FLOPs: an actual forward pass on the shape backend (engine/backends/shape.ts), full size, batch 1:
-//   additional = work(forward with the method) - work(same backbone with classifier_only). The forward starts from
-//   token embeddings like the authors' harness (§7.2): ViLT x [1, text + image, D] through the 12 blocks and the
-//   final norm; METER text [1, Lt, D] and image [1, Li, D] through the 6+6 fusion layers (encoders are frozen and
-//   identical with and without a method, so they cancel).
+//   additional = work(forward with the method) - work(same backbone with classifier_only). The forward is the
+//   models' own forwardTokens (models/backbone.ts), i.e. the real forward after the embeddings, started from zero
+//   token embeddings like the authors' harness (§7.2): ViLT [text; image; shallow prompts] through the 12 blocks,
+//   final norm and pooler; METER text [1, Lt, D] and image [1, Li, D] (plus shallow prompts) through the 6+6
+//   fusion layers and both poolers. The encoders and poolers cost the same with and without a method, so they
+//   cancel in the difference.
 // Convention (fvcore style, the "best single consistent assumption" of §7.3): one multiply-add = one FLOP; count
 // the MACs of every matmul/linear, plus LayerNorms whose weights belong to the method's own modules (PA's LN,
 // 5 ops per element); the prompts' pass through the backbone's norm1 is NOT counted; element-wise ops, softmax,
@@ -16,11 +18,9 @@
 // METER 41 text + 577 image (384 px, ViT-B/16) = 618; both are options.
 // The paper's values appear only in PAPER_REFERENCE, printed as a labelled reference column.
 // Invariants: measuring never changes the default backend (restored even on error); rows are raw counts.
-import { concat, getBackend, setBackend, zeros, type Storage, type Tensor } from '../engine/index.ts';
+import { getBackend, setBackend, zeros, type Storage } from '../engine/index.ts';
 import { shapeBackend, LAYER_NORM_OPS_PER_ELEMENT, type WorkTally } from '../engine/backends/shape.ts';
 import { createModel, type BackboneName, type VLModel } from './index.ts';
-import type { ViltModel } from './vilt.ts';
-import type { MeterModel } from './meter.ts';
 
 export type AccountModel = BackboneName;
 export const ACCOUNT_METHODS = ['full', 'classifier_only', 'deep_prompt', 'lora', 'parallel_adapter', 'adapter', 'apt', 'shallow_prompt'] as const;
@@ -81,10 +81,6 @@ const HEADS = ['vqa_classifier', 'nlvr2_classifier', 'itm_score', 'rank_output',
 const isHead = (n: string) => HEADS.some((h) => n === h || n.startsWith(h + '.'));
 const ownedBy = (mods: readonly string[]) => (n: string) => mods.some((m) => n === m || n.startsWith(m + '.'));
 
-// Module.tokenSources is protected; the token-level forward below replays the placement of ViltModel.infer and
-// MeterModel.infer after their embeddings (shallow prompts appended / prepended). Keep the two in step.
-type WithSources = { tokenSources(point: string, batch: number): Tensor[] };
-
 /** Runs fn with the shape backend as the default backend, restoring the previous default afterwards. */
 export function onShapeBackend<T>(fn: () => T): T {
   const prev = getBackend().name;
@@ -101,39 +97,13 @@ function build(model: AccountModel, method: AccountMethod, options: Record<strin
   return createModel({ backbone: model, config: 'base', task: 'itm', method, methodOptions: options });
 }
 
-/** Forward from token embeddings (see header). Must run on the shape backend. */
+/**
+ * The models' own token-level forward (VLBackbone.forwardTokens, the code infer runs after its embeddings) on
+ * zero tokens, batch 1, no mask. Must run on the shape backend.
+ */
 function tokenForward(m: VLModel, tokens: TokenCounts): void {
-  const bb = m.backbone;
-  if (bb.kind === 'vilt') {
-    const v = bb as ViltModel;
-    const D = v.cfg.hidden;
-    let x = zeros([1, tokens.text + tokens.image, D]);
-    // shallow prompt: the model's 'sequence' token sources, appended after the image (as in ViltModel.infer)
-    const extra = (v as unknown as WithSources).tokenSources('sequence', 1);
-    if (extra.length) x = concatShape([x, ...extra]);
-    for (const blk of v.transformer.blocks.items) x = blk.forward(x, null);
-    v.transformer.norm.forward(x);
-    return;
-  }
-  const me = bb as MeterModel;
-  const D = me.cfg.hidden;
-  let x = zeros([1, tokens.text, D]);
-  let y = zeros([1, tokens.image, D]);
-  const src = me as unknown as WithSources;
-  const st = src.tokenSources('fusion_text', 1);
-  if (st.length) x = concatShape([...st, x]);
-  const si = src.tokenSources('fusion_image', 1);
-  if (si.length) y = concatShape([...si, y]);
-  for (let i = 0; i < me.cfg.fusionLayers; i++) {
-    const x1 = me.cross_modal_text_layers.at(i).forward(x, y, null, null);
-    const y1 = me.cross_modal_image_layers.at(i).forward(y, x, null, null);
-    x = x1;
-    y = y1;
-  }
-}
-
-function concatShape(ts: Tensor[]): Tensor {
-  return concat(ts, 1); // [1, N + P, D]
+  const D = m.backbone.hidden;
+  m.backbone.forwardTokens({ text: zeros([1, tokens.text, D]), image: zeros([1, tokens.image, D]), textMask: null, imageMask: null });
 }
 
 function work(t: WorkTally, owned: Set<Storage>): number {

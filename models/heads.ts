@@ -45,18 +45,25 @@ export function vqaLoss(logits: Tensor, targets: Tensor): Tensor {
   return bceWithLogits(logits, targets, { reduction: 'mean' }).mul(logits.shape[1]);
 }
 
-/** Training VQA score: mean over samples of target[argmax(logits)] (soft score, §4.1). */
-export function vqaScore(logits: Tensor, targets: Tensor): number {
+/** Row-wise argmax of logits [B, C] on the host (first maximum wins). */
+function argmaxRows(logits: Tensor): number[] {
   const [B, C] = logits.shape;
   const lg = logits.toArray();
-  const tg = targets.toArray();
-  let s = 0;
+  const out: number[] = [];
   for (let b = 0; b < B; b++) {
     let best = 0;
     for (let c = 1; c < C; c++) if (lg[b * C + c] > lg[b * C + best]) best = c;
-    s += tg[b * C + best];
+    out.push(best);
   }
-  return B ? s / B : 0;
+  return out;
+}
+
+/** Training VQA score: mean over samples of target[argmax(logits)] (soft score, §4.1). */
+export function vqaScore(logits: Tensor, targets: Tensor): number {
+  const C = logits.shape[1];
+  const tg = targets.toArray();
+  const best = argmaxRows(logits);
+  return best.length ? best.reduce((s, c, b) => s + tg[b * C + c], 0) / best.length : 0;
 }
 
 export function ceLoss(logits: Tensor, labels: Tensor): Tensor {
@@ -65,14 +72,7 @@ export function ceLoss(logits: Tensor, labels: Tensor): Tensor {
 }
 
 export function accuracy(logits: Tensor, labels: Tensor): number {
-  const [B, C] = logits.shape;
-  const lg = logits.toArray();
   const lb = labels.toArray();
-  let ok = 0;
-  for (let b = 0; b < B; b++) {
-    let best = 0;
-    for (let c = 1; c < C; c++) if (lg[b * C + c] > lg[b * C + best]) best = c;
-    if (best === lb[b]) ok++;
-  }
-  return B ? ok / B : 0;
+  const best = argmaxRows(logits);
+  return best.length ? best.filter((c, b) => c === lb[b]).length / best.length : 0;
 }

@@ -2,8 +2,8 @@
 // backbone, registers the task heads on it under the reference names, injects the chosen method and applies the
 // trainable rule; VLModel runs a batch for the task (NLVR2 twice, IRTR over 1 + K candidates) and computes the
 // loss of apt-spec §4. Also loadPretrained(): name-mapped load of a backbone checkpoint with the reference's
-// post-load steps (NLVR2 type row 2 := row 1, rank_output := ITM row 1, CLIP position-table resize,
-// token4classifier re-initialised).
+// post-load steps (NLVR2 type row 2 := row 1 by typeTableForNlvr2, rank_output := ITM row 1, CLIP position-table
+// resize, token4classifier re-initialised), and the §6.3 optimiser groups (parameterGroups).
 // Deliberately NOT here: checkpoint file formats (train/checkpoint.ts), optimisers, data.
 // Invariants: every parameter name is the original checkpoint's (see models/NAMES.md); heads are created before the
 // method so the §3.0 rule sees them; forward never changes which parameters require grad.
@@ -11,7 +11,8 @@ import { Generator, Tensor, concat, noGrad, tensor } from '../engine/index.ts';
 import { Module, type LoadResult } from './nn/module.ts';
 import { Linear, setDropoutGenerator, setDropoutRate } from './nn/layers.ts';
 import { withInitGenerator } from './nn/init.ts';
-import { ViltModel, VILT_BASE, VILT_TINY, type ViltConfig, type BackboneOutput } from './vilt.ts';
+import { ViltModel, VILT_BASE, VILT_TINY, type ViltConfig } from './vilt.ts';
+import type { BackboneOutput } from './backbone.ts';
 import { MeterModel, METER_BASE, METER_TINY, type MeterConfig } from './meter.ts';
 import { resizeClipPosTable } from './clip.ts';
 import { ItmHead, ceLoss, classifierMlp, vqaLoss } from './heads.ts';
@@ -21,6 +22,7 @@ export { VILT_BASE, VILT_TINY, METER_BASE, METER_TINY };
 export type { ViltConfig, MeterConfig };
 export { ViltModel } from './vilt.ts';
 export { MeterModel } from './meter.ts';
+export { VLBackbone, type BackboneInput, type BackboneOutput, type TokenInput } from './backbone.ts';
 export { listMethods, getMethod, TINY_METHOD_OPTIONS, type MethodName } from './petl/index.ts';
 export { vqaLoss, vqaScore, ceLoss, accuracy } from './heads.ts';
 export { setDropoutRate, setDropoutGenerator } from './nn/layers.ts';
@@ -111,19 +113,20 @@ export class VLModel {
 
   forward(batch: Batch): ForwardOutput {
     const bb = this.backbone;
+    const run = (image: Tensor, imageTypeIdx = 1) => bb.infer({ textIds: batch.textIds, textMasks: batch.textMasks, image, imageTypeIdx });
     switch (this.task) {
       case 'vqa': {
-        const o = bb.infer({ textIds: batch.textIds, textMasks: batch.textMasks, image: batch.image, imageTypeIdx: 1 });
+        const o = run(batch.image);
         return { ...o, logits: this.head('vqa_classifier').forward(o.clsFeats) };
       }
       case 'itm': {
-        const o = bb.infer({ textIds: batch.textIds, textMasks: batch.textMasks, image: batch.image, imageTypeIdx: 1 });
+        const o = run(batch.image);
         return { ...o, logits: this.head('itm_score').forward(o.clsFeats) };
       }
       case 'nlvr2': {
         if (!batch.image1) throw new Error('NLVR2 batch: missing image1 (the second image)');
-        const a = bb.infer({ textIds: batch.textIds, textMasks: batch.textMasks, image: batch.image, imageTypeIdx: 1 });
-        const b = bb.infer({ textIds: batch.textIds, textMasks: batch.textMasks, image: batch.image1, imageTypeIdx: 2 });
+        const a = run(batch.image, 1);
+        const b = run(batch.image1, 2);
         const cls = concat([a.clsFeats, b.clsFeats], 1); // [B, 2c]
         return { ...a, clsFeats: cls, logits: this.head('nlvr2_classifier').forward(cls) };
       }
@@ -187,7 +190,7 @@ export function createModel(o: CreateModelOptions): VLModel {
     const typeRows = o.task === 'nlvr2' ? 3 : 2;
     const bb = o.backbone === 'vilt' ? new ViltModel(cfg as ViltConfig, { typeRows }) : new MeterModel(cfg as MeterConfig, { typeRows });
     if (o.backbone !== 'vilt' && o.backbone !== 'meter') throw new Error(`createModel: unknown backbone '${o.backbone as string}'`);
-    if (typeRows === 3) copyTypeRow(bb);
+    if (typeRows === 3) bb.token_type_embeddings.setParam('weight', typeTableForNlvr2(bb.token_type_embeddings.weight));
     const c = bb.clsDim, h2 = 2 * bb.hidden;
     if (o.task === 'vqa') bb.registerModule('vqa_classifier', classifierMlp(c, h2, o.numAnswers!));
     if (o.task === 'nlvr2') bb.registerModule('nlvr2_classifier', classifierMlp(2 * c, h2, 2));
@@ -203,11 +206,9 @@ export function createModel(o: CreateModelOptions): VLModel {
   });
 }
 
-/** NLVR2: type-table row 2 := row 1 (§4.2). */
-function copyTypeRow(bb: ViltModel | MeterModel): void {
-  const w = bb.token_type_embeddings.weight;
-  const grown = noGrad(() => concat([w.slice(0, 0, 2), w.slice(0, 1, 2)], 0));
-  bb.token_type_embeddings.setParam('weight', grown);
+/** NLVR2 (§4.2): rows 0 and 1 of a modality type table [>= 2, D], then row 2 := row 1 -> [3, D]. No gradient. */
+export function typeTableForNlvr2(w: Tensor): Tensor {
+  return noGrad(() => concat([w.slice(0, 0, 2), w.slice(0, 1, 2)], 0));
 }
 
 /** IRTR: rank_output := row 1 ("match") of the ITM head (§4.3). */
@@ -230,7 +231,7 @@ export function loadPretrained(model: VLModel, sd: Map<string, Tensor> | Record<
   const tt = src.get('token_type_embeddings.weight');
   const want = bb.token_type_embeddings.weight.shape;
   if (tt && tt.shape[0] === 2 && want[0] === 3 && tt.shape[1] === want[1]) {
-    src.set('token_type_embeddings.weight', concat([tt, tt.slice(0, 1, 2)], 0));
+    src.set('token_type_embeddings.weight', typeTableForNlvr2(tt));
   }
   if (bb.kind === 'meter') {
     const key = 'vit_model.visual.positional_embedding';
@@ -242,7 +243,6 @@ export function loadPretrained(model: VLModel, sd: Map<string, Tensor> | Record<
   const res = bb.loadStateDict(src, { strict: false });
   if (model.task === 'irtr' && !hadRank && src.has('itm_score.fc.weight')) copyRankFromItm(bb);
   bb.initTokenForClassifier();
-  // parameters replaced by the load keep their flags; re-apply the method's rule for newly created tensors
   return res;
 }
 

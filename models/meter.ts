@@ -1,21 +1,21 @@
 // METER-CLIP-ViT-B/16 + RoBERTa-base (apt-spec §2): frozen CLIP visual tower and RoBERTa encoder, the two
 // cross-modal transforms, modality type embeddings, num_top_layer co-attention BertCrossLayers per stream
 // (post-LN eps 1e-12: self-attention, cross-attention, FFN; both streams read the previous x and y), two poolers,
-// cls_feats = [text pooler; image pooler] (2D). Parameter names equal METER's checkpoint.
+// cls_feats = [text pooler; image pooler] (2D), as a VLBackbone (backbone.ts): embed() runs the encoders and
+// transforms, forwardTokens() the fusion. Parameter names equal METER's checkpoint.
 // Deliberately NOT here: heads (heads.ts), PETL modules (petl/), checkpoint loading.
 // Invariants: text mask additive -10000 (HF extended mask), the image mask is all ones (null); token sources:
 // BertCrossLayer 'cross_kv' tokens are PREPENDED to the other stream (deep prompt, §3.2); MeterModel
 // 'fusion_text' / 'fusion_image' tokens are PREPENDED to x / y before layer 1 (shallow prompt, §3.3).
 // Encoders run without gradient unless `encoderGrad` (full tuning) is set.
-import { Tensor, concat, noGrad, tensor, zeros } from '../engine/index.ts';
+import { Tensor, concat, tensor, zeros } from '../engine/index.ts';
 import { Module, ModuleList } from './nn/module.ts';
 import { Embedding, Linear } from './nn/layers.ts';
-import { normal } from './nn/init.ts';
 import { additiveKeyMask } from './nn/attention.ts';
 import { BertAttention, BertIntermediate, BertOutput, RobertaModel, ROBERTA_BASE, ROBERTA_TINY, type BertLayerConfig, type RobertaConfig } from './roberta.ts';
 import { ClipModel, CLIP_B16, CLIP_TINY, type ClipConfig } from './clip.ts';
 import { Pooler } from './heads.ts';
-import type { BackboneInput, BackboneOutput } from './vilt.ts';
+import { VLBackbone, type BackboneInput, type BackboneOutput, type TokenInput } from './backbone.ts';
 
 export interface MeterConfig {
   /** fusion width (= hidden_size) */
@@ -77,7 +77,7 @@ export class BertCrossLayer extends Module {
   }
 }
 
-export class MeterModel extends Module {
+export class MeterModel extends VLBackbone {
   readonly kind = 'meter' as const;
   readonly cross_modal_text_transform: Linear;
   readonly cross_modal_image_transform: Linear;
@@ -115,56 +115,43 @@ export class MeterModel extends Module {
     return ['fusion_text', 'fusion_image'];
   }
 
-  addTokenForClassifier(): void {
-    if (this.hasParam('token4classifier')) return;
-    this.registerParameter('token4classifier', normal([1, 1, this.cfg.roberta.hidden], 0.02));
-    this.initTokenForClassifier();
-  }
-
-  /** token4classifier := RoBERTa embedding-layer output of <s> (eval mode; the reference bakes in a dropout mask). */
-  initTokenForClassifier(): void {
-    if (!this.hasParam('token4classifier')) return;
-    const emb = this.text_transformer.embeddings;
-    const was = emb.training;
-    emb.train(false);
+  protected embedClassifierId(): Tensor {
     const host = Int32Array.from([this.cfg.clsTokenId]);
-    const e = noGrad(() => emb.forward(tensor(host, [1, 1], { dtype: 'int32' }), host));
-    emb.train(was);
-    this.setParam('token4classifier', e.clone());
+    return this.text_transformer.embeddings.forward(tensor(host, [1, 1], { dtype: 'int32' }), host);
   }
 
-  infer(inp: BackboneInput): BackboneOutput {
+  /**
+   * §2.2 steps 1-4: RoBERTa (embeddings + encoder) and CLIP, each without gradient unless `encoderGrad`, the two
+   * cross-modal transforms, text position 0 := token4classifier, modality types. The image is all valid.
+   */
+  embed(inp: BackboneInput): TokenInput {
     const { textIds, image } = inp;
     const k = inp.imageTypeIdx ?? 1;
-    const [B, L] = textIds.shape;
-    const D = this.cfg.hidden;
+    const L = textIds.shape[1];
     if (L > this.cfg.maxTextLen) throw new Error(`METER: text length ${L} exceeds max_text_len ${this.cfg.maxTextLen}`);
-    if (k >= this.token_type_embeddings.weight.shape[0]) throw new Error(`METER: image type index ${k} needs a ${k + 1}-row type table`);
+    this.checkImageType(k);
     const textRows = inp.textMasks.toList() as number[][];
-    const textMask = additiveKeyMask(textRows, NEG); // [B,1,1,L]
     let temb = this.text_transformer.embeddings.forward(textIds);
     if (!this.encoderGrad) temb = temb.detach();
-    let t = this.text_transformer.encode(temb, textMask);
+    let t = this.text_transformer.encode(temb, additiveKeyMask(textRows, NEG));
     t = this.cross_modal_text_transform.forward(t);
     let vfeat = this.vit_model.forward(image);
     if (!this.encoderGrad) vfeat = vfeat.detach();
-    let v = this.cross_modal_image_transform.forward(vfeat);
-    if (this.hasParam('token4classifier')) {
-      t = concat([this.param('token4classifier').expand([B, 1, D]), t.slice(1, 1, L)], 1);
-    }
-    const tt = this.token_type_embeddings.weight;
-    let x = t.add(tt.slice(0, 0, 1));
-    let y = v.add(tt.slice(0, k, k + 1));
-    let xMask: Tensor | null = textMask;
-    let yMask: Tensor | null = null; // all image tokens valid
-    const st = this.tokenSources('fusion_text', B);
-    if (st.length) {
-      x = concat([...st, x], 1);
-      const P = x.shape[1] - L;
-      xMask = concat([zeros([B, 1, 1, P]), textMask], 3);
-    }
-    const si = this.tokenSources('fusion_image', B);
-    if (si.length) y = concat([...si, y], 1);
+    const v = this.cross_modal_image_transform.forward(vfeat);
+    const [text, img] = this.addModalityTypes(this.placeTokenForClassifier(t), v, k);
+    return { text, image: img, textMask: textRows, imageMask: null };
+  }
+
+  /**
+   * §2.2 steps 5-6: 'fusion_text' / 'fusion_image' token sources (shallow prompt, all valid) prepended to x / y,
+   * then the co-attention layers (both streams read the previous x and y) and the two poolers on token 0.
+   * Additive masks -10000; a stream whose rows are null is not masked.
+   */
+  forwardTokens(tok: TokenInput): BackboneOutput {
+    this.checkTokens(tok);
+    const B = tok.text.shape[0];
+    let [x, xMask] = prependSources(this.tokenSources('fusion_text', B), tok.text, tok.textMask);
+    let [y, yMask] = prependSources(this.tokenSources('fusion_image', B), tok.image, tok.imageMask);
     for (let i = 0; i < this.cfg.fusionLayers; i++) {
       const x1 = this.cross_modal_text_layers.at(i).forward(x, y, xMask, yMask);
       const y1 = this.cross_modal_image_layers.at(i).forward(y, x, yMask, xMask);
@@ -174,4 +161,12 @@ export class MeterModel extends Module {
     const cls = concat([this.cross_modal_text_pooler.forward(x), this.cross_modal_image_pooler.forward(y)], 1);
     return { textFeats: x, imageFeats: y, clsFeats: cls };
   }
+}
+
+/** [...sources; x] and its additive mask (sources valid; null when rows are null). x [B, N, D] */
+function prependSources(sources: Tensor[], x: Tensor, rows: number[][] | null): [Tensor, Tensor | null] {
+  if (!sources.length) return [x, rows ? additiveKeyMask(rows, NEG) : null];
+  const out = concat([...sources, x], 1);
+  const P = out.shape[1] - x.shape[1];
+  return [out, rows ? additiveKeyMask(rows.map((r) => [...new Array<number>(P).fill(1), ...r]), NEG) : null];
 }

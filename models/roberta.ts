@@ -1,8 +1,9 @@
 // HF BERT/RoBERTa building blocks with HF parameter names (attention.self.query/key/value,
 // attention.output.dense/LayerNorm, intermediate.dense, output.dense/LayerNorm) and the RoBERTa text encoder
 // METER uses as `text_transformer` (embeddings with position ids counted from padding_idx + 1, LN eps 1e-5,
-// 12 post-LN layers, pooler kept for checkpoint names). The same BertAttention / BertOutput classes are reused by
-// METER's BertCrossLayer (meter.ts), which is where PETL methods attach.
+// 12 post-LN layers, pooler kept for checkpoint names). BertEmbeddings (positions 0..L-1) is ViLT's text
+// embedding; RobertaEmbeddings only changes how positions are counted. The same BertAttention / BertOutput classes
+// are reused by METER's BertCrossLayer (meter.ts), which is where PETL methods attach.
 // Deliberately NOT here: tokenisation, the cross layer, relative positions, decoder caches.
 // Invariants: masks are additive [B, 1, 1, Nk] (0 keep, -10000 pad) or null (nothing masked); post-LN:
 // LN(dropout(dense(x)) + residual). Hook points: BertSelfAttention 'q' (input: query stream), 'v' (input: key/value
@@ -48,24 +49,36 @@ export class BertSelfAttention extends Module {
   }
 }
 
-export class BertSelfOutput extends Module {
+/**
+ * HF's post-LN output sub-module: LN(dropout(dense(x)) + residual), with hook 'dense_out' on the dense output and
+ * 'post_ln' after the LayerNorm (a subclass lists which of the two it offers). Both hooks get the residual as input.
+ */
+abstract class PostLnOutput extends Module {
   readonly dense: Linear;
   readonly LayerNorm: LayerNorm;
   readonly dropout: Dropout;
-  constructor(cfg: BertLayerConfig) {
+  constructor(inDim: number, cfg: BertLayerConfig) {
     super();
-    this.dense = this.registerModule('dense', new Linear(cfg.hidden, cfg.hidden));
+    this.dense = this.registerModule('dense', new Linear(inDim, cfg.hidden));
     this.LayerNorm = this.registerModule('LayerNorm', new LayerNorm(cfg.hidden, cfg.lnEps));
     this.dropout = this.registerModule('dropout', new Dropout(cfg.drop));
   }
-  override hookPoints(): readonly string[] {
-    return ['dense_out', 'post_ln'];
-  }
-  forward(ctx: Tensor, residual: Tensor): Tensor {
-    let d = this.dense.forward(ctx);
+  // x [B, N, inDim], residual [B, N, D] -> [B, N, D]
+  forward(x: Tensor, residual: Tensor): Tensor {
+    let d = this.dense.forward(x);
     d = this.runHooks('dense_out', d, { input: residual });
     const out = this.LayerNorm.forward(this.dropout.forward(d).add(residual));
     return this.runHooks('post_ln', out, { input: residual });
+  }
+}
+
+/** The attention output (`attention.output`): where APT, Adapter and PA attach in METER. */
+export class BertSelfOutput extends PostLnOutput {
+  constructor(cfg: BertLayerConfig) {
+    super(cfg.hidden, cfg);
+  }
+  override hookPoints(): readonly string[] {
+    return ['dense_out', 'post_ln'];
   }
 }
 
@@ -94,23 +107,13 @@ export class BertIntermediate extends Module {
   }
 }
 
-export class BertOutput extends Module {
-  readonly dense: Linear;
-  readonly LayerNorm: LayerNorm;
-  readonly dropout: Dropout;
+/** The FFN output (`output`, after `intermediate`). */
+export class BertOutput extends PostLnOutput {
   constructor(cfg: BertLayerConfig) {
-    super();
-    this.dense = this.registerModule('dense', new Linear(cfg.intermediate, cfg.hidden));
-    this.LayerNorm = this.registerModule('LayerNorm', new LayerNorm(cfg.hidden, cfg.lnEps));
-    this.dropout = this.registerModule('dropout', new Dropout(cfg.drop));
+    super(cfg.intermediate, cfg);
   }
   override hookPoints(): readonly string[] {
     return ['dense_out'];
-  }
-  forward(x: Tensor, residual: Tensor): Tensor {
-    let d = this.dense.forward(x);
-    d = this.runHooks('dense_out', d, { input: residual });
-    return this.LayerNorm.forward(this.dropout.forward(d).add(residual));
   }
 }
 
@@ -150,20 +153,59 @@ export const ROBERTA_TINY: RobertaConfig = Object.freeze({
   lnEps: 1e-5, drop: 0,
 });
 
-export class RobertaEmbeddings extends Module {
+/** What a BERT-style text embedding needs (RobertaConfig satisfies it; ViLT maps its own config onto it). */
+export interface TextEmbeddingConfig {
+  vocab: number;
+  hidden: number;
+  /** rows of the position table */
+  maxPositions: number;
+  typeVocab: number;
+  /** padding id: its word row (and, for RoBERTa, its position row) gets no gradient */
+  padIdx: number;
+  lnEps: number;
+  drop: number;
+}
+
+/**
+ * HF BertEmbeddings (ViLT's `text_embeddings`): word + type row 0 + position, LayerNorm, dropout. Positions are
+ * 0..L-1 (the first L rows of the table, broadcast over the batch).
+ */
+export class BertEmbeddings extends Module {
   readonly word_embeddings: Embedding;
   readonly position_embeddings: Embedding;
   readonly token_type_embeddings: Embedding;
   readonly LayerNorm: LayerNorm;
   readonly dropout: Dropout;
-  constructor(readonly cfg: RobertaConfig) {
+  constructor(readonly ecfg: TextEmbeddingConfig, opts: { paddedPositions?: boolean } = {}) {
     super();
-    this.word_embeddings = this.registerModule('word_embeddings', new Embedding(cfg.vocab, cfg.hidden, { paddingIdx: cfg.padIdx }));
-    this.position_embeddings = this.registerModule('position_embeddings', new Embedding(cfg.maxPositions, cfg.hidden, { paddingIdx: cfg.padIdx }));
-    this.token_type_embeddings = this.registerModule('token_type_embeddings', new Embedding(cfg.typeVocab, cfg.hidden));
-    this.LayerNorm = this.registerModule('LayerNorm', new LayerNorm(cfg.hidden, cfg.lnEps));
-    this.dropout = this.registerModule('dropout', new Dropout(cfg.drop));
-    this.registerBuffer('position_ids', tensor(Int32Array.from({ length: cfg.maxPositions }, (_, i) => i), [1, cfg.maxPositions], { dtype: 'int32' }));
+    const { vocab, hidden, maxPositions, padIdx } = ecfg;
+    this.word_embeddings = this.registerModule('word_embeddings', new Embedding(vocab, hidden, { paddingIdx: padIdx }));
+    this.position_embeddings = this.registerModule('position_embeddings', new Embedding(maxPositions, hidden, opts.paddedPositions ? { paddingIdx: padIdx } : {}));
+    this.token_type_embeddings = this.registerModule('token_type_embeddings', new Embedding(ecfg.typeVocab, hidden));
+    this.LayerNorm = this.registerModule('LayerNorm', new LayerNorm(hidden, ecfg.lnEps));
+    this.dropout = this.registerModule('dropout', new Dropout(ecfg.drop));
+    this.registerBuffer('position_ids', tensor(Int32Array.from({ length: maxPositions }, (_, i) => i), [1, maxPositions], { dtype: 'int32' }));
+  }
+  /** Position embeddings to add to [B, L, D] word embeddings: rows 0..L-1 as [L, D]. */
+  protected positions(ids: Tensor, _hostIds?: ArrayLike<number>): Tensor {
+    const L = ids.shape[1];
+    if (L > this.ecfg.maxPositions) throw new Error(`text embeddings: text length ${L} exceeds the ${this.ecfg.maxPositions}-row position table (max_text_len)`);
+    return this.position_embeddings.weight.slice(0, 0, L);
+  }
+  // ids int32 [B, L] -> [B, L, D]; hostIds: the same ids on the host, when the caller has them (no read-back)
+  forward(ids: Tensor, hostIds?: ArrayLike<number>): Tensor {
+    if (ids.ndim !== 2) throw new Error(`text embeddings: ids must be [B, L], got [${ids.shape}]`);
+    let e = this.word_embeddings.forward(ids);
+    e = e.add(this.token_type_embeddings.weight.slice(0, 0, 1)); // the type id is always 0
+    e = e.add(this.positions(ids, hostIds));
+    return this.dropout.forward(this.LayerNorm.forward(e));
+  }
+}
+
+/** RoBERTa embeddings: BertEmbeddings whose positions count non-pad tokens from padIdx + 1 (pads get padIdx). */
+export class RobertaEmbeddings extends BertEmbeddings {
+  constructor(readonly cfg: RobertaConfig) {
+    super(cfg, { paddedPositions: true });
   }
   /** HF create_position_ids_from_input_ids: padIdx + cumulative count of non-pad tokens; pads get padIdx. */
   positionIds(ids: Tensor, hostIds?: ArrayLike<number>): Tensor {
@@ -184,12 +226,8 @@ export class RobertaEmbeddings extends Module {
     }
     return tensor(out, [B, L], { dtype: 'int32' });
   }
-  // ids int32 [B, L] -> [B, L, D]; hostIds: the same ids on the host, when the caller has them (no read-back)
-  forward(ids: Tensor, hostIds?: ArrayLike<number>): Tensor {
-    let e = this.word_embeddings.forward(ids);
-    e = e.add(this.token_type_embeddings.weight.slice(0, 0, 1));
-    e = e.add(this.position_embeddings.forward(this.positionIds(ids, hostIds)));
-    return this.dropout.forward(this.LayerNorm.forward(e));
+  protected override positions(ids: Tensor, hostIds?: ArrayLike<number>): Tensor {
+    return this.position_embeddings.forward(this.positionIds(ids, hostIds));
   }
 }
 

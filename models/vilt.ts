@@ -1,6 +1,8 @@
-// ViLT-B/32 backbone (apt-spec §1): BERT text embeddings, the timm ViT with ViLT's visual_embed (per-image
-// bilinear align_corners=true resize of the position grid, valid-patch selection to max_image_len), modality
-// type embeddings, pre-LN blocks (eps 1e-6), final norm and pooler. Parameter names equal the ViLT checkpoint's.
+// ViLT-B/32 backbone (apt-spec §1): BERT text embeddings (roberta.ts BertEmbeddings), the timm ViT with ViLT's
+// visual_embed (per-image bilinear align_corners=true resize of the position grid, valid-patch selection to
+// max_image_len), modality type embeddings, pre-LN blocks (eps 1e-6), final norm and pooler, as a VLBackbone
+// (backbone.ts): embed() up to the modality tokens, forwardTokens() from there. Parameter names equal the ViLT
+// checkpoint's.
 // Deliberately NOT here: task heads and losses (heads.ts), PETL modules (petl/), checkpoint I/O.
 // Deviations (listed in the README): when every valid patch is kept the patches stay in raster order (the
 // reference permutes them randomly, which cannot change any output); padding patches are taken cyclically in
@@ -12,12 +14,16 @@
 // Hook points: ViltAttention 'q', 'v', 'out' (before proj_drop), 'out_dropped' (after proj_drop);
 // ViltBlock 'prompt' (token source appended as extra keys/values), 'attn_branch', 'mlp_branch';
 // ViltModel 'sequence' (token source appended after the image tokens, carried through all blocks).
-import { Tensor, concat, indexSelect, noGrad, pad, resizeBilinear, tensor, zeros } from '../engine/index.ts';
+import { Tensor, concat, indexSelect, pad, resizeBilinear, tensor, zeros } from '../engine/index.ts';
 import { Module, ModuleList, type HookContext } from './nn/module.ts';
 import { Dropout, Embedding, LayerNorm, Linear } from './nn/layers.ts';
-import { normal, truncNormal, zerosInit } from './nn/init.ts';
+import { truncNormal, zerosInit } from './nn/init.ts';
 import { additiveKeyMask, mergeHeads, scaledDotProduct, splitHeads } from './nn/attention.ts';
 import { Pooler } from './heads.ts';
+import { BertEmbeddings } from './roberta.ts';
+import { VLBackbone, validRows, type BackboneInput, type BackboneOutput, type TokenInput } from './backbone.ts';
+
+export type { BackboneInput, BackboneOutput, TokenInput } from './backbone.ts';
 
 export interface ViltConfig {
   hidden: number;
@@ -49,34 +55,6 @@ export const VILT_TINY: ViltConfig = Object.freeze({
 });
 
 const NEG = -1e9;
-
-/** HF BertEmbeddings as ViLT uses it: word + position + type(0), LayerNorm 1e-12, dropout. */
-export class BertEmbeddings extends Module {
-  readonly word_embeddings: Embedding;
-  readonly position_embeddings: Embedding;
-  readonly token_type_embeddings: Embedding;
-  readonly LayerNorm: LayerNorm;
-  readonly dropout: Dropout;
-  constructor(readonly cfg: ViltConfig) {
-    super();
-    this.word_embeddings = this.registerModule('word_embeddings', new Embedding(cfg.vocab, cfg.hidden, { paddingIdx: 0 }));
-    this.position_embeddings = this.registerModule('position_embeddings', new Embedding(cfg.maxTextLen, cfg.hidden));
-    this.token_type_embeddings = this.registerModule('token_type_embeddings', new Embedding(2, cfg.hidden));
-    this.LayerNorm = this.registerModule('LayerNorm', new LayerNorm(cfg.hidden, cfg.textLnEps));
-    this.dropout = this.registerModule('dropout', new Dropout(cfg.drop));
-    this.registerBuffer('position_ids', tensor(Int32Array.from({ length: cfg.maxTextLen }, (_, i) => i), [1, cfg.maxTextLen], { dtype: 'int32' }));
-  }
-  // ids int32 [B, L] -> [B, L, D]
-  forward(ids: Tensor): Tensor {
-    const L = ids.shape[1];
-    if (ids.ndim !== 2) throw new Error(`ViLT text_embeddings: text ids must be [B, L], got [${ids.shape}]`);
-    if (L > this.cfg.maxTextLen) throw new Error(`ViLT text_embeddings: text length ${L} exceeds max_text_len ${this.cfg.maxTextLen}`);
-    let e = this.word_embeddings.forward(ids);
-    e = e.add(this.token_type_embeddings.weight.slice(0, 0, 1)); // BERT type id is always 0
-    e = e.add(this.position_embeddings.weight.slice(0, 0, L)); // [L, D] broadcast
-    return this.dropout.forward(this.LayerNorm.forward(e));
-  }
-}
 
 /** Conv2d(3 -> D, kernel = stride = patch, bias) as patchify + matmul; weight [D, 3, P, P] like torch. */
 export class PatchConv extends Module {
@@ -291,21 +269,7 @@ function evenSubset(v: number[], n: number): number[] {
   return out;
 }
 
-export interface BackboneInput {
-  textIds: Tensor; // int32 [B, L]
-  textMasks: Tensor; // [B, L] 0/1
-  image: Tensor; // [B, 3, H, W]
-  /** modality type row for the image (1, or 2 for NLVR2's second image) */
-  imageTypeIdx?: number;
-}
-
-export interface BackboneOutput {
-  textFeats: Tensor; // [B, L, D]
-  imageFeats: Tensor; // [B, Nv(+prompts), D]
-  clsFeats: Tensor; // [B, D] (ViLT) / [B, 2D] (METER)
-}
-
-export class ViltModel extends Module {
+export class ViltModel extends VLBackbone {
   readonly kind = 'vilt' as const;
   readonly text_embeddings: BertEmbeddings;
   readonly transformer: ViltTransformer;
@@ -313,7 +277,9 @@ export class ViltModel extends Module {
   token_type_embeddings: Embedding;
   constructor(readonly cfg: ViltConfig, opts: { typeRows?: number } = {}) {
     super();
-    this.text_embeddings = this.registerModule('text_embeddings', new BertEmbeddings(cfg));
+    this.text_embeddings = this.registerModule('text_embeddings', new BertEmbeddings({
+      vocab: cfg.vocab, hidden: cfg.hidden, maxPositions: cfg.maxTextLen, typeVocab: 2, padIdx: 0, lnEps: cfg.textLnEps, drop: cfg.drop,
+    }));
     this.token_type_embeddings = this.registerModule('token_type_embeddings', new Embedding(opts.typeRows ?? 2, cfg.hidden));
     this.transformer = this.registerModule('transformer', new ViltTransformer(cfg));
     this.pooler = this.registerModule('pooler', new Pooler(cfg.hidden));
@@ -328,52 +294,41 @@ export class ViltModel extends Module {
     return ['sequence'];
   }
 
-  /** Adds the learnable `token4classifier` [1, 1, D] (PETL variants), initialised by initTokenForClassifier. */
-  addTokenForClassifier(): void {
-    if (this.hasParam('token4classifier')) return;
-    this.registerParameter('token4classifier', normal([1, 1, this.cfg.hidden], 0.02));
-    this.initTokenForClassifier();
+  protected embedClassifierId(): Tensor {
+    return this.text_embeddings.forward(tensor(Int32Array.from([this.cfg.clsTokenId]), [1, 1], { dtype: 'int32' }));
+  }
+
+  /** §1.2-1.4: text embeddings (position 0 := token4classifier), visual_embed, modality types. */
+  embed(inp: BackboneInput): TokenInput {
+    const k = inp.imageTypeIdx ?? 1;
+    this.checkImageType(k);
+    const t = this.placeTokenForClassifier(this.text_embeddings.forward(inp.textIds)); // [B, L, D]
+    const vis = this.transformer.visualEmbed(inp.image); // [B, 1 + Lmax, D]
+    const [text, image] = this.addModalityTypes(t, vis.x, k);
+    return { text, image, textMask: inp.textMasks.toList() as number[][], imageMask: vis.mask };
   }
 
   /**
-   * token4classifier := text embedding of [CLS] at position 0, computed in eval mode (the reference bakes one
-   * random dropout mask into it; we do not). Call again after loading pre-trained weights.
+   * [text; image; 'sequence' token sources (shallow prompt, all valid)] through the blocks, the final norm and
+   * the pooler (on token 0). Masked keys get -1e9; no mask at all when every token is valid.
    */
-  initTokenForClassifier(): void {
-    if (!this.hasParam('token4classifier')) return;
-    const te = this.text_embeddings;
-    const was = te.training;
-    te.train(false);
-    const ids = tensor(Int32Array.from([this.cfg.clsTokenId]), [1, 1], { dtype: 'int32' });
-    const e = noGrad(() => te.forward(ids)); // [1, 1, D]
-    te.train(was);
-    this.setParam('token4classifier', e.clone());
-  }
-
-  infer(inp: BackboneInput): BackboneOutput {
-    const { textIds, image } = inp;
-    const k = inp.imageTypeIdx ?? 1;
-    const [B, L] = textIds.shape;
-    const D = this.cfg.hidden;
-    if (k >= this.token_type_embeddings.weight.shape[0]) throw new Error(`ViLT: image type index ${k} needs a ${k + 1}-row type table (has ${this.token_type_embeddings.weight.shape[0]})`);
-    let t = this.text_embeddings.forward(textIds); // [B, L, D]
-    if (this.hasParam('token4classifier')) {
-      t = concat([this.param('token4classifier').expand([B, 1, D]), t.slice(1, 1, L)], 1);
+  forwardTokens(tok: TokenInput): BackboneOutput {
+    this.checkTokens(tok);
+    const [B, L] = tok.text.shape;
+    const Li = tok.image.shape[1];
+    let x = concat([tok.text, tok.image], 1); // [B, L + Li, D]
+    let rows: number[][] | null = null;
+    if (tok.textMask || tok.imageMask) {
+      const tr = validRows(tok.textMask, B, L), ir = validRows(tok.imageMask, B, Li);
+      rows = tr.map((r, b) => [...r, ...ir[b]]);
     }
-    const vis = this.transformer.visualEmbed(image);
-    const tt = this.token_type_embeddings.weight;
-    t = t.add(tt.slice(0, 0, 1));
-    const v = vis.x.add(tt.slice(0, k, k + 1));
-    let x = concat([t, v], 1);
-    const textRows = inp.textMasks.toList() as number[][];
-    let rows = textRows.map((r, b) => [...r, ...vis.mask[b]]);
-    const extra = this.tokenSources('sequence', B); // shallow prompt: appended after the image
+    const extra = this.tokenSources('sequence', B);
     if (extra.length) {
       x = concat([x, ...extra], 1);
-      const P = x.shape[1] - rows[0].length;
-      rows = rows.map((r) => [...r, ...new Array<number>(P).fill(1)]);
+      const P = x.shape[1] - L - Li;
+      if (rows) rows = rows.map((r) => [...r, ...new Array<number>(P).fill(1)]);
     }
-    const mask = additiveKeyMask(rows, NEG);
+    const mask = rows ? additiveKeyMask(rows, NEG) : null;
     for (const blk of this.transformer.blocks.items) x = blk.forward(x, mask);
     x = this.transformer.norm.forward(x);
     const N = x.shape[1];

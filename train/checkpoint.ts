@@ -5,14 +5,16 @@
 //   zip + pickle, read by train/torch_pickle.ts without executing anything) and HF ViLT safetensors
 //   (dandelin/vilt-b32-* naming, mapped to the original ViLT names). Loading is a name lookup against the model's
 //   own names (which equal the original checkpoint's), with a report of missing and unexpected keys, and the
-//   position-table resize of spec §2.1 (CLIP's table bicubically resized to the run's grid, CLS row kept).
+//   position-table resize of spec §2.1 (CLIP's table bicubically resized to the run's grid, CLS row kept) and the
+//   NLVR2 type-table growth, both by the models' own functions (resizeClipPosTable, typeTableForNlvr2).
 // Does not: guess renamings beyond the HF ViLT map, convert optimizer states, or load METER from HF.
 // Invariants: files are written atomically; every error names the file and the tensor at fault; shapes are
 // checked before anything is loaded into the model (a failed import leaves the model unchanged).
 import { readFileSync, openSync, readSync, closeSync } from 'node:fs';
-import { tensor, resizeBicubic, type Tensor } from '../engine/index.ts';
-import type { Module } from '../models/nn/module.ts';
-import { createModel, loadPretrained, METER_BASE, VILT_BASE, type MeterConfig, type ViltConfig, type VLModel } from '../models/index.ts';
+import { noGrad, numel, scope, tensor, type Tensor } from '../engine/index.ts';
+import { sameShape, type Module } from '../models/nn/module.ts';
+import { createModel, loadPretrained, typeTableForNlvr2, METER_BASE, VILT_BASE, type MeterConfig, type ViltConfig, type VLModel } from '../models/index.ts';
+import { resizeClipPosTable } from '../models/clip.ts';
 import { onShapeBackend } from '../models/accounting.ts';
 import { parseSafetensors, writeSafetensors, type HostTensor } from './safetensors.ts';
 import { readTorchStateDict } from './torch_pickle.ts';
@@ -21,8 +23,6 @@ export const CHECKPOINT_FORMAT = 'aptune-checkpoint/1';
 export type ModelKind = 'vilt' | 'meter';
 
 const shapeStr = (s: readonly number[]) => `[${s.join(', ')}]`;
-const sameShape = (a: readonly number[], b: readonly number[]) => a.length === b.length && a.every((v, i) => v === b[i]);
-const numelOf = (s: readonly number[]) => s.reduce((a, b) => a * b, 1);
 
 /** Host copy of an engine tensor (float32 / int32; float64 is narrowed to float32). */
 export function toHost(t: Tensor): HostTensor {
@@ -185,7 +185,7 @@ export function mapHfViltNames(src: Map<string, HostTensor>, opts: { classifierN
     const tail = e.query.shape.slice(1);
     for (const p of parts) if (!sameShape(p.shape.slice(1), tail) || p.dtype !== 'float32') throw new Error(`${where}: query/key/value of '${k}' have shapes ${parts.map((q) => shapeStr(q.shape)).join(', ')}`);
     const rows = parts.reduce((s, p) => s + p.shape[0], 0);
-    const data = new Float32Array(rows * numelOf(tail));
+    const data = new Float32Array(rows * numel(tail));
     let off = 0;
     for (const p of parts) { data.set(p.data, off); off += p.data.length; }
     out.set(k, { dtype: 'float32', shape: [rows, ...tail], data });
@@ -198,33 +198,21 @@ export const POSITION_TABLE_SUFFIXES = ['visual.positional_embedding', 'transfor
 
 /**
  * Resize a ViT position table `[(g*g + 1), D]` (or `[1, g*g+1, D]`) to `[(G*G + 1), D]` (same rank): row 0 (CLS)
- * is kept, the g x g grid is resized bicubically (a = -0.75, align_corners false, like torch's F.interpolate).
+ * is kept, the g x g grid is resized bicubically (a = -0.75, align_corners false, like torch's F.interpolate) by
+ * the models' own resizeClipPosTable.
  */
 export function resizePositionTable(t: HostTensor, targetRows: number, name: string): HostTensor {
-  const lead = t.shape.length === 3 ? t.shape[0] : 1;
-  if (t.shape.length !== 2 && !(t.shape.length === 3 && lead === 1)) throw new Error(`${name}: position table of shape ${shapeStr(t.shape)} cannot be resized (expected [N, D] or [1, N, D])`);
+  if (t.shape.length !== 2 && !(t.shape.length === 3 && t.shape[0] === 1)) throw new Error(`${name}: position table of shape ${shapeStr(t.shape)} cannot be resized (expected [N, D] or [1, N, D])`);
   const rows = t.shape[t.shape.length - 2], dim = t.shape[t.shape.length - 1];
   const g = Math.round(Math.sqrt(rows - 1)), G = Math.round(Math.sqrt(targetRows - 1));
   if (g * g + 1 !== rows || G * G + 1 !== targetRows) throw new Error(`${name}: position table rows ${rows} -> ${targetRows} are not square grids plus a CLS row`);
-  const grid = new Float32Array(dim * g * g); // [D, g, g]
-  for (let p = 0; p < g * g; p++) for (let d = 0; d < dim; d++) grid[d * g * g + p] = t.data[(1 + p) * dim + d];
-  const x = tensor(grid, [1, dim, g, g]);
-  const y = resizeBicubic(x, G, G, false);
-  const r = y.toArray();
-  x.dispose(); y.dispose();
-  const out = new Float32Array(targetRows * dim);
-  for (let d = 0; d < dim; d++) out[d] = t.data[d];
-  for (let p = 0; p < G * G; p++) for (let d = 0; d < dim; d++) out[(1 + p) * dim + d] = r[d * G * G + p];
-  return { dtype: 'float32', shape: t.shape.length === 3 ? [1, targetRows, dim] : [targetRows, dim], data: out };
+  const r = onHost({ ...t, shape: [rows, dim] }, (x) => resizeClipPosTable(x, G));
+  return { ...r, shape: t.shape.length === 3 ? [1, targetRows, dim] : [targetRows, dim] };
 }
 
-/** NLVR2 (spec §4.2): the 2-row modality table grows to 3 rows, row 2 := row 1. */
-function growTypeTable(t: HostTensor): HostTensor {
-  const D = t.shape[1];
-  const data = new Float32Array(3 * D);
-  data.set(t.data.subarray(0, 2 * D));
-  data.set(t.data.subarray(D, 2 * D), 2 * D);
-  return { dtype: 'float32', shape: [3, D], data };
+/** Runs a tensor function on a host tensor (default backend, no gradient) and returns the result on the host. */
+function onHost(h: HostTensor, fn: (x: Tensor) => Tensor): HostTensor {
+  return scope(() => toHost(noGrad(() => fn(fromHost(h))))); // every tensor made here is freed
 }
 
 export interface ImportReport {
@@ -257,7 +245,7 @@ export function planImport(file: string, format: ExternalFormat, raw: Map<string
       const isTable = POSITION_TABLE_SUFFIXES.some((s) => name.endsWith(s)) && t.shape.length === shape.length && t.shape.at(-1) === shape.at(-1);
       const isTypeGrowth = name === 'token_type_embeddings.weight' && t.shape.length === 2 && t.shape[0] === 2 && shape[0] === 3 && t.shape[1] === shape[1];
       if (isTable) t = resizePositionTable(t, shape[shape.length - 2], `${file}: '${name}'`);
-      else if (isTypeGrowth) t = growTypeTable(t);
+      else if (isTypeGrowth) t = onHost(t, typeTableForNlvr2);
       else throw new Error(`${file}: shape mismatch for '${name}': checkpoint has ${shapeStr(t.shape)}, model expects ${shapeStr(shape)}`);
       report.resized.push({ name, from: [...src.get(name)!.shape], to: [...shape] });
     }
@@ -276,42 +264,42 @@ export interface ImportOptions {
   classifierName?: string;
 }
 
-function checkMissing(file: string, report: ImportReport, opts: ImportOptions): void {
-  if (!opts.strict) return;
-  const bad = report.missing.filter((n) => !(opts.allowMissing?.(n) ?? false));
-  if (bad.length) throw new Error(`${file}: ${bad.length} missing key(s): ${bad.slice(0, 10).join(', ')}${bad.length > 10 ? ', ...' : ''}`);
-}
-
-/** Import an original checkpoint / HF ViLT safetensors into `model` (parameters and buffers) by name. */
-export function importCheckpoint(file: string, model: Module, opts: ImportOptions = {}): ImportReport {
+/**
+ * Read an external weights file and match it against `model`'s own names, shapes and dtypes (planImport), failing
+ * before anything is loaded; returns the tensors to load, on each parameter's backend, and the report.
+ */
+function prepareImport(file: string, model: Module, opts: ImportOptions): { load: Map<string, Tensor>; report: ImportReport } {
   const { tensors: raw, format } = readExternalWeights(file);
   const sd = model.stateDict();
   const expected = new Map<string, readonly number[]>([...sd].map(([k, t]) => [k, t.shape]));
   const { tensors, report } = planImport(file, format, raw, expected, opts);
-  checkMissing(file, report, opts);
+  if (opts.strict) {
+    const bad = report.missing.filter((n) => !(opts.allowMissing?.(n) ?? false));
+    if (bad.length) throw new Error(`${file}: ${bad.length} missing key(s): ${bad.slice(0, 10).join(', ')}${bad.length > 10 ? ', ...' : ''}`);
+  }
   const load = new Map<string, Tensor>();
   for (const [k, h] of tensors) {
     const cur = sd.get(k)!;
     if (cur.dtype !== h.dtype) throw new Error(`${file}: '${k}' is ${h.dtype} in the file but ${cur.dtype} in the model`);
     load.set(k, fromHost(h, cur.backend.name));
   }
+  return { load, report };
+}
+
+/** Import an original checkpoint / HF ViLT safetensors into `model` (parameters and buffers) by name. */
+export function importCheckpoint(file: string, model: Module, opts: ImportOptions = {}): ImportReport {
+  const { load, report } = prepareImport(file, model, opts);
   model.loadStateDict(load, { strict: false });
   return report;
 }
 
 /**
- * Import pre-trained weights into a model built by createModel: name mapping and shape checks as importCheckpoint,
+ * Import pre-trained weights into a model built by createModel: name mapping and checks as importCheckpoint,
  * then the models' loadPretrained post-load steps (rank_output from ITM row 1, token4classifier re-initialised
  * from the loaded embeddings). Method modules and new heads are expected to be missing.
  */
 export function importPretrained(file: string, model: VLModel, opts: ImportOptions = {}): ImportReport {
-  const { tensors: raw, format } = readExternalWeights(file);
-  const sd = model.stateDict();
-  const expected = new Map<string, readonly number[]>([...sd].map(([k, t]) => [k, t.shape]));
-  const { tensors, report } = planImport(file, format, raw, expected, opts);
-  checkMissing(file, report, opts);
-  const load = new Map<string, Tensor>();
-  for (const [k, h] of tensors) load.set(k, fromHost(h, sd.get(k)!.backend.name));
+  const { load, report } = prepareImport(file, model.backbone, opts);
   loadPretrained(model, load);
   return report;
 }

@@ -6,7 +6,7 @@
 // `main` returns the exit status and never calls process.exit (so tests and bin/aptune.js can call it).
 import { pathToFileURL } from 'node:url';
 import { listMethods } from '../models/petl/index.ts';
-import { ACCOUNT_METHODS, DEFAULT_TOKENS, accountingTable, formatAccountingTable, type AccountMethod, type AccountModel, type TokenCounts } from '../models/accounting.ts';
+import { ACCOUNT_METHODS, CONVENTION, DEFAULT_TOKENS, accountingTable, formatAccountingTable, type AccountMethod, type AccountModel, type TokenCounts } from '../models/accounting.ts';
 
 class UsageError extends Error {}
 
@@ -16,10 +16,16 @@ interface Command {
   summary: string;
   usage: string;
   options: OptSpec[];
+  /** paragraphs printed by --help after the usage line (what it does, examples) */
+  details?: string;
   run(o: Record<string, string | boolean>, rest: string[]): Promise<number> | number;
   /** pass everything after the command through untouched (synth) */
   passthrough?: boolean;
 }
+
+const METHOD_OPTIONS_NOTE =
+  "Defaults are the configurations behind the paper's table. A method is chosen by name and its options are given " +
+  'as KEY=VALUE, e.g. `aptune params --method apt --opt tokens=50,rank=4`.';
 
 const JSON_OPT: OptSpec = { name: 'json', help: 'print JSON instead of a table' };
 const ACCOUNT_OPTS: OptSpec[] = [
@@ -99,13 +105,19 @@ function accounting(o: Record<string, string | boolean>, columns: ('params' | 'f
 const COMMANDS: Command[] = [
   {
     name: 'methods', summary: 'list the parameter-efficient methods and their options', usage: 'aptune methods [--json]', options: [JSON_OPT],
+    details: METHOD_OPTIONS_NOTE,
     run(o) {
       const ms = listMethods();
       if (o.json) { console.log(JSON.stringify(ms)); return 0; }
       for (const m of ms) {
         console.log(`${m.name}\n    ${m.description}`);
-        for (const op of m.options) console.log(`    --${op.name} <${op.type}>  default ${String(op.default)}${op.min !== undefined ? `, min ${op.min}` : ''}${op.max !== undefined ? `, max ${op.max}` : ''}: ${op.description}`);
+        if (!m.options.length) console.log('    (no options)');
+        for (const op of m.options) {
+          const range = `${op.min !== undefined ? `, >= ${op.min}` : ''}${op.max !== undefined ? `, <= ${op.max}` : ''}`;
+          console.log(`    ${op.name}=<${op.type}>  (default ${String(op.default)}${range})  ${op.description}`);
+        }
       }
+      console.log(`\n${METHOD_OPTIONS_NOTE}`);
       return 0;
     },
   },
@@ -123,6 +135,19 @@ const COMMANDS: Command[] = [
   {
     name: 'import', summary: 'convert an original checkpoint (.ckpt) or HF ViLT safetensors into an aptune checkpoint',
     usage: 'aptune import --from FILE --out FILE.safetensors --model vilt|meter [--image-size S] [--classifier NAME]',
+    details: [
+      'Reads a PyTorch Lightning checkpoint (a zip holding data.pkl; the pickle is read without executing anything) or',
+      'HF ViLT safetensors (names mapped to the original ViLT names), matches every tensor by name and shape against',
+      "the full-size backbone plus its ITM head, resizes METER's CLIP position table to --image-size (bicubic, CLS row",
+      'kept), and writes those tensors with the report (missing, unexpected, resized) in the checkpoint config.',
+      'Tensors the model does not have (e.g. mlm_score) are reported as unexpected and not written. A file that is not',
+      'a checkpoint, or a shape mismatch (the tensor is named), fails with exit status 1.',
+      '',
+      'examples:',
+      '  aptune import --from vilt_200k_mlm_itm.ckpt --out vilt.safetensors --model vilt',
+      '  aptune import --from meter_clip16_288_roberta_pretrain.ckpt --out meter384.safetensors --model meter --image-size 384',
+      '  aptune import --from vilt-b32-mlm/model.safetensors --out vilt.safetensors --model vilt',
+    ].join('\n'),
     options: [
       { name: 'from', arg: 'FILE', help: 'vilt_200k_mlm_itm.ckpt, meter_clip16_288_roberta_pretrain.ckpt or an HF ViLT model.safetensors' },
       { name: 'out', arg: 'FILE', help: 'the aptune checkpoint to write (safetensors, written atomically)' },
@@ -143,6 +168,7 @@ const COMMANDS: Command[] = [
   },
   {
     name: 'start', summary: 'start a run (until the trainer exists: prints the params + FLOPs table)', usage: 'aptune start', options: [],
+    details: 'Until training exists this prints `aptune table`: updated parameters and additional FLOPs of every method for ViLT and METER.',
     run: () => accounting({}, ['params', 'flops']),
   },
 ];
@@ -150,12 +176,11 @@ const COMMANDS: Command[] = [
 function helpText(cmd?: Command): string {
   if (cmd) {
     const lines = [`${cmd.summary}\n\nusage: ${cmd.usage}`];
-    if (cmd.options.length) {
-      lines.push('\noptions:');
-      for (const o of cmd.options) lines.push(`  --${o.name}${o.arg ? ' ' + o.arg : ''}\n      ${o.help}`);
-    }
-    if (cmd.name === 'params' || cmd.name === 'flops' || cmd.name === 'table') lines.push(`\nmethods: ${ACCOUNT_METHODS.join(', ')}`);
+    if (cmd.details) lines.push(`\n${cmd.details}`);
+    lines.push('\noptions:');
+    for (const o of cmd.options) lines.push(`  --${o.name}${o.arg ? ' ' + o.arg : ''}\n      ${o.help}`);
     lines.push('  -h, --help\n      this help');
+    if (cmd.options === ACCOUNT_OPTS) lines.push(`\nmethods: ${ACCOUNT_METHODS.join(', ')}`, `\nconvention: ${CONVENTION}`);
     return lines.join('\n');
   }
   const w = Math.max(...COMMANDS.map((c) => c.name.length));

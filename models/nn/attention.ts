@@ -44,8 +44,3 @@ export function additiveKeyMask(valid: Tensor | number[][], negative: number): T
   }
   return tensor(out, [B, 1, 1, N]);
 }
-
-/** Host copy of a 0/1 mask tensor [B, N] as rows. */
-export function maskRows(mask: Tensor): number[][] {
-  return mask.toList() as number[][];
-}

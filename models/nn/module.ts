@@ -65,10 +65,6 @@ export class Module {
     return m;
   }
 
-  hasChild(name: string): boolean {
-    return this._children.has(name);
-  }
-
   child<M extends Module = Module>(name: string): M {
     const m = this._children.get(name);
     if (!m) throw new Error(`${this.constructor.name}: no child module '${name}'`);
@@ -102,15 +98,6 @@ export class Module {
     this._params.set(name, fresh.keep());
   }
 
-  setBuffer(name: string, t: Tensor): void {
-    this.buffer(name);
-    this._buffers.set(name, t.keep());
-  }
-
-  *namedChildren(): Generator<[string, Module]> {
-    yield* this._children.entries();
-  }
-
   /** Depth-first, parents before children, registration order (torch's named_modules order). */
   namedModules(prefix = ''): [string, Module][] {
     const out: [string, Module][] = [[prefix, this]];
@@ -120,17 +107,11 @@ export class Module {
 
   /** torch order: own parameters first, then children's. */
   namedParameters(prefix = ''): [string, Tensor][] {
-    const out: [string, Tensor][] = [];
-    for (const [n, p] of this._params) out.push([join(prefix, n), p]);
-    for (const [n, c] of this._children) out.push(...c.namedParameters(join(prefix, n)));
-    return out;
+    return this.slots('param', prefix).map(([n, owner, local]) => [n, owner._params.get(local)!]);
   }
 
   namedBuffers(prefix = ''): [string, Tensor][] {
-    const out: [string, Tensor][] = [];
-    for (const [n, b] of this._buffers) out.push([join(prefix, n), b]);
-    for (const [n, c] of this._children) out.push(...c.namedBuffers(join(prefix, n)));
-    return out;
+    return this.slots('buffer', prefix).map(([n, owner, local]) => [n, owner._buffers.get(local)!]);
   }
 
   parameters(): Tensor[] {
@@ -169,7 +150,7 @@ export class Module {
   private setRequiresGrad(pred: NamePredicate, flag: boolean): string[] {
     const f = toPredicate(pred);
     const hit: string[] = [];
-    for (const [name, owner, local] of this.paramSlots()) {
+    for (const [name, owner, local] of this.slots('param')) {
       if (!f(name)) continue;
       const t = owner._params.get(local)!;
       if (t.requiresGrad !== flag) {
@@ -181,17 +162,11 @@ export class Module {
     return hit;
   }
 
-  private paramSlots(prefix = ''): [string, Module, string][] {
+  /** [full name, owning module, local name] of every parameter (or buffer) in the tree, torch order. */
+  private slots(kind: 'param' | 'buffer', prefix = ''): [string, Module, string][] {
     const out: [string, Module, string][] = [];
-    for (const n of this._params.keys()) out.push([join(prefix, n), this, n]);
-    for (const [n, c] of this._children) out.push(...c.paramSlots(join(prefix, n)));
-    return out;
-  }
-
-  private bufferSlots(prefix = ''): [string, Module, string][] {
-    const out: [string, Module, string][] = [];
-    for (const n of this._buffers.keys()) out.push([join(prefix, n), this, n]);
-    for (const [n, c] of this._children) out.push(...c.bufferSlots(join(prefix, n)));
+    for (const n of (kind === 'param' ? this._params : this._buffers).keys()) out.push([join(prefix, n), this, n]);
+    for (const [n, c] of this._children) out.push(...c.slots(kind, join(prefix, n)));
     return out;
   }
 
@@ -211,14 +186,15 @@ export class Module {
   loadStateDict(state: Map<string, Tensor> | Record<string, Tensor>, opts: { strict?: boolean } = {}): LoadResult {
     const strict = opts.strict ?? true;
     const src = state instanceof Map ? state : new Map(Object.entries(state));
-    const slots = [...this.paramSlots().map((s) => [...s, 'param'] as const), ...this.bufferSlots().map((s) => [...s, 'buffer'] as const)];
+    const slots = [...this.slots('param').map((s) => [...s, true] as const), ...this.slots('buffer').map((s) => [...s, false] as const)];
+    const table = (owner: Module, isParam: boolean) => (isParam ? owner._params : owner._buffers);
     const known = new Set<string>();
     const missing: string[] = [];
-    for (const [name, owner, local, kind] of slots) {
+    for (const [name, owner, local, isParam] of slots) {
       known.add(name);
       const t = src.get(name);
       if (!t) { missing.push(name); continue; }
-      const cur = kind === 'param' ? owner._params.get(local)! : owner._buffers.get(local)!;
+      const cur = table(owner, isParam).get(local)!;
       if (!sameShape(cur.shape, t.shape)) {
         throw new Error(`loadStateDict: shape mismatch for '${name}': checkpoint has [${t.shape}], model expects [${cur.shape}]`);
       }
@@ -228,46 +204,42 @@ export class Module {
     }
     const unexpected = [...src.keys()].filter((k) => !known.has(k));
     if (strict && (missing.length || unexpected.length)) {
-      throw new Error(
-        `loadStateDict (strict): ${missing.length} missing key(s)${missing.length ? ` [${missing.slice(0, 8).join(', ')}${missing.length > 8 ? ', ...' : ''}]` : ''}, ` +
-          `${unexpected.length} unexpected key(s)${unexpected.length ? ` [${unexpected.slice(0, 8).join(', ')}${unexpected.length > 8 ? ', ...' : ''}]` : ''}`,
-      );
+      const list = (a: string[]) => (a.length ? ` [${a.slice(0, 8).join(', ')}${a.length > 8 ? ', ...' : ''}]` : '');
+      throw new Error(`loadStateDict (strict): ${missing.length} missing key(s)${list(missing)}, ${unexpected.length} unexpected key(s)${list(unexpected)}`);
     }
-    for (const [name, owner, local, kind] of slots) {
+    for (const [name, owner, local, isParam] of slots) {
       const t = src.get(name);
       if (!t) continue;
-      if (kind === 'param') {
-        const cur = owner._params.get(local)!;
-        const v = t.backend === cur.backend ? t : t.to(cur.backend.name);
-        owner._params.set(local, v.detach().requiresGrad_(cur.requiresGrad).keep());
-      } else {
-        const cur = owner._buffers.get(local)!;
-        const v = t.backend === cur.backend ? t : t.to(cur.backend.name);
-        owner._buffers.set(local, v.detach().keep());
-      }
+      const tab = table(owner, isParam);
+      const cur = tab.get(local)!;
+      const v = (t.backend === cur.backend ? t : t.to(cur.backend.name)).detach();
+      tab.set(local, (isParam ? v.requiresGrad_(cur.requiresGrad) : v).keep());
     }
     return { missing, unexpected };
   }
 
   // ---- hook points ----
 
-  /** Attach a same-shape transform at `point`; `owner` names the method (for listing and removal). */
+  /** Attach a same-shape transform at `point`; `owner` names the method (attachedHooks lists it). */
   addHook(point: string, fn: HookFn, owner = 'anonymous'): void {
-    if (!this.hookPoints().includes(point)) {
-      throw new Error(`${this.constructor.name} has no hook point '${point}' (available: ${this.hookPoints().join(', ') || 'none'})`);
-    }
+    this.checkHookPoint(point);
     const list = this._hooks.get(point) ?? [];
     list.push({ owner, fn });
     this._hooks.set(point, list);
   }
 
+  /** Attach a supplier of extra tokens at `point` (where they go is the module's forward's business). */
   addTokenSource(point: string, fn: TokenSourceFn, owner = 'anonymous'): void {
-    if (!this.hookPoints().includes(point)) {
-      throw new Error(`${this.constructor.name} has no hook point '${point}' (available: ${this.hookPoints().join(', ') || 'none'})`);
-    }
+    this.checkHookPoint(point);
     const list = this._tokenSources.get(point) ?? [];
     list.push({ owner, fn });
     this._tokenSources.set(point, list);
+  }
+
+  private checkHookPoint(point: string): void {
+    if (!this.hookPoints().includes(point)) {
+      throw new Error(`${this.constructor.name} has no hook point '${point}' (available: ${this.hookPoints().join(', ') || 'none'})`);
+    }
   }
 
   protected runHooks(point: string, x: Tensor, ctx: HookContext = {}): Tensor {
@@ -277,16 +249,12 @@ export class Module {
     return x;
   }
 
-  protected hasHooks(point: string): boolean {
-    return (this._hooks.get(point)?.length ?? 0) > 0;
-  }
-
-  /** Extra tokens from every source at `point`, concatenated in attachment order, or null. [B, P, D] each */
+  /** The tokens of every source at `point`, in attachment order ([] when none). [B, P, D] each */
   protected tokenSources(point: string, batch: number): Tensor[] {
     return (this._tokenSources.get(point) ?? []).map((s) => s.fn(batch));
   }
 
-  /** Lists attached hooks as 'point<-owner' (for tests and `aptune methods`). */
+  /** Hooks and token sources attached to this module (not its children), as 'point<-owner'. */
   attachedHooks(): string[] {
     const out: string[] = [];
     for (const [p, l] of this._hooks) for (const h of l) out.push(`${p}<-${h.owner}`);

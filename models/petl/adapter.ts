@@ -5,11 +5,11 @@
 // Invariants: names `adapterK.down_sampler.*`, `adapterK.up_sampler.*`; the output changes at init (both weights
 // are non-zero), unlike LoRA.
 import type { Tensor } from '../../engine/index.ts';
-import { Module } from '../nn/module.ts';
+import { Module, type HookFn } from '../nn/module.ts';
 import { Linear } from '../nn/layers.ts';
 import { ViltBlock } from '../vilt.ts';
 import { BertOutput, BertSelfOutput } from '../roberta.ts';
-import { findModules, inFusion, joinName, type Backbone, type MethodOptions, type MethodSpec } from './inject.ts';
+import { attachChild, findModules, inFusion, type Backbone, type MethodOptions, type MethodSpec } from './inject.ts';
 
 export class Adapter extends Module {
   readonly down_sampler: Linear;
@@ -34,23 +34,16 @@ export const adapter: MethodSpec = {
   tokenForClassifier: true,
   trainable: () => ['adapter'],
   inject(model: Backbone, o: MethodOptions): string[] {
-    const r = o.rank as number, std = o.initStd as number, D = model.hidden;
-    const names: string[] = [];
+    const r = o.rank as number, std = o.initStd as number;
+    const make = () => new Adapter(model.hidden, r, std);
+    const hook = (a: Adapter): HookFn => (x) => a.forward(x);
     if (model.kind === 'vilt') {
-      for (const [n, blk] of findModules(model, ViltBlock)) {
-        const a0 = blk.registerModule('adapter0', new Adapter(D, r, std));
-        const a1 = blk.registerModule('adapter1', new Adapter(D, r, std));
-        blk.addHook('attn_branch', (x) => a0.forward(x), 'adapter');
-        blk.addHook('mlp_branch', (x) => a1.forward(x), 'adapter');
-        names.push(joinName(n, 'adapter0'), joinName(n, 'adapter1'));
-      }
-    } else {
-      for (const [n, m] of [...findModules(model, BertSelfOutput, inFusion), ...findModules(model, BertOutput, inFusion)]) {
-        const a = m.registerModule('adapter', new Adapter(D, r, std));
-        m.addHook('dense_out', (x) => a.forward(x), 'adapter');
-        names.push(joinName(n, 'adapter'));
-      }
+      return findModules(model, ViltBlock).flatMap((t) => [
+        attachChild('adapter', t, 'adapter0', make(), 'attn_branch', hook),
+        attachChild('adapter', t, 'adapter1', make(), 'mlp_branch', hook),
+      ]);
     }
-    return names;
+    return [...findModules(model, BertSelfOutput, inFusion), ...findModules(model, BertOutput, inFusion)]
+      .map((t) => attachChild('adapter', t, 'adapter', make(), 'dense_out', hook));
   },
 };

@@ -7,12 +7,12 @@
 // Quirk choice: the scale trains in both backbones (trainScale=true); trainScale=false reproduces METER's
 // reference, whose 'mm' pattern leaves the scale frozen.
 import type { Tensor } from '../../engine/index.ts';
-import { Module } from '../nn/module.ts';
+import { Module, type HookFn } from '../nn/module.ts';
 import { Dropout, Linear, Sequential } from '../nn/layers.ts';
 import { normal, zerosInit } from '../nn/init.ts';
 import { ViltAttention } from '../vilt.ts';
 import { BertSelfOutput } from '../roberta.ts';
-import { findModules, inFusion, joinName, type Backbone, type MethodOptions, type MethodSpec } from './inject.ts';
+import { attachChild, findModules, inFusion, type Backbone, type MethodOptions, type MethodSpec } from './inject.ts';
 
 export class ApproximatePrompt extends Module {
   readonly mm: Sequential;
@@ -30,9 +30,7 @@ export class ApproximatePrompt extends Module {
   /** x [B, N, D] branch output, res [B, N, D] branch input -> [B, N, D] */
   forward(x: Tensor, res: Tensor): Tensor {
     const P = this.param('mm_tokens'); // [M, D]
-    // mm(P) + P, not P + mm(P): engine autograd (ops add pass-through into an already-accumulated leaf) needs the
-    // leaf second; see report. Same value.
-    const K = this.mm.forward(P).add(P); // [M, D]
+    const K = P.add(this.mm.forward(P)); // [M, D]
     let S = res.matmul(K, { transB: true }).relu(); // [B, N, M]
     S = this.attn_drop.forward(S);
     const E = S.matmul(P); // [B, N, D]
@@ -54,20 +52,9 @@ export const apt: MethodSpec = {
   trainable: (o: MethodOptions) => (o.trainScale ? ['APT'] : ['APT.mm']),
   inject(model: Backbone, o: MethodOptions): string[] {
     const M = o.tokens as number, h = o.rank as number, p = o.dropout as number;
-    const names: string[] = [];
-    if (model.kind === 'vilt') {
-      for (const [n, attn] of findModules(model, ViltAttention)) {
-        const m = attn.registerModule('APT', new ApproximatePrompt(model.hidden, h, M, p));
-        attn.addHook('out', (x, ctx) => m.forward(x, ctx.input!), 'apt');
-        names.push(joinName(n, 'APT'));
-      }
-    } else {
-      for (const [n, so] of findModules(model, BertSelfOutput, inFusion)) {
-        const m = so.registerModule('APT', new ApproximatePrompt(model.hidden, h, M, p));
-        so.addHook('dense_out', (x, ctx) => m.forward(x, ctx.input!), 'apt');
-        names.push(joinName(n, 'APT'));
-      }
-    }
-    return names;
+    const make = () => new ApproximatePrompt(model.hidden, h, M, p);
+    const hook = (m: ApproximatePrompt): HookFn => (x, ctx) => m.forward(x, ctx.input!);
+    if (model.kind === 'vilt') return findModules(model, ViltAttention).map((t) => attachChild('apt', t, 'APT', make(), 'out', hook));
+    return findModules(model, BertSelfOutput, inFusion).map((t) => attachChild('apt', t, 'APT', make(), 'dense_out', hook));
   },
 };

@@ -1,11 +1,12 @@
 // Injection machinery shared by every parameter-efficient method (DESIGN.md lesson 9): the method contract,
-// option validation, walking named modules to find attachment targets, and the §3.0 trainability rule.
+// option validation, walking named modules to find attachment targets, attaching a child module plus its hook
+// (attachChild), and the §3.0 trainability rule.
 // Deliberately NOT here: any method's maths (one file per method), task heads.
 // Invariants: a method attaches its modules as children of existing modules (so their names come from where they
 // live, e.g. `transformer.blocks.3.attn.APT.mm_tokens`), never by copying the model; injection that attaches
 // nothing, or a trainable substring that matches no parameter, raises; after applyTrainable exactly the
 // parameters matching a trainable substring (minus the METER encoder exclusions) have requiresGrad.
-import type { Module } from '../nn/module.ts';
+import type { HookFn, Module } from '../nn/module.ts';
 import type { ViltModel } from '../vilt.ts';
 import type { MeterModel } from '../meter.ts';
 
@@ -77,6 +78,16 @@ export function inFusion(name: string): boolean {
 
 export function joinName(a: string, b: string): string {
   return a ? `${a}.${b}` : b;
+}
+
+/**
+ * Registers `module` as child `child` of the named target and attaches hook(module) at the target's hook point
+ * `point`, owned by `method`. Returns the child's full name (what InjectResult.modules lists).
+ */
+export function attachChild<C extends Module>(method: string, [name, target]: [string, Module], child: string, module: C, point: string, hook: (m: C) => HookFn): string {
+  target.registerModule(child, module);
+  target.addHook(point, hook(module), method);
+  return joinName(name, child);
 }
 
 /**

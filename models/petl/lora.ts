@@ -5,12 +5,12 @@
 // Deliberately NOT here: merging into the frozen weights (never done by the reference).
 // Invariants: B = 0 at init, so the output equals the un-injected model's; names `q_lora.lora_A`, `v_lora.lora_B`.
 import type { Tensor } from '../../engine/index.ts';
-import { Module } from '../nn/module.ts';
+import { Module, type HookFn } from '../nn/module.ts';
 import { Dropout } from '../nn/layers.ts';
 import { normal, zerosInit } from '../nn/init.ts';
 import { ViltAttention } from '../vilt.ts';
 import { BertSelfAttention } from '../roberta.ts';
-import { findModules, inFusion, joinName, type Backbone, type MethodOptions, type MethodSpec } from './inject.ts';
+import { attachChild, findModules, inFusion, type Backbone, type MethodOptions, type MethodSpec } from './inject.ts';
 
 export class LoraModule extends Module {
   readonly dropout: Dropout;
@@ -40,16 +40,12 @@ export const lora: MethodSpec = {
   trainable: () => ['lora'],
   inject(model: Backbone, o: MethodOptions): string[] {
     const r = o.rank as number, p = o.dropout as number, s = o.scale as number;
-    const names: string[] = [];
-    const attach = (n: string, m: ViltAttention | BertSelfAttention) => {
-      const q = m.registerModule('q_lora', new LoraModule(model.hidden, r, p, s));
-      const v = m.registerModule('v_lora', new LoraModule(model.hidden, r, p, s));
-      m.addHook('q', (x, ctx) => q.forward(ctx.input!, x), 'lora');
-      m.addHook('v', (x, ctx) => v.forward(ctx.input!, x), 'lora');
-      names.push(joinName(n, 'q_lora'), joinName(n, 'v_lora'));
-    };
-    if (model.kind === 'vilt') for (const [n, m] of findModules(model, ViltAttention)) attach(n, m);
-    else for (const [n, m] of findModules(model, BertSelfAttention, inFusion)) attach(n, m);
-    return names;
+    const make = () => new LoraModule(model.hidden, r, p, s);
+    const hook = (l: LoraModule): HookFn => (x, ctx) => l.forward(ctx.input!, x);
+    const attach = (t: [string, ViltAttention | BertSelfAttention]) => [
+      attachChild('lora', t, 'q_lora', make(), 'q', hook),
+      attachChild('lora', t, 'v_lora', make(), 'v', hook),
+    ];
+    return model.kind === 'vilt' ? findModules(model, ViltAttention).flatMap(attach) : findModules(model, BertSelfAttention, inFusion).flatMap(attach);
   },
 };

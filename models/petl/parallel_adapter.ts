@@ -6,11 +6,11 @@
 // Deliberately NOT here: the learnable-scalar and "out"/"lora" variants the reference never uses.
 // Invariants: names `PA.adapter_layer_norm_before.*`, `PA.down_proj.*`, `PA.up_proj.*`.
 import type { Tensor } from '../../engine/index.ts';
-import { Module } from '../nn/module.ts';
+import { Module, type HookFn } from '../nn/module.ts';
 import { Dropout, LayerNorm, Linear } from '../nn/layers.ts';
 import { ViltAttention } from '../vilt.ts';
 import { BertSelfOutput } from '../roberta.ts';
-import { findModules, inFusion, joinName, type Backbone, type MethodOptions, type MethodSpec } from './inject.ts';
+import { attachChild, findModules, inFusion, type Backbone, type MethodOptions, type MethodSpec } from './inject.ts';
 
 export class ParallelAdapter extends Module {
   readonly adapter_layer_norm_before: LayerNorm;
@@ -41,21 +41,10 @@ export const parallelAdapter: MethodSpec = {
   tokenForClassifier: true,
   trainable: () => ['PA'],
   inject(model: Backbone, o: MethodOptions): string[] {
-    const r = o.rank as number, s = o.scale as number, D = model.hidden;
-    const names: string[] = [];
-    if (model.kind === 'vilt') {
-      for (const [n, attn] of findModules(model, ViltAttention)) {
-        const pa = attn.registerModule('PA', new ParallelAdapter(D, r, s));
-        attn.addHook('out_dropped', (x, ctx) => x.add(pa.forward(ctx.input!)), 'parallel_adapter');
-        names.push(joinName(n, 'PA'));
-      }
-    } else {
-      for (const [n, so] of findModules(model, BertSelfOutput, inFusion)) {
-        const pa = so.registerModule('PA', new ParallelAdapter(D, r, s));
-        so.addHook('post_ln', (x, ctx) => x.add(pa.forward(ctx.input!)), 'parallel_adapter');
-        names.push(joinName(n, 'PA'));
-      }
-    }
-    return names;
+    const r = o.rank as number, s = o.scale as number;
+    const make = () => new ParallelAdapter(model.hidden, r, s);
+    const hook = (pa: ParallelAdapter): HookFn => (x, ctx) => x.add(pa.forward(ctx.input!));
+    if (model.kind === 'vilt') return findModules(model, ViltAttention).map((t) => attachChild('parallel_adapter', t, 'PA', make(), 'out_dropped', hook));
+    return findModules(model, BertSelfOutput, inFusion).map((t) => attachChild('parallel_adapter', t, 'PA', make(), 'post_ln', hook));
   },
 };

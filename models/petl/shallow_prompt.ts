@@ -5,9 +5,7 @@
 // method's definition, not an accident of naming).
 // Deliberately NOT here: per-layer prompts (deep_prompt.ts).
 // Invariants: same Uniform(-v, v) init as the deep prompt.
-import { Module } from '../nn/module.ts';
-import { uniform } from '../nn/init.ts';
-import { promptInitBound, promptRows } from './deep_prompt.ts';
+import { addPromptTables, promptRows } from './deep_prompt.ts';
 import type { Backbone, MethodOptions, MethodSpec } from './inject.ts';
 
 export const shallowPrompt: MethodSpec = {
@@ -17,17 +15,13 @@ export const shallowPrompt: MethodSpec = {
   tokenForClassifier: true,
   trainable: () => ['prompt'],
   inject(model: Backbone, o: MethodOptions): string[] {
-    const P = o.tokens as number, D = model.hidden, v = promptInitBound(D);
+    const { owner, names } = addPromptTables(model, 1, o.tokens as number);
     if (model.kind === 'vilt') {
-      model.registerParameter('prompt', uniform([1, 1, P, D], -v, v));
-      model.addTokenSource('sequence', (B) => promptRows(model, 'prompt', 0, B), 'shallow_prompt');
-      return ['prompt'];
+      model.addTokenSource('sequence', (B) => promptRows(owner, 'prompt', 0, B), 'shallow_prompt');
+    } else {
+      model.addTokenSource('fusion_text', (B) => promptRows(owner, '0', 0, B), 'shallow_prompt');
+      model.addTokenSource('fusion_image', (B) => promptRows(owner, '1', 0, B), 'shallow_prompt');
     }
-    const holder = model.registerModule('prompts', new Module());
-    holder.registerParameter('0', uniform([1, 1, P, D], -v, v));
-    holder.registerParameter('1', uniform([1, 1, P, D], -v, v));
-    model.addTokenSource('fusion_text', (B) => promptRows(holder, '0', 0, B), 'shallow_prompt');
-    model.addTokenSource('fusion_image', (B) => promptRows(holder, '1', 0, B), 'shallow_prompt');
-    return ['prompts'];
+    return names;
   },
 };

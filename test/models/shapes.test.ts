@@ -2,9 +2,9 @@
 // of the injected modules.
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { tensor } from '../../engine/index.ts';
+import { tensor, type Tensor } from '../../engine/index.ts';
 import { createModel, listMethods } from '../../models/index.ts';
-import { METHODS, NUM_ANSWERS, image, text, tinyModel, vqaBatch } from './tiny.ts';
+import { METHODS, NUM_ANSWERS, image, maxAbsDiff, text, tinyModel, vqaBatch } from './tiny.ts';
 
 for (const bb of ['vilt', 'meter'] as const) {
   for (const method of METHODS) {
@@ -51,6 +51,41 @@ for (const bb of ['vilt', 'meter'] as const) {
     assert.ok(names.get('rank_output.weight')!.requiresGrad);
   });
 }
+
+for (const bb of ['vilt', 'meter'] as const) {
+  test(`${bb}: infer = forwardTokens(embed(..)); null masks mean all valid (what the accounting passes)`, () => {
+    const m = tinyModel(bb, 'shallow_prompt').eval();
+    const batch = vqaBatch(bb);
+    const tok = m.backbone.embed({ textIds: batch.textIds, textMasks: batch.textMasks, image: batch.image });
+    const inferred = m.backbone.infer({ textIds: batch.textIds, textMasks: batch.textMasks, image: batch.image });
+    assert.is(maxAbsDiff(m.backbone.forwardTokens(tok).clsFeats, inferred.clsFeats), 0);
+    const ones = (t: Tensor) => Array.from({ length: t.shape[0] }, () => new Array<number>(t.shape[1]).fill(1));
+    const all = m.backbone.forwardTokens({ ...tok, textMask: ones(tok.text), imageMask: ones(tok.image) });
+    const none = m.backbone.forwardTokens({ ...tok, textMask: null, imageMask: null });
+    assert.ok(maxAbsDiff(all.clsFeats, none.clsFeats) < 1e-6);
+    assert.equal([...none.imageFeats.shape], [...all.imageFeats.shape]);
+    // the masks are used: with the padded text rows the features differ
+    assert.ok(maxAbsDiff(m.backbone.forwardTokens(tok).clsFeats, none.clsFeats) > 1e-5);
+    assert.throws(() => m.backbone.forwardTokens({ ...tok, text: tok.text.slice(2, 0, 8) }), /forwardTokens needs text \[B, Lt, 64\]/);
+  });
+}
+
+test('hooks name their method; METER methods attach nothing to the frozen encoders', () => {
+  const vilt = tinyModel('vilt', 'apt').backbone;
+  assert.equal(vilt.getSubmodule('transformer.blocks.1.attn').attachedHooks(), ['out<-apt']);
+  assert.equal(tinyModel('vilt', 'adapter').backbone.getSubmodule('transformer.blocks.0').attachedHooks(), ['attn_branch<-adapter', 'mlp_branch<-adapter']);
+  assert.equal(tinyModel('vilt', 'deep_prompt').backbone.getSubmodule('transformer.blocks.0').attachedHooks(), ['prompt<-deep_prompt']);
+  for (const method of METHODS) {
+    const m = tinyModel('meter', method).backbone;
+    let attached = 0;
+    for (const [n, mod] of m.namedModules()) {
+      const hooks = mod.attachedHooks();
+      attached += hooks.length;
+      if (hooks.length) assert.ok(n === '' || n.startsWith('cross_modal_'), `${method}: hook at ${n}: ${hooks.join(', ')}`);
+    }
+    assert.is(attached > 0, !['classifier_only', 'full'].includes(method), `${method}: ${attached} hooks`);
+  }
+});
 
 test('injected module names follow the APT repository', () => {
   const expect: Record<string, [string, string]> = {

@@ -62,6 +62,16 @@ test('usage errors exit 2 and name the culprit', () => {
   assert.match(d.err, /--text-tokens must be a positive integer/);
 });
 
+test('start (npm start) prints the params + FLOPs table of both backbones beside the paper column', () => {
+  const r = run('start');
+  assert.is(r.code, 0, r.err);
+  assert.match(r.out, /^ViLT-B\/32 \(tokens: 41 text \+ 201 visual = 242\)/);
+  assert.match(r.out, /\nMETER-CLIP-ViT-B\/16/);
+  assert.match(r.out, /updated params \(ours\).*add\. FLOPs \(ours\)/);
+  assert.match(r.out, /\n {2}apt +1\.92M \(1,916,940\) +\[1\.92M\] = +0\.91G/);
+  assert.match(r.out, /\nConvention: /);
+});
+
 test('help for the program and for each command', () => {
   const h = run('--help');
   assert.is(h.code, 0);
@@ -69,6 +79,10 @@ test('help for the program and for each command', () => {
   const f = run('import', '--help');
   assert.is(f.code, 0);
   assert.match(f.out, /--from FILE/);
+  assert.match(f.out, /examples:\n  aptune import --from vilt_200k_mlm_itm\.ckpt/);
+  const m = run('methods');
+  assert.match(m.out, /\n {4}tokens=<int> {2}\(default 200, >= 1\)/);
+  assert.match(m.out, /--opt tokens=50,rank=4/);
 });
 
 test('import: a file that is not a checkpoint fails with status 1 naming it', () => {
