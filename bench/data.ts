@@ -8,11 +8,12 @@
 // milliseconds; defaults 32 images / 250 ms = 128 images/s, roughly a ViLT-B/32 fine-tuning step on one modern
 // GPU (the reference runs 64 images per GPU per step). Override with the flags.
 // Usage: npm run bench:data [-- --json] [--images N] [--batch B] [--step-ms MS] [--workers W]
-// Deliberately not here: Arrow reading (DATA-A), tokenisation (microseconds per text, negligible here).
+// Deliberately not here: Arrow reading (arrow.ts; its streaming is tested in test/train/data/arrow.test.ts), tokenisation (microseconds per text, negligible here).
 import { availableParallelism } from 'node:os';
 import sharp from 'sharp';
 import { decodeRGB, resizeBicubicPIL, resizeRGB, toNormalizedCHW, pixelbertTransform, pixelbertSize, type ImageTensor, type Resampler } from '../train/data/images.ts';
-import { RandAugment, createRng } from '../train/data/randaugment.ts';
+import { RandAugment } from '../train/data/randaugment.ts';
+import { createRng } from '../train/data/rng.ts';
 import { collateImages } from '../train/data/collate.ts';
 import { DataLoader, ImageWorkerPool, imageProcessor } from '../train/data/loader.ts';
 

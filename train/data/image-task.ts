@@ -4,7 +4,8 @@
 // Deliberately not here: scheduling, collation, tensors.
 // Invariants: the output is a pure function of the task (bytes, transform, augmentation, seed).
 import { transformImage, type ImageTensor, type ImageTransform, type ImageWhere, type Normalization, type Resampler } from './images.ts';
-import { RandAugment, createRng, type OpName } from './randaugment.ts';
+import { RandAugment, type OpName } from './randaugment.ts';
+import { createRng } from './rng.ts';
 
 export interface ImageTask {
   images: Uint8Array[];

@@ -5,14 +5,15 @@
 // Determinism: the order of indices depends only on (seed, epoch); each item's seed is mixSeed(seed, epoch,
 // position in the epoch), never completion order or thread, so a batch is identical for any concurrency,
 // prefetch depth or pool size.
-// Deliberately not here: Arrow reading (DATA-A's item sources plug in through ItemSource), tokenisation
-// (the caller's `process`).
+// Deliberately not here: Arrow reading (tasks.ts datasets plug in through ItemSource; task-batches.ts wires
+// them), tokenisation (the caller's `process`).
 // Invariants: every yielded batch holds items in sampler order; a skipped bad item is dropped from its batch
 // (never replaced by a random one, unlike the reference) and reported once through `warn`.
 import { Worker } from 'node:worker_threads';
 import { availableParallelism } from 'node:os';
 import { ImageDecodeError, type ImageTensor, type ImageTransform, type Normalization, type Resampler } from './images.ts';
-import { createRng, mixSeed, type RandAugment, type Rng } from './randaugment.ts';
+import type { RandAugment } from './randaugment.ts';
+import { createRng, mixSeed, type RandomSource } from './rng.ts';
 import { runImageTask, type ImageTask } from './image-task.ts';
 
 /** Random access to dataset items (e.g. one (row, text index) pair of an Arrow table). */
@@ -59,7 +60,7 @@ export interface ProcessContext {
   /** Item seed, mixSeed(loader seed, epoch, position). */
   seed: number;
   /** Item-private PRNG, createRng(seed). */
-  rng: Rng;
+  rng: RandomSource;
 }
 
 export interface LoaderOptions<T, P, B> extends SamplerOptions {
@@ -177,14 +178,21 @@ export interface ImageItem {
   file?: string;
 }
 
-/** Adapts a task item ({image} or NLVR2's {image0, image1}, with tableName and row) to an ImageItem. */
-export function imageItemOf(item: { image?: Uint8Array; image0?: Uint8Array; image1?: Uint8Array; row?: number; tableName?: string }): ImageItem {
+/**
+ * Adapts a task item ({image} or NLVR2's {image0, image1}) to an ImageItem. Errors name `where` when given (the
+ * table file and the row local to it, as task-batches.ts passes), else the item's tableName and (global) row.
+ */
+export function imageItemOf(
+  item: { image?: Uint8Array; image0?: Uint8Array; image1?: Uint8Array; row?: number; tableName?: string },
+  where?: { file: string; row: number },
+): ImageItem {
+  const file = where ? where.file : item.tableName, row = where ? where.row : item.row;
   if (item.image0 !== undefined || item.image1 !== undefined) {
-    if (!item.image0 || !item.image1) throw new Error(`imageItemOf: NLVR2 item at row ${item.row} needs both image0 and image1`);
-    return { images: [item.image0, item.image1], imageColumns: ['image_0', 'image_1'], row: item.row, file: item.tableName };
+    if (!item.image0 || !item.image1) throw new Error(`imageItemOf: NLVR2 item at row ${row} needs both image0 and image1`);
+    return { images: [item.image0, item.image1], imageColumns: ['image_0', 'image_1'], row, file };
   }
-  if (!item.image) throw new Error(`imageItemOf: item at row ${item.row} has no image`);
-  return { images: [item.image], imageColumns: ['image'], row: item.row, file: item.tableName };
+  if (!item.image) throw new Error(`imageItemOf: item at row ${row} has no image`);
+  return { images: [item.image], imageColumns: ['image'], row, file };
 }
 
 interface PoolJob {

@@ -6,47 +6,12 @@
 // borders, L = (19595 R + 38470 G + 7471 B + 0x8000) >> 16).
 // The affine warps are our own loops rather than sharp's `affine`: sharp/libvips maps pixel corners and pads
 // differently, and an exact nearest-neighbour inverse map is a few milliseconds per COCO-sized image.
-// Deliberately not here: Python's Mersenne Twister (we use our own seeded PRNG; the draws are not bit-identical
+// Deliberately not here: Python's Mersenne Twister (we use rng.ts's seeded PRNG; the draws are not bit-identical
 // to the reference's unseeded ones), Cutout/Invert (commented out in the reference list), tensors.
 // Invariants: ops never modify their input; outputs are new RGBImages of the same size; all randomness comes
 // from the Rng passed in, so a seed fixes the result.
 import type { RGBImage } from './images.ts';
-
-/** Uniform [0, 1) source. */
-export interface Rng {
-  next(): number;
-}
-
-/** Mulberry32: small, fast, seedable 32-bit PRNG. */
-export function createRng(seed: number): Rng {
-  let a = seed >>> 0;
-  return {
-    next(): number {
-      a = (a + 0x6d2b79f5) >>> 0;
-      let t = a;
-      t = Math.imul(t ^ (t >>> 15), t | 1);
-      t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-      return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-    },
-  };
-}
-
-/** Mixes integers into one 32-bit seed (for per-item streams independent of scheduling). */
-export function mixSeed(...parts: number[]): number {
-  let h = 0x9e3779b9;
-  for (const p of parts) {
-    let k = Math.trunc(p) >>> 0;
-    k = Math.imul(k ^ (k >>> 16), 0x85ebca6b);
-    k = Math.imul(k ^ (k >>> 13), 0xc2b2ae35);
-    k ^= k >>> 16;
-    h = Math.imul(h ^ k, 0x27d4eb2f) + 0x165667b1;
-    h = (h ^ (h >>> 15)) >>> 0;
-    // include high bits of large integers
-    const hi = Math.floor(p / 4294967296) >>> 0;
-    if (hi) h = (Math.imul(h ^ hi, 0x85ebca6b) ^ (h >>> 13)) >>> 0;
-  }
-  return h >>> 0;
-}
+import type { RandomSource } from './rng.ts';
 
 export const OP_NAMES = [
   'AutoContrast', 'Equalize', 'Rotate', 'Posterize', 'Solarize', 'SolarizeAdd', 'Color', 'Contrast',
@@ -323,7 +288,7 @@ export class RandAugment {
   }
 
   /** Draws the ops (with replacement) and their signed values; consumes the same Rng calls as apply(). */
-  plan(rng: Rng): RandAugmentStep[] {
+  plan(rng: RandomSource): RandAugmentStep[] {
     const steps: RandAugmentStep[] = [];
     const chosen: OpName[] = [];
     for (let i = 0; i < this.n; i++) chosen.push(this.ops[Math.min(this.ops.length - 1, Math.floor(rng.next() * this.ops.length))]);
@@ -335,7 +300,7 @@ export class RandAugment {
     return steps;
   }
 
-  apply(img: RGBImage, rng: Rng): RGBImage {
+  apply(img: RGBImage, rng: RandomSource): RGBImage {
     let out = img;
     for (const s of this.plan(rng)) out = applyOp(out, s.op, s.value);
     return out === img ? { data: new Uint8Array(img.data), width: img.width, height: img.height } : out;

@@ -1,7 +1,32 @@
-// Small seeded pseudo-random generator for data preparation (table shuffles, synthetic scenes).
+// The one seeded pseudo-random generator of the data code (mulberry32): table shuffles, synthetic scenes, the
+// loader's epoch order, per-item streams (RandAugment draws, IRTR negatives), plus mixSeed to derive item seeds.
 // Does not: share state with the engine's Generator (tensor init / dropout); it is for data code only.
 // Invariants: the same seed gives the same sequence on every platform (32-bit integer arithmetic only);
-// `fork(label)` derives an independent stream from (seed, label), so adding draws to one stream never shifts another.
+// `fork(label)` derives an independent stream from (seed, label), so adding draws to one stream never shifts another;
+// `new Rng(seed)` scrambles the seed first, `createRng(seed)` starts the state at the seed itself (the loader's
+// streams, whose seeds already come from mixSeed).
+
+/** Uniform [0, 1) source (what RandAugment and the loader's item processing draw from). */
+export interface RandomSource {
+  next(): number;
+}
+
+/** Mixes integers into one 32-bit seed (for per-item streams independent of scheduling). */
+export function mixSeed(...parts: number[]): number {
+  let h = 0x9e3779b9;
+  for (const p of parts) {
+    let k = Math.trunc(p) >>> 0;
+    k = Math.imul(k ^ (k >>> 16), 0x85ebca6b);
+    k = Math.imul(k ^ (k >>> 13), 0xc2b2ae35);
+    k ^= k >>> 16;
+    h = Math.imul(h ^ k, 0x27d4eb2f) + 0x165667b1;
+    h = (h ^ (h >>> 15)) >>> 0;
+    // include high bits of large integers
+    const hi = Math.floor(p / 4294967296) >>> 0;
+    if (hi) h = (Math.imul(h ^ hi, 0x85ebca6b) ^ (h >>> 13)) >>> 0;
+  }
+  return h >>> 0;
+}
 
 function mix32(x: number): number {
   x = Math.imul(x ^ (x >>> 16), 0x7feb352d);
@@ -14,11 +39,12 @@ function hashString(s: string, h = 0x811c9dc5): number {
   return h >>> 0;
 }
 
-export class Rng {
+export class Rng implements RandomSource {
   private state: number;
-  constructor(readonly seed: number) {
+  /** `raw`: start the state at the seed itself instead of a scrambled seed (see createRng). */
+  constructor(readonly seed: number, raw = false) {
     if (!Number.isFinite(seed)) throw new Error(`Rng: seed must be a finite number, got ${seed}`);
-    this.state = mix32((seed | 0) ^ 0x9e3779b9) || 1;
+    this.state = raw ? seed >>> 0 : mix32((seed | 0) ^ 0x9e3779b9) || 1;
   }
 
   /** A new generator seeded from this generator's seed and a label (independent of how much this one has drawn). */
@@ -58,4 +84,9 @@ export class Rng {
     }
     return xs;
   }
+}
+
+/** A generator whose mulberry32 state starts at `seed` (loader epochs and items, seeded through mixSeed). */
+export function createRng(seed: number): Rng {
+  return new Rng(seed, true);
 }

@@ -1,8 +1,8 @@
 // Table composition per task and split (apt-spec §5.2) and the dataset items of each task, enumerated as
 // (row, text index) pairs exactly like the reference's index_mapper: one item per question / sentence / caption,
 // rows in table order (tables concatenated in the listed order), texts in list order.
-// Does not: decode or resize images (DATA-B's pipeline: pass its decoder as `checkImage` / call it on the bytes),
-// tokenise, shuffle (callers pass an order), or depend on the engine.
+// Does not: decode or resize images (pass images.ts's decoder as `checkImage`; task-batches.ts runs the whole
+// pipeline), tokenise, shuffle (callers pass an order), or depend on the engine.
 // Invariants: every item names its source table (`tableName`) and global row; a missing table file, an empty
 // table, a missing or mistyped column raise an Error naming file and column; F30K removes duplicate captions of an
 // image keeping the first occurrence (the reference uses a Python set, whose order depends on the hash seed: the
@@ -157,7 +157,7 @@ export interface F30kItem {
 export type TaskItem = VqaItem | Nlvr2Item | F30kItem;
 
 export interface IterateOptions {
-  /** Called on every image (e.g. DATA-B's decoder); a throw marks the item bad. */
+  /** Called on every image (e.g. images.ts decodeRGB); a throw marks the item bad. */
   checkImage?: (bytes: Uint8Array, where: { table: string; column: string; row: number }) => unknown | Promise<unknown>;
   /** Skip a bad item with a warning instead of stopping (default false). */
   skipBadImages?: boolean;

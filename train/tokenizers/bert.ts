@@ -4,12 +4,13 @@
 //   (ASCII 33-47, 58-64, 91-96, 123-126 and every Unicode P* category), then greedy longest-match-first
 //   WordPiece with '##' continuations; a word longer than maxInputCharsPerWord (100) code points, or with no
 //   full cover, becomes [UNK]. Special-token strings in the text ([MASK], ...) are kept whole.
-// Reads HF `vocab.txt` (line i = id i) or `tokenizer.json` (model.type "WordPiece").
+// Reads HF `vocab.txt` (line i = id i) or `tokenizer.json` (model.type "WordPiece"); builds a small covering
+// vocabulary from a text corpus (buildWordPieceVocab) and formats any dense vocabulary as vocab.txt text.
 // Deliberately not here: sequence pairs, decoding back to text beyond `idToToken`, cased-model options other
 // than `lowercase` / `stripAccents`.
 // Invariants: token ids are exactly the vocab line numbers; tokenize() never returns an empty string.
 import { readFileSync } from 'node:fs';
-import { checkTextFile, finishEncoding, splitOnSpecial, type EncodeOptions, type Encoding, type Tokenizer } from './common.ts';
+import { checkTextFile, VocabTokenizer } from './common.ts';
 
 export interface BertOptions {
   lowercase?: boolean;
@@ -62,42 +63,62 @@ export function parseVocabTxt(text: string, path = 'vocab.txt'): Map<string, num
   return vocab;
 }
 
-export class BertTokenizer implements Tokenizer {
+/** Special tokens of a vocabulary built by buildWordPieceVocab, at ids 0-4 in this order. */
+export const BERT_SPECIALS = ['[PAD]', '[UNK]', '[CLS]', '[SEP]', '[MASK]'] as const;
+
+/**
+ * A small WordPiece vocabulary covering `texts` (e.g. the synthetic benchmark, so a small model needs no
+ * downloaded vocab): BERT_SPECIALS at ids 0-4, then every basic token (words and punctuation, as the basic
+ * tokenizer with `opts` splits them) seen at least `minCount` times, most frequent first (ties: first appearance),
+ * then every character seen and its '##' form, so a word of seen characters always has a cover (no [UNK]).
+ * A pure function of (texts, options). Note: [CLS] is id 2 here, not bert-base's 101.
+ */
+export function buildWordPieceVocab(texts: Iterable<string>, opts: BertOptions & { minCount?: number } = {}): Map<string, number> {
+  const minCount = opts.minCount ?? 1;
+  if (!(Number.isInteger(minCount) && minCount >= 1)) throw new Error(`buildWordPieceVocab: minCount must be an integer >= 1, got ${minCount}`);
+  const basic = new BertTokenizer(new Map(BERT_SPECIALS.map((t, i) => [t, i])), opts, 'buildWordPieceVocab');
+  const counts = new Map<string, number>(); // insertion order = first appearance
+  const chars = new Set<string>();
+  for (const text of texts) {
+    for (const w of basic.basicTokenize(text)) {
+      counts.set(w, (counts.get(w) ?? 0) + 1);
+      for (const ch of w) chars.add(ch);
+    }
+  }
+  const words = [...counts].filter(([, c]) => c >= minCount).sort((a, b) => b[1] - a[1]).map(([w]) => w);
+  const vocab = new Map<string, number>();
+  for (const t of [...BERT_SPECIALS, ...words, ...chars, ...[...chars].map((c) => '##' + c)]) if (!vocab.has(t)) vocab.set(t, vocab.size);
+  return vocab;
+}
+
+/** HF vocab.txt text of a vocabulary whose ids are exactly 0..size-1 (line i = token of id i). */
+export function formatVocabTxt(vocab: ReadonlyMap<string, number>): string {
+  const lines: string[] = new Array(vocab.size);
+  for (const [t, id] of vocab) {
+    if (!(Number.isInteger(id) && id >= 0 && id < vocab.size) || lines[id] !== undefined) {
+      throw new Error(`formatVocabTxt: ids must be exactly 0..${vocab.size - 1}; '${t}' has id ${id}`);
+    }
+    if (/[\r\n]/.test(t)) throw new Error(`formatVocabTxt: token ${JSON.stringify(t)} contains a line break`);
+    lines[id] = t;
+  }
+  return lines.join('\n') + '\n';
+}
+
+export class BertTokenizer extends VocabTokenizer {
   readonly kind = 'bert-wordpiece' as const;
-  readonly vocab: Map<string, number>;
-  private readonly inv: string[];
   private readonly o: Required<BertOptions>;
-  readonly padId: number;
-  readonly startId: number;
-  readonly endId: number;
-  readonly unkId: number;
-  readonly maskId: number | undefined;
-  private readonly specials: string[];
 
   constructor(vocab: Map<string, number>, opts: BertOptions = {}, source = 'vocabulary') {
     const lowercase = opts.lowercase ?? true;
-    this.o = {
+    const o: Required<BertOptions> = {
       lowercase, stripAccents: opts.stripAccents ?? lowercase, handleChineseChars: opts.handleChineseChars ?? true,
       cleanText: opts.cleanText ?? true, maxInputCharsPerWord: opts.maxInputCharsPerWord ?? 100,
       continuingSubwordPrefix: opts.continuingSubwordPrefix ?? '##', unkToken: opts.unkToken ?? '[UNK]',
       clsToken: opts.clsToken ?? '[CLS]', sepToken: opts.sepToken ?? '[SEP]', padToken: opts.padToken ?? '[PAD]',
       maskToken: opts.maskToken ?? '[MASK]',
     };
-    this.vocab = vocab;
-    const need = (name: keyof BertOptions & `${string}Token`): number => {
-      const tok = this.o[name] as string;
-      const id = vocab.get(tok);
-      if (id === undefined) throw new Error(`${source}: not a BERT WordPiece vocabulary: special token '${tok}' (${name}) is missing`);
-      return id;
-    };
-    this.unkId = need('unkToken');
-    this.startId = need('clsToken');
-    this.endId = need('sepToken');
-    this.padId = need('padToken');
-    this.maskId = vocab.get(this.o.maskToken);
-    this.inv = [];
-    for (const [t, i] of vocab) this.inv[i] = t;
-    this.specials = [this.o.unkToken, this.o.clsToken, this.o.sepToken, this.o.padToken, this.o.maskToken].filter((t) => vocab.has(t));
+    super(vocab, { start: o.clsToken, end: o.sepToken, pad: o.padToken, unk: o.unkToken, mask: o.maskToken }, source, 'BERT WordPiece vocabulary');
+    this.o = o;
   }
 
   static fromVocabTxt(path: string, opts?: BertOptions): BertTokenizer {
@@ -124,18 +145,6 @@ export class BertTokenizer implements Tokenizer {
       unkToken: m.unk_token ?? '[UNK]', continuingSubwordPrefix: m.continuing_subword_prefix ?? '##',
       maxInputCharsPerWord: m.max_input_chars_per_word ?? 100,
     }, path);
-  }
-
-  get vocabSize(): number {
-    return this.inv.length;
-  }
-
-  tokenToId(token: string): number {
-    return this.vocab.get(token) ?? this.unkId;
-  }
-
-  idToToken(id: number): string | undefined {
-    return this.inv[id];
   }
 
   /** The basic tokenizer: cleaned, split words and punctuation, before WordPiece. */
@@ -190,16 +199,9 @@ export class BertTokenizer implements Tokenizer {
     return pieces;
   }
 
-  tokenize(text: string): string[] {
+  protected splitText(text: string): string[] {
     const out: string[] = [];
-    for (const part of splitOnSpecial(text, this.specials)) {
-      if (part.special) { out.push(part.text); continue; }
-      for (const w of this.basicTokenize(part.text)) out.push(...this.wordpiece(w));
-    }
+    for (const w of this.basicTokenize(text)) for (const p of this.wordpiece(w)) out.push(p);
     return out;
-  }
-
-  encode(text: string, opts?: EncodeOptions): Encoding {
-    return finishEncoding(this, this.tokenize(text), opts, this.o.padToken);
   }
 }

@@ -11,7 +11,7 @@ import { RobertaTokenizer } from './roberta.ts';
 import { checkTextFile } from './common.ts';
 
 export type { Tokenizer, Encoding, EncodeOptions } from './common.ts';
-export { BertTokenizer } from './bert.ts';
+export { BertTokenizer, buildWordPieceVocab, formatVocabTxt, BERT_SPECIALS } from './bert.ts';
 export { RobertaTokenizer } from './roberta.ts';
 
 function fromTokenizerJson(path: string): BertTokenizer | RobertaTokenizer {

@@ -8,7 +8,7 @@
 // Invariants: tokenize() returns vocabulary-space strings (byte-encoded); the BPE cache only memoises a pure
 // function of the word.
 import { readFileSync } from 'node:fs';
-import { checkTextFile, finishEncoding, splitOnSpecial, type EncodeOptions, type Encoding, type Tokenizer } from './common.ts';
+import { checkTextFile, VocabTokenizer } from './common.ts';
 
 /** GPT-2's reversible byte -> printable unicode character table. */
 export function bytesToUnicode(): string[] {
@@ -36,40 +36,19 @@ export interface RobertaOptions {
 const BYTE_ENCODER = bytesToUnicode();
 const UTF8 = new TextEncoder();
 
-export class RobertaTokenizer implements Tokenizer {
+export class RobertaTokenizer extends VocabTokenizer {
   readonly kind = 'roberta-bpe' as const;
-  readonly vocab: Map<string, number>;
-  private readonly inv: string[];
   private readonly ranks: Map<string, number>;
   private readonly cache = new Map<string, string[]>();
-  readonly padId: number;
-  readonly startId: number;
-  readonly endId: number;
-  readonly unkId: number;
-  readonly maskId: number | undefined;
-  private readonly padToken: string;
-  private readonly specials: string[];
 
   /** `merges` in rank order, each a pair of symbols. */
   constructor(vocab: Map<string, number>, merges: readonly (readonly [string, string])[], opts: RobertaOptions = {}, source = 'vocabulary') {
-    this.vocab = vocab;
+    super(vocab, {
+      start: opts.bosToken ?? '<s>', end: opts.eosToken ?? '</s>', pad: opts.padToken ?? '<pad>',
+      unk: opts.unkToken ?? '<unk>', mask: opts.maskToken ?? '<mask>',
+    }, source, 'RoBERTa BPE vocabulary');
     this.ranks = new Map();
     merges.forEach(([a, b], i) => { const k = `${a} ${b}`; if (!this.ranks.has(k)) this.ranks.set(k, i); });
-    const tok = { bos: opts.bosToken ?? '<s>', eos: opts.eosToken ?? '</s>', pad: opts.padToken ?? '<pad>', unk: opts.unkToken ?? '<unk>', mask: opts.maskToken ?? '<mask>' };
-    const need = (t: string, what: string): number => {
-      const id = vocab.get(t);
-      if (id === undefined) throw new Error(`${source}: not a RoBERTa BPE vocabulary: special token '${t}' (${what}) is missing`);
-      return id;
-    };
-    this.startId = need(tok.bos, 'bos');
-    this.endId = need(tok.eos, 'eos');
-    this.padId = need(tok.pad, 'pad');
-    this.unkId = need(tok.unk, 'unk');
-    this.maskId = vocab.get(tok.mask);
-    this.padToken = tok.pad;
-    this.inv = [];
-    for (const [t, i] of vocab) this.inv[i] = t;
-    this.specials = [tok.bos, tok.eos, tok.pad, tok.unk, tok.mask].filter((t) => vocab.has(t));
   }
 
   static fromFiles(vocabPath: string, mergesPath: string, opts?: RobertaOptions): RobertaTokenizer {
@@ -95,18 +74,6 @@ export class RobertaTokenizer implements Tokenizer {
       throw new Error(`${path}: model.merges[${i}] is neither "a b" nor ["a", "b"]`);
     });
     return new RobertaTokenizer(vocab, merges, m.unk_token ? { unkToken: m.unk_token } : {}, path);
-  }
-
-  get vocabSize(): number {
-    return this.inv.length;
-  }
-
-  tokenToId(token: string): number {
-    return this.vocab.get(token) ?? this.unkId;
-  }
-
-  idToToken(id: number): string | undefined {
-    return this.inv[id];
   }
 
   /** BPE of one byte-encoded word. */
@@ -144,17 +111,10 @@ export class RobertaTokenizer implements Tokenizer {
     return out;
   }
 
-  tokenize(text: string): string[] {
+  protected splitText(text: string): string[] {
     const out: string[] = [];
-    for (const part of splitOnSpecial(text, this.specials)) {
-      if (part.special) { out.push(part.text); continue; }
-      for (const w of this.preTokenize(part.text)) out.push(...this.bpe(w));
-    }
+    for (const w of this.preTokenize(text)) for (const p of this.bpe(w)) out.push(p);
     return out;
-  }
-
-  encode(text: string, opts?: EncodeOptions): Encoding {
-    return finishEncoding(this, this.tokenize(text), opts, this.padToken);
   }
 }
 

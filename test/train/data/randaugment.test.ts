@@ -4,10 +4,11 @@ import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { readFileSync } from 'node:fs';
 import {
-  RandAugment, OP_NAMES, opValue, applyOp, createRng, mixSeed, posterize, solarize, solarizeAdd, brightness,
+  RandAugment, OP_NAMES, opValue, applyOp, posterize, solarize, solarizeAdd, brightness,
   translateX, luma, type OpName,
 } from '../../../train/data/randaugment.ts';
 import type { RGBImage } from '../../../train/data/images.ts';
+import { createRng, mixSeed } from '../../../train/data/rng.ts';
 
 const golden = JSON.parse(readFileSync(new URL('../../fixtures/images/pil_golden.json', import.meta.url), 'utf8'));
 const dec = (s: string): Uint8Array => new Uint8Array(Buffer.from(s, 'base64'));

@@ -119,6 +119,11 @@ test('NLVR2 writer: sentences grouped by pair identifier, image folders per spli
   fs.rmSync(path.join(root, 'dev/dev-3-0-img1.png'));
   try { await writeNlvr2(root, path.join(tmp, 'arrows-nlvr2-bad')); assert.unreachable(); } catch (e) { assert.match((e as Error).message, 'dev-3-0-img1.png'); }
   assert.not.ok(fs.existsSync(path.join(tmp, 'arrows-nlvr2-bad', 'nlvr2_dev.arrow')));
+  // the same failure over existing tables: the old table stays whole and no temporary file is left
+  const before = fs.readFileSync(path.join(out, 'nlvr2_dev.arrow'));
+  try { await writeNlvr2(root, out); assert.unreachable(); } catch (e) { assert.match((e as Error).message, 'dev-3-0-img1.png'); }
+  assert.ok(fs.readFileSync(path.join(out, 'nlvr2_dev.arrow')).equals(before));
+  assert.equal(fs.readdirSync(out).filter((f) => f.includes('.tmp-')), []);
 });
 
 test('F30K (Karpathy) writer: one row per image, raw captions, splits; the task deduplicates captions', async () => {

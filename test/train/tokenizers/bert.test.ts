@@ -5,7 +5,7 @@ import * as assert from 'uvu/assert';
 import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { BertTokenizer, isPunctuation, isControl, isWhitespace } from '../../../train/tokenizers/bert.ts';
+import { BertTokenizer, isPunctuation, isControl, isWhitespace, buildWordPieceVocab, formatVocabTxt } from '../../../train/tokenizers/bert.ts';
 import { loadTokenizer, VILT_TEXT_PREFIX, maxTextLength } from '../../../train/tokenizers/index.ts';
 
 const dir = new URL('../../fixtures/tokenizers/bert/', import.meta.url).pathname;
@@ -90,6 +90,24 @@ test('tokenizer.json gives the same tokens as vocab.txt', () => {
   for (const s of ['Café RÉSUMÉ naïve', 'unaffable 1245 123', '中国的cat', 'Does the images satisfy the description:cat?']) {
     assert.equal(j.encode(s, { maxLength: 12, padding: 'max_length' }), tok.encode(s, { maxLength: 12, padding: 'max_length' }));
   }
+});
+
+test('a vocabulary built from a corpus: specials 0-4, words by count, characters and ## forms; vocab.txt round trip', () => {
+  const v = buildWordPieceVocab(['The red Circle.', 'the blue circle', 'Does the images satisfy the description:'], { minCount: 1 });
+  assert.equal([...v.keys()].slice(0, 8), ['[PAD]', '[UNK]', '[CLS]', '[SEP]', '[MASK]', 'the', 'circle', 'red']);
+  assert.ok(v.has('x') === false && v.has('z') === false && v.has('##e') && v.has('.') && v.has(':'));
+  const d = mkdtempSync(join(tmpdir(), 'aptune-built-'));
+  writeFileSync(join(d, 'vocab.txt'), formatVocabTxt(v));
+  const t = loadTokenizer(join(d, 'vocab.txt'));
+  assert.equal(t.encode('the RED circle.').tokens, ['[CLS]', 'the', 'red', 'circle', '.', '[SEP]']);
+  // an unseen word of seen characters is covered by pieces, never [UNK]; an unseen character is [UNK]
+  assert.equal(t.tokenize('bird'), ['b', '##i', '##r', '##d']);
+  assert.equal(t.tokenize('zebra'), ['[UNK]']);
+  const frequent = buildWordPieceVocab(['a a b', 'a c'], { minCount: 2 });
+  assert.ok(frequent.has('##b') && frequent.has('c'), 'characters are always kept');
+  assert.equal([...frequent.keys()][5], 'a');
+  assert.is(frequent.get('b'), frequent.get('a')! + 1, 'b is kept as a character, after the words');
+  assert.throws(() => formatVocabTxt(new Map([['a', 0], ['b', 2]])), /ids must be exactly 0\.\.1/);
 });
 
 test('files that are not vocabularies give clear errors', () => {
