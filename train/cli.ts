@@ -8,7 +8,7 @@ import { pathToFileURL } from 'node:url';
 import { listMethods } from '../models/petl/index.ts';
 import { ACCOUNT_METHODS, CONVENTION, DEFAULT_TOKENS, accountingTable, formatAccountingTable, type AccountMethod, type AccountModel, type TokenCounts } from '../models/accounting.ts';
 
-class UsageError extends Error {}
+import { UsageError } from './usage-error.ts';
 
 interface OptSpec { name: string; arg?: string; help: string }
 interface Command {

@@ -7,7 +7,8 @@
 // Invariants: every written file is complete or absent (temp file + rename); offsets written are contiguous,
 // sorted by name, and cover the buffer exactly; the header is padded with spaces to a multiple of 8 bytes.
 // Every error names the file (or '<buffer>') and, where there is one, the tensor.
-import { closeSync, fsyncSync, openSync, readFileSync, renameSync, unlinkSync, writeSync } from 'node:fs';
+import { readFileSync } from 'node:fs';
+import { writeFileAtomicSync } from './atomic.ts';
 
 export type SafeDType = 'F32' | 'F64' | 'F16' | 'BF16' | 'I32' | 'I64';
 const ELEM_BYTES: Record<SafeDType, number> = { F32: 4, F64: 8, F16: 2, BF16: 2, I32: 4, I64: 8 };
@@ -169,25 +170,10 @@ export function serializeSafetensors(tensors: Map<string, HostTensor> | Record<s
   return out;
 }
 
-/** Write bytes to `path` atomically: a temp file beside it, fsync, then rename. */
-export function writeFileAtomic(path: string, bytes: Uint8Array): void {
-  const tmp = `${path}.tmp-${process.pid}-${Date.now()}`;
-  let fd = -1;
+export function writeSafetensors(path: string, tensors: Map<string, HostTensor> | Record<string, HostTensor>, metadata: Record<string, string> = {}): void {
   try {
-    fd = openSync(tmp, 'w');
-    let off = 0;
-    while (off < bytes.byteLength) off += writeSync(fd, bytes, off, bytes.byteLength - off);
-    fsyncSync(fd);
-    closeSync(fd);
-    fd = -1;
-    renameSync(tmp, path);
+    writeFileAtomicSync(path, serializeSafetensors(tensors, metadata));
   } catch (e) {
-    if (fd >= 0) try { closeSync(fd); } catch { /* already failing */ }
-    try { unlinkSync(tmp); } catch { /* may not exist */ }
     throw new Error(`${path}: cannot write file: ${(e as Error).message}`);
   }
-}
-
-export function writeSafetensors(path: string, tensors: Map<string, HostTensor> | Record<string, HostTensor>, metadata: Record<string, string> = {}): void {
-  writeFileAtomic(path, serializeSafetensors(tensors, metadata));
 }

@@ -87,8 +87,10 @@ test('writeSafetensors is atomic: the file appears whole, no temp file is left',
   writeSafetensors(p, { w }, { a: 'b' });
   assert.equal([...readSafetensors(p).tensors.get('w')!.data], [1, 2, 3]);
   assert.equal(readdirSync(dir).filter((n) => n.includes('.tmp-')), []);
-  // a write into a missing directory fails cleanly and leaves nothing behind
-  assert.throws(() => writeSafetensors(join(dir, 'no', 'x.safetensors'), { w }), /x\.safetensors: cannot write/);
+  // a missing directory is created; a path under a regular file fails cleanly and leaves nothing behind
+  writeSafetensors(join(dir, 'sub', 'x.safetensors'), { w });
+  assert.equal([...readSafetensors(join(dir, 'sub', 'x.safetensors')).tensors.get('w')!.data], [1, 2, 3]);
+  assert.throws(() => writeSafetensors(join(p, 'x.safetensors'), { w }), /x\.safetensors: cannot write/);
   assert.ok(readFileSync(p).length > 8);
 });
 

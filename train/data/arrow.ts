@@ -18,7 +18,7 @@ import {
   RecordBatchReader, Message, DataType, Field, Schema, List, Utf8, Binary, Int64, Float64,
   Table, vectorFromArray, RecordBatchFileWriter, type Vector,
 } from 'apache-arrow';
-import { tempPathFor } from './atomic.ts';
+import { tempPathFor } from '../atomic.ts';
 
 // ---------------------------------------------------------------------------------------------------------------
 // Layouts

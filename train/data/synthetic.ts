@@ -24,7 +24,8 @@ import sharp from 'sharp';
 import { Rng } from './rng.ts';
 import { writeTable, VQAV2_LAYOUT, NLVR2_LAYOUT, F30K_LAYOUT, CAPTION_LAYOUT, type ColumnKind } from './arrow.ts';
 import { buildAnswerVocab, labelsAndScores, normalizeAnswer, type AnswerVocab } from './vqa.ts';
-import { writeFileAtomicSync } from './atomic.ts';
+import { writeFileAtomicSync } from '../atomic.ts';
+import { UsageError } from '../usage-error.ts';
 import {
   COLORS, SHAPES, SIZES, COLUMNS, ROWS, randomScene, renderScenes, sceneJson, find, colOf, rowOf, holds, falsify,
   captionText, numberWord, article, type Scene, type Claim, type ObjRef, type Relation,
@@ -561,7 +562,7 @@ export async function runSynth(argv: string[]): Promise<void> {
   const sizes: Partial<SynthSizes> = {};
   const int = (flag: string, v: string | undefined): number => {
     const n = Number(v);
-    if (v === undefined || !Number.isInteger(n) || n < 0) throw new Error(`synth: ${flag} needs a non-negative integer, got ${v ?? '(nothing)'}\n${SYNTH_USAGE}`);
+    if (v === undefined || !Number.isInteger(n) || n < 0) throw new UsageError(`synth: ${flag} needs a non-negative integer, got ${v ?? '(nothing)'}\n${SYNTH_USAGE}`);
     return n;
   };
   for (let i = 0; i < argv.length; i++) {
@@ -572,13 +573,13 @@ export async function runSynth(argv: string[]): Promise<void> {
     else if (a === '--json') json = true;
     else if (a === '--size') {
       const v = argv[++i];
-      if (!v || !(v in SIZE_PRESETS)) throw new Error(`synth: --size must be one of ${Object.keys(SIZE_PRESETS).join(', ')}, got ${v ?? '(nothing)'}`);
+      if (!v || !(v in SIZE_PRESETS)) throw new UsageError(`synth: --size must be one of ${Object.keys(SIZE_PRESETS).join(', ')}, got ${v ?? '(nothing)'}`);
       preset = v as keyof typeof SIZE_PRESETS;
     } else if (a in SIZE_FLAGS) sizes[SIZE_FLAGS[a]] = int(a, argv[++i]);
     else if (a === '--help' || a === '-h') { console.log(SYNTH_USAGE); return; }
-    else throw new Error(`synth: unknown argument ${a}\n${SYNTH_USAGE}`);
+    else throw new UsageError(`synth: unknown argument ${a}\n${SYNTH_USAGE}`);
   }
-  if (!out) throw new Error(`synth: --out DIR is required\n${SYNTH_USAGE}`);
+  if (!out) throw new UsageError(`synth: --out DIR is required\n${SYNTH_USAGE}`);
   const report = await generateSynthetic({ out, seed, preset, sizes, imageSize, log: json ? undefined : (m) => console.log(m) });
   console.log(json ? JSON.stringify(report) : formatReport(report) + `\nwritten to ${out} (report.json)`);
 }

@@ -12,7 +12,7 @@ import { tableToIPC, tableFromArrays, Table, vectorFromArray, List, Field, Null,
 import {
   ArrowTableReader, ArrowTableWriter, writeTable, VQAV2_LAYOUT, NLVR2_LAYOUT, F30K_LAYOUT, layoutForFile,
 } from '../../../train/data/arrow.ts';
-import { writeFileAtomic } from '../../../train/data/atomic.ts';
+import { writeFileAtomic } from '../../../train/atomic.ts';
 
 v8.setFlagsFromString('--expose-gc');
 const gc = vm.runInNewContext('gc') as () => void;

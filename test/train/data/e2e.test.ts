@@ -249,10 +249,10 @@ test('aptune synth through the real command line; bad options exit non-zero with
   }
   assert.equal(fs.readdirSync(out).filter((f) => f.includes('.tmp-')), [], 'no temporary files left');
   const size = run('--out', out, '--size', 'huge');
-  assert.is.not(size.status, 0);
+  assert.is(size.status, 2, "a usage error exits 2");
   assert.match(size.stderr, '--size must be one of tiny, small, default, large, got huge');
   const missing = run('--size', 'tiny');
-  assert.is.not(missing.status, 0);
+  assert.is(missing.status, 2, "a usage error exits 2");
   assert.match(missing.stderr, '--out DIR is required');
 });
 
