@@ -1,9 +1,13 @@
 // Batched float32 matmul C = op(A) op(B) with packed panels and a register tile (GotoBLAS loop order).
-// Does not: allocate (the host passes per-thread scratch of matmul_scratch_bytes(n1 - n0)), or read out of range.
-// Invariants: the tile is 4 x 8 in both builds (relaxed FMA or mul+add): measured on Node 20 / Zen 5, 5x8 and
-// 6x8 tiles spill (V8 keeps fewer than 15 xmm registers free) and run 2-4x slower; transpose flags are absorbed by packing; every C element is accumulated over k in increasing
-// order in blocks of KC, independent of how rows, columns or batches are split, so any split across threads
-// gives bit-identical results. offs holds per-batch element offsets (a, b, c) as i32 triples.
+// Two drivers: matmul_f32 (batches [b0, b1), one thread each; per-thread scratch of matmul_scratch_bytes(N)) and,
+// for large products on several threads, matmul_pack_b + matmul_blocks (B packed once per k-block, split by
+// panels; threads then claim 64-row blocks of C from a shared counter, which balances a loaded machine).
+// Does not: allocate, or read out of range.
+// Invariants: the tile is 4 x 8 in both builds (relaxed FMA or mul+add): measured on Node 20 / Zen 5, 5x8 and 6x8
+// tiles spill (V8 keeps fewer than 15 xmm registers free) and run 2-4x slower. Transpose flags are absorbed by
+// packing. Every C element is accumulated over k in increasing order in blocks of KC, whichever driver, split or
+// thread computes it, so results are bit-identical across thread counts. offs holds per-batch element offsets
+// (a, b, c) as i32 triples.
 
 import { fma4 } from './vmath';
 
@@ -11,8 +15,6 @@ const MR: i32 = 4;
 const NR: i32 = 8;
 const KC: i32 = 512;
 const MC: i32 = 64; // multiple of MR; A block 64 x 512 floats = 128 KiB stays in L2, a B panel (16 KiB) in L1
-
-export function matmul_mr(): i32 { return MR; }
 
 export function matmul_scratch_bytes(ncols: i32): i32 {
   const np = (ncols + NR - 1) / NR;
@@ -172,6 +174,67 @@ function gemm(a: usize, b: usize, c: usize, M: i32, N: i32, K: i32, transA: i32,
             for (let r = 0; r < h; r++) for (let q = 0; q < w; q++)
               store<f32>(cp + <usize>r * ldc + (<usize>q << 2), load<f32>(tmp + (<usize>(r * NR + q) << 2)));
           }
+        }
+      }
+    }
+  }
+}
+
+// ---- shared-B path for large single products: B is packed once per k-block (split by panels), then threads
+// claim MC-row blocks of C from a shared counter (dynamic balance on a loaded machine; A is packed once).
+
+export function matmul_kc(): i32 { return KC; }
+export function matmul_mc(): i32 { return MC; }
+
+/** Pack k-block [p0, p0+kc) of op(B), panels [jp0, jp1) (in units of 8 columns), into dst (all N columns' layout). */
+export function matmul_pack_b(b: usize, transB: i32, N: i32, K: i32, p0: i32, kc: i32, jp0: i32, jp1: i32, dst: usize): void {
+  const j0 = jp0 * NR, j1 = min(N, jp1 * NR);
+  if (j1 > j0) packB(b, transB, N, K, p0, kc, j0, j1 - j0, dst + (<usize>(j0 * kc) << 2));
+}
+
+@inline function claim(counter: usize): i32 {
+  if (ASC_FEATURE_THREADS) return atomic.add<i32>(counter, 1);
+  const c = load<i32>(counter);
+  store<i32>(counter, c + 1);
+  return c;
+}
+
+/** matmul_pack_b over chunks of `chunk` panels claimed from *counter (all panels of N). */
+export function matmul_pack_b_claim(b: usize, transB: i32, N: i32, K: i32, p0: i32, kc: i32, counter: usize, chunk: i32, dst: usize): void {
+  const np = (N + NR - 1) / NR;
+  const nch = (np + chunk - 1) / chunk;
+  for (let c = claim(counter); c < nch; c = claim(counter)) matmul_pack_b(b, transB, N, K, p0, kc, c * chunk, min(np, (c + 1) * chunk), dst);
+}
+
+/** k-block [p0, p0+kc) of C += op(A) B (acc) or C = (first block), over row blocks claimed from *counter until
+ *  nBlocks are taken; scratchA holds MC x KC floats + a tile (per thread). */
+export function matmul_blocks(a: usize, transA: i32, M: i32, N: i32, K: i32, p0: i32, kc: i32, acc: i32,
+  packedB: usize, c: usize, counter: usize, scratchA: usize): void {
+  const ldc = <usize>N << 2;
+  const nBlocks = (M + MC - 1) / MC;
+  const packedA = (scratchA + 15) & ~(<usize>15);
+  const tmp = packedA + (<usize>(MC * KC) << 2);
+  for (let blk = claim(counter); blk < nBlocks; blk = claim(counter)) {
+    const i0 = blk * MC;
+    const mc = min(MC, M - i0);
+    packA(a, transA, M, K, i0, mc, p0, kc, packedA);
+    for (let jp = 0; jp < N; jp += NR) {
+      const bp = packedB + (<usize>(jp * kc) << 2);
+      const w = min(NR, N - jp);
+      for (let ip = 0; ip < mc; ip += MR) {
+        const ap = packedA + (<usize>(ip * kc) << 2);
+        const h = min(MR, mc - ip);
+        const cp = c + <usize>(i0 + ip) * ldc + (<usize>jp << 2);
+        if (h == MR && w == NR) {
+          tile(ap, bp, kc, cp, ldc, acc != 0);
+        } else {
+          if (acc) {
+            for (let r = 0; r < h; r++) for (let q = 0; q < w; q++)
+              store<f32>(tmp + (<usize>(r * NR + q) << 2), load<f32>(cp + <usize>r * ldc + (<usize>q << 2)));
+          }
+          tile(ap, bp, kc, tmp, 32, acc != 0);
+          for (let r = 0; r < h; r++) for (let q = 0; q < w; q++)
+            store<f32>(cp + <usize>r * ldc + (<usize>q << 2), load<f32>(tmp + (<usize>(r * NR + q) << 2)));
         }
       }
     }

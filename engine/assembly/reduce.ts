@@ -238,8 +238,8 @@ export function cross_entropy_backward_f32(x: usize, labels: usize, g: usize, dx
 }
 
 /** loss = max(x, 0) - x t + log(1 + exp(-|x|)) */
-export function bce_with_logits_f32(x: usize, t: usize, out: usize, n: i32): void {
-  for (let i = 0; i < n; i++) {
+export function bce_with_logits_f32(x: usize, t: usize, out: usize, i0: i32, i1: i32): void {
+  for (let i = i0; i < i1; i++) {
     const b = <usize>i << 2;
     const v = load<f32>(x + b);
     store<f32>(out + b, max(v, 0) - v * load<f32>(t + b) + Mathf.log1p(Mathf.exp(-Mathf.abs(v))));
@@ -247,8 +247,8 @@ export function bce_with_logits_f32(x: usize, t: usize, out: usize, n: i32): voi
 }
 
 /** dx = (sigmoid(x) - t) g */
-export function bce_with_logits_backward_f32(x: usize, t: usize, g: usize, dx: usize, n: i32): void {
-  for (let i = 0; i < n; i++) {
+export function bce_with_logits_backward_f32(x: usize, t: usize, g: usize, dx: usize, i0: i32, i1: i32): void {
+  for (let i = i0; i < i1; i++) {
     const b = <usize>i << 2;
     const v = load<f32>(x + b);
     const s: f32 = v >= 0 ? 1.0 / (1.0 + Mathf.exp(-v)) : Mathf.exp(v) / (1.0 + Mathf.exp(v));

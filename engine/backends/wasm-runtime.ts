@@ -9,12 +9,17 @@
 // - Build choice: relaxed SIMD when the runtime validates it (after setting V8's flag) unless disabled; the shared-
 //   memory (-mt) build whenever SharedArrayBuffer exists, so any thread count runs the same code.
 // - dispatch(fn, parts) runs parts[0] on the calling thread and parts[i] on worker i-1, then waits for all of them
-//   (Atomics.wait/notify on a control block); a part is the argument list of one kernel call.
+//   (Atomics.wait/notify on a control block); a part is the argument list of one kernel call. Workers are unref'd
+//   (they never keep the process alive) and started on the first dispatch with more than one part.
+// Environment: APTUNE_THREADS (thread count, default the core count), APTUNE_WASM_RELAXED=0 (plain SIMD build),
+// APTUNE_WASM_LIFTOFF=1 (keep V8's baseline-first tiering). Node only (fs, worker_threads, Atomics.wait on the
+// main thread); the .wasm builds themselves also run in browsers (non-shared builds without cross-origin isolation).
 
 import { readFileSync, existsSync } from 'node:fs';
 import { availableParallelism } from 'node:os';
 import { createRequire } from 'node:module';
 import { Worker } from 'node:worker_threads';
+import { pathToFileURL } from 'node:url';
 
 const require = createRequire(import.meta.url);
 
@@ -37,18 +42,36 @@ export interface RuntimeOptions {
   threads?: number;
   /** use the relaxed-SIMD build when the runtime supports it (default true; env APTUNE_WASM_RELAXED=0 disables) */
   relaxed?: boolean;
+  /** shared memory (-mt build; required for threads > 1); default: whenever SharedArrayBuffer exists */
+  shared?: boolean;
+  /** folder holding the built .wasm files (default engine/assembly/build/ next to this file) */
+  buildDir?: string | URL;
 }
 
 export type Exports = Record<string, (...args: number[]) => number>;
 
 let relaxedFlagSet = false;
+let tierFlagSet = false;
+
+function setV8Flag(flag: string): void {
+  try {
+    (require('node:v8') as typeof import('node:v8')).setFlagsFromString(flag);
+  } catch { /* not Node, or the flag is unknown: harmless */ }
+}
 
 function enableRelaxedFlag(): void {
   if (relaxedFlagSet) return;
-  try {
-    (require('node:v8') as typeof import('node:v8')).setFlagsFromString('--experimental-wasm-relaxed-simd');
-  } catch { /* not Node or flag unknown: validate() decides */ }
+  setV8Flag('--experimental-wasm-relaxed-simd'); // validate() then decides
   relaxedFlagSet = true;
+}
+
+/** Compile wasm with the optimising tier up front (V8 otherwise starts in Liftoff and tiers up on a background
+ *  thread, which a loaded machine starves: kernels then run 2-4x slower for seconds). Env APTUNE_WASM_LIFTOFF=1
+ *  keeps V8's default. Process-wide: it also applies to wasm modules compiled later. */
+function eagerTierUp(): void {
+  if (tierFlagSet || process.env.APTUNE_WASM_LIFTOFF === '1') return;
+  setV8Flag('--no-liftoff');
+  tierFlagSet = true;
 }
 
 export function defaultThreads(): number {
@@ -61,8 +84,8 @@ export function defaultThreads(): number {
   return Math.max(1, availableParallelism());
 }
 
-function loadBytes(file: string): Uint8Array {
-  const url = new URL(file, BUILD_DIR);
+function loadBytes(file: string, dir: URL): Uint8Array {
+  const url = new URL(file, dir);
   if (!existsSync(url)) {
     throw new Error(`unavailable: WebAssembly kernels not built (${url.pathname} missing): run npm run build:wasm`);
   }
@@ -128,21 +151,24 @@ export class WasmRuntime {
     const threads = opts.threads ?? defaultThreads();
     if (!Number.isInteger(threads) || threads < 1) throw new Error(`wasm backend: threads must be a positive integer, got ${threads}`);
     this.threads = threads;
-    this.shared = typeof SharedArrayBuffer !== 'undefined';
-    if (threads > 1 && !this.shared) throw new Error('wasm backend: threads > 1 needs SharedArrayBuffer');
+    this.shared = opts.shared ?? typeof SharedArrayBuffer !== 'undefined';
+    if (threads > 1 && !this.shared) throw new Error('wasm backend: threads > 1 needs shared memory (SharedArrayBuffer)');
     const suffix = this.shared ? '-mt' : '';
+    const dir = opts.buildDir === undefined ? BUILD_DIR
+      : opts.buildDir instanceof URL ? opts.buildDir : pathToFileURL(opts.buildDir.endsWith('/') ? opts.buildDir : opts.buildDir + '/');
     const wantRelaxed = (opts.relaxed ?? process.env.APTUNE_WASM_RELAXED !== '0');
     let relaxed = false;
     let bytes: Uint8Array | null = null;
     if (wantRelaxed) {
       enableRelaxedFlag();
-      const b = loadBytes(`relaxed${suffix}.wasm`);
+      const b = loadBytes(`relaxed${suffix}.wasm`, dir);
       if (WebAssembly.validate(b)) { bytes = b; relaxed = true; }
     }
-    if (!bytes) bytes = loadBytes(`simd${suffix}.wasm`);
+    if (!bytes) bytes = loadBytes(`simd${suffix}.wasm`, dir);
     if (!WebAssembly.validate(bytes)) throw new Error('unavailable: this runtime does not support WebAssembly SIMD');
     this.relaxed = relaxed;
     this.build = `${relaxed ? 'relaxed' : 'simd'}${suffix}`;
+    eagerTierUp();
     this.module = new WebAssembly.Module(bytes);
     this.memory = this.shared
       ? new WebAssembly.Memory({ initial: 32, maximum: MAX_PAGES, shared: true })

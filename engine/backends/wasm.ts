@@ -86,8 +86,8 @@ export class WasmBackend implements Backend {
   readonly kernels: KernelTable;
   private descPtr: number;
   private descCap = 1024; // i32 slots
-  private tmpPtr = 0;
-  private tmpBytes = 0;
+  private tmps: { ptr: number; bytes: number }[] = [];
+  private counterPtr: number;
   private scratch: { ptr: number; bytes: number }[] = [];
   private live = 0;
 
@@ -95,6 +95,7 @@ export class WasmBackend implements Backend {
     this.name = opts.name ?? 'wasm';
     this.rt = new WasmRuntime(opts);
     this.descPtr = this.rt.malloc(this.descCap * 4);
+    this.counterPtr = this.rt.malloc(64);
     this.kernels = this.makeKernels();
   }
 
@@ -168,14 +169,14 @@ export class WasmBackend implements Backend {
     return this.descPtr;
   }
 
-  /** A temporary area of at least `bytes` (valid until the next call). */
-  private tmp(bytes: number): number {
-    if (bytes > this.tmpBytes) {
-      if (this.tmpBytes) this.rt.freeBlock(this.tmpPtr, this.tmpBytes);
-      this.tmpBytes = Math.max(bytes, 4096);
-      this.tmpPtr = this.rt.malloc(this.tmpBytes);
-    }
-    return this.tmpPtr;
+  /** Temporary area number `slot` of at least `bytes` (valid until the next kernel call). */
+  private tmp(bytes: number, slot = 0): number {
+    const t = this.tmps[slot];
+    if (t && t.bytes >= bytes) return t.ptr;
+    if (t) this.rt.freeBlock(t.ptr, t.bytes);
+    const nb = Math.max(bytes, 4096);
+    this.tmps[slot] = { ptr: this.rt.malloc(nb), bytes: nb };
+    return this.tmps[slot].ptr;
   }
 
   /** Per-thread scratch of at least `bytes` for thread t. */
@@ -439,7 +440,8 @@ export class WasmBackend implements Backend {
       const [x, t] = inputs;
       this.f32only('bce_with_logits', x, t);
       if (numel(x.shape) !== numel(t.shape)) throw new Error(`wasm bce_with_logits: input [${x.shape}] and target [${t.shape}] differ`);
-      rt.exports.bce_with_logits_f32(this.p(x), this.p(t), this.p(outputs[0]), numel(x.shape));
+      const px = this.p(x), pt = this.p(t), po = this.p(outputs[0]);
+      this.elementwise('bce_with_logits_f32', numel(x.shape), (i0, i1) => [px, pt, po, i0, i1]);
     };
     k.bce_with_logits_backward = (inputs, outputs) => {
       const [x, t, g] = inputs;
@@ -447,7 +449,8 @@ export class WasmBackend implements Backend {
       if (numel(x.shape) !== numel(t.shape) || numel(x.shape) !== numel(g.shape)) {
         throw new Error(`wasm bce_with_logits_backward: input [${x.shape}], target [${t.shape}], grad [${g.shape}] differ`);
       }
-      rt.exports.bce_with_logits_backward_f32(this.p(x), this.p(t), this.p(g), this.p(outputs[0]), numel(x.shape));
+      const px = this.p(x), pt = this.p(t), pg = this.p(g), po = this.p(outputs[0]);
+      this.elementwise('bce_with_logits_backward_f32', numel(x.shape), (i0, i1) => [px, pt, pg, po, i0, i1]);
     };
 
     k.index_select = (inputs, outputs, attrs) => {
@@ -584,16 +587,16 @@ export class WasmBackend implements Backend {
       if ([g, m, v].some((t) => numel(t.shape) !== n)) throw new Error(`wasm adamw_step: param, grad, m, v sizes differ`);
       const stepSize = a.lr * Math.sqrt(1 - a.beta2 ** a.step) / (1 - a.beta1 ** a.step);
       const pp = this.p(p), pg = this.p(g), pm = this.p(m), pv = this.p(v);
-      if (n === 0) return;
-      rt.exports.adamw_step_f32(pp, pg, pm, pv, n, a.beta1, a.beta2, a.eps, stepSize, a.lr * a.weightDecay);
+      this.elementwise('adamw_step_f32', n, (i0, i1) => [pp, pg, pm, pv, a.beta1, a.beta2, a.eps, stepSize, a.lr * a.weightDecay, i0, i1]);
     };
     k.sgd_step = (inputs, _o, a) => {
       const [p, g, buf] = inputs;
       this.f32only('sgd_step', p, g);
       const n = numel(p.shape);
       if (numel(g.shape) !== n || (buf && numel(buf.shape) !== n)) throw new Error(`wasm sgd_step: param, grad, buffer sizes differ`);
-      if (n === 0) return;
-      rt.exports.sgd_step_f32(this.p(p), this.p(g), buf ? this.p(buf) : 0, buf ? 1 : 0, n, a.lr, a.momentum, a.weightDecay);
+      const pp = this.p(p), pg = this.p(g), pb = buf ? this.p(buf) : 0;
+      const useBuf = buf && a.momentum !== 0 ? 1 : 0; // like torch: no buffer update without momentum
+      this.elementwise('sgd_step_f32', n, (i0, i1) => [pp, pg, pb, useBuf, a.lr, a.momentum, a.weightDecay, i0, i1]);
     };
 
     return k;
@@ -632,19 +635,42 @@ export class WasmBackend implements Backend {
     const pa = this.p(a), pb = this.p(b), pc = this.p(c);
     const ta = transA ? 1 : 0, tb = transB ? 1 : 0;
     const T = Math.min(this.rt.threads, Math.max(1, Math.floor((batch * M * N * K) / (1 << 17))));
-    const mr = this.rt.exports.matmul_mr();
     const sbytes = (cols: number) => this.rt.exports.matmul_scratch_bytes(cols);
     let parts: number[][];
-    if (T <= 1) {
+    if (T <= 1 || K === 0) {
       parts = [[pa, pb, pc, offs, 0, batch, M, N, K, ta, tb, 0, M, 0, N, this.threadScratch(0, sbytes(N))]];
     } else if (batch >= 2 * T) { // whole matrices per thread
       parts = splitRange(batch, T).map(([b0, b1], t) => [pa, pb, pc, offs, b0, b1, M, N, K, ta, tb, 0, M, 0, N, this.threadScratch(t, sbytes(N))]);
-    } else if (N >= 64 * T) { // column panels per thread (multiples of 8)
+    } else if (Math.ceil(M / this.rt.exports.matmul_mc()) < 2 * T && N >= 64 * T) { // few row blocks: columns per thread
       parts = splitRange(N, T, 8).map(([n0, n1], t) => [pa, pb, pc, offs, 0, batch, M, N, K, ta, tb, 0, M, n0, n1, this.threadScratch(t, sbytes(n1 - n0))]);
-    } else { // row blocks per thread (multiples of the tile height)
-      parts = splitRange(M, T, mr).map(([m0, m1], t) => [pa, pb, pc, offs, 0, batch, M, N, K, ta, tb, m0, m1, 0, N, this.threadScratch(t, sbytes(N))]);
+    } else { // large products: shared packed B per k-block, row blocks claimed dynamically
+      this.matmulShared(pa, pb, pc, offs, batch, M, N, K, ta, tb, T);
+      return;
     }
     this.rt.dispatch('matmul_f32', parts);
+  }
+
+  /** Per batch and k-block: threads claim chunks of 8-column B panels to pack, then MC-row blocks of C to compute. */
+  private matmulShared(pa: number, pb: number, pc: number, offs: number, batch: number, M: number, N: number, K: number,
+    ta: number, tb: number, T: number): void {
+    const ex = this.rt.exports;
+    const KC = ex.matmul_kc(), MC = ex.matmul_mc();
+    const np = Math.ceil(N / 8);
+    const packedB = this.tmp(KC * np * 8 * 4, 1);
+    const scratch = Array.from({ length: T }, (_, t) => this.threadScratch(t, (MC * KC + 64) * 4 + 64));
+    const offsCopy = Array.from(this.rt.i32.subarray(offs >> 2, (offs >> 2) + 3 * batch));
+    const ctr = this.counterPtr; // [0]: row blocks, [1]: B panel chunks
+    const chunk = Math.max(2, Math.ceil(np / (4 * T)));
+    for (let bi = 0; bi < batch; bi++) {
+      const a = pa + offsCopy[3 * bi] * 4, b = pb + offsCopy[3 * bi + 1] * 4, c = pc + offsCopy[3 * bi + 2] * 4;
+      for (let p0 = 0; p0 < K; p0 += KC) {
+        const kc = Math.min(KC, K - p0);
+        Atomics.store(this.rt.i32, (ctr >> 2) + 1, 0);
+        this.rt.dispatch('matmul_pack_b_claim', scratch.map(() => [b, tb, N, K, p0, kc, ctr + 4, chunk, packedB]));
+        Atomics.store(this.rt.i32, ctr >> 2, 0);
+        this.rt.dispatch('matmul_blocks', scratch.map((s) => [a, ta, M, N, K, p0, kc, p0 > 0 ? 1 : 0, packedB, c, ctr, s]));
+      }
+    }
   }
 }
 

@@ -112,13 +112,17 @@ function threadedCases(): [string, (be: WasmBackend) => (Float32Array | Int32Arr
   const x1 = randData(150 * 1024, -4, 4), g1 = randData(150 * 1024);
   const mask = randData(512, -3, 0);
   const w = randData(768), b = randData(768), rstd = randData(200, 0.5, 2);
-  const mmA = randData(100 * 50), mmB = randData(50 * 300); // N split
-  const mmC = randData(300 * 64), mmD = randData(64 * 40); // M split
+  const mmA = randData(100 * 50), mmB = randData(50 * 300); // shared packed B, row blocks claimed by threads
+  const mmC = randData(300 * 64), mmD = randData(64 * 40);
+  const mmI = randData(2 * 70 * 600), mmJ = randData(2 * 600 * 45); // 2 batches, K above one k-block (512)
+  const mmK = randData(20 * 90), mmL = randData(90 * 400); // one row block: columns split across threads
   const mmE = randData(6 * 40 * 40), mmF = randData(40 * 40); // batch split, broadcast B
   const mmG = randData(8 * 64 * 96), mmH = randData(8 * 200 * 64); // transposes
   return [
-    ['matmul N-split', (be) => run(be, 'matmul', [{ data: mmA, shape: [100, 50] }, { data: mmB, shape: [50, 300] }], [{ shape: [100, 300] }], { transA: false, transB: false })],
-    ['matmul M-split', (be) => run(be, 'matmul', [{ data: mmC, shape: [300, 64] }, { data: mmD, shape: [64, 40] }], [{ shape: [300, 40] }], { transA: false, transB: false })],
+    ['matmul shared-B', (be) => run(be, 'matmul', [{ data: mmA, shape: [100, 50] }, { data: mmB, shape: [50, 300] }], [{ shape: [100, 300] }], { transA: false, transB: false })],
+    ['matmul shared-B tall', (be) => run(be, 'matmul', [{ data: mmC, shape: [300, 64] }, { data: mmD, shape: [64, 40] }], [{ shape: [300, 40] }], { transA: false, transB: false })],
+    ['matmul shared-B 2 batches, 2 k-blocks, transA', (be) => run(be, 'matmul', [{ data: mmI, shape: [2, 600, 70] }, { data: mmJ, shape: [2, 600, 45] }], [{ shape: [2, 70, 45] }], { transA: true, transB: false })],
+    ['matmul column split', (be) => run(be, 'matmul', [{ data: mmK, shape: [20, 90] }, { data: mmL, shape: [400, 90] }], [{ shape: [20, 400] }], { transA: false, transB: true })],
     ['matmul batch-split', (be) => run(be, 'matmul', [{ data: mmE, shape: [6, 40, 40] }, { data: mmF, shape: [40, 40] }], [{ shape: [6, 40, 40] }], { transA: false, transB: false })],
     ['matmul transA transB', (be) => run(be, 'matmul', [{ data: mmG, shape: [8, 64, 96] }, { data: mmH, shape: [8, 200, 64] }], [{ shape: [8, 96, 200] }], { transA: true, transB: true })],
     ['gelu', (be) => run(be, 'gelu', [{ data: x1, shape: [150, 1024] }], [{ shape: [150, 1024] }], {})],
@@ -134,6 +138,10 @@ function threadedCases(): [string, (be: WasmBackend) => (Float32Array | Int32Arr
     [{ shape: [200, 768] }, { shape: [768] }, { shape: [768] }], {})],
     ['permute', (be) => run(be, 'permute', [{ data: x1, shape: [8, 150, 8, 16] }], [{ shape: [8, 8, 150, 16] }], { perm: [0, 2, 1, 3] })],
     ['dropout', (be) => run(be, 'dropout', [{ data: x1, shape: [150 * 1024] }], [{ shape: [150 * 1024] }, { shape: [150 * 1024] }], { p: 0.1, seed: 5, offset: 44 })],
+    ['adamw_step', (be) => run(be, 'adamw_step', [{ data: x1, shape: [150 * 1024] }, { data: g1, shape: [150 * 1024] }, { data: g1.map((v) => v / 10), shape: [150 * 1024] },
+      { data: x1.map((v) => v * v), shape: [150 * 1024] }], [], { lr: 1e-3, beta1: 0.9, beta2: 0.98, eps: 1e-8, weightDecay: 0.01, step: 7 })],
+    ['bce_with_logits_backward', (be) => run(be, 'bce_with_logits_backward', [{ data: x1, shape: [150 * 1024] }, { data: g1.map((v) => (v + 1) / 2), shape: [150 * 1024] },
+      { data: g1, shape: [150 * 1024] }], [{ shape: [150 * 1024] }], {})],
     ['random_normal', (be) => run(be, 'random_normal', [], [{ shape: [150 * 1024] }], { seed: 9, offset: 0, mean: 0, std: 1 })],
   ];
 }
@@ -168,6 +176,24 @@ maybe('relaxed-SIMD and plain-SIMD builds agree', () => {
   // matmul really was computed (not all zeros)
   const m = threadedCases()[0][1](plain)[0];
   assert.ok(m.some((v) => v !== 0));
+});
+
+maybe('the single-memory builds (no SharedArrayBuffer, for browsers without isolation) match the shared ones bit for bit', () => {
+  for (const relaxed of [false, true]) {
+    const single = mod!.createWasmBackend({ threads: 1, relaxed, shared: false, name: `wasm-single-${relaxed}` });
+    const shared = mod!.createWasmBackend({ threads: 1, relaxed, shared: true, name: `wasm-shared-${relaxed}` });
+    assert.ok(!single.rt.build.endsWith('-mt') && shared.rt.build.endsWith('-mt'), `${single.rt.build} / ${shared.rt.build}`);
+    for (const [name, f] of threadedCases()) {
+      const a = f(single), b = f(shared);
+      for (let k = 0; k < a.length; k++) assert.ok(a[k].every((v, i) => Object.is(v, b[k][i])), `${name} output ${k} (relaxed ${relaxed})`);
+    }
+  }
+  assert.throws(() => mod!.createWasmBackend({ threads: 2, shared: false, name: 'wasm-bad-shared' }), /needs shared memory/);
+});
+
+maybe('a missing build is reported as unavailable with the command that fixes it', () => {
+  assert.throws(() => mod!.createWasmBackend({ threads: 1, buildDir: '/nonexistent-aptune-build', name: 'wasm-missing' }),
+    /^unavailable: WebAssembly kernels not built .*run npm run build:wasm/);
 });
 
 maybe('thread count: option and APTUNE_THREADS are validated', () => {
