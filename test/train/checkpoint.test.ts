@@ -14,6 +14,12 @@ import {
   convertCheckpoint, detectFormat, expectedShapes, importCheckpoint, importPretrained, loadCheckpoint, loadMethodCheckpoint, mapHfViltNames, planImport, saveCheckpoint,
   saveMethodCheckpoint, resizePositionTable,
 } from '../../train/checkpoint.ts';
+import { METER_TINY, type MeterConfig } from '../../models/index.ts';
+import { onShapeBackend } from '../../models/accounting.ts';
+import { TINY_METHOD_OPTIONS } from '../../models/petl/index.ts';
+import { noGrad, tensor } from '../../engine/index.ts';
+import { main as cliMain } from '../../train/cli.ts';
+import type { ItmHead } from '../../models/heads.ts';
 
 const FIX = new URL('../fixtures/ckpt/', import.meta.url).pathname;
 const CKPT = join(FIX, 'vilt_tiny.ckpt');
@@ -230,6 +236,170 @@ test('expected names and shapes of the full-size backbones (import targets), MET
   assert.equal(expectedShapes('meter').get('vit_model.visual.positional_embedding'), [577, 768]);
   assert.ok(m.has('cross_modal_image_layers.5.crossattention.self.value.weight'));
   assert.ok(m.has('itm_score.fc.weight'));
+});
+
+// ------------------------------------------------------------------ METER: test/fixtures/ckpt/meter_tiny.ckpt
+// Written by torch.save (scripts/make_ckpt_fixture.py) under METER's reference names for METER_TINY narrowed to
+// fusion and RoBERTa hidden 16, CLIP width 12 (same layer counts, so the same names); its CLIP position
+// table is for a 3x3 grid (24 px) while the model is built for 2x2 (16 px). The JSON holds torch's checksums.
+const MCKPT = join(FIX, 'meter_tiny.ckpt');
+type TorchCheck = { shape: number[]; dtype: string; sum: number; wsum: number; abs_sum: number; data?: number[] };
+const mexp = JSON.parse(readFileSync(join(FIX, 'meter_tiny.expected.json'), 'utf8')) as {
+  config: Record<string, number | string>;
+  tensors: Record<string, TorchCheck>;
+  positional_embedding_resized: Record<'2' | '4', { shape: number[]; data: number[] }>;
+};
+const MCFG: MeterConfig = {
+  ...METER_TINY, hidden: 16, heads: 2, intermediate: 32,
+  clip: { ...METER_TINY.clip, width: 12, heads: 2 },
+  roberta: { ...METER_TINY.roberta, hidden: 16, heads: 2, intermediate: 24 },
+};
+const PE = 'vit_model.visual.positional_embedding';
+const MLM = ['mlm_score.bias', 'mlm_score.decoder.weight', 'mlm_score.transform.LayerNorm.bias', 'mlm_score.transform.LayerNorm.weight', 'mlm_score.transform.dense.bias', 'mlm_score.transform.dense.weight'];
+
+/** Values `a` (row-major) against torch's checks of tensor `name`: float64 sum and weighted sum, all values when stored. */
+function matchesTorch(name: string, a: ArrayLike<number>): boolean {
+  const e = mexp.tensors[name];
+  if (!e || a.length !== e.shape.reduce((x, y) => x * y, 1)) return false;
+  let s = 0, w = 0;
+  for (let i = 0; i < a.length; i++) { s += a[i]; w += a[i] * ((i % 13) - 6); }
+  const tol = 1e-9 * (1 + 6 * e.abs_sum);
+  return Math.abs(s - e.sum) <= tol && Math.abs(w - e.wsum) <= tol && (!e.data || same(a, e.data));
+}
+const close = (a: ArrayLike<number>, b: ArrayLike<number>, tol = 1e-5) => a.length === b.length && Array.from(a).every((v, i) => Math.abs(v - b[i]) <= tol * (1 + Math.abs(b[i])));
+const sortedKeys = (m: Map<string, unknown>, pred: (k: string) => boolean = () => true) => [...m.keys()].filter(pred).sort();
+
+test('METER .ckpt by torch.save: every tensor equals torch (tied storage, offset view, int64 buffer), Lightning root', () => {
+  const sd = readTorchStateDict(MCKPT);
+  assert.equal([...sd.keys()].sort(), Object.keys(mexp.tensors).sort());
+  for (const [k, t] of sd) {
+    assert.equal(t.shape, mexp.tensors[k].shape, k);
+    assert.is(t.dtype, mexp.tensors[k].dtype, k);
+    assert.ok(matchesTorch(k, t.data), `values of ${k}`);
+  }
+  // mlm_score.decoder.weight is the word-embedding tensor itself in the file (one storage, two names)
+  assert.ok(same(sd.get('mlm_score.decoder.weight')!.data, sd.get('text_transformer.embeddings.word_embeddings.weight')!.data));
+  assert.ok(same(sd.get('text_transformer.embeddings.position_ids')!.data, Array.from({ length: 18 }, (_, i) => i)));
+  const root = readTorchZip(MCKPT);
+  try {
+    const m = root.root as Map<string, unknown>;
+    assert.is(m.get('epoch'), 9);
+    assert.is(m.get('pytorch-lightning_version'), '1.3.2');
+    const cfg = (m.get('hyper_parameters') as Map<string, Map<string, unknown>>).get('config')!;
+    assert.ok(cfg instanceof OpaqueObject && cfg.global.full === 'sacred.config.custom_containers.ReadOnlyDict');
+  } finally {
+    root.close();
+  }
+  // the fixture's hyper-parameters are the narrowed config the tests build (its image size is the ckpt's 3x3 grid)
+  assert.equal([mexp.config.hidden_size, mexp.config.num_top_layer, mexp.config.input_image_embed_size, mexp.config.input_text_embed_size, mexp.config.patch_size, mexp.config.image_size],
+    [MCFG.hidden, MCFG.fusionLayers, MCFG.clip.width, MCFG.roberta.hidden, MCFG.clip.patch, 3 * MCFG.clip.patch]);
+});
+
+test("METER fixture config builds exactly METER_TINY's names for vqa, nlvr2 and irtr (only widths differ)", () => {
+  for (const task of ['vqa', 'nlvr2', 'irtr'] as const) {
+    const names = (config: MeterConfig | 'tiny') => onShapeBackend(() => sortedKeys(createModel({ backbone: 'meter', config, task, method: 'full', numAnswers: 7 }).stateDict()));
+    assert.equal(names(MCFG), names('tiny'), task);
+  }
+});
+
+test('importPretrained METER (vqa): every backbone tensor exact, CLIP table 3x3 -> 2x2 like torch bicubic, mlm/itm unexpected, VQA head missing', () => {
+  const model = createModel({ backbone: 'meter', config: MCFG, task: 'vqa', method: 'full', numAnswers: 7 });
+  const before = Array.from(model.stateDict().get('vqa_classifier.3.weight')!.toArray());
+  const r = importPretrained(MCKPT, model, { strict: true, allowMissing: (n) => n.startsWith('vqa_classifier.') });
+  const sd = model.stateDict();
+  assert.equal(r.missing.sort(), sortedKeys(sd, (k) => k.startsWith('vqa_classifier.')));
+  assert.ok(r.missing.length === 6);
+  assert.equal(r.unexpected.sort(), [...MLM, 'itm_score.fc.bias', 'itm_score.fc.weight'].sort());
+  assert.equal(r.resized, [{ name: PE, from: [10, 12], to: [5, 12] }]);
+  assert.equal(r.loaded.sort(), sortedKeys(sd, (k) => !k.startsWith('vqa_classifier.')));
+  for (const k of r.loaded) if (k !== PE) assert.ok(matchesTorch(k, sd.get(k)!.toArray()), `value of ${k}`);
+  const want = mexp.positional_embedding_resized['2'];
+  assert.equal(sd.get(PE)!.shape, want.shape);
+  assert.ok(close(sd.get(PE)!.toArray(), want.data), 'position table vs torch F.interpolate bicubic');
+  assert.ok(same(Array.from(sd.get(PE)!.toArray()).slice(0, 12), mexp.tensors[PE].data ?? readTorchStateDict(MCKPT).get(PE)!.data.slice(0, 12)), 'CLS row kept');
+  assert.ok(same(sd.get('vqa_classifier.3.weight')!.toArray(), before), 'the new head is left as initialised');
+  // without allowMissing, strict names the VQA head
+  assert.throws(() => importPretrained(MCKPT, createModel({ backbone: 'meter', config: MCFG, task: 'vqa', method: 'full', numAnswers: 7 }), { strict: true }), /meter_tiny\.ckpt: 6 missing key\(s\): vqa_classifier\./);
+  // the imported model runs (16 px image, 2x2 grid)
+  const out = noGrad(() => model.forward({
+    textIds: tensor(Int32Array.from([0, 5, 9, 2]), [1, 4], { dtype: 'int32' }), textMasks: tensor([[1, 1, 1, 1]]),
+    image: tensor(Float32Array.from({ length: 3 * 16 * 16 }, (_, i) => Math.sin(i)), [1, 3, 16, 16]),
+  }));
+  assert.equal(out.logits.shape, [1, 7]);
+  assert.ok(Array.from(out.logits.toArray()).every(Number.isFinite));
+});
+
+test('importPretrained METER (nlvr2, APT): type table grows to 3 rows with row 2 = row 1; APT modules and NLVR2 head missing', () => {
+  const model = createModel({ backbone: 'meter', config: MCFG, task: 'nlvr2', method: 'apt', methodOptions: TINY_METHOD_OPTIONS.apt });
+  const r = importPretrained(MCKPT, model, { strict: true, allowMissing: (n) => n.includes('.APT.') || n.startsWith('nlvr2_classifier.') || n === 'token4classifier' });
+  assert.ok(r.missing.some((n) => n.startsWith('cross_modal_text_layers.0.crossattention.output.APT.')));
+  assert.ok(r.missing.every((n) => n.includes('.APT.') || n.startsWith('nlvr2_classifier.') || n === 'token4classifier'));
+  assert.equal(r.resized.map((x) => x.name).sort(), ['token_type_embeddings.weight', PE]);
+  const tt = Array.from(model.stateDict().get('token_type_embeddings.weight')!.toArray());
+  const src = readTorchStateDict(MCKPT).get('token_type_embeddings.weight')!.data;
+  assert.ok(matchesTorch('token_type_embeddings.weight', tt.slice(0, 32)));
+  assert.ok(same(tt, [...src, ...Array.from(src).slice(16, 32)]));
+  assert.ok(r.unexpected.includes('itm_score.fc.weight') && r.unexpected.includes('mlm_score.decoder.weight'));
+  assert.ok(matchesTorch('cross_modal_image_layers.1.crossattention.self.key.weight', model.stateDict().get('cross_modal_image_layers.1.crossattention.self.key.weight')!.toArray()));
+});
+
+test('importPretrained METER (irtr): ITM head loaded exactly, rank_output := ITM row 1 (scores agree)', () => {
+  const model = createModel({ backbone: 'meter', config: MCFG, task: 'irtr', method: 'full' });
+  const r = importPretrained(MCKPT, model);
+  assert.equal(r.missing.sort(), ['rank_output.bias', 'rank_output.weight']);
+  assert.equal(r.unexpected.sort(), MLM);
+  const sd = model.stateDict();
+  const itmW = mexp.tensors['itm_score.fc.weight'].data!, itmB = mexp.tensors['itm_score.fc.bias'].data!;
+  assert.ok(same(sd.get('itm_score.fc.weight')!.toArray(), itmW) && same(sd.get('itm_score.fc.bias')!.toArray(), itmB));
+  assert.ok(same(sd.get('rank_output.weight')!.toArray(), itmW.slice(32, 64)));
+  assert.ok(same(sd.get('rank_output.bias')!.toArray(), [itmB[1]]));
+  noGrad(() => {
+    const out = model.forward({
+      textIds: tensor(Int32Array.from([0, 7, 3, 2, 0, 4, 2, 1]), [1, 2, 4], { dtype: 'int32' }), textMasks: tensor([[[1, 1, 1, 1], [1, 1, 1, 0]]]),
+      image: tensor(Float32Array.from({ length: 3 * 16 * 16 }, (_, i) => Math.cos(i / 3)), [1, 3, 16, 16]),
+    });
+    const itm = Array.from(model.backbone.child<ItmHead>('itm_score').forward(out.clsFeats).toArray()); // [1 * 2 candidates, 2]
+    const scores = Array.from(out.logits.toArray());
+    assert.ok(close(scores, [itm[1], itm[3]], 1e-6), `rank scores ${scores} vs ITM match logits ${[itm[1], itm[3]]}`);
+  });
+});
+
+test('convertCheckpoint METER (the `aptune import` library path) with the fixture config: 3x3 -> 4x4 like torch, then imports like the .ckpt', () => {
+  const out = join(dir, 'meter32.safetensors');
+  const r = convertCheckpoint({ from: MCKPT, out, model: 'meter', config: MCFG, imageSize: 32 });
+  assert.match(r.text, /resized vit_model\.visual\.positional_embedding \[10, 12\] -> \[17, 12\] \(bicubic, CLS row kept\)/);
+  assert.equal(r.report.missing, []);
+  assert.equal(r.report.unexpected.sort(), MLM);
+  const ck = loadCheckpoint(out);
+  assert.is((ck.config as { imageSize: number }).imageSize, 32);
+  assert.ok(close(ck.tensors.get(PE)!.data, mexp.positional_embedding_resized['4'].data));
+  assert.ok(matchesTorch('itm_score.fc.weight', ck.tensors.get('itm_score.fc.weight')!.data));
+  // at the run's own grid (16 px) the converted file imports into the model exactly like the .ckpt itself
+  const out16 = join(dir, 'meter16.safetensors');
+  convertCheckpoint({ from: MCKPT, out: out16, model: 'meter', config: MCFG, imageSize: 16 });
+  const a = createModel({ backbone: 'meter', config: MCFG, task: 'irtr', method: 'full' });
+  const b = createModel({ backbone: 'meter', config: MCFG, task: 'irtr', method: 'full', seed: 5 });
+  const ra = importPretrained(MCKPT, a), rb = importPretrained(out16, b);
+  assert.equal(rb.loaded.sort(), ra.loaded.sort());
+  assert.equal(rb.resized, []);
+  const sa = a.stateDict(), sb = b.stateDict();
+  for (const [k, t] of sa) assert.ok(same(sb.get(k)!.toArray(), t.toArray()), k);
+});
+
+test('CLI `aptune import --model meter` on the tiny .ckpt: matches the full-size METER only, so it fails naming the tensor', async () => {
+  const out = join(dir, 'cli-meter.safetensors');
+  const errs: string[] = [];
+  const orig = console.error;
+  console.error = (...a: unknown[]) => { errs.push(a.join(' ')); };
+  let code: number;
+  try {
+    code = await cliMain(['import', '--from', MCKPT, '--out', out, '--model', 'meter', '--image-size', '32']);
+  } finally {
+    console.error = orig;
+  }
+  assert.is(code, 1);
+  assert.match(errs.join('\n'), /meter_tiny\.ckpt: shape mismatch for '[^']+': checkpoint has \[\d+(, \d+)*\], model expects \[\d+(, \d+)*\]/);
+  assert.throws(() => readFileSync(out), /ENOENT/);
 });
 
 test.run();
