@@ -93,6 +93,10 @@ export class MeterModel extends VLBackbone {
   constructor(readonly cfg: MeterConfig, opts: { typeRows?: number } = {}) {
     super();
     const D = cfg.hidden;
+    if (cfg.roberta.hidden !== D) {
+      throw new Error(`METER config: the RoBERTa width (${cfg.roberta.hidden}) must equal the fusion width hidden (${D}): ` +
+        'token4classifier, an input-level RoBERTa embedding, replaces text position 0 after cross_modal_text_transform (apt-spec §2.2 step 3)');
+    }
     this.cross_modal_text_transform = this.registerModule('cross_modal_text_transform', new Linear(cfg.roberta.hidden, D));
     this.cross_modal_image_transform = this.registerModule('cross_modal_image_transform', new Linear(cfg.clip.width, D));
     this.token_type_embeddings = this.registerModule('token_type_embeddings', new Embedding(opts.typeRows ?? 2, D));

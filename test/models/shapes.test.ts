@@ -3,7 +3,7 @@
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { tensor, type Tensor } from '../../engine/index.ts';
-import { createModel, listMethods } from '../../models/index.ts';
+import { METER_TINY, createModel, listMethods } from '../../models/index.ts';
 import { METHODS, NUM_ANSWERS, image, maxAbsDiff, text, tinyModel, vqaBatch } from './tiny.ts';
 
 for (const bb of ['vilt', 'meter'] as const) {
@@ -122,6 +122,11 @@ test('bad method names and options fail loudly', () => {
   const bad = (methodOptions: Record<string, unknown>) => () => createModel({ backbone: 'vilt', config: 'tiny', task: 'vqa', numAnswers: 7, method: 'lora', methodOptions });
   assert.throws(bad({ rnak: 3 }), /unknown option 'rnak'/);
   assert.throws(bad({ rank: 2.5 }), /'rank' must be an integer/);
+});
+
+test('a METER config whose RoBERTa width differs from the fusion width is refused with the reason', () => {
+  const config = { ...METER_TINY, roberta: { ...METER_TINY.roberta, hidden: 32 } };
+  assert.throws(() => createModel({ backbone: 'meter', config, task: 'vqa', numAnswers: 7, method: 'apt' }), /RoBERTa width \(32\) must equal the fusion width hidden \(64\)/);
 });
 
 test.run();
