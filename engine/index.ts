@@ -13,7 +13,7 @@ export {
   neg, exp, log, sqrt, rsqrt, abs, sign, tanh, sigmoid, relu, erf, gelu, quickGelu,
   sum, mean, max, maxWithIndices, argmax, sumTo,
   matmul, linear, unfoldPatches,
-  reshape, detach, unsqueeze, squeeze, flatten, permute, transpose, slice, expand, concat, stack, pad, cast, clone, to,
+  reshape, detach, unsqueeze, squeeze, flatten, permute, transpose, slice, expand, concat, stack, pad, cast, clone, to, assign,
   indexSelect, indexAdd, gather, scatterAdd, embedding,
   softmax, logSoftmax, layerNorm, dropout, crossEntropy, bceWithLogits, resizeBilinear, resizeBicubic, MASK_NEG,
   tensor, full, zeros, ones, zerosLike, onesLike, fullLike, randn, rand, arange,

@@ -1029,6 +1029,28 @@ export function cast(x: Tensor, dtype: DType): Tensor {
 export function clone(x: Tensor): Tensor {
   return apply1('cast', [x], { dtype: x.dtype });
 }
+/**
+ * In-place copy of src's values into dst (torch's `copy_`), keeping dst's identity: what optimisers and modules hold
+ * sees the new values. Same shape required; src is cast to dst's dtype (float -> int32 truncates) and moved through
+ * the host when it lives on another backend. dst must be a leaf (a parameter, buffer or created tensor), not the
+ * output of a recorded op. Not differentiable, and never recorded.
+ */
+export function assign(dst: Tensor, src: Tensor): void {
+  dst._check('assign');
+  src._check('assign');
+  if (!sameShape(dst.shape, src.shape)) throw new Error(`assign: source ${shapeStr(src.shape)} and destination ${shapeStr(dst.shape)} differ in shape`);
+  if (dst.gradFn) throw new Error(`assign: destination ${shapeStr(dst.shape)} is the output of a recorded op; assign into leaves only`);
+  if (src.backend === dst.backend) {
+    const kernel = dst.backend.kernels.cast as Kernel<'cast'> | undefined;
+    if (!kernel) throw new Error(`assign: backend ${dst.backend.name} has no kernel for op cast (dtype ${src.dtype})`);
+    kernel([src._ref()], [dst._ref()], { dtype: dst.dtype });
+    return;
+  }
+  const host = src.toArray();
+  const data = dst.dtype === 'float32' ? (host instanceof Float32Array ? host : Float32Array.from(host))
+    : dst.dtype === 'float64' ? Float64Array.from(host) : Int32Array.from(host, Math.trunc);
+  dst.backend.write(dst._handle.storage, data, dst._offset);
+}
 /** Copy to another backend (through the host); differentiable. Same backend: a view (shared storage). */
 export function to(x: Tensor, backend: string | Backend): Tensor {
   x._check('to');

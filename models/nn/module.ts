@@ -5,11 +5,12 @@
 // - A parameter's full name is the dotted path of registration names, exactly as torch's named_parameters()
 //   prints it for the original model (DESIGN.md lesson 10); children registered later (injected methods) get
 //   their names from where they are attached, never from a copy of the model.
-// - Parameters are replaced (not mutated) by loadStateDict; modules read them through param()/getters, so
-//   loading must happen before an optimiser captures the tensors. Parameters and buffers are kept (exempt from
-//   every engine scope); replaced ones are left to their other owners (never disposed here).
+// - loadStateDict copies values into the existing tensors (torch's copy_), so an optimiser built before loading
+//   keeps working on the loaded weights; setParam (shape-changing post-load steps) replaces a tensor, and then
+//   modules read it through param()/getters. Parameters and buffers are kept (exempt from every engine scope);
+//   replaced ones are left to their other owners (never disposed here).
 // - Hooks never change the shape of what they receive; sequence-extending methods use token sources instead.
-import { Tensor } from '../../engine/index.ts';
+import { Tensor, assign } from '../../engine/index.ts';
 
 /** Same-shape transform run at a named point of a module's forward. `input` is the branch input (see module). */
 export type HookFn = (x: Tensor, ctx: HookContext) => Tensor;
@@ -180,8 +181,8 @@ export class Module {
 
   /**
    * Loads tensors by name. Shape mismatch always raises, naming the tensor. strict (default true) raises when
-   * anything is missing or unexpected; otherwise both lists are returned. Loaded parameters keep their
-   * requiresGrad flag; loaded data is detached from any graph.
+   * anything is missing or unexpected; otherwise both lists are returned. Values are copied into the existing
+   * tensors (identity, requiresGrad and backend kept); the source tensors stay the caller's.
    */
   loadStateDict(state: Map<string, Tensor> | Record<string, Tensor>, opts: { strict?: boolean } = {}): LoadResult {
     const strict = opts.strict ?? true;
@@ -209,11 +210,7 @@ export class Module {
     }
     for (const [name, owner, local, isParam] of slots) {
       const t = src.get(name);
-      if (!t) continue;
-      const tab = table(owner, isParam);
-      const cur = tab.get(local)!;
-      const v = (t.backend === cur.backend ? t : t.to(cur.backend.name)).detach();
-      tab.set(local, (isParam ? v.requiresGrad_(cur.requiresGrad) : v).keep());
+      if (t) assign(table(owner, isParam).get(local)!, t);
     }
     return { missing, unexpected };
   }

@@ -321,4 +321,23 @@ test('creation: tensor from nested arrays and typed arrays, full, rand/randn ran
   assert.ok(Math.abs(m - 1) < 0.1 && Math.abs(sd - 2) < 0.1, `randn mean ${m} std ${sd}`);
 })));
 
+test('assign copies into the destination in place (identity kept), casts, crosses backends, and refuses bad targets', leakGuard(() => E.scope(() => {
+  const dst = tensor([[1, 2], [3, 4]]);
+  const view = dst.reshape([4]); // shares dst's storage: sees the new values
+  E.assign(dst, tensor([[5, 6], [7, 8]], undefined, { dtype: 'float64' }));
+  allclose(dst, [[5, 6], [7, 8]]);
+  allclose(view, [5, 6, 7, 8]);
+  const other = E.backends().find((b) => b !== 'ref' && b !== 'shape' && E.backendStatus().find((s) => s.name === b)?.available);
+  if (other) {
+    E.assign(dst, tensor([[9, 10], [11, 12]], undefined, { backend: other }));
+    allclose(dst, [[9, 10], [11, 12]]);
+  }
+  const ints = tensor([0, 0], undefined, { dtype: 'int32' });
+  E.assign(ints, tensor([2.9, -1.5]));
+  assert.equal(Array.from(ints.toArray()), [2, -1]);
+  assert.throws(() => E.assign(dst, tensor([1, 2, 3, 4])), /assign: source \[4\] and destination \[2,2\] differ in shape/);
+  const w = tensor([1, 2], undefined, { requiresGrad: true });
+  assert.throws(() => E.assign(w.mul(2), tensor([0, 0])), /output of a recorded op/);
+})));
+
 test.run();

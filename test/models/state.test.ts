@@ -8,6 +8,7 @@ import { Dropout, Linear } from '../../models/nn/layers.ts';
 import { loadPretrained, parameterGroups, vqaScore, type MeterModel } from '../../models/index.ts';
 import { resizeClipPosTable } from '../../models/clip.ts';
 import { maxAbsDiff, tinyModel, vqaBatch } from './tiny.ts';
+import { AdamW } from '../../train/optim.ts';
 
 test('state dict round trip reproduces the outputs', () => {
   for (const bb of ['vilt', 'meter'] as const) {
@@ -138,6 +139,21 @@ test('METER irtr adds the ITM loss of an itm sub-batch (frozen ITM head)', () =>
   const withItm = m.loss({ textIds: ids3, textMasks: m3, image: b.image, itm: { ...b, labels } }).loss.item();
   assert.ok(Math.abs(plain - Math.log(2)) < 1e-5);
   assert.ok(withItm - plain > 0.1, `itm term ${withItm - plain}`);
+});
+
+test('loadStateDict copies into the existing tensors: an optimiser built before loading trains the loaded weights', () => {
+  const a = tinyModel('vilt', 'apt'), b = tinyModel('vilt', 'apt', 'vqa', 7);
+  const before = new Map(a.backbone.namedParameters());
+  const opt = new AdamW(a.trainableParameters().map(([, p]) => p), { lr: 1e-2 });
+  a.backbone.loadStateDict(b.backbone.stateDict());
+  for (const [n, p] of a.backbone.namedParameters()) assert.ok(p === before.get(n), `${n} keeps its identity`);
+  const [name, p] = a.trainableParameters().find(([n]) => n.includes('APT.mm_tokens'))!;
+  const loaded = Array.from(p.toArray());
+  assert.equal(loaded, Array.from(new Map(b.backbone.namedParameters()).get(name)!.toArray()), 'values loaded');
+  const { loss } = a.loss(vqaBatch('vilt'));
+  loss.backward();
+  opt.step();
+  assert.ok(maxAbsDiff(p, tensor(loaded, p.shape)) > 0, 'the optimiser updated the loaded tensor');
 });
 
 test.run();
