@@ -1,7 +1,8 @@
 // The `aptune` command line: methods, params / flops / table (the paper's accounting), synth (synthetic
-// benchmark), import (original .ckpt / HF ViLT safetensors -> aptune checkpoint), start.
-// Deliberately NOT here: training itself (until the trainer lands, `start` prints the accounting table), any
-// number that is not computed by models/accounting.ts.
+// benchmark), import (original .ckpt / HF ViLT safetensors -> aptune checkpoint), train / eval (train/run.ts),
+// start.
+// Deliberately NOT here: the training loop itself (train/trainer.ts, train/run.ts), any number that is not
+// computed by models/accounting.ts.
 // Invariants: unknown commands and options are errors (exit 2) naming them; --help works on every command;
 // `main` returns the exit status and never calls process.exit (so tests and bin/aptune.js can call it).
 import { pathToFileURL } from 'node:url';
@@ -66,6 +67,33 @@ function intOpt(o: Record<string, string | boolean>, name: string): number | und
   const n = Number(v);
   if (typeof v !== 'string' || !/^\d+$/.test(v) || !Number.isSafeInteger(n) || n < 1) throw new UsageError(`--${name} must be a positive integer, got '${String(v)}'`);
   return n;
+}
+
+function intOpt0(o: Record<string, string | boolean>, name: string): number {
+  const v = o[name];
+  if (typeof v !== 'string' || !/^\d+$/.test(v) || !Number.isSafeInteger(Number(v))) throw new UsageError(`--${name} must be a non-negative integer, got '${String(v)}'`);
+  return Number(v);
+}
+
+function numOpt(o: Record<string, string | boolean>, name: string): number | undefined {
+  const v = o[name];
+  if (v === undefined) return undefined;
+  const n = Number(v);
+  if (typeof v !== 'string' || v.trim() === '' || !Number.isFinite(n) || n <= 0) throw new UsageError(`--${name} must be a positive number, got '${String(v)}'`);
+  return n;
+}
+
+/** --opt KEY=VALUE[,KEY=VALUE..] -> method options (numbers / booleans). */
+function methodOpts(v: string | boolean | undefined): Record<string, number | boolean> | undefined {
+  if (typeof v !== 'string') return undefined;
+  const options: Record<string, number | boolean> = {};
+  for (const kv of v.split(',')) {
+    const m = /^([A-Za-z_][\w]*)=(.+)$/.exec(kv.trim());
+    if (!m) throw new UsageError(`--opt expects KEY=VALUE, got '${kv}'`);
+    options[m[1]] = m[2] === 'true' ? true : m[2] === 'false' ? false : Number.isFinite(Number(m[2])) ? Number(m[2]) : NaN;
+    if (Number.isNaN(options[m[1]])) throw new UsageError(`--opt ${m[1]}: '${m[2]}' is not a number or boolean`);
+  }
+  return options;
 }
 
 function modelsOpt(o: Record<string, string | boolean>): AccountModel[] {
@@ -163,6 +191,94 @@ const COMMANDS: Command[] = [
       const { convertCheckpoint } = await import('./checkpoint.ts');
       const r = convertCheckpoint({ from: o.from, out: o.out, model: o.model, imageSize: size, classifierName: typeof o.classifier === 'string' ? o.classifier : undefined });
       console.log(r.text);
+      return 0;
+    },
+  },
+  {
+    name: 'train', summary: 'fine-tune a method on a task (ViLT Arrow tables) and write a method checkpoint',
+    usage: 'aptune train --data DIR --task vqa|nlvr2|irtr --backbone vilt|meter [--config tiny|base] [--method NAME] [--opt K=V,..] [--pretrained FILE] [--epochs N | --max-steps N] [--batch-size N] [--accumulate N] [--lr X] [--out DIR] [--resume FILE] [--seed N] [--eval-every N] [--eval-every-epochs N] [--vocab FILE]',
+    details: [
+      'Trains the chosen parameter-efficient method (default apt) with AdamW (betas 0.9/0.98, eps 1e-8, wd 0.01 except',
+      'biases and norms), the head / cross-modal lr multipliers of the reference, linear warmup over 10% of the',
+      'optimizer steps then linear decay to 0, and the loss of each micro-batch divided by --accumulate.',
+      'Writes OUT/last.safetensors (only the trainable weights + the run config), OUT/last.state.safetensors',
+      '(optimizer moments, step, RNG state: what --resume needs) and OUT/metrics.jsonl (one JSON record per optimizer',
+      'step and per evaluation). Evaluation runs on VQA val, NLVR2 dev + test1, F30K test (all image-caption pairs).',
+      'Ctrl-C finishes the current step, writes the checkpoint and exits. Without --vocab, a WordPiece vocabulary is',
+      'built from the tables\' own text and stored as OUT/vocab.txt (fine for the synthetic benchmark; the base',
+      'backbones need their own vocabulary). --config tiny is a small model sized to that vocabulary.',
+      '',
+      'examples:',
+      '  aptune synth --out synth --size tiny',
+      '  aptune train --data synth --task nlvr2 --backbone vilt --config tiny --max-steps 50 --batch-size 8 --out run1',
+      '  aptune eval --data synth --task nlvr2 --checkpoint run1/last.safetensors',
+    ].join('\n'),
+    options: [
+      { name: 'data', arg: 'DIR', help: 'directory of the Arrow tables (aptune synth output or the ViLT arrows)' },
+      { name: 'task', arg: 'vqa|nlvr2|irtr', help: 'the fine-tuning task (irtr = Flickr30k retrieval)' },
+      { name: 'backbone', arg: 'vilt|meter', help: 'the backbone' },
+      { name: 'config', arg: 'tiny|base', help: 'model size (default base)' },
+      { name: 'method', arg: 'NAME', help: 'method (default apt; see aptune methods)' },
+      { name: 'opt', arg: 'KEY=VALUE[,KEY=VALUE..]', help: 'method options, e.g. tokens=50,rank=4 (tiny config: tiny defaults)' },
+      { name: 'pretrained', arg: 'FILE', help: 'pre-trained backbone weights (.ckpt, HF ViLT safetensors, or an aptune import)' },
+      { name: 'epochs', arg: 'N', help: 'epochs (default 10); total steps = batches x epochs / accumulate' },
+      { name: 'max-steps', arg: 'N', help: 'total optimizer steps instead of --epochs' },
+      { name: 'batch-size', arg: 'N', help: 'micro-batch size (default 32)' },
+      { name: 'accumulate', arg: 'N', help: 'micro-batches per optimizer step (default 1)' },
+      { name: 'lr', arg: 'X', help: 'base learning rate (default: the reference value for backbone and task)' },
+      { name: 'out', arg: 'DIR', help: 'output directory (default runs/<backbone>-<task>-<method>)' },
+      { name: 'resume', arg: 'FILE', help: 'continue from OUT/last.safetensors (needs its .state file; same method/config)' },
+      { name: 'seed', arg: 'N', help: 'seed of init, dropout and data order (default 0)' },
+      { name: 'eval-every', arg: 'N', help: 'evaluate every N optimizer steps (always at the end)' },
+      { name: 'eval-every-epochs', arg: 'N', help: 'evaluate at the end of every N-th epoch' },
+      { name: 'vocab', arg: 'FILE', help: 'tokenizer vocabulary (vocab.txt / tokenizer.json / dir); default: built from the data' },
+      { name: 'image-size', arg: 'S', help: 'image size (ViLT shorter side; METER crop); default 384 base, 32 tiny' },
+      { name: 'max-text-len', arg: 'N', help: 'text length incl. specials (default 40 ViLT; METER 50, F30K 40)' },
+      { name: 'negatives', arg: 'N', help: 'irtr: random captions per image (default 15)' },
+      { name: 'grad-clip', arg: 'X', help: 'clip the gradient norm (default off, like the reference)' },
+    ],
+    async run(o) {
+      const { runTrain } = await import('./run.ts');
+      const need = (k: string) => { if (typeof o[k] !== 'string') throw new UsageError(`train needs --${k} (see aptune train --help)`); return o[k] as string; };
+      const data = need('data'), task = need('task'), backbone = need('backbone');
+      if (!['vqa', 'nlvr2', 'irtr'].includes(task)) throw new UsageError(`--task must be vqa, nlvr2 or irtr, got '${task}'`);
+      if (backbone !== 'vilt' && backbone !== 'meter') throw new UsageError(`--backbone must be vilt or meter, got '${backbone}'`);
+      const config = (o.config as string | undefined) ?? 'base';
+      if (config !== 'tiny' && config !== 'base') throw new UsageError(`--config must be tiny or base, got '${config}'`);
+      if (o.epochs !== undefined && o['max-steps'] !== undefined) throw new UsageError('give either --epochs or --max-steps, not both');
+      const method = typeof o.method === 'string' ? o.method : 'apt';
+      if (!listMethods().some((m) => m.name === method)) throw new UsageError(`unknown method '${method}' (methods: ${listMethods().map((m) => m.name).join(', ')})`);
+      const r = await runTrain({
+        data, task: task as 'vqa', backbone, config, method, methodOptions: methodOpts(o.opt),
+        pretrained: typeof o.pretrained === 'string' ? o.pretrained : undefined,
+        epochs: intOpt(o, 'epochs'), maxSteps: intOpt(o, 'max-steps'), batchSize: intOpt(o, 'batch-size'), accumulate: intOpt(o, 'accumulate'),
+        lr: numOpt(o, 'lr'), out: typeof o.out === 'string' ? o.out : `runs/${backbone}-${task}-${method}`,
+        resume: typeof o.resume === 'string' ? o.resume : undefined, seed: o.seed === undefined ? undefined : intOpt0(o, 'seed'),
+        evalEvery: intOpt(o, 'eval-every'), evalEveryEpochs: intOpt(o, 'eval-every-epochs'), vocab: typeof o.vocab === 'string' ? o.vocab : undefined,
+        imageSize: intOpt(o, 'image-size'), maxTextLen: intOpt(o, 'max-text-len'), negatives: intOpt(o, 'negatives'), gradClip: numOpt(o, 'grad-clip'),
+      });
+      console.log(`wrote ${r.checkpoint} (step ${r.steps}) and ${r.metricsFile}${r.eval ? `\neval: ${JSON.stringify(r.eval)}` : ''}`);
+      return 0;
+    },
+  },
+  {
+    name: 'eval', summary: 'evaluate a method checkpoint on the task\'s eval split',
+    usage: 'aptune eval --data DIR --task vqa|nlvr2|irtr --checkpoint FILE [--batch-size N] [--vocab FILE] [--out FILE.json]',
+    details: 'Rebuilds the model from the run config stored in the checkpoint (and its pre-trained file, if any), loads the method weights and reports VQA score (val), NLVR2 accuracy (dev, test) or F30K TR/IR@1/5/10 (test, every image-caption pair).',
+    options: [
+      { name: 'data', arg: 'DIR', help: 'directory of the Arrow tables' },
+      { name: 'task', arg: 'vqa|nlvr2|irtr', help: 'must match the checkpoint' },
+      { name: 'checkpoint', arg: 'FILE', help: 'a method checkpoint written by aptune train' },
+      { name: 'batch-size', arg: 'N', help: 'eval batch size (default 32)' },
+      { name: 'vocab', arg: 'FILE', help: 'tokenizer vocabulary (default: the one recorded in the checkpoint)' },
+      { name: 'out', arg: 'FILE', help: 'also write the metrics as JSON (atomically)' },
+    ],
+    async run(o) {
+      const { runEval } = await import('./run.ts');
+      for (const k of ['data', 'task', 'checkpoint']) if (typeof o[k] !== 'string') throw new UsageError(`eval needs --${k} (see aptune eval --help)`);
+      if (!['vqa', 'nlvr2', 'irtr'].includes(o.task as string)) throw new UsageError(`--task must be vqa, nlvr2 or irtr, got '${String(o.task)}'`);
+      const r = await runEval({ data: o.data as string, task: o.task as 'vqa', checkpoint: o.checkpoint as string, batchSize: intOpt(o, 'batch-size'), vocab: typeof o.vocab === 'string' ? o.vocab : undefined, out: typeof o.out === 'string' ? o.out : undefined, log: (s) => console.error(s) });
+      console.log(JSON.stringify(r));
       return 0;
     },
   },

@@ -1,0 +1,89 @@
+// Collated typed-array batches (train/data/task-batches.ts TaskBatch) -> engine tensors in the models' Batch
+// format (models/index.ts), on the current backend (or the one named):
+//   vqa:   textIds int32 [B, L], textMasks float32 [B, L], image [B, 3, H, W], vqaTargets [B, C]
+//   nlvr2: + image1 [B, 3, H, W] (the second image column), labels int32 [B]
+//   irtr:  textIds / textMasks [B, 1 + K, L]: candidate 0 is the item's own caption, 1..K its drawn negatives.
+// Also the evaluation pairs of F30K retrieval (one image against a block of captions).
+// Does not: draw METER's ITM false images (the extra METER IRTR loss is not built here), move data between
+// backends after creation, or keep tensors alive (callers create batches inside the step's scope).
+// Invariants: every tensor is a fresh copy of the arrays (the loader may reuse nothing, but the engine never
+// aliases caller memory); shapes are checked against the arrays and a mismatch names the field.
+import { tensor, type Tensor } from '../engine/index.ts';
+import type { Batch } from '../models/index.ts';
+import type { TaskBatch } from './data/task-batches.ts';
+import type { ImageBatch, TextBatch } from './data/collate.ts';
+
+export type ModelTask = 'vqa' | 'nlvr2' | 'irtr';
+
+function opts(backend?: string): { backend?: string } {
+  return backend ? { backend } : {};
+}
+
+export function imageTensor(im: ImageBatch, backend?: string): Tensor {
+  const [B, C, H, W] = im.shape;
+  if (im.data.length !== B * C * H * W) throw new Error(`batch: image data has ${im.data.length} values for shape [${im.shape}]`);
+  return tensor(im.data, [B, C, H, W], opts(backend)); // [B, 3, H, W]
+}
+
+/** ids int32 [B, L] and mask float32 [B, L]. */
+export function textTensors(t: TextBatch, backend?: string): { ids: Tensor; mask: Tensor } {
+  const [B, L] = t.shape;
+  if (t.ids.length !== B * L || t.mask.length !== B * L) throw new Error(`batch: text ids/mask have ${t.ids.length}/${t.mask.length} values for shape [${B}, ${L}]`);
+  return { ids: tensor(Int32Array.from(t.ids), [B, L], { dtype: 'int32', ...opts(backend) }), mask: tensor(Float32Array.from(t.mask), [B, L], opts(backend)) };
+}
+
+/** Stack the item's text and its K negatives into [B, 1 + K, L] (candidate 0 = the true caption). */
+export function candidateTexts(texts: readonly TextBatch[], backend?: string): { ids: Tensor; mask: Tensor } {
+  const [B, L] = texts[0].shape;
+  const C = texts.length;
+  texts.forEach((t, k) => { if (t.shape[0] !== B || t.shape[1] !== L) throw new Error(`batch: candidate text ${k} has shape [${t.shape}], expected [${B}, ${L}]`); });
+  const ids = new Int32Array(B * C * L), mask = new Float32Array(B * C * L);
+  for (let b = 0; b < B; b++) {
+    for (let c = 0; c < C; c++) {
+      const src = b * L, dst = (b * C + c) * L;
+      for (let l = 0; l < L; l++) { ids[dst + l] = texts[c].ids[src + l]; mask[dst + l] = texts[c].mask[src + l]; }
+    }
+  }
+  return { ids: tensor(ids, [B, C, L], { dtype: 'int32', ...opts(backend) }), mask: tensor(mask, [B, C, L], opts(backend)) };
+}
+
+/** A TaskBatch as the models' Batch for `task` (F30K batches serve the irtr task). */
+export function toModelBatch(b: TaskBatch, task: ModelTask, backend?: string): Batch {
+  const want = task === 'irtr' ? 'f30k' : task;
+  if (b.task !== want) throw new Error(`batch: a ${b.task} batch cannot feed task ${task} (needs ${want})`);
+  if (task === 'irtr') {
+    if (b.falseTexts.length === 0) throw new Error('batch: an irtr training batch needs negative captions (drawFalseText > 0)');
+    const t = candidateTexts([b.text, ...b.falseTexts], backend);
+    return { textIds: t.ids, textMasks: t.mask, image: imageTensor(b.images[0], backend) };
+  }
+  const t = textTensors(b.text, backend);
+  const out: Batch = { textIds: t.ids, textMasks: t.mask, image: imageTensor(b.images[0], backend) };
+  if (task === 'vqa') {
+    if (!b.vqa || b.vqa.targets.length === 0) throw new Error('batch: VQA batch without targets (a test table has no answers)');
+    out.vqaTargets = tensor(b.vqa.targets, [b.indices.length, b.vqa.numClasses], opts(backend)); // [B, C]
+  } else {
+    if (b.images.length < 2) throw new Error('batch: NLVR2 batch needs two image columns');
+    if (!b.nlvr2) throw new Error('batch: NLVR2 batch without labels');
+    out.image1 = imageTensor(b.images[1], backend);
+    out.labels = tensor(Int32Array.from(b.nlvr2.labels), [b.nlvr2.labels.length], { dtype: 'int32', ...opts(backend) });
+  }
+  return out;
+}
+
+/**
+ * F30K evaluation: one image (row `i` of an ImageBatch, [3, H, W]) against `n` captions (rows of a [N, L] text
+ * batch from `start`), as an irtr Batch with B = 1 and 1 + K = n candidates: textIds [1, n, L].
+ */
+export function pairBatch(images: { data: Float32Array; shape: readonly [number, number, number, number] }, i: number, texts: TextBatch, start: number, n: number, backend?: string): Batch {
+  const [, C, H, W] = images.shape;
+  const [N, L] = texts.shape;
+  if (start < 0 || start + n > N) throw new Error(`batch: captions ${start}..${start + n} out of range (${N})`);
+  const img = images.data.slice(i * C * H * W, (i + 1) * C * H * W);
+  const ids = Int32Array.from(texts.ids.subarray(start * L, (start + n) * L));
+  const mask = Float32Array.from(texts.mask.subarray(start * L, (start + n) * L));
+  return {
+    textIds: tensor(ids, [1, n, L], { dtype: 'int32', ...opts(backend) }),
+    textMasks: tensor(mask, [1, n, L], opts(backend)),
+    image: tensor(img, [1, C, H, W], opts(backend)),
+  };
+}

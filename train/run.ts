@@ -1,0 +1,229 @@
+// What `aptune train` and `aptune eval` do, as functions (the CLI parses flags into RunOptions / EvalRunOptions):
+// tokenizer (a vocab file, or a WordPiece vocabulary built from the data's own text and stored beside the
+// checkpoint as vocab.txt), model (createModel with the tiny config sized to the tokenizer, or base), optional
+// pre-trained backbone import, §6.3 optimiser groups and schedule, task loaders over the ViLT tables, the Trainer,
+// and evaluation on the task's eval split (VQA val, NLVR2 dev + test1, F30K test).
+// Does not: RandAugment (training images are not augmented here), METER's extra ITM loss on F30K, VQA test
+// submission files, multi-device runs.
+// Invariants: the checkpoint's run config holds everything needed to rebuild the same model (backbone, task,
+// method + options, resolved model config, numAnswers, seed, tokenizer path, text length, image size, pre-trained
+// file), so `eval` needs only --data and --checkpoint; a config that does not match is an error naming the key.
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import {
+  createModel, parameterGroups, METER_TINY, VILT_BASE, VILT_TINY, METER_BASE, TINY_METHOD_OPTIONS,
+  type MeterConfig, type ViltConfig, type VLModel, type MethodName,
+} from '../models/index.ts';
+import { ArrowTableReader } from './data/arrow.ts';
+import { TaskDataset, loadVqaVocab, type Split, type TaskName } from './data/tasks.ts';
+import { taskLoader, type TaskBatch, type TaskLoaderOptions } from './data/task-batches.ts';
+import { clipTransform, pixelbertTransform } from './data/images.ts';
+import { BertTokenizer, buildWordPieceVocab, formatVocabTxt, loadTokenizer, maxTextLength, VILT_TEXT_PREFIX, type Tokenizer } from './tokenizers/index.ts';
+import { writeFileAtomicSync } from './atomic.ts';
+import { AdamW } from './optim.ts';
+import { PolynomialDecayWithWarmup, warmupSteps } from './schedule.ts';
+import { Trainer, checkRunConfig } from './trainer.ts';
+import { toModelBatch, type ModelTask } from './batch.ts';
+import { evaluateNlvr2, evaluateRetrieval, evaluateVqa } from './evaluate.ts';
+import { importPretrained, loadCheckpoint, loadMethodCheckpoint } from './checkpoint.ts';
+
+export type Backbone = 'vilt' | 'meter';
+
+export interface RunOptions {
+  data: string;
+  task: ModelTask;
+  backbone: Backbone;
+  config?: 'tiny' | 'base';
+  method?: string;
+  methodOptions?: Record<string, number | boolean>;
+  pretrained?: string;
+  epochs?: number;
+  maxSteps?: number;
+  batchSize?: number;
+  accumulate?: number;
+  lr?: number;
+  out: string;
+  resume?: string;
+  seed?: number;
+  evalEvery?: number;
+  evalEveryEpochs?: number;
+  vocab?: string;
+  imageSize?: number;
+  maxTextLen?: number;
+  /** IRTR negatives per image (default 15) */
+  negatives?: number;
+  gradClip?: number;
+  weightDecay?: number;
+  log?: (line: string) => void;
+}
+
+const TASK_DATA: Record<ModelTask, TaskName> = { vqa: 'vqa', nlvr2: 'nlvr2', irtr: 'f30k' };
+const EVAL_SPLIT: Record<ModelTask, Split> = { vqa: 'val', nlvr2: 'val', irtr: 'test' };
+
+/** §6.1 / §6.2 base LR and multipliers. */
+export function defaultHyper(backbone: Backbone, task: ModelTask): { lr: number; lrMultHead: number; lrMultCrossModal: number } {
+  if (backbone === 'vilt') return { lr: 5e-4, lrMultHead: task === 'vqa' ? 10 : 1, lrMultCrossModal: 1 };
+  return { lr: task === 'vqa' ? 2.5e-5 : task === 'nlvr2' ? 1e-5 : 5e-5, lrMultHead: task === 'vqa' ? 50 : task === 'nlvr2' ? 10 : 5, lrMultCrossModal: 5 };
+}
+
+/** Every text of the tables in `dir` (questions / captions / sentences) plus the ViLT prefix. */
+export async function dataTexts(dir: string): Promise<string[]> {
+  if (!fs.existsSync(dir) || !fs.statSync(dir).isDirectory()) throw new Error(`${dir}: data directory not found`);
+  const files = fs.readdirSync(dir).filter((f) => f.endsWith('.arrow')).sort();
+  if (!files.length) throw new Error(`${dir}: no .arrow tables in the data directory`);
+  const texts: string[] = [VILT_TEXT_PREFIX];
+  for (const f of files) {
+    const r = await ArrowTableReader.open(path.join(dir, f), { allowEmpty: true });
+    try {
+      const col = r.hasColumn('questions') ? 'questions' : r.hasColumn('caption') ? 'caption' : null;
+      if (col) for (const v of await r.columnValues(col)) texts.push(...(v as string[]));
+    } finally { await r.close(); }
+  }
+  return texts;
+}
+
+function resolveModelConfig(backbone: Backbone, preset: 'tiny' | 'base', tok: Tokenizer, maxLen: number): ViltConfig | MeterConfig {
+  if (preset === 'base') {
+    const c = backbone === 'vilt' ? VILT_BASE : METER_BASE;
+    const vocab = backbone === 'vilt' ? (c as ViltConfig).vocab : (c as MeterConfig).roberta.vocab;
+    if (tok.vocabSize > vocab) throw new Error(`the tokenizer has ${tok.vocabSize} tokens but the base ${backbone} text embedding has ${vocab}; pass the backbone's own vocabulary with --vocab`);
+    return c;
+  }
+  if (backbone === 'vilt') return { ...VILT_TINY, vocab: tok.vocabSize, maxTextLen: maxLen, clsTokenId: tok.startId };
+  return {
+    ...METER_TINY, maxTextLen: maxLen, clsTokenId: tok.startId,
+    roberta: { ...METER_TINY.roberta, vocab: tok.vocabSize, padIdx: tok.padId, maxPositions: maxLen + tok.padId + 2 },
+  };
+}
+
+function transformFor(backbone: Backbone, cfg: ViltConfig | MeterConfig, imageSize: number) {
+  if (backbone === 'vilt') return pixelbertTransform(imageSize, undefined, (cfg as ViltConfig).patch);
+  return clipTransform(imageSize);
+}
+
+function defaultImageSize(backbone: Backbone, preset: 'tiny' | 'base', cfg: ViltConfig | MeterConfig): number {
+  if (backbone === 'meter') return (cfg as MeterConfig).clip.imageSize;
+  return preset === 'tiny' ? 4 * (cfg as ViltConfig).patch : 384;
+}
+
+interface Built {
+  model: VLModel; tok: Tokenizer; runConfig: Record<string, unknown>; loaderBase: Omit<TaskLoaderOptions, 'batchSize'>;
+}
+
+/** Build the model and the loader options from a run config (shared by train, resume and eval). */
+async function build(rc: {
+  data: string; backbone: Backbone; task: ModelTask; preset: 'tiny' | 'base'; method: string; methodOptions: Record<string, number | boolean>;
+  vocabPath: string; tok: Tokenizer; maxTextLen: number; imageSize?: number; seed: number; pretrained?: string; negatives: number;
+}, log: (s: string) => void): Promise<Built> {
+  const modelConfig = resolveModelConfig(rc.backbone, rc.preset, rc.tok, rc.maxTextLen);
+  const numAnswers = rc.task === 'vqa' ? (await loadVqaVocab(rc.data, rc.backbone)).numClasses : 0;
+  const model = createModel({ backbone: rc.backbone, config: modelConfig, task: rc.task, numAnswers, method: rc.method, methodOptions: rc.methodOptions, seed: rc.seed });
+  if (rc.pretrained) {
+    const rep = importPretrained(rc.pretrained, model);
+    log(`pretrained ${rc.pretrained}: ${rep.loaded.length} tensors loaded, ${rep.missing.length} missing`);
+  }
+  const imageSize = rc.imageSize ?? defaultImageSize(rc.backbone, rc.preset, modelConfig);
+  const runConfig: Record<string, unknown> = {
+    backbone: rc.backbone, task: rc.task, method: model.method, methodOptions: model.methodOptions, modelConfig, numAnswers,
+    preset: rc.preset, seed: rc.seed, vocab: rc.vocabPath, maxTextLen: rc.maxTextLen, imageSize, negatives: rc.negatives,
+    ...(rc.pretrained ? { pretrained: path.resolve(rc.pretrained) } : {}),
+  };
+  const loaderBase: Omit<TaskLoaderOptions, 'batchSize'> = {
+    model: rc.backbone, tokenizer: rc.tok, transform: transformFor(rc.backbone, modelConfig, imageSize), maxLength: rc.maxTextLen,
+    numClasses: numAnswers || undefined, seed: rc.seed, concurrency: 4,
+  };
+  return { model, tok: rc.tok, runConfig, loaderBase };
+}
+
+async function evalSplit(model: VLModel, data: string, backbone: Backbone, task: ModelTask, base: Omit<TaskLoaderOptions, 'batchSize'>, batchSize: number): Promise<Record<string, number>> {
+  const ds = await TaskDataset.open(data, backbone, TASK_DATA[task], EVAL_SPLIT[task]);
+  try {
+    const batches = taskLoader(ds, { ...base, batchSize, shuffle: false, drawFalseText: 0 }).epoch(0);
+    if (task === 'vqa') return { ...(await evaluateVqa(model, batches)) };
+    if (task === 'nlvr2') return await evaluateNlvr2(model, batches);
+    return await evaluateRetrieval(model, batches);
+  } finally { await ds.close(); }
+}
+
+export interface TrainResult { checkpoint: string; metricsFile: string; steps: number; losses: number[]; eval: Record<string, number> | null }
+
+export async function runTrain(o: RunOptions): Promise<TrainResult> {
+  const log = o.log ?? ((s: string) => console.log(s));
+  const preset = o.config ?? 'base';
+  const method = o.method ?? 'apt';
+  const seed = o.seed ?? 0;
+  const taskName = TASK_DATA[o.task];
+  if (!fs.existsSync(o.data) || !fs.statSync(o.data).isDirectory()) throw new Error(`${o.data}: data directory not found`);
+  fs.mkdirSync(o.out, { recursive: true });
+  const maxTextLen = o.maxTextLen ?? maxTextLength(o.backbone, taskName);
+  let tok: Tokenizer, vocabPath: string;
+  if (o.vocab) { tok = loadTokenizer(o.vocab); vocabPath = path.resolve(o.vocab); }
+  else {
+    vocabPath = path.resolve(o.out, 'vocab.txt');
+    if (o.resume && fs.existsSync(vocabPath)) tok = BertTokenizer.fromVocabTxt(vocabPath);
+    else {
+      const vocab = buildWordPieceVocab(await dataTexts(o.data));
+      writeFileAtomicSync(vocabPath, formatVocabTxt(vocab));
+      tok = new BertTokenizer(vocab, {}, vocabPath);
+    }
+  }
+  const methodOptions = { ...(preset === 'tiny' ? (TINY_METHOD_OPTIONS[method as MethodName] ?? {}) : {}), ...(o.methodOptions ?? {}) };
+  const negatives = o.negatives ?? 15;
+  const b = await build({ data: o.data, backbone: o.backbone, task: o.task, preset, method, methodOptions, vocabPath, tok, maxTextLen, imageSize: o.imageSize, seed, pretrained: o.pretrained, negatives }, log);
+  const batchSize = o.batchSize ?? 32, accumulate = o.accumulate ?? 1;
+  const train = await TaskDataset.open(o.data, o.backbone, taskName, 'train');
+  try {
+    const loader = taskLoader(train, { ...b.loaderBase, batchSize, shuffle: true, drawFalseText: o.task === 'irtr' ? negatives : 0 });
+    const epochs = o.epochs ?? 10;
+    const maxSteps = o.maxSteps ?? Math.max(1, Math.floor((loader.length * epochs) / accumulate));
+    const hyper = defaultHyper(o.backbone, o.task);
+    const lr = o.lr ?? hyper.lr;
+    const groups = parameterGroups(b.model, { lr, weightDecay: o.weightDecay ?? 0.01, lrMultHead: hyper.lrMultHead, lrMultCrossModal: hyper.lrMultCrossModal });
+    const optimizer = new AdamW(groups, { lr, betas: [0.9, 0.98], eps: 1e-8 });
+    const scheduler = new PolynomialDecayWithWarmup(optimizer, { totalSteps: maxSteps, warmupSteps: warmupSteps(maxSteps) });
+    const checkpoint = path.join(o.out, 'last.safetensors');
+    const metricsFile = path.join(o.out, 'metrics.jsonl');
+    if (!o.resume) fs.rmSync(metricsFile, { force: true }); // a fresh run starts a fresh log; a resumed one appends
+    const runConfig = { ...b.runConfig, lr, batchSize, accumulate, maxSteps };
+    const trainer = new Trainer<TaskBatch>({
+      model: b.model, optimizer, scheduler, maxSteps, accumulate, gradClip: o.gradClip,
+      data: { epoch: (e) => loader.epoch(e), toBatch: (tb) => toModelBatch(tb, o.task) },
+      evalEvery: o.evalEvery, evalEveryEpochs: o.evalEveryEpochs, evaluate: () => evalSplit(b.model, o.data, o.backbone, o.task, b.loaderBase, batchSize),
+      logFile: metricsFile, checkpoint, runConfig,
+      onLog: (r) => log(JSON.stringify(r)),
+    });
+    if (o.resume) {
+      trainer.loadCheckpoint(o.resume);
+      log(`resumed ${o.resume} at step ${trainer.step} (epoch ${trainer.epoch}, batch ${trainer.batchInEpoch})`);
+    }
+    const nTrain = b.model.trainableParameters().reduce((s, [, p]) => s + p.size, 0);
+    log(`train ${o.backbone}/${preset} ${o.task} method ${b.model.method}: ${nTrain} trainable parameters, ${maxSteps} optimizer steps (warmup ${warmupSteps(maxSteps)}), batch ${batchSize} x ${accumulate}`);
+    const onSig = () => { log('SIGINT: finishing the current step, then writing the checkpoint'); trainer.requestStop(); };
+    process.once('SIGINT', onSig);
+    let hist;
+    try { hist = await trainer.fit(); } finally { process.removeListener('SIGINT', onSig); }
+    const evalRec = [...fs.readFileSync(metricsFile, 'utf8').trim().split('\n')].map((l) => JSON.parse(l) as Record<string, number | string>).filter((r) => r.type === 'eval').pop() ?? null;
+    return { checkpoint, metricsFile, steps: trainer.step, losses: hist.map((h) => h.loss), eval: evalRec as Record<string, number> | null };
+  } finally { await train.close(); }
+}
+
+export interface EvalRunOptions { data: string; task: ModelTask; checkpoint: string; batchSize?: number; vocab?: string; out?: string; log?: (s: string) => void }
+
+/** Rebuild the model from a method checkpoint's run config, load it and evaluate the task's eval split. */
+export async function runEval(o: EvalRunOptions): Promise<Record<string, number>> {
+  const log = o.log ?? ((s: string) => console.log(s));
+  const { config } = loadCheckpoint(o.checkpoint);
+  const rc = config as Record<string, unknown> & { backbone: Backbone; task: ModelTask; preset: 'tiny' | 'base'; method: string; methodOptions: Record<string, number | boolean>; seed: number; vocab: string; maxTextLen: number; imageSize: number; pretrained?: string; negatives: number };
+  if (!rc || rc.kind !== 'method' || !rc.backbone) throw new Error(`${o.checkpoint}: not a method checkpoint written by aptune train (no run config)`);
+  checkRunConfig(o.checkpoint, rc, { task: o.task });
+  if (!fs.existsSync(o.data) || !fs.statSync(o.data).isDirectory()) throw new Error(`${o.data}: data directory not found`);
+  const vocabPath = o.vocab ?? rc.vocab;
+  if (!fs.existsSync(vocabPath)) throw new Error(`${o.checkpoint}: its tokenizer ${vocabPath} is missing (pass --vocab)`);
+  const tok = loadTokenizer(vocabPath);
+  const b = await build({ data: o.data, backbone: rc.backbone, task: rc.task, preset: rc.preset, method: rc.method, methodOptions: rc.methodOptions, vocabPath, tok, maxTextLen: rc.maxTextLen, imageSize: rc.imageSize, seed: rc.seed, pretrained: rc.pretrained, negatives: rc.negatives }, log);
+  checkRunConfig(o.checkpoint, rc, b.runConfig);
+  loadMethodCheckpoint(o.checkpoint, b.model.backbone);
+  const r = await evalSplit(b.model, o.data, rc.backbone, rc.task, b.loaderBase, o.batchSize ?? 32);
+  if (o.out) writeFileAtomicSync(o.out, JSON.stringify({ checkpoint: o.checkpoint, task: rc.task, step: rc.step, ...r }, null, 2) + '\n');
+  return r;
+}
