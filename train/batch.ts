@@ -2,10 +2,13 @@
 // format (models/index.ts), on the current backend (or the one named):
 //   vqa:   textIds int32 [B, L], textMasks float32 [B, L], image [B, 3, H, W], vqaTargets [B, C]
 //   nlvr2: + image1 [B, 3, H, W] (the second image column), labels int32 [B]
-//   irtr:  textIds / textMasks [B, 1 + K, L]: candidate 0 is the item's own caption, 1..K its drawn negatives.
+//   irtr:  textIds / textMasks [B, 1 + K, L]: candidate 0 is the item's own caption, 1..K its drawn negatives;
+//          with the loader's false images (drawFalseImage = 1, METER) also `itm`: the item's own caption [B, L]
+//          against, per item, its own image (label 1) or its drawn other image (label 0), labels int32 [B]
+//          (apt-spec §4.3: the models add the ITM loss through the frozen itm_score head).
 // Also the evaluation pairs of F30K retrieval (one image against a block of captions).
-// Does not: draw METER's ITM false images (the extra METER IRTR loss is not built here), move data between
-// backends after creation, or keep tensors alive (callers create batches inside the step's scope).
+// Does not: draw the false images or the ITM labels (the loader does, seeded), move data between backends after
+// creation, or keep tensors alive (callers create batches inside the step's scope).
 // Invariants: every tensor is a fresh copy of the arrays (the loader may reuse nothing, but the engine never
 // aliases caller memory); shapes are checked against the arrays and a mismatch names the field.
 import { tensor, type Tensor } from '../engine/index.ts';
@@ -54,7 +57,9 @@ export function toModelBatch(b: TaskBatch, task: ModelTask, backend?: string): B
   if (task === 'irtr') {
     if (b.falseTexts.length === 0) throw new Error('batch: an irtr training batch needs negative captions (drawFalseText > 0)');
     const t = candidateTexts([b.text, ...b.falseTexts], backend);
-    return { textIds: t.ids, textMasks: t.mask, image: imageTensor(b.images[0], backend) };
+    const out: Batch = { textIds: t.ids, textMasks: t.mask, image: imageTensor(b.images[0], backend) };
+    if (b.falseImages?.length && b.itmLabels) out.itm = itmBatch(b, backend);
+    return out;
   }
   const t = textTensors(b.text, backend);
   const out: Batch = { textIds: t.ids, textMasks: t.mask, image: imageTensor(b.images[0], backend) };
@@ -85,5 +90,29 @@ export function pairBatch(images: { data: Float32Array; shape: readonly [number,
     textIds: tensor(ids, [1, n, L], { dtype: 'int32', ...opts(backend) }),
     textMasks: tensor(mask, [1, n, L], opts(backend)),
     image: tensor(img, [1, C, H, W], opts(backend)),
+  };
+}
+
+/**
+ * The ITM sub-batch of an F30K training batch (§4.3): text = the item's own caption [B, L]; image = the item's
+ * own image where itmLabels[b] = 1, its drawn other image (falseImages[0]) where 0; labels int32 [B].
+ */
+export function itmBatch(b: TaskBatch, backend?: string): Batch {
+  const own = b.images[0], other = b.falseImages?.[0], labels = b.itmLabels;
+  if (!other || !labels) throw new Error('batch: an ITM sub-batch needs falseImages and itmLabels (drawFalseImage = 1)');
+  const [B, C, H, W] = own.shape;
+  if (other.shape.join() !== own.shape.join()) throw new Error(`batch: false images [${other.shape}] and images [${own.shape}] must share one padded shape`);
+  if (labels.length !== B) throw new Error(`batch: ${labels.length} ITM labels for a batch of ${B}`);
+  const n = C * H * W;
+  const data = new Float32Array(B * n);
+  for (let i = 0; i < B; i++) {
+    if (labels[i] !== 0 && labels[i] !== 1) throw new Error(`batch: ITM label ${i} is ${labels[i]}, expected 0 or 1`);
+    data.set((labels[i] ? own : other).data.subarray(i * n, (i + 1) * n), i * n);
+  }
+  const t = textTensors(b.text, backend);
+  return {
+    textIds: t.ids, textMasks: t.mask,
+    image: tensor(data, [B, C, H, W], opts(backend)), // [B, 3, H, W]
+    labels: tensor(Int32Array.from(labels), [B], { dtype: 'int32', ...opts(backend) }),
   };
 }

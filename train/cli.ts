@@ -196,11 +196,14 @@ const COMMANDS: Command[] = [
   },
   {
     name: 'train', summary: 'fine-tune a method on a task (ViLT Arrow tables) and write a method checkpoint',
-    usage: 'aptune train --data DIR --task vqa|nlvr2|irtr --backbone vilt|meter [--config tiny|base] [--method NAME] [--opt K=V,..] [--pretrained FILE] [--epochs N | --max-steps N] [--batch-size N] [--accumulate N] [--lr X] [--out DIR] [--resume FILE] [--seed N] [--eval-every N] [--eval-every-epochs N] [--vocab FILE]',
+    usage: 'aptune train --data DIR --task vqa|nlvr2|irtr --backbone vilt|meter [--config tiny|base] [--method NAME] [--opt K=V,..] [--pretrained FILE] [--epochs N | --max-steps N] [--batch-size N] [--accumulate N] [--lr X] [--out DIR] [--resume FILE] [--seed N] [--eval-every N] [--eval-every-epochs N] [--vocab FILE] [--no-randaug]',
     details: [
       'Trains the chosen parameter-efficient method (default apt) with AdamW (betas 0.9/0.98, eps 1e-8, wd 0.01 except',
       'biases and norms), the head / cross-modal lr multipliers of the reference, linear warmup over 10% of the',
       'optimizer steps then linear decay to 0, and the loss of each micro-batch divided by --accumulate.',
+      'Training images get RandAugment(2, 9) before the pixelbert (ViLT) / clip (METER) transform, as the reference\'s',
+      '*_randaug configs (--no-randaug turns it off; evaluation never augments). METER on irtr also trains the ITM loss',
+      'through the frozen ITM head: half of each batch keeps its image, half gets a random other image.',
       'Writes OUT/last.safetensors (only the trainable weights + the run config), OUT/last.state.safetensors',
       '(optimizer moments, step, RNG state: what --resume needs) and OUT/metrics.jsonl (one JSON record per optimizer',
       'step and per evaluation). Evaluation runs on VQA val, NLVR2 dev + test1, F30K test (all image-caption pairs).',
@@ -236,6 +239,7 @@ const COMMANDS: Command[] = [
       { name: 'max-text-len', arg: 'N', help: 'text length incl. specials (default 40 ViLT; METER 50, F30K 40)' },
       { name: 'negatives', arg: 'N', help: 'irtr: random captions per image (default 15)' },
       { name: 'grad-clip', arg: 'X', help: 'clip the gradient norm (default off, like the reference)' },
+      { name: 'no-randaug', help: 'do not RandAugment the training images (default: RandAugment(2, 9), as the reference)' },
     ],
     async run(o) {
       const { runTrain } = await import('./run.ts');
@@ -256,6 +260,7 @@ const COMMANDS: Command[] = [
         resume: typeof o.resume === 'string' ? o.resume : undefined, seed: o.seed === undefined ? undefined : intOpt0(o, 'seed'),
         evalEvery: intOpt(o, 'eval-every'), evalEveryEpochs: intOpt(o, 'eval-every-epochs'), vocab: typeof o.vocab === 'string' ? o.vocab : undefined,
         imageSize: intOpt(o, 'image-size'), maxTextLen: intOpt(o, 'max-text-len'), negatives: intOpt(o, 'negatives'), gradClip: numOpt(o, 'grad-clip'),
+        randaug: !o['no-randaug'],
       });
       console.log(`wrote ${r.checkpoint} (step ${r.steps}) and ${r.metricsFile}${r.eval ? `\neval: ${JSON.stringify(r.eval)}` : ''}`);
       return 0;
@@ -263,8 +268,14 @@ const COMMANDS: Command[] = [
   },
   {
     name: 'eval', summary: 'evaluate a method checkpoint on the task\'s eval split',
-    usage: 'aptune eval --data DIR --task vqa|nlvr2|irtr --checkpoint FILE [--batch-size N] [--vocab FILE] [--out FILE.json]',
-    details: 'Rebuilds the model from the run config stored in the checkpoint (and its pre-trained file, if any), loads the method weights and reports VQA score (val), NLVR2 accuracy (dev, test) or F30K TR/IR@1/5/10 (test, every image-caption pair).',
+    usage: 'aptune eval --data DIR --task vqa|nlvr2|irtr --checkpoint FILE [--split val|test] [--submit FILE.json] [--batch-size N] [--vocab FILE] [--out FILE.json]',
+    details: [
+      'Rebuilds the model from the run config stored in the checkpoint (and its pre-trained file, if any), loads the method',
+      'weights and reports VQA score (val), NLVR2 accuracy (dev, test) or F30K TR/IR@1/5/10 (test, every image-caption',
+      'pair; each image and each caption is embedded once). --submit writes VQA predictions as [{question_id, answer}]',
+      '(argmax -> answer; an id outside the vocabulary -> "unknown"), e.g. for the test set:',
+      '  aptune eval --data arrows --task vqa --checkpoint run/last.safetensors --split test --submit vqa_submit.json',
+    ].join('\n'),
     options: [
       { name: 'data', arg: 'DIR', help: 'directory of the Arrow tables' },
       { name: 'task', arg: 'vqa|nlvr2|irtr', help: 'must match the checkpoint' },
@@ -272,12 +283,22 @@ const COMMANDS: Command[] = [
       { name: 'batch-size', arg: 'N', help: 'eval batch size (default 32)' },
       { name: 'vocab', arg: 'FILE', help: 'tokenizer vocabulary (default: the one recorded in the checkpoint)' },
       { name: 'out', arg: 'FILE', help: 'also write the metrics as JSON (atomically)' },
+      { name: 'split', arg: 'val|test', help: 'tables to evaluate (default val: VQA val, NLVR2 dev + test1, F30K test); VQA test needs --submit' },
+      { name: 'submit', arg: 'FILE', help: 'VQA: write the predictions of the split as [{question_id, answer}] JSON (atomically)' },
     ],
     async run(o) {
       const { runEval } = await import('./run.ts');
       for (const k of ['data', 'task', 'checkpoint']) if (typeof o[k] !== 'string') throw new UsageError(`eval needs --${k} (see aptune eval --help)`);
       if (!['vqa', 'nlvr2', 'irtr'].includes(o.task as string)) throw new UsageError(`--task must be vqa, nlvr2 or irtr, got '${String(o.task)}'`);
-      const r = await runEval({ data: o.data as string, task: o.task as 'vqa', checkpoint: o.checkpoint as string, batchSize: intOpt(o, 'batch-size'), vocab: typeof o.vocab === 'string' ? o.vocab : undefined, out: typeof o.out === 'string' ? o.out : undefined, log: (s) => console.error(s) });
+      const split = o.split === undefined ? undefined : o.split;
+      if (split !== undefined && split !== 'val' && split !== 'test') throw new UsageError(`--split must be val or test, got '${String(split)}'`);
+      if (o.submit !== undefined && o.task !== 'vqa') throw new UsageError('--submit writes VQA predictions; use it with --task vqa');
+      if (o.task === 'vqa' && split === 'test' && typeof o.submit !== 'string') throw new UsageError('the VQA test split has no answers to score: add --submit FILE to write the predictions');
+      const r = await runEval({
+        data: o.data as string, task: o.task as 'vqa', checkpoint: o.checkpoint as string, batchSize: intOpt(o, 'batch-size'),
+        vocab: typeof o.vocab === 'string' ? o.vocab : undefined, out: typeof o.out === 'string' ? o.out : undefined,
+        split, submit: typeof o.submit === 'string' ? o.submit : undefined, log: (s) => console.error(s),
+      });
       console.log(JSON.stringify(r));
       return 0;
     },

@@ -1,17 +1,27 @@
 // Evaluation of a VLModel on task batches (apt-spec §4): VQA score on a labelled split, NLVR2 accuracy routed by
 // source table (nlvr2_dev -> dev, nlvr2_test1 -> test, any other table under its own name), and F30K retrieval
-// recall (TR@K, IR@K, K = 1, 5, 10) by scoring EVERY (image, caption) pair of the split, as compute_irtr_recall.
-// Does not: write VQA submission files, spread work over devices, or reuse a per-image embedding (the reference
-// ViLT does; the full pairwise scoring here is fine for small sets and quadratic in the split size).
+// recall (TR@K, IR@K, K = 1, 5, 10) by scoring EVERY (image, caption) pair of the split, as compute_irtr_recall,
+// and VQA test predictions ([{question_id, answer}], argmax -> id2answer, unknown id -> "unknown") with their
+// atomic JSON writer (the reference's vqa_submit file).
+// Retrieval splits the forward at the backbone's embed() / forwardTokens() seam (models/backbone.ts): the image
+// tokens of each image are computed ONCE (the reference ViLT reuses its image embedding the same way) and the text
+// tokens of each caption chunk once for the whole split (or per image when they exceed `textCacheFloats`); only
+// forwardTokens (the fusion, where every method acts) runs per (image, chunk). `reuseEmbeddings: false` keeps the
+// plain full forward per pair (the reference path the tests compare against).
+// Does not: spread work over devices, or compute the official VQA accuracy.
 // Invariants: every forward runs under noGrad inside a scope with the model in eval mode (restored afterwards);
 // metrics are exact sums over samples (train/metrics.ts); the retrieval image set is the split's unique rows, each
-// image taken unpadded from the batch it first appears in.
-import { noGrad, scope } from '../engine/index.ts';
-import type { VLModel } from '../models/index.ts';
+// image taken unpadded from the batch it first appears in; embedding reuse relies on embed() computing text and
+// image tokens independently of each other (true of ViLT and METER: an image tensor of batch 1 serves any number
+// of captions), so it gives the same scores as the full forward up to float summation order.
+import { noGrad, scope, tensor, type Tensor } from '../engine/index.ts';
+import type { TokenInput, VLModel } from '../models/index.ts';
 import type { TaskBatch } from './data/task-batches.ts';
 import type { TextBatch } from './data/collate.ts';
 import { pairBatch, toModelBatch } from './batch.ts';
-import { MeanMetric, accuracySum, retrievalRecall, vqaScoreSum } from './metrics.ts';
+import { MeanMetric, accuracySum, argmaxRows, retrievalRecall, vqaScoreSum } from './metrics.ts';
+import { textTensors, imageTensor } from './batch.ts';
+import { writeFileAtomicSync } from './atomic.ts';
 
 async function inEvalMode<R>(model: VLModel, fn: () => Promise<R>): Promise<R> {
   const was = model.backbone.training;
@@ -66,14 +76,29 @@ export async function evaluateNlvr2(model: VLModel, batches: AsyncIterable<TaskB
   return out;
 }
 
+export interface RetrievalOptions {
+  /** captions per forward (default 64, the reference's text batch) */
+  textChunk?: number;
+  /** reuse image and text tokens across pairs (default true); false = full forward per (image, chunk) */
+  reuseEmbeddings?: boolean;
+  /** cache every caption chunk's text tokens when N x L x D <= this many floats (default 2^27 = 512 MB) */
+  textCacheFloats?: number;
+}
+
+export interface RetrievalScores {
+  scores: Float32Array; // [images, texts]
+  imageIds: string[];
+  textImageIds: string[];
+}
+
 /**
- * F30K recall: collects the split's images (unique rows) and captions from `batches` (un-shuffled, no negatives),
- * scores every (image, caption) pair with rank_output in caption chunks of `textChunk`, and applies
- * compute_irtr_recall. Returns tr_r1/5/10, ir_r1/5/10 and the set sizes.
+ * Scores of every (image, caption) pair of a split: collects the images (unique rows) and captions from `batches`
+ * (un-shuffled, no negatives) and scores them with rank_output in caption chunks of `textChunk`.
  */
-export async function evaluateRetrieval(model: VLModel, batches: AsyncIterable<TaskBatch>, opts: { textChunk?: number } = {}): Promise<Record<string, number>> {
+export async function retrievalScores(model: VLModel, batches: AsyncIterable<TaskBatch>, opts: RetrievalOptions = {}): Promise<RetrievalScores> {
   if (model.task !== 'irtr') throw new Error(`evaluateRetrieval: the model's task is ${model.task}`);
   const chunk = opts.textChunk ?? 64;
+  if (!(Number.isInteger(chunk) && chunk >= 1)) throw new Error(`evaluateRetrieval: textChunk must be a positive integer, got ${chunk}`);
   const images: { data: Float32Array; shape: [number, number, number] }[] = [];
   const imageIds: string[] = [];
   const seen = new Map<string, number>();
@@ -106,19 +131,99 @@ export async function evaluateRetrieval(model: VLModel, batches: AsyncIterable<T
   const texts: TextBatch = { ids: new Int32Array(N * L), mask: new Int32Array(N * L), shape: [N, L] };
   encs.forEach((e, i) => { texts.ids.set(e.ids, i * L); texts.mask.set(e.mask, i * L); });
   const scores = new Float32Array(images.length * N); // [images, texts]
+  const one = (im: (typeof images)[number]) => ({ data: im.data, shape: [1, ...im.shape] as [number, number, number, number] });
   await inEvalMode(model, async () => {
-    images.forEach((im, i) => {
-      const one = { data: im.data, shape: [1, ...im.shape] as [number, number, number, number] };
-      for (let s = 0; s < N; s += chunk) {
-        const n = Math.min(chunk, N - s);
-        const row = noGrad(() => scope(() => model.forward(pairBatch(one, 0, texts, s, n)).logits.toArray())); // [1, n]
-        scores.set(row, i * N + s);
-      }
-    });
+    if (opts.reuseEmbeddings === false) {
+      images.forEach((im, i) => {
+        for (let s = 0; s < N; s += chunk) {
+          const n = Math.min(chunk, N - s);
+          const row = noGrad(() => scope(() => model.forward(pairBatch(one(im), 0, texts, s, n)).logits.toArray())); // [1, n]
+          scores.set(row, i * N + s);
+        }
+      });
+    } else {
+      noGrad(() => scope(() => reusedScores(model, images.map(one), texts, chunk, opts.textCacheFloats ?? 2 ** 27, scores), 'eval-retrieval'));
+    }
   });
+  return { scores, imageIds, textImageIds };
+}
+
+/** The embedding-reuse scoring of retrievalScores (runs inside its noGrad scope); fills scores [images, texts]. */
+function reusedScores(model: VLModel, images: { data: Float32Array; shape: readonly [number, number, number, number] }[], texts: TextBatch, chunk: number, cacheFloats: number, scores: Float32Array): void {
+  const bb = model.backbone;
+  const rank = bb.child('rank_output') as unknown as { forward(x: Tensor): Tensor };
+  const [N, L] = texts.shape;
+  const rows = (s: number, n: number): TextBatch => ({ ids: texts.ids.subarray(s * L, (s + n) * L), mask: texts.mask.subarray(s * L, (s + n) * L), shape: [n, L] });
+  const textTokens = (s: number, n: number, image: Tensor) => {
+    const t = textTensors(rows(s, n));
+    const e = bb.embed({ textIds: t.ids, textMasks: t.mask, image, imageTypeIdx: 1 }); // text [n, L, D]; image part unused
+    return { s, n, text: e.text, mask: e.textMask };
+  };
+  const starts: number[] = [];
+  for (let s = 0; s < N; s += chunk) starts.push(s);
+  const cache = N * L * bb.hidden <= cacheFloats;
+  const cached = cache ? scope(() => {
+    const probe = tensor(images[0].data, [...images[0].shape]); // [1, 3, H, W]
+    return starts.map((s) => scope(() => textTokens(s, Math.min(chunk, N - s), probe)));
+  }, 'eval-text-tokens') : null;
+  images.forEach((im, i) => scope(() => {
+    const img = tensor(im.data, [...im.shape]); // [1, 3, H, W]
+    const t0 = textTensors(rows(0, 1)); // any caption: only the image tokens are used
+    const e = bb.embed({ textIds: t0.ids, textMasks: t0.mask, image: img, imageTypeIdx: 1 });
+    const [, Li, D] = e.image.shape; // image tokens [1, Li, D], computed once per image
+    starts.forEach((s, k) => {
+      const row = scope(() => {
+        const c = cached ? cached[k] : textTokens(s, Math.min(chunk, N - s), img);
+        const tok: TokenInput = {
+          text: c.text, image: e.image.expand([c.n, Li, D]), textMask: c.mask,
+          imageMask: e.imageMask ? Array.from({ length: c.n }, () => e.imageMask![0]) : null,
+        };
+        return rank.forward(bb.forwardTokens(tok).clsFeats).toArray(); // [n, 1]
+      });
+      scores.set(row, i * N + s);
+    });
+  }, 'eval-image'));
+}
+
+/**
+ * F30K recall (compute_irtr_recall) over retrievalScores: tr_r1/5/10, ir_r1/5/10 and the set sizes.
+ */
+export async function evaluateRetrieval(model: VLModel, batches: AsyncIterable<TaskBatch>, opts: RetrievalOptions = {}): Promise<Record<string, number>> {
+  const { scores, imageIds, textImageIds } = await retrievalScores(model, batches, opts);
   const r = retrievalRecall(scores, imageIds, textImageIds, [1, 5, 10]);
   return {
     tr_r1: r.tr[1], tr_r5: r.tr[5], tr_r10: r.tr[10], ir_r1: r.ir[1], ir_r5: r.ir[5], ir_r10: r.ir[10],
-    images: images.length, texts: N,
+    images: imageIds.length, texts: textImageIds.length,
   };
+}
+
+export interface VqaPrediction { question_id: number; answer: string }
+
+/**
+ * VQA predictions of a split (labelled or test): per question the argmax answer id -> id2answer (the caller's
+ * vocabulary maps an unknown id to "unknown"), in batch order, as the reference's vqa_submit entries.
+ */
+export async function predictVqa(model: VLModel, batches: AsyncIterable<TaskBatch>, id2answer: (id: number) => string): Promise<VqaPrediction[]> {
+  if (model.task !== 'vqa') throw new Error(`predictVqa: the model's task is ${model.task}`);
+  const out: VqaPrediction[] = [];
+  await inEvalMode(model, async () => {
+    for await (const tb of batches) {
+      if (!tb.vqa) throw new Error(`predictVqa: a ${tb.task} batch has no VQA question ids`);
+      const best = noGrad(() => scope(() => {
+        const t = textTensors(tb.text);
+        const lg = model.forward({ textIds: t.ids, textMasks: t.mask, image: imageTensor(tb.images[0]) }).logits; // [B, C]
+        return argmaxRows(lg.toArray(), lg.shape[0], lg.shape[1]);
+      }));
+      best.forEach((id, b) => out.push({ question_id: tb.vqa!.questionIds[b], answer: id2answer(id) }));
+    }
+  });
+  return out;
+}
+
+/** Writes `[{question_id, answer}, ...]` JSON atomically (temp file + rename). */
+export function writeVqaSubmission(file: string, preds: readonly VqaPrediction[]): void {
+  for (const [i, p] of preds.entries()) {
+    if (!Number.isFinite(p.question_id) || typeof p.answer !== 'string') throw new Error(`writeVqaSubmission: entry ${i} is not {question_id: number, answer: string}`);
+  }
+  writeFileAtomicSync(file, JSON.stringify(preds.map((p) => ({ question_id: p.question_id, answer: p.answer }))));
 }

@@ -2,12 +2,15 @@
 // tokenizer (a vocab file, or a WordPiece vocabulary built from the data's own text and stored beside the
 // checkpoint as vocab.txt), model (createModel with the tiny config sized to the tokenizer, or base), optional
 // pre-trained backbone import, §6.3 optimiser groups and schedule, task loaders over the ViLT tables, the Trainer,
-// and evaluation on the task's eval split (VQA val, NLVR2 dev + test1, F30K test).
-// Does not: RandAugment (training images are not augmented here), METER's extra ITM loss on F30K, VQA test
-// submission files, multi-device runs.
+// and evaluation on the task's eval split (VQA val, NLVR2 dev + test1, F30K test), or VQA predictions written as
+// a submission file. Training images get RandAugment(2, 9) before the pixelbert / clip transform (the reference's
+// *_randaug configs; `randaug: false` turns it off); evaluation never augments. METER on F30K also draws one
+// random other image per item for its ITM loss (§4.3; total loss = ITM + IRTR).
+// Does not: multi-device runs.
 // Invariants: the checkpoint's run config holds everything needed to rebuild the same model (backbone, task,
 // method + options, resolved model config, numAnswers, seed, tokenizer path, text length, image size, pre-trained
-// file), so `eval` needs only --data and --checkpoint; a config that does not match is an error naming the key.
+// file), so `eval` needs only --data and --checkpoint; a config that does not match is an error naming the key;
+// the model's clsTokenId (token4classifier's init) is the tokenizer's [CLS] / <s> id, whatever the preset.
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import {
@@ -18,13 +21,14 @@ import { ArrowTableReader } from './data/arrow.ts';
 import { TaskDataset, loadVqaVocab, type Split, type TaskName } from './data/tasks.ts';
 import { taskLoader, type TaskBatch, type TaskLoaderOptions } from './data/task-batches.ts';
 import { clipTransform, pixelbertTransform } from './data/images.ts';
+import { RandAugment } from './data/randaugment.ts';
 import { BertTokenizer, buildWordPieceVocab, formatVocabTxt, loadTokenizer, maxTextLength, VILT_TEXT_PREFIX, type Tokenizer } from './tokenizers/index.ts';
 import { writeFileAtomicSync } from './atomic.ts';
 import { AdamW } from './optim.ts';
 import { PolynomialDecayWithWarmup, warmupSteps } from './schedule.ts';
 import { Trainer, checkRunConfig } from './trainer.ts';
 import { toModelBatch, type ModelTask } from './batch.ts';
-import { evaluateNlvr2, evaluateRetrieval, evaluateVqa } from './evaluate.ts';
+import { evaluateNlvr2, evaluateRetrieval, evaluateVqa, predictVqa, writeVqaSubmission } from './evaluate.ts';
 import { importPretrained, loadCheckpoint, loadMethodCheckpoint } from './checkpoint.ts';
 
 export type Backbone = 'vilt' | 'meter';
@@ -54,6 +58,8 @@ export interface RunOptions {
   negatives?: number;
   gradClip?: number;
   weightDecay?: number;
+  /** RandAugment(2, 9) on training images (default true, the reference's *_randaug configs) */
+  randaug?: boolean;
   log?: (line: string) => void;
 }
 
@@ -82,12 +88,13 @@ export async function dataTexts(dir: string): Promise<string[]> {
   return texts;
 }
 
-function resolveModelConfig(backbone: Backbone, preset: 'tiny' | 'base', tok: Tokenizer, maxLen: number): ViltConfig | MeterConfig {
+/** The model config of a run: the preset, sized to the tokenizer (tiny), with clsTokenId = the tokenizer's [CLS] / <s>. */
+export function resolveModelConfig(backbone: Backbone, preset: 'tiny' | 'base', tok: Tokenizer, maxLen: number): ViltConfig | MeterConfig {
   if (preset === 'base') {
     const c = backbone === 'vilt' ? VILT_BASE : METER_BASE;
     const vocab = backbone === 'vilt' ? (c as ViltConfig).vocab : (c as MeterConfig).roberta.vocab;
     if (tok.vocabSize > vocab) throw new Error(`the tokenizer has ${tok.vocabSize} tokens but the base ${backbone} text embedding has ${vocab}; pass the backbone's own vocabulary with --vocab`);
-    return c;
+    return c.clsTokenId === tok.startId ? c : { ...c, clsTokenId: tok.startId };
   }
   if (backbone === 'vilt') return { ...VILT_TINY, vocab: tok.vocabSize, maxTextLen: maxLen, clsTokenId: tok.startId };
   return {
@@ -135,10 +142,11 @@ async function build(rc: {
   return { model, tok: rc.tok, runConfig, loaderBase };
 }
 
-async function evalSplit(model: VLModel, data: string, backbone: Backbone, task: ModelTask, base: Omit<TaskLoaderOptions, 'batchSize'>, batchSize: number): Promise<Record<string, number>> {
-  const ds = await TaskDataset.open(data, backbone, TASK_DATA[task], EVAL_SPLIT[task]);
+async function evalSplit(model: VLModel, data: string, backbone: Backbone, task: ModelTask, base: Omit<TaskLoaderOptions, 'batchSize'>, batchSize: number, split: Split = EVAL_SPLIT[task]): Promise<Record<string, number>> {
+  const ds = await TaskDataset.open(data, backbone, TASK_DATA[task], split);
   try {
-    const batches = taskLoader(ds, { ...base, batchSize, shuffle: false, drawFalseText: 0 }).epoch(0);
+    if (ds.isTest) throw new Error(`the VQA ${split} tables have no answers to score; write predictions with --submit FILE`);
+    const batches = taskLoader(ds, { ...base, batchSize, shuffle: false, drawFalseText: 0, drawFalseImage: 0, augment: null }).epoch(0); // eval never augments
     if (task === 'vqa') return { ...(await evaluateVqa(model, batches)) };
     if (task === 'nlvr2') return await evaluateNlvr2(model, batches);
     return await evaluateRetrieval(model, batches);
@@ -173,7 +181,12 @@ export async function runTrain(o: RunOptions): Promise<TrainResult> {
   const batchSize = o.batchSize ?? 32, accumulate = o.accumulate ?? 1;
   const train = await TaskDataset.open(o.data, o.backbone, taskName, 'train');
   try {
-    const loader = taskLoader(train, { ...b.loaderBase, batchSize, shuffle: true, drawFalseText: o.task === 'irtr' ? negatives : 0 });
+    const randaug = o.randaug ?? true;
+    const loader = taskLoader(train, {
+      ...b.loaderBase, batchSize, shuffle: true, drawFalseText: o.task === 'irtr' ? negatives : 0,
+      drawFalseImage: o.task === 'irtr' && o.backbone === 'meter' ? 1 : 0, // METER's ITM loss (§4.3); ViLT's is off
+      augment: randaug ? new RandAugment(2, 9) : null,
+    });
     const epochs = o.epochs ?? 10;
     const maxSteps = o.maxSteps ?? Math.max(1, Math.floor((loader.length * epochs) / accumulate));
     const hyper = defaultHyper(o.backbone, o.task);
@@ -184,7 +197,7 @@ export async function runTrain(o: RunOptions): Promise<TrainResult> {
     const checkpoint = path.join(o.out, 'last.safetensors');
     const metricsFile = path.join(o.out, 'metrics.jsonl');
     if (!o.resume) fs.rmSync(metricsFile, { force: true }); // a fresh run starts a fresh log; a resumed one appends
-    const runConfig = { ...b.runConfig, lr, batchSize, accumulate, maxSteps };
+    const runConfig = { ...b.runConfig, lr, batchSize, accumulate, maxSteps, randaug };
     const trainer = new Trainer<TaskBatch>({
       model: b.model, optimizer, scheduler, maxSteps, accumulate, gradClip: o.gradClip,
       data: { epoch: (e) => loader.epoch(e), toBatch: (tb) => toModelBatch(tb, o.task) },
@@ -197,7 +210,7 @@ export async function runTrain(o: RunOptions): Promise<TrainResult> {
       log(`resumed ${o.resume} at step ${trainer.step} (epoch ${trainer.epoch}, batch ${trainer.batchInEpoch})`);
     }
     const nTrain = b.model.trainableParameters().reduce((s, [, p]) => s + p.size, 0);
-    log(`train ${o.backbone}/${preset} ${o.task} method ${b.model.method}: ${nTrain} trainable parameters, ${maxSteps} optimizer steps (warmup ${warmupSteps(maxSteps)}), batch ${batchSize} x ${accumulate}`);
+    log(`train ${o.backbone}/${preset} ${o.task} method ${b.model.method}: ${nTrain} trainable parameters, ${maxSteps} optimizer steps (warmup ${warmupSteps(maxSteps)}), batch ${batchSize} x ${accumulate}, RandAugment ${randaug ? 'on' : 'off'}${o.task === 'irtr' && o.backbone === 'meter' ? ', loss IRTR + ITM' : ''}`);
     const onSig = () => { log('SIGINT: finishing the current step, then writing the checkpoint'); trainer.requestStop(); };
     process.once('SIGINT', onSig);
     let hist;
@@ -207,9 +220,20 @@ export async function runTrain(o: RunOptions): Promise<TrainResult> {
   } finally { await train.close(); }
 }
 
-export interface EvalRunOptions { data: string; task: ModelTask; checkpoint: string; batchSize?: number; vocab?: string; out?: string; log?: (s: string) => void }
+export interface EvalRunOptions {
+  data: string; task: ModelTask; checkpoint: string; batchSize?: number; vocab?: string; out?: string;
+  /** tables to evaluate (default: VQA val, NLVR2 dev + test1, F30K test); VQA test needs `submit` */
+  split?: Split;
+  /** VQA: write the split's predictions as [{question_id, answer}] JSON to this file (atomically) */
+  submit?: string;
+  log?: (s: string) => void;
+}
 
-/** Rebuild the model from a method checkpoint's run config, load it and evaluate the task's eval split. */
+/**
+ * Rebuild the model from a method checkpoint's run config, load it and evaluate the task's eval split (or
+ * `split`); with `submit` (VQA), write the split's predictions and return their count (plus the score when the
+ * split is labelled).
+ */
 export async function runEval(o: EvalRunOptions): Promise<Record<string, number>> {
   const log = o.log ?? ((s: string) => console.log(s));
   const { config } = loadCheckpoint(o.checkpoint);
@@ -223,7 +247,23 @@ export async function runEval(o: EvalRunOptions): Promise<Record<string, number>
   const b = await build({ data: o.data, backbone: rc.backbone, task: rc.task, preset: rc.preset, method: rc.method, methodOptions: rc.methodOptions, vocabPath, tok, maxTextLen: rc.maxTextLen, imageSize: rc.imageSize, seed: rc.seed, pretrained: rc.pretrained, negatives: rc.negatives }, log);
   checkRunConfig(o.checkpoint, rc, b.runConfig);
   loadMethodCheckpoint(o.checkpoint, b.model.backbone);
-  const r = await evalSplit(b.model, o.data, rc.backbone, rc.task, b.loaderBase, o.batchSize ?? 32);
-  if (o.out) writeFileAtomicSync(o.out, JSON.stringify({ checkpoint: o.checkpoint, task: rc.task, step: rc.step, ...r }, null, 2) + '\n');
+  const split = o.split ?? EVAL_SPLIT[rc.task];
+  let r: Record<string, number> = {};
+  if (o.submit) {
+    if (rc.task !== 'vqa') throw new Error(`--submit writes VQA predictions; the checkpoint's task is ${rc.task}`);
+    const ds = await TaskDataset.open(o.data, rc.backbone, 'vqa', split);
+    try {
+      const vocab = await loadVqaVocab(o.data, rc.backbone);
+      const batches = taskLoader(ds, { ...b.loaderBase, batchSize: o.batchSize ?? 32, shuffle: false, drawFalseText: 0, drawFalseImage: 0, augment: null }).epoch(0);
+      const preds = await predictVqa(b.model, batches, vocab.id2answer);
+      writeVqaSubmission(o.submit, preds);
+      log(`wrote ${preds.length} answers to ${o.submit}`);
+      r.submitted = preds.length;
+    } finally { await ds.close(); }
+    if (split !== 'test') r = { ...r, ...(await evalSplit(b.model, o.data, rc.backbone, rc.task, b.loaderBase, o.batchSize ?? 32, split)) };
+  } else {
+    r = await evalSplit(b.model, o.data, rc.backbone, rc.task, b.loaderBase, o.batchSize ?? 32, split);
+  }
+  if (o.out) writeFileAtomicSync(o.out, JSON.stringify({ checkpoint: o.checkpoint, task: rc.task, split, step: rc.step, ...r }, null, 2) + '\n');
   return r;
 }

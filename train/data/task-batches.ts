@@ -9,12 +9,17 @@
 //   every text batch of a step is collated into a zero-filled [B, L] array with one shared L (the reference
 //     pads all text keys together through its MLM collator), attention mask from the tokenizer;
 //   vqa: dense soft targets [B, numClasses] (0 except target[label] = score), with labels, scores, question ids;
-//   nlvr2: labels [B] (True -> 1); f30k: image ids.
-// Deliberately not here: tensors (the trainer wraps the arrays), MLM masking (unused in fine-tuning), ITM false
-// images (METER's extra ITM loss; the trainer can draw them through `dataset.get`), the model's patch selection.
+//   nlvr2: labels [B] (True -> 1); f30k: image ids;
+//   falseImages / itmLabels (only with drawFalseImage > 0, METER's F30K ITM loss, §4.3): per item a random OTHER
+//     image drawn uniformly over the items (the reference's get_false_image over index_mapper; we redraw when it
+//     hits the item's own row), transformed (and augmented) like the item's own image and padded to the batch's
+//     shared size; itmLabels [B] = floor(B/2) ones and the rest zeros in a random order (1 = keep the own image).
+// Deliberately not here: tensors (the trainer wraps the arrays; train/batch.ts builds the ITM sub-batch from
+// falseImages + itmLabels), MLM masking (unused in fine-tuning), the model's patch selection.
 // Invariants: a batch is a pure function of (dataset, options, seed, epoch), whatever the concurrency: negatives
 // come from a stream derived from the item seed (independent of the RandAugment draws, which use the item seed
-// itself); a bad image is named by table file, column and LOCAL row, and with skipBadImages the item is dropped
+// itself; false images and ITM labels have their own derived streams, so turning them on changes no other
+// draw); a bad image is named by table file, column and LOCAL row, and with skipBadImages the item is dropped
 // from its batch with one warning.
 import {
   DataLoader, imageItemOf, imageProcessor, type ImageWorkerPool, type LoaderOptions, type ProcessContext, type SamplerOptions,
@@ -42,6 +47,8 @@ export interface TaskBatchOptions {
   textPrefix?: string;
   /** Negative captions per item (default 15 for F30K train, else 0; spec draw_false_text). */
   drawFalseText?: number;
+  /** Random other images per item for the ITM loss (0 or 1; default 0; spec draw_false_image). */
+  drawFalseImage?: number;
   /** VQA classes; required for VQA tables that carry labels (e.g. loadVqaVocab(...).numClasses). */
   numClasses?: number;
   normalization?: Normalization;
@@ -66,6 +73,10 @@ export interface TaskBatch {
   images: ImageBatch[]; // per image column: data [B, 3, H, W]
   text: TextBatchWithStrings; // ids, mask [B, L]
   falseTexts: TextBatchWithStrings[]; // each [B, L] (same L as text)
+  /** drawFalseImage > 0: one ImageBatch per draw, [B, 3, H, W] padded like `images` */
+  falseImages?: ImageBatch[];
+  /** drawFalseImage > 0: ITM labels [B], 1 = the item's own image, 0 = falseImages[0]; half ones, seeded order */
+  itmLabels?: Int32Array;
   vqa?: { targets: Float32Array; numClasses: number; labels: number[][]; scores: number[][]; questionIds: number[]; answers: string[][] }; // targets [B, C]
   nlvr2?: { labels: Int32Array }; // [B]
   f30k?: { imageIds: string[] };
@@ -78,9 +89,27 @@ export interface TaskSample {
   text: Encoding;
   textString: string;
   falseTexts: { text: string; encoding: Encoding }[];
+  /** drawFalseImage > 0: the drawn other images */
+  falseImages?: ImageTensor[];
+  /** the item seed (ITM label order of a batch derives from its items' seeds) */
+  seed?: number;
 }
 
 const FALSE_TEXT_STREAM = 0xfa15e;
+const FALSE_IMAGE_STREAM = 0xfa151;
+const ITM_LABEL_STREAM = 0x17a1;
+
+/** ITM labels of a batch (§4.3): floor(B/2) ones then zeros, shuffled by a Fisher-Yates draw from `seed`. */
+export function itmLabelOrder(batch: number, seed: number): Int32Array {
+  const labels = new Int32Array(batch);
+  labels.fill(1, 0, Math.floor(batch / 2));
+  const rng = createRng(mixSeed(seed, ITM_LABEL_STREAM));
+  for (let i = batch - 1; i > 0; i--) {
+    const j = Math.floor(rng.next() * (i + 1));
+    const t = labels[i]; labels[i] = labels[j]; labels[j] = t;
+  }
+  return labels;
+}
 
 /** The per-item `process` and batch `collate` of a task, for DataLoader. */
 export function taskBatchFunctions(dataset: TaskDataset, o: TaskBatchOptions): {
@@ -92,6 +121,10 @@ export function taskBatchFunctions(dataset: TaskDataset, o: TaskBatchOptions): {
   const prefix = o.textPrefix ?? (o.model === 'vilt' ? VILT_TEXT_PREFIX : '');
   const nFalse = o.drawFalseText ?? (task === 'f30k' && dataset.split === 'train' ? 15 : 0);
   if (!(Number.isInteger(nFalse) && nFalse >= 0)) throw new Error(`task batches: drawFalseText must be a non-negative integer, got ${nFalse}`);
+  const nFalseImage = o.drawFalseImage ?? 0;
+  if (nFalseImage !== 0 && nFalseImage !== 1) throw new Error(`task batches: drawFalseImage must be 0 or 1, got ${nFalseImage}`);
+  if (nFalseImage > 0 && task === 'nlvr2') throw new Error('task batches: drawFalseImage needs a single-image task (vqa, f30k), not nlvr2');
+  if (nFalseImage > 0 && dataset.data.numRows < 2) throw new Error(`task batches: drawFalseImage needs at least 2 images, the ${dataset.split} tables have ${dataset.data.numRows}`);
   const hasVqaLabels = task === 'vqa' && !dataset.isTest;
   if (hasVqaLabels && !(Number.isInteger(o.numClasses) && o.numClasses! > 0)) {
     throw new Error(`task batches: VQA ${dataset.split} batches need numClasses (the answer vocabulary size, e.g. loadVqaVocab)`);
@@ -112,13 +145,25 @@ export function taskBatchFunctions(dataset: TaskDataset, o: TaskBatchOptions): {
       const t = corpus[Math.floor(draw.next() * corpus.length)];
       falseTexts.push({ text: t, encoding: o.tokenizer.encode(t, { maxLength, truncation: true }) });
     }
-    return { item, images: tensors, text, textString, falseTexts };
+    const sample: TaskSample = { item, images: tensors, text, textString, falseTexts, seed: ctx.seed };
+    if (nFalseImage > 0) {
+      const pick = createRng(mixSeed(ctx.seed, FALSE_IMAGE_STREAM));
+      let row = item.row;
+      for (let tries = 0; row === item.row && tries < 64; tries++) row = dataset.data.item(Math.floor(pick.next() * dataset.length)).row;
+      if (row === item.row) row = (item.row + 1) % dataset.data.numRows; // every item drawn was of this image: the next row
+      const where = dataset.data.locate(row);
+      const bytes = await dataset.data.image(row);
+      sample.falseImages = await images({ images: [bytes], imageColumns: ['image'], row: where.local, file: where.table.file },
+        { ...ctx, seed: mixSeed(ctx.seed, FALSE_IMAGE_STREAM, 1) });
+    }
+    return sample;
   };
 
   const collate = (samples: TaskSample[], indices: number[]): TaskBatch => {
     const nImages = samples[0].images.length;
     const lists = Array.from({ length: nImages }, (_, c) => samples.map((s) => s.images[c]));
-    const padTo = maxImageSize(...lists);
+    const falseLists = nFalseImage > 0 ? [samples.map((s) => s.falseImages![0])] : [];
+    const padTo = maxImageSize(...lists, ...falseLists); // the reference pads every image key of a batch together
     let L = 0;
     for (const s of samples) {
       L = Math.max(L, s.text.ids.length);
@@ -133,6 +178,10 @@ export function taskBatchFunctions(dataset: TaskDataset, o: TaskBatchOptions): {
         texts: samples.map((s) => s.falseTexts[k].text),
       })),
     };
+    if (nFalseImage > 0) {
+      batch.falseImages = falseLists.map((l) => collateImages(l, patchSize, { padTo }));
+      batch.itmLabels = itmLabelOrder(samples.length, mixSeed(...samples.map((s) => s.seed ?? 0)));
+    }
     if (task === 'vqa') {
       const its = samples.map((s) => s.item as VqaItem);
       const labels = its.map((x) => x.labels), scores = its.map((x) => x.scores);
