@@ -206,46 +206,46 @@ const ADD = 0, SUB = 1, MUL = 2, DIV = 3, POW = 4, MAXIMUM = 5, MINIMUM = 6,
   }
 }
 
-@inline function binLoop(op: i32, a: usize, b: usize, out: usize, rank: i32, desc: usize, o0: i32, o1: i32): void {
-  const shape = desc, sA = desc + (<usize>rank << 2), sB = desc + (<usize>(2 * rank) << 2);
-  const n = load<i32>(shape + (<usize>(rank - 1) << 2));
-  const ia = load<i32>(sA + (<usize>(rank - 1) << 2)), ib = load<i32>(sB + (<usize>(rank - 1) << 2));
-  for (let o = o0; o < o1; o++) {
-    const offA = rowOffset(o, rank, shape, sA), offB = rowOffset(o, rank, shape, sB);
-    binRow(op, a + (<usize>offA << 2), b + (<usize>offB << 2), out + (<usize>(o * n) << 2), n, ia, ib);
+@inline function binRowI(op: i32, pa: usize, pb: usize, po: usize, n: i32, sa: i32, sb: i32): void {
+  for (let j = 0; j < n; j++) {
+    store<i32>(po + (<usize>j << 2), binI(op, load<i32>(pa + (<usize>(j * sa) << 2)), load<i32>(pb + (<usize>(j * sb) << 2))));
   }
 }
 
-export function binary_f32(op: i32, a: usize, b: usize, out: usize, rank: i32, desc: usize, o0: i32, o1: i32): void {
-  switch (op) {
-    case ADD: binLoop(ADD, a, b, out, rank, desc, o0, o1); break;
-    case SUB: binLoop(SUB, a, b, out, rank, desc, o0, o1); break;
-    case MUL: binLoop(MUL, a, b, out, rank, desc, o0, o1); break;
-    case DIV: binLoop(DIV, a, b, out, rank, desc, o0, o1); break;
-    case POW: binLoop(POW, a, b, out, rank, desc, o0, o1); break;
-    case MAXIMUM: binLoop(MAXIMUM, a, b, out, rank, desc, o0, o1); break;
-    case MINIMUM: binLoop(MINIMUM, a, b, out, rank, desc, o0, o1); break;
-    case EQ: binLoop(EQ, a, b, out, rank, desc, o0, o1); break;
-    case NE: binLoop(NE, a, b, out, rank, desc, o0, o1); break;
-    case LT: binLoop(LT, a, b, out, rank, desc, o0, o1); break;
-    case LE: binLoop(LE, a, b, out, rank, desc, o0, o1); break;
-    case GT: binLoop(GT, a, b, out, rank, desc, o0, o1); break;
-    case GE: binLoop(GE, a, b, out, rank, desc, o0, o1); break;
-    default: unreachable();
-  }
-}
-
-export function binary_i32(op: i32, a: usize, b: usize, out: usize, rank: i32, desc: usize, o0: i32, o1: i32): void {
+/** Output rows [o0, o1) of a broadcast binary op on T (f32: SIMD rows, i32: scalar rows). */
+@inline function binLoop<T>(op: i32, a: usize, b: usize, out: usize, rank: i32, desc: usize, o0: i32, o1: i32): void {
   const shape = desc, sA = desc + (<usize>rank << 2), sB = desc + (<usize>(2 * rank) << 2);
   const n = load<i32>(shape + (<usize>(rank - 1) << 2));
   const ia = load<i32>(sA + (<usize>(rank - 1) << 2)), ib = load<i32>(sB + (<usize>(rank - 1) << 2));
   for (let o = o0; o < o1; o++) {
     const pa = a + (<usize>rowOffset(o, rank, shape, sA) << 2), pb = b + (<usize>rowOffset(o, rank, shape, sB) << 2);
     const po = out + (<usize>(o * n) << 2);
-    for (let j = 0; j < n; j++) {
-      store<i32>(po + (<usize>j << 2), binI(op, load<i32>(pa + (<usize>(j * ia) << 2)), load<i32>(pb + (<usize>(j * ib) << 2))));
-    }
+    if (isFloat<T>()) binRow(op, pa, pb, po, n, ia, ib);
+    else binRowI(op, pa, pb, po, n, ia, ib);
   }
+}
+
+export function binary_f32(op: i32, a: usize, b: usize, out: usize, rank: i32, desc: usize, o0: i32, o1: i32): void {
+  switch (op) {
+    case ADD: binLoop<f32>(ADD, a, b, out, rank, desc, o0, o1); break;
+    case SUB: binLoop<f32>(SUB, a, b, out, rank, desc, o0, o1); break;
+    case MUL: binLoop<f32>(MUL, a, b, out, rank, desc, o0, o1); break;
+    case DIV: binLoop<f32>(DIV, a, b, out, rank, desc, o0, o1); break;
+    case POW: binLoop<f32>(POW, a, b, out, rank, desc, o0, o1); break;
+    case MAXIMUM: binLoop<f32>(MAXIMUM, a, b, out, rank, desc, o0, o1); break;
+    case MINIMUM: binLoop<f32>(MINIMUM, a, b, out, rank, desc, o0, o1); break;
+    case EQ: binLoop<f32>(EQ, a, b, out, rank, desc, o0, o1); break;
+    case NE: binLoop<f32>(NE, a, b, out, rank, desc, o0, o1); break;
+    case LT: binLoop<f32>(LT, a, b, out, rank, desc, o0, o1); break;
+    case LE: binLoop<f32>(LE, a, b, out, rank, desc, o0, o1); break;
+    case GT: binLoop<f32>(GT, a, b, out, rank, desc, o0, o1); break;
+    case GE: binLoop<f32>(GE, a, b, out, rank, desc, o0, o1); break;
+    default: unreachable();
+  }
+}
+
+export function binary_i32(op: i32, a: usize, b: usize, out: usize, rank: i32, desc: usize, o0: i32, o1: i32): void {
+  binLoop<i32>(op, a, b, out, rank, desc, o0, o1);
 }
 
 /** where(cond, a, b): 4-byte values moved by bits; cond is tested as float (condFloat) or int. desc: shape, sC, sA, sB. */

@@ -137,6 +137,31 @@ function packB(b: usize, transB: i32, N: i32, K: i32, p0: i32, kc: i32, j0: i32,
   }
 }
 
+/** One packed A block [mc, kc] times the packed B panels of nc columns into C at c0 (row stride ldc bytes):
+ *  full 4 x 8 tiles in place, edge tiles through tmp [MR, NR] (loaded from C first when acc). Shared by both drivers. */
+@inline function macroBlock(packedA: usize, packedB: usize, mc: i32, nc: i32, kc: i32, c0: usize, ldc: usize, acc: bool, tmp: usize): void {
+  for (let jp = 0; jp < nc; jp += NR) {
+    const bp = packedB + (<usize>(jp * kc) << 2);
+    const w = min(NR, nc - jp);
+    for (let ip = 0; ip < mc; ip += MR) {
+      const ap = packedA + (<usize>(ip * kc) << 2);
+      const h = min(MR, mc - ip);
+      const cp = c0 + <usize>ip * ldc + (<usize>jp << 2);
+      if (h == MR && w == NR) {
+        tile(ap, bp, kc, cp, ldc, acc);
+      } else {
+        if (acc) {
+          for (let r = 0; r < h; r++) for (let q = 0; q < w; q++)
+            store<f32>(tmp + (<usize>(r * NR + q) << 2), load<f32>(cp + <usize>r * ldc + (<usize>q << 2)));
+        }
+        tile(ap, bp, kc, tmp, 32, acc);
+        for (let r = 0; r < h; r++) for (let q = 0; q < w; q++)
+          store<f32>(cp + <usize>r * ldc + (<usize>q << 2), load<f32>(tmp + (<usize>(r * NR + q) << 2)));
+      }
+    }
+  }
+}
+
 /** C[m0:m1, n0:n1] of one matrix product; C is [M, N] row-major. */
 function gemm(a: usize, b: usize, c: usize, M: i32, N: i32, K: i32, transA: i32, transB: i32,
   m0: i32, m1: i32, n0: i32, n1: i32, scratch: usize): void {
@@ -156,26 +181,7 @@ function gemm(a: usize, b: usize, c: usize, M: i32, N: i32, K: i32, transA: i32,
     for (let i0 = m0; i0 < m1; i0 += MC) {
       const mc = min(MC, m1 - i0);
       packA(a, transA, M, K, i0, mc, p0, kc, packedA);
-      for (let jp = 0; jp < nc; jp += NR) {
-        const bp = packedB + (<usize>(jp * kc) << 2);
-        const w = min(NR, nc - jp);
-        for (let ip = 0; ip < mc; ip += MR) {
-          const ap = packedA + (<usize>(ip * kc) << 2);
-          const h = min(MR, mc - ip);
-          const cp = c + <usize>(i0 + ip) * ldc + (<usize>(n0 + jp) << 2);
-          if (h == MR && w == NR) {
-            tile(ap, bp, kc, cp, ldc, acc);
-          } else { // edge tile through tmp [MR, 8]
-            if (acc) {
-              for (let r = 0; r < h; r++) for (let q = 0; q < w; q++)
-                store<f32>(tmp + (<usize>(r * NR + q) << 2), load<f32>(cp + <usize>r * ldc + (<usize>q << 2)));
-            }
-            tile(ap, bp, kc, tmp, 32, acc);
-            for (let r = 0; r < h; r++) for (let q = 0; q < w; q++)
-              store<f32>(cp + <usize>r * ldc + (<usize>q << 2), load<f32>(tmp + (<usize>(r * NR + q) << 2)));
-          }
-        }
-      }
+      macroBlock(packedA, packedB, mc, nc, kc, c + <usize>i0 * ldc + (<usize>n0 << 2), ldc, acc, tmp);
     }
   }
 }
@@ -218,26 +224,7 @@ export function matmul_blocks(a: usize, transA: i32, M: i32, N: i32, K: i32, p0:
     const i0 = blk * MC;
     const mc = min(MC, M - i0);
     packA(a, transA, M, K, i0, mc, p0, kc, packedA);
-    for (let jp = 0; jp < N; jp += NR) {
-      const bp = packedB + (<usize>(jp * kc) << 2);
-      const w = min(NR, N - jp);
-      for (let ip = 0; ip < mc; ip += MR) {
-        const ap = packedA + (<usize>(ip * kc) << 2);
-        const h = min(MR, mc - ip);
-        const cp = c + <usize>(i0 + ip) * ldc + (<usize>jp << 2);
-        if (h == MR && w == NR) {
-          tile(ap, bp, kc, cp, ldc, acc != 0);
-        } else {
-          if (acc) {
-            for (let r = 0; r < h; r++) for (let q = 0; q < w; q++)
-              store<f32>(tmp + (<usize>(r * NR + q) << 2), load<f32>(cp + <usize>r * ldc + (<usize>q << 2)));
-          }
-          tile(ap, bp, kc, tmp, 32, acc != 0);
-          for (let r = 0; r < h; r++) for (let q = 0; q < w; q++)
-            store<f32>(cp + <usize>r * ldc + (<usize>q << 2), load<f32>(tmp + (<usize>(r * NR + q) << 2)));
-        }
-      }
-    }
+    macroBlock(packedA, packedB, mc, N, kc, c + <usize>i0 * ldc, ldc, acc != 0, tmp);
   }
 }
 

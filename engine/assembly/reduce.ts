@@ -1,17 +1,20 @@
 // Reductions and fused row routines: sum, max/argmax, softmax / log-softmax (+ backward, additive mask),
-// layer norm (+ backward), cross-entropy and BCE-with-logits (+ backward).
-// Does not: allocate, validate labels or shapes (the host does), or thread the backward reductions.
+// layer norm (+ backward), cross-entropy and BCE-with-logits (+ backward). sum and max/argmax have f32 and i32
+// exports over one generic body each.
+// Does not: allocate, validate labels or shapes (the host does), or zero sum outputs (the host does).
 // Invariants: rows are the last axis, contiguous; a row's result depends only on that row (so splitting
 // rows [r0, r1) across threads is bit-identical); sums use 4 SIMD lanes then a fixed lane order.
 
 import { fma4, hsum, hmax, vexp, sexp } from './vmath';
 import { rowOffset } from './elementwise';
 
-@inline function rowSum(p: usize, n: i32): f32 {
-  let v = f32x4.splat(0), j = 0;
-  for (; j + 4 <= n; j += 4) v = f32x4.add(v, v128.load(p + (<usize>j << 2)));
-  let s = hsum(v);
-  for (; j < n; j++) s += load<f32>(p + (<usize>j << 2));
+/** Sum of n values at p: 4 lanes, then lanes (0+1)+(2+3), then the tail in order (f32); int32 wraps. */
+@inline function rowSum<T>(p: usize, n: i32): T {
+  let v = v128.splat<T>(0), j = 0;
+  for (; j + 4 <= n; j += 4) v = v128.add<T>(v, v128.load(p + (<usize>j << 2)));
+  let s: T = isFloat<T>() ? <T>hsum(v)
+    : <T>((i32x4.extract_lane(v, 0) + i32x4.extract_lane(v, 1)) + (i32x4.extract_lane(v, 2) + i32x4.extract_lane(v, 3)));
+  for (; j < n; j++) s += load<T>(p + (<usize>j << 2));
   return s;
 }
 
@@ -34,43 +37,60 @@ import { rowOffset } from './elementwise';
   return m;
 }
 
-/** out[...] (zeroed here) += x over the reduced dims. desc: shape[rank], outStride[rank] (0 on reduced dims). */
-export function sum_f32(x: usize, out: usize, outN: i32, rank: i32, desc: usize): void {
-  memory.fill(out, 0, <usize>outN << 2);
+/** out[...] += x over the reduced dims (the host zeroes out first), for coalesced rows [r0, r1) of the leading
+ *  dims and columns [c0, c1) of the last dim. desc: shape[rank], outStride[rank] (0 on reduced dims).
+ *  A last reduced dim is summed per row (4 lanes, fixed lane order); a last kept dim adds rows lane-wise, so
+ *  splitting its columns changes no bit. Rows go in increasing order into each output element. */
+@inline function sumRows<T>(x: usize, out: usize, rank: i32, desc: usize, r0: i32, r1: i32, c0: i32, c1: i32): void {
   const shape = desc, so = desc + (<usize>rank << 2);
   const n = load<i32>(shape + (<usize>(rank - 1) << 2));
   const inner = load<i32>(so + (<usize>(rank - 1) << 2));
-  let rows = 1;
-  for (let d = 0; d < rank - 1; d++) rows *= load<i32>(shape + (<usize>d << 2));
-  for (let o = 0; o < rows; o++) {
+  for (let o = r0; o < r1; o++) {
     const px = x + (<usize>(o * n) << 2);
     const po = out + (<usize>rowOffset(o, rank, shape, so) << 2);
     if (inner == 0) {
-      store<f32>(po, load<f32>(po) + rowSum(px, n));
+      store<T>(po, load<T>(po) + rowSum<T>(px, n));
     } else {
-      let j = 0;
-      for (; j + 4 <= n; j += 4) { const b = <usize>j << 2; v128.store(po + b, f32x4.add(v128.load(po + b), v128.load(px + b))); }
-      for (; j < n; j++) { const b = <usize>j << 2; store<f32>(po + b, load<f32>(po + b) + load<f32>(px + b)); }
+      let j = c0;
+      for (; j + 4 <= c1; j += 4) { const b = <usize>j << 2; v128.store(po + b, v128.add<T>(v128.load(po + b), v128.load(px + b))); }
+      for (; j < c1; j++) { const b = <usize>j << 2; store<T>(po + b, load<T>(po + b) + load<T>(px + b)); }
     }
   }
 }
 
-/** x [outer, R, inner] -> values / first-max indices [outer, inner]; wantV / wantI select the outputs. */
-export function max_f32(x: usize, outV: usize, outI: usize, wantV: i32, wantI: i32, outer: i32, R: i32, inner: i32): void {
-  for (let o = 0; o < outer; o++) {
-    for (let i = 0; i < inner; i++) {
-      let p = x + (<usize>(o * R * inner + i) << 2);
-      let best = load<f32>(p), bi = 0;
-      for (let r = 1; r < R; r++) {
-        p += <usize>inner << 2;
-        const v = load<f32>(p);
-        if (v > best || (v != v && best == best)) { best = v; bi = r; }
-      }
-      const q = <usize>(o * inner + i) << 2;
-      if (wantV) store<f32>(outV + q, best);
-      if (wantI) store<i32>(outI + q, bi);
+export function sum_f32(x: usize, out: usize, rank: i32, desc: usize, r0: i32, r1: i32, c0: i32, c1: i32): void {
+  sumRows<f32>(x, out, rank, desc, r0, r1, c0, c1);
+}
+
+/** int32 sums wrap modulo 2^32 (like the reference's store into an Int32Array). */
+export function sum_i32(x: usize, out: usize, rank: i32, desc: usize, r0: i32, r1: i32, c0: i32, c1: i32): void {
+  sumRows<i32>(x, out, rank, desc, r0, r1, c0, c1);
+}
+
+/** x [outer, R, inner] -> values / first-max indices at flat output positions [p0, p1) of [outer, inner];
+ *  wantV / wantI select the outputs. A NaN wins at its first index (float only). */
+@inline function maxPositions<T>(x: usize, outV: usize, outI: usize, wantV: i32, wantI: i32, R: i32, inner: i32, p0: i32, p1: i32): void {
+  for (let q = p0; q < p1; q++) {
+    const o = q / inner, i = q - o * inner;
+    let p = x + (<usize>(o * R * inner + i) << 2);
+    let best = load<T>(p), bi = 0;
+    for (let r = 1; r < R; r++) {
+      p += <usize>inner << 2;
+      const v = load<T>(p);
+      if (v > best || (isFloat<T>() && v != v && best == best)) { best = v; bi = r; }
     }
+    const b = <usize>q << 2;
+    if (wantV) store<T>(outV + b, best);
+    if (wantI) store<i32>(outI + b, bi);
   }
+}
+
+export function max_f32(x: usize, outV: usize, outI: usize, wantV: i32, wantI: i32, R: i32, inner: i32, p0: i32, p1: i32): void {
+  maxPositions<f32>(x, outV, outI, wantV, wantI, R, inner, p0, p1);
+}
+
+export function max_i32(x: usize, outV: usize, outI: usize, wantV: i32, wantI: i32, R: i32, inner: i32, p0: i32, p1: i32): void {
+  maxPositions<i32>(x, outV, outI, wantV, wantI, R, inner, p0, p1);
 }
 
 /** Rows [r0, r1) of softmax (logMode 0) or log-softmax (1) of x (+ mask) along the last axis (length D).
@@ -129,7 +149,7 @@ export function softmax_backward_f32(y: usize, g: usize, dx: usize, logMode: i32
     const py = y + (<usize>(r * D) << 2), pg = g + (<usize>(r * D) << 2), pd = dx + (<usize>(r * D) << 2);
     let j = 0;
     if (logMode) {
-      const s = rowSum(pg, D), vs = f32x4.splat(s);
+      const s = rowSum<f32>(pg, D), vs = f32x4.splat(s);
       for (; j + 4 <= D; j += 4) { const b = <usize>j << 2; v128.store(pd + b, f32x4.sub(v128.load(pg + b), f32x4.mul(vexp(v128.load(py + b)), vs))); }
       for (; j < D; j++) { const b = <usize>j << 2; store<f32>(pd + b, load<f32>(pg + b) - sexp(load<f32>(py + b)) * s); }
     } else {
@@ -144,7 +164,7 @@ export function softmax_backward_f32(y: usize, g: usize, dx: usize, logMode: i32
 export function layer_norm_f32(x: usize, w: usize, bias: usize, y: usize, mean: usize, rstd: usize, D: i32, eps: f32, r0: i32, r1: i32): void {
   for (let r = r0; r < r1; r++) {
     const px = x + (<usize>(r * D) << 2), py = y + (<usize>(r * D) << 2);
-    const mu = rowSum(px, D) / <f32>D;
+    const mu = rowSum<f32>(px, D) / <f32>D;
     const vmu = f32x4.splat(mu);
     let vv = f32x4.splat(0), j = 0;
     for (; j + 4 <= D; j += 4) { const d = f32x4.sub(v128.load(px + (<usize>j << 2)), vmu); vv = fma4(d, d, vv); }
@@ -208,8 +228,8 @@ export function layer_norm_backward_f32(g: usize, x: usize, w: usize, mean: usiz
 }
 
 /** loss[b] = logsumexp(x[b]) - x[b, label]; 0 where label == ignoreIndex. */
-export function cross_entropy_f32(x: usize, labels: usize, loss: usize, B: i32, C: i32, ignoreIndex: i32): void {
-  for (let r = 0; r < B; r++) {
+export function cross_entropy_f32(x: usize, labels: usize, loss: usize, C: i32, ignoreIndex: i32, r0: i32, r1: i32): void {
+  for (let r = r0; r < r1; r++) {
     const lab = load<i32>(labels + (<usize>r << 2));
     if (lab == ignoreIndex) { store<f32>(loss + (<usize>r << 2), 0); continue; }
     const px = x + (<usize>(r * C) << 2);
@@ -223,8 +243,8 @@ export function cross_entropy_f32(x: usize, labels: usize, loss: usize, B: i32, 
 }
 
 /** dx[b] = (softmax(x[b]) - onehot(label)) g[b]; 0 rows where label == ignoreIndex. */
-export function cross_entropy_backward_f32(x: usize, labels: usize, g: usize, dx: usize, B: i32, C: i32, ignoreIndex: i32): void {
-  for (let r = 0; r < B; r++) {
+export function cross_entropy_backward_f32(x: usize, labels: usize, g: usize, dx: usize, C: i32, ignoreIndex: i32, r0: i32, r1: i32): void {
+  for (let r = r0; r < r1; r++) {
     const lab = load<i32>(labels + (<usize>r << 2));
     const pd = dx + (<usize>(r * C) << 2);
     if (lab == ignoreIndex) { memory.fill(pd, 0, <usize>C << 2); continue; }

@@ -11,6 +11,12 @@
 // - dispatch(fn, parts) runs parts[0] on the calling thread and parts[i] on worker i-1, then waits for all of them
 //   (Atomics.wait/notify on a control block); a part is the argument list of one kernel call. Workers are unref'd
 //   (they never keep the process alive) and started on the first dispatch with more than one part.
+// - A worker that dies (process.exit, an uncaught error, terminate(), out of memory) never leaves dispatch() waiting:
+//   the main thread waits in bounded slices and sees the death either through the flag the worker's process 'exit'
+//   handler writes into its control block, or (terminate, OOM: no JS runs) through the native worker handle reporting
+//   the thread stopped (loopIdleTime() === -1; Node internals, feature-detected). It then waits for the other
+//   workers, drops the pool (the next threaded dispatch starts a fresh one) and throws an Error naming the kernel
+//   and the worker. Worker 'exit'/'error' events cannot be used: they need the event loop the main thread blocks.
 // Environment: APTUNE_THREADS (thread count, default the core count), APTUNE_WASM_RELAXED=0 (plain SIMD build),
 // APTUNE_WASM_LIFTOFF=1 (keep V8's baseline-first tiering). Node only (fs, worker_threads, Atomics.wait on the
 // main thread); the .wasm builds themselves also run in browsers (non-shared builds without cross-origin isolation).
@@ -92,6 +98,15 @@ function loadBytes(file: string, dir: URL): Uint8Array {
   return readFileSync(url);
 }
 
+// Control block, CTRL_SLOTS i32 per worker: sequence numbers of the posted and of the finished call, kernel index,
+// start state (1 ready, -1 failed), argument count, trap flag, command, death flag, exit code.
+const CTRL_SLOTS = 16;
+const SEQ = 0, DONE = 1, FN = 2, STARTED = 3, NARGS = 4, TRAPPED = 5, CMD = 6, DEAD = 7, EXIT_CODE = 8;
+/** commands in the CMD slot: stop serving; exit the thread on the next call (test hook for a dying worker) */
+const CMD_STOP = 1, CMD_EXIT = 2;
+/** ms between liveness checks while waiting for a worker */
+const WAIT_SLICE_MS = 50;
+
 // Worker body (CommonJS, eval'd): instantiate the shared module on the shared memory, then serve calls.
 const WORKER_SOURCE = `
 const { workerData } = require('node:worker_threads');
@@ -99,30 +114,52 @@ const { module, memory, ctrlBuf, argBuf, index, names, relaxed } = workerData;
 if (relaxed) require('node:v8').setFlagsFromString('--experimental-wasm-relaxed-simd');
 const ctrl = new Int32Array(ctrlBuf);
 const args = new Float64Array(argBuf, index * ${32 * 8}, 32);
-const base = index * 16;
+const base = index * ${CTRL_SLOTS};
+process.on('exit', (code) => {
+  Atomics.store(ctrl, base + ${EXIT_CODE}, code | 0);
+  Atomics.store(ctrl, base + ${DEAD}, 1);
+  Atomics.notify(ctrl, base + ${DONE});
+});
 let fns;
 try {
   const inst = new WebAssembly.Instance(module, { env: { memory } });
   fns = names.map((n) => inst.exports[n]);
-  Atomics.store(ctrl, base + 3, 1);
+  Atomics.store(ctrl, base + ${STARTED}, 1);
 } catch (e) {
-  Atomics.store(ctrl, base + 3, -1);
+  Atomics.store(ctrl, base + ${STARTED}, -1);
 }
-Atomics.notify(ctrl, base + 3);
+Atomics.notify(ctrl, base + ${STARTED});
 let seq = 0;
 while (fns) {
-  Atomics.wait(ctrl, base, seq);
-  seq = Atomics.load(ctrl, base);
-  if (Atomics.load(ctrl, base + 6) === 1) break;
-  const f = fns[ctrl[base + 2]];
-  const n = ctrl[base + 4];
+  Atomics.wait(ctrl, base + ${SEQ}, seq);
+  seq = Atomics.load(ctrl, base + ${SEQ});
+  const cmd = Atomics.load(ctrl, base + ${CMD});
+  if (cmd === ${CMD_STOP}) break;
+  if (cmd === ${CMD_EXIT}) process.exit(70);
+  const f = fns[ctrl[base + ${FN}]];
+  const n = ctrl[base + ${NARGS}];
   const a = new Array(n);
   for (let i = 0; i < n; i++) a[i] = args[i];
-  try { f.apply(null, a); } catch (e) { Atomics.store(ctrl, base + 5, 1); }
-  Atomics.store(ctrl, base + 1, seq);
-  Atomics.notify(ctrl, base + 1);
+  try { f.apply(null, a); } catch (e) { Atomics.store(ctrl, base + ${TRAPPED}, 1); }
+  Atomics.store(ctrl, base + ${DONE}, seq);
+  Atomics.notify(ctrl, base + ${DONE});
 }
 `;
+
+/** The native handle's "is this thread stopped" query, if this Node exposes it (internal: feature-detected). */
+function stoppedProbe(w: Worker): (() => boolean) | null {
+  try {
+    const sym = Object.getOwnPropertySymbols(w).find((k) => k.description === 'kHandle');
+    const h = sym ? (w as unknown as Record<symbol, { loopIdleTime?: () => number } | null>)[sym] : null;
+    if (!h || typeof h.loopIdleTime !== 'function') return null;
+    return () => {
+      const cur = (w as unknown as Record<symbol, { loopIdleTime(): number } | null>)[sym!];
+      return !cur || cur.loopIdleTime() === -1;
+    };
+  } catch {
+    return null;
+  }
+}
 
 export class WasmRuntime {
   readonly exports: Exports;
@@ -141,6 +178,7 @@ export class WasmRuntime {
   private used = 0;
   // thread pool
   private workers: Worker[] = [];
+  private probes: ((() => boolean) | null)[] = [];
   private ctrl: Int32Array | null = null;
   private argsView: Float64Array | null = null;
   private seq: number[] = [];
@@ -235,7 +273,7 @@ export class WasmRuntime {
 
   private startPool(): void {
     const n = this.threads - 1;
-    const ctrlBuf = new SharedArrayBuffer(n * 16 * 4);
+    const ctrlBuf = new SharedArrayBuffer(n * CTRL_SLOTS * 4);
     const argBuf = new SharedArrayBuffer(n * 32 * 8);
     this.ctrl = new Int32Array(ctrlBuf);
     for (let i = 0; i < n; i++) {
@@ -244,14 +282,18 @@ export class WasmRuntime {
         workerData: { module: this.module, memory: this.memory, ctrlBuf, argBuf, index: i, names: this.fnNames, relaxed: this.relaxed },
       });
       w.unref();
+      // an uncaught error in a worker would otherwise become one in this process; dispatch reports the death
+      w.on('error', () => {});
       this.workers.push(w);
+      this.probes.push(stoppedProbe(w));
       this.seq.push(0);
     }
     for (let i = 0; i < n; i++) {
-      const slot = i * 16 + 3;
+      const slot = i * CTRL_SLOTS + STARTED;
       const deadline = Date.now() + 30000;
       while (Atomics.load(this.ctrl, slot) === 0) {
         if (Date.now() > deadline) throw new Error(`wasm backend: worker ${i} did not start within 30 s`);
+        if (this.isDead(i)) throw new Error(`wasm backend: worker ${i} died while starting`);
         Atomics.wait(this.ctrl, slot, 0, 100);
       }
       if (this.ctrl[slot] !== 1) throw new Error(`wasm backend: worker ${i} failed to instantiate the kernels`);
@@ -273,25 +315,65 @@ export class WasmRuntime {
     const ctrl = this.ctrl!, args = this.argsView!;
     const id = this.fnIndex.get(fn)!;
     for (let w = 1; w < parts.length; w++) {
-      const base = (w - 1) * 16, p = parts[w];
+      const base = (w - 1) * CTRL_SLOTS, p = parts[w];
       if (p.length > 32) throw new Error(`wasm backend: kernel ${fn} takes more than 32 arguments`);
       for (let i = 0; i < p.length; i++) args[(w - 1) * 32 + i] = p[i];
-      ctrl[base + 2] = id;
-      ctrl[base + 4] = p.length;
-      ctrl[base + 5] = 0;
+      ctrl[base + FN] = id;
+      ctrl[base + NARGS] = p.length;
+      ctrl[base + TRAPPED] = 0;
       this.seq[w - 1] = (this.seq[w - 1] + 1) | 0;
-      Atomics.store(ctrl, base, this.seq[w - 1]);
-      Atomics.notify(ctrl, base, 1);
+      Atomics.store(ctrl, base + SEQ, this.seq[w - 1]);
+      Atomics.notify(ctrl, base + SEQ, 1);
     }
     let error: unknown = null;
     try { f(...parts[0]); } catch (e) { error = e; }
+    const dead: string[] = [];
     for (let w = 1; w < parts.length; w++) {
-      const slot = (w - 1) * 16 + 1, want = this.seq[w - 1];
+      const base = (w - 1) * CTRL_SLOTS, slot = base + DONE, want = this.seq[w - 1];
       let d: number;
-      while ((d = Atomics.load(ctrl, slot)) !== want) Atomics.wait(ctrl, slot, d, 1000);
-      if (ctrl[slot + 4] === 1 && !error) error = new Error(`wasm backend: kernel ${fn} trapped in worker ${w - 1}`);
+      while ((d = Atomics.load(ctrl, slot)) !== want) {
+        // a dead worker never finishes: check after every slice (and at once when its exit handler notified)
+        if (Atomics.wait(ctrl, slot, d, WAIT_SLICE_MS) !== 'not-equal' && Atomics.load(ctrl, slot) !== want && this.isDead(w - 1)) {
+          dead.push(ctrl[base + DEAD] === 1 ? `worker ${w - 1} (exit code ${ctrl[base + EXIT_CODE]})` : `worker ${w - 1} (thread stopped)`);
+          break;
+        }
+      }
+      if (ctrl[base + TRAPPED] === 1 && !error) error = new Error(`wasm backend: kernel ${fn} trapped in worker ${w - 1}`);
+    }
+    if (dead.length) {
+      void this.terminate(); // drop the pool: the next threaded dispatch starts fresh workers
+      throw new Error(`wasm backend: kernel ${fn}: ${dead.join(', ')} died before finishing its part; `
+        + 'the outputs of this call are incomplete (the worker pool is restarted on the next threaded call)');
     }
     if (error) throw error instanceof Error ? new Error(`wasm backend: kernel ${fn} failed: ${error.message}`) : error;
+  }
+
+  /** Whether worker i is gone: its exit handler flagged it, or (once it has started: before, the native handle
+   *  has no environment yet and reads as stopped) the thread is stopped. */
+  private isDead(i: number): boolean {
+    if (!this.ctrl) return false;
+    if (Atomics.load(this.ctrl, i * CTRL_SLOTS + DEAD) === 1) return true;
+    return Atomics.load(this.ctrl, i * CTRL_SLOTS + STARTED) === 1 && (this.probes[i]?.() ?? false);
+  }
+
+  /** Number of pool workers currently started (0 before the first threaded dispatch). */
+  get poolSize(): number { return this.workers.length; }
+
+  /**
+   * Test hook: make pool worker i die. 'exit': it calls process.exit(70) when its next call arrives (its exit handler
+   * runs); 'terminate': Worker.terminate() now (no JS runs in it any more). Starts the pool if needed.
+   */
+  killWorkerForTest(i: number, how: 'exit' | 'terminate'): void {
+    if (!this.ctrl) this.startPool();
+    if (!(i >= 0 && i < this.workers.length)) throw new Error(`wasm backend: no pool worker ${i} (pool of ${this.workers.length})`);
+    if (how === 'exit') { Atomics.store(this.ctrl!, i * CTRL_SLOTS + CMD, CMD_EXIT); return; }
+    void this.workers[i].terminate();
+    // terminate() only requests the stop: wait until the thread is gone, so the next call cannot race it
+    const deadline = Date.now() + 5000, nap = new Int32Array(new SharedArrayBuffer(4));
+    while (!this.isDead(i)) {
+      if (Date.now() > deadline) throw new Error(`wasm backend: worker ${i} did not stop within 5 s of terminate()`);
+      Atomics.wait(nap, 0, 0, 5);
+    }
   }
 
   /** Stop the workers (the runtime stays usable single-threaded until the next threaded dispatch restarts them). */
@@ -299,12 +381,13 @@ export class WasmRuntime {
     const ws = this.workers;
     if (this.ctrl) {
       for (let i = 0; i < ws.length; i++) {
-        Atomics.store(this.ctrl, i * 16 + 6, 1);
-        Atomics.add(this.ctrl, i * 16, 1);
-        Atomics.notify(this.ctrl, i * 16);
+        Atomics.store(this.ctrl, i * CTRL_SLOTS + CMD, CMD_STOP);
+        Atomics.add(this.ctrl, i * CTRL_SLOTS + SEQ, 1);
+        Atomics.notify(this.ctrl, i * CTRL_SLOTS + SEQ);
       }
     }
     this.workers = [];
+    this.probes = [];
     this.ctrl = null;
     this.argsView = null;
     this.seq = [];

@@ -1,5 +1,6 @@
 // The WebAssembly backend: storages in one linear memory owned by WasmRuntime, a kernel for every op of OP_NAMES
-// (float32; int32 where an op moves or produces indices), large kernels split across worker threads.
+// (float32; int32 for every int32 variant of the conformance suite: arithmetic, comparisons, where, neg/abs/sign/relu,
+// affine, sum, max/argmax, movement, fill), large kernels split across worker threads (reductions included).
 // Does not: decide shapes (ops.ts does and allocates outputs), keep views of tensors, or read data back except in
 // read(). float64 is not stored here (the reference backend does float64 gradient checks).
 // Invariants:
@@ -35,6 +36,9 @@ const BINARY: Record<string, number> = {
 
 /** Elements per thread below which a kernel stays on the calling thread. */
 const PAR_MIN = 1 << 15;
+/** Elements per partial sum of a full reduction of at least 2 chunks (fixed, so results do not depend on the
+ *  thread count): chunk sums in parallel, then the chunks and the tail added in order on the host. */
+const SUM_CHUNK = 8192;
 /** Rows per partial sum in layer_norm_backward (fixed, so results do not depend on the thread count). */
 const LN_CHUNK = 64;
 const numel = (s: readonly number[]) => s.reduce((a, b) => a * b, 1);
@@ -300,27 +304,40 @@ export class WasmBackend implements Backend {
 
     k.sum = (inputs, outputs, attrs) => {
       const x = inputs[0], out = outputs[0];
-      this.f32only('sum', x);
+      if (x.dtype !== 'int32') this.f32only('sum', x);
       const on = numel(out.shape);
       if (on === 0) return;
-      if (numel(x.shape) === 0) { rt.exports.fill_32(this.p(out), 0, 0, on); return; }
+      rt.exports.fill_32(this.p(out), 0, 0, on);
+      if (numel(x.shape) === 0) return;
       const red = new Set(attrs.axes);
       const kept = x.shape.map((s, i) => (red.has(i) ? 1 : s));
       const ks = contiguousStrides(kept);
       const os = x.shape.map((_, i) => (red.has(i) ? 0 : ks[i]));
       const c = coalesce(x.shape, [contiguousStrides(x.shape), os]);
-      const rank = c.shape.length;
-      rt.exports.sum_f32(this.p(x), this.p(out), on, rank, this.desc(c.shape, c.strides[1]));
+      const rank = c.shape.length, n = c.shape[rank - 1], rows = numel(c.shape.slice(0, -1));
+      const args = [this.p(x), this.p(out), rank, this.desc(c.shape, c.strides[1])];
+      // threads own disjoint outputs and add rows in the same order: columns of a kept last dim, or (last dim
+      // reduced) blocks of a kept first dim; a single full reduction stays on one thread
+      const fn = x.dtype === 'int32' ? 'sum_i32' : 'sum_f32';
+      if (rank === 1 && c.strides[1][0] === 0 && n >= 2 * SUM_CHUNK) { this.fullSum(fn, this.p(x), this.p(out), n, x.dtype); return; }
+      let parts: number[][];
+      if (c.strides[1][rank - 1] !== 0) parts = this.parts(n, rows, 4).map(([c0, c1]) => [...args, 0, rows, c0, c1]);
+      else if (rank > 1 && c.strides[1][0] !== 0) {
+        const block = rows / c.shape[0];
+        parts = this.parts(c.shape[0], block * n).map(([a, b]) => [...args, a * block, b * block, 0, n]);
+      } else parts = [[...args, 0, rows, 0, n]];
+      rt.dispatch(fn, parts);
     };
 
     const maxLike = (inputs: TensorRef[], vals: TensorRef | null, idx: TensorRef | null, axis: number, op: string) => {
       const x = inputs[0];
-      this.f32only(op, x);
+      if (x.dtype !== 'int32') this.f32only(op, x);
       const R = x.shape[axis];
       const outer = numel(x.shape.slice(0, axis)), inner = numel(x.shape.slice(axis + 1));
       if (outer * inner === 0) return;
       if (R === 0) throw new Error(`wasm ${op}: reduction over an empty axis ${axis} of [${x.shape}]`);
-      rt.exports.max_f32(this.p(x), vals ? this.p(vals) : 0, idx ? this.p(idx) : 0, vals ? 1 : 0, idx ? 1 : 0, outer, R, inner);
+      const args = [this.p(x), vals ? this.p(vals) : 0, idx ? this.p(idx) : 0, vals ? 1 : 0, idx ? 1 : 0, R, inner];
+      rt.dispatch(x.dtype === 'int32' ? 'max_i32' : 'max_f32', this.parts(outer * inner, R).map(([p0, p1]) => [...args, p0, p1]));
     };
     k.max = (inputs, outputs, attrs) => maxLike(inputs, outputs[0], outputs[1] ?? null, attrs.axis, 'max');
     k.argmax = (inputs, outputs, attrs) => maxLike(inputs, null, outputs[0], attrs.axis, 'argmax');
@@ -427,14 +444,16 @@ export class WasmBackend implements Backend {
       this.f32only('cross_entropy', x);
       const [B, C] = ceCheck('cross_entropy', x, lab, attrs.ignoreIndex);
       if (B === 0) return;
-      rt.exports.cross_entropy_f32(this.p(x), this.p(lab), this.p(outputs[0]), B, C, attrs.ignoreIndex);
+      const args = [this.p(x), this.p(lab), this.p(outputs[0]), C, attrs.ignoreIndex];
+      rt.dispatch('cross_entropy_f32', this.parts(B, C * 4).map(([r0, r1]) => [...args, r0, r1]));
     };
     k.cross_entropy_backward = (inputs, outputs, attrs) => {
       const [x, lab, g] = inputs;
       this.f32only('cross_entropy_backward', x, g);
       const [B, C] = ceCheck('cross_entropy_backward', x, lab, attrs.ignoreIndex);
       if (B === 0) return;
-      rt.exports.cross_entropy_backward_f32(this.p(x), this.p(lab), this.p(g), this.p(outputs[0]), B, C, attrs.ignoreIndex);
+      const args = [this.p(x), this.p(lab), this.p(g), this.p(outputs[0]), C, attrs.ignoreIndex];
+      rt.dispatch('cross_entropy_backward_f32', this.parts(B, C * 8).map(([r0, r1]) => [...args, r0, r1]));
     };
     k.bce_with_logits = (inputs, outputs) => {
       const [x, t] = inputs;
@@ -600,6 +619,23 @@ export class WasmBackend implements Backend {
     };
 
     return k;
+  }
+
+  /** out[0] = sum of n contiguous elements at px (n >= 2 SUM_CHUNK): [chunks, SUM_CHUNK] row sums split across
+   *  threads into a temporary, the tail summed into out, then chunk sums and tail added in order here. */
+  private fullSum(fn: string, px: number, po: number, n: number, dtype: DType): void {
+    const rt = this.rt;
+    const nc = Math.floor(n / SUM_CHUNK), rem = n - nc * SUM_CHUNK;
+    const tp = this.tmp(nc * 4);
+    rt.exports.fill_32(tp, 0, 0, nc);
+    const d = this.desc([nc, SUM_CHUNK], [1, 0]);
+    rt.dispatch(fn, this.parts(nc, SUM_CHUNK).map(([a, b]) => [px, tp, 2, d, a, b, 0, SUM_CHUNK]));
+    if (rem > 0) rt.exports[fn](px + nc * SUM_CHUNK * 4, po, 1, this.desc([rem], [0]), 0, 1, 0, rem); // out was zeroed
+    const view = dtype === 'int32' ? rt.i32 : rt.f32, t0 = tp >> 2;
+    const add = dtype === 'int32' ? (a: number, b: number) => (a + b) | 0 : (a: number, b: number) => Math.fround(a + b);
+    let acc = 0;
+    for (let c = 0; c < nc; c++) acc = add(acc, view[t0 + c]);
+    view[po >> 2] = add(acc, view[po >> 2]);
   }
 
   /** a [..., M, K] (or [..., K, M] if transA) @ b [..., K, N] (or [..., N, K]) -> c [..., M, N], batch dims broadcast. */

@@ -6,7 +6,7 @@
 // APTUNE_REQUIRE_CUDA=1 (set by `npm run test:gpu`) an unavailable cuda backend is a failing test, not a skip;
 // otherwise an unavailable backend prints a visible "skipping" line.
 // Int32 variants (optionalInt) are skipped with a visible line on a backend that lacks them, unless the backend is in
-// INT32_COMPLETE (ref, cuda), where they are required.
+// INT32_COMPLETE (ref, cuda, wasm), where they are required.
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import * as E from '../../engine/index.ts';

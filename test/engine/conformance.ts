@@ -33,7 +33,7 @@ export interface Case {
 }
 
 /** Backends that claim every int32 variant below: for them an optionalInt case that fails is a failure. */
-export const INT32_COMPLETE: ReadonlySet<string> = new Set(['ref', 'cuda']);
+export const INT32_COMPLETE: ReadonlySet<string> = new Set(['ref', 'cuda', 'wasm']);
 
 let rng = hostRandom(2024);
 function reseed(name: string): void {

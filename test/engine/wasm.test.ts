@@ -118,6 +118,8 @@ function threadedCases(): [string, (be: WasmBackend) => (Float32Array | Int32Arr
   const mmK = randData(20 * 90), mmL = randData(90 * 400); // one row block: columns split across threads
   const mmE = randData(6 * 40 * 40), mmF = randData(40 * 40); // batch split, broadcast B
   const mmG = randData(8 * 64 * 96), mmH = randData(8 * 200 * 64); // transposes
+  const xi = Int32Array.from(x1, (v) => Math.round(v * 3)); // int32 with ties
+  const labels = Int32Array.from({ length: 48 }, (_, i) => (i % 7 === 3 ? -100 : (i * 977) % 3200));
   return [
     ['matmul shared-B', (be) => run(be, 'matmul', [{ data: mmA, shape: [100, 50] }, { data: mmB, shape: [50, 300] }], [{ shape: [100, 300] }], { transA: false, transB: false })],
     ['matmul shared-B tall', (be) => run(be, 'matmul', [{ data: mmC, shape: [300, 64] }, { data: mmD, shape: [64, 40] }], [{ shape: [300, 40] }], { transA: false, transB: false })],
@@ -143,6 +145,16 @@ function threadedCases(): [string, (be: WasmBackend) => (Float32Array | Int32Arr
     ['bce_with_logits_backward', (be) => run(be, 'bce_with_logits_backward', [{ data: x1, shape: [150 * 1024] }, { data: g1.map((v) => (v + 1) / 2), shape: [150 * 1024] },
       { data: g1, shape: [150 * 1024] }], [{ shape: [150 * 1024] }], {})],
     ['random_normal', (be) => run(be, 'random_normal', [], [{ shape: [150 * 1024] }], { seed: 9, offset: 0, mean: 0, std: 1 })],
+    ['sum columns (kept last dim)', (be) => run(be, 'sum', [{ data: x1, shape: [1200, 128] }], [{ shape: [128] }], { axes: [0], keepdims: false })],
+    ['sum rows (reduced last dim)', (be) => run(be, 'sum', [{ data: x1, shape: [150, 4, 256] }], [{ shape: [150] }], { axes: [1, 2], keepdims: false })],
+    ['sum int32 columns', (be) => run(be, 'sum', [{ data: xi, shape: [600, 256], dtype: 'int32' }], [{ shape: [256], dtype: 'int32' }], { axes: [0], keepdims: false })],
+    ['sum of everything (chunked)', (be) => run(be, 'sum', [{ data: x1, shape: [150, 1024] }], [{ shape: [] }], { axes: [0, 1], keepdims: false })],
+    ['sum int32 of everything (chunked)', (be) => run(be, 'sum', [{ data: xi.subarray(0, 153600 - 5), shape: [153600 - 5], dtype: 'int32' }], [{ shape: [], dtype: 'int32' }], { axes: [0], keepdims: false })],
+    ['max + indices, middle axis', (be) => run(be, 'max', [{ data: x1, shape: [30, 40, 128] }], [{ shape: [30, 128] }, { shape: [30, 128], dtype: 'int32' }], { axis: 1, keepdims: false })],
+    ['argmax int32 last axis', (be) => run(be, 'argmax', [{ data: xi, shape: [1200, 128], dtype: 'int32' }], [{ shape: [1200], dtype: 'int32' }], { axis: 1, keepdims: false })],
+    ['cross_entropy', (be) => run(be, 'cross_entropy', [{ data: x1, shape: [48, 3200] }, { data: labels, shape: [48], dtype: 'int32' }], [{ shape: [48] }], { ignoreIndex: -100 })],
+    ['cross_entropy_backward', (be) => run(be, 'cross_entropy_backward', [{ data: x1, shape: [48, 3200] }, { data: labels, shape: [48], dtype: 'int32' },
+      { data: g1.subarray(0, 48), shape: [48] }], [{ shape: [48, 3200] }], { ignoreIndex: -100 })],
   ];
 }
 
@@ -157,6 +169,41 @@ maybe('1 thread and 2 threads give bit-identical results for every threaded kern
       for (let i = 0; i < a[k].length; i++) if (!Object.is(a[k][i], b[k][i])) { diff = i; break; }
       assert.is(diff, -1, `${name} output ${k}: first difference at ${diff}`);
     }
+  }
+});
+
+maybe('a worker that dies makes the next threaded kernel throw (naming kernel and worker), then the pool restarts', async () => {
+  seed = 99;
+  const x = randData(150 * 1024, -4, 4);
+  const want = run(mod!.createWasmBackend({ threads: 1, name: 'wasm-kill-ref' }), 'exp', [{ data: x, shape: [150 * 1024] }], [{ shape: [150 * 1024] }], {})[0];
+  for (const how of ['exit', 'terminate'] as const) {
+    const be = mod!.createWasmBackend({ threads: 2, name: `wasm-kill-${how}` });
+    try {
+      be.rt.killWorkerForTest(0, how);
+      assert.is(be.rt.poolSize, 1);
+      const expected = how === 'exit' ? /kernel unary_f32: worker 0 \(exit code 70\) died/ : /kernel unary_f32: worker 0 \(thread stopped\) died/;
+      assert.throws(() => run(be, 'exp', [{ data: x, shape: [150 * 1024] }], [{ shape: [150 * 1024] }], {}), expected, how);
+      assert.is(be.rt.poolSize, 0, 'the broken pool is dropped');
+      const got = run(be, 'exp', [{ data: x, shape: [150 * 1024] }], [{ shape: [150 * 1024] }], {})[0];
+      assert.is(be.rt.poolSize, 1, 'a fresh pool serves the next threaded call');
+      assert.ok(got.every((v, i) => Object.is(v, want[i])), `${how}: results after the restart`);
+    } finally {
+      await be.rt.terminate();
+    }
+  }
+});
+
+maybe('a full sum over many chunks matches a float64 sum (and int32 exactly)', () => {
+  seed = 4242;
+  const be = mod!.createWasmBackend({ threads: 2, name: 'wasm-fullsum' });
+  for (const n of [16384, 16384 * 3 + 77, 100003]) {
+    const x = randData(n, -1, 1.5);
+    const [got] = run(be, 'sum', [{ data: x, shape: [n] }], [{ shape: [] }], { axes: [0], keepdims: false });
+    const want = x.reduce((a, b) => a + b, 0);
+    assert.ok(Math.abs(got[0] - want) <= 1e-6 * n, `n=${n}: ${got[0]} vs ${want}`);
+    const xi = Int32Array.from(x, (v) => Math.round(v * 1000));
+    const [gi] = run(be, 'sum', [{ data: xi, shape: [n], dtype: 'int32' }], [{ shape: [], dtype: 'int32' }], { axes: [0], keepdims: false });
+    assert.is(gi[0], xi.reduce((a, b) => a + b, 0), `int32 n=${n}`);
   }
 });
 
