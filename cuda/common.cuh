@@ -48,6 +48,20 @@ __device__ __forceinline__ void apt_raise(unsigned int* flag, unsigned int code)
 
 #endif  // __CUDACC__
 
+// True when n and every operand offset of `s` fit the 32-bit index path (offsets can exceed n: a slice reads a
+// window of a larger input, a concat writes a window of a larger output).
+template <int N>
+inline bool apt_fits_u32(const Strides<N>& s, int64_t n) {
+  const int64_t lim = 1LL << 31;
+  if (n >= lim) return false;
+  for (int k = 0; k < N; ++k) {
+    int64_t r = 1;
+    for (int d = 0; d < s.ndim; ++d) r += (s.shape[d] - 1) * s.st[k][d];
+    if (r >= lim) return false;
+  }
+  return true;
+}
+
 inline unsigned int apt_blocks(int64_t n, int threads, int64_t cap = 65535LL * 32) {
   int64_t b = (n + threads - 1) / threads;
   if (b < 1) b = 1;

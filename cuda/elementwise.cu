@@ -61,7 +61,7 @@ template <typename T, typename F>
 void run_binary(cudaStream_t st, T* out, const T* a, const T* b, const Strides<2>& s, int64_t n) {
   bool contig = s.ndim == 1 && s.st[0][0] == 1 && s.st[1][0] == 1;
   const int threads = 256;
-  if (n < (1LL << 31))
+  if (apt_fits_u32(s, n))
     binary_kernel<T, F, uint32_t><<<apt_blocks(n, threads), threads, 0, st>>>(out, a, b, s, (uint32_t)n, contig, make_op<F>());
   else
     binary_kernel<T, F, int64_t><<<apt_blocks(n, threads), threads, 0, st>>>(out, a, b, s, n, contig, make_op<F>());

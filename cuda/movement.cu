@@ -46,7 +46,7 @@ void launch_copy_strided(cudaStream_t st, uint32_t* out, const uint32_t* x, cons
     cudaMemcpyAsync(out, x, n * 4, cudaMemcpyDeviceToDevice, st);
     return;
   }
-  if (n < (1LL << 31))
+  if (apt_fits_u32(s, n))
     copy_strided_kernel<uint32_t><<<apt_blocks(n, T256), T256, 0, st>>>(out, x, s, (uint32_t)n, false);
   else
     copy_strided_kernel<int64_t><<<apt_blocks(n, T256), T256, 0, st>>>(out, x, s, n, false);

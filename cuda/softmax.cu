@@ -25,8 +25,11 @@ __global__ void softmax_kernel(float* __restrict__ y, const float* __restrict__ 
   if (!valid) return;
   float* yr = y + row * D;
   if (LOG) {
-    const float lse = m + logf(s);
-    for (int64_t c = threadIdx.x; c < D; c += blockDim.x) yr[c] = xr[c] + (mask ? mask[mb + c * mcol] : 0.f) - lse;
+    // (v - m) first, like the reference: with a row masked by a finite -1e30, m + log(s) would round to m and
+    // lose log(s) (every entry would read 0 instead of -log(D)).
+    const float ls = logf(s);
+    for (int64_t c = threadIdx.x; c < D; c += blockDim.x)
+      yr[c] = (xr[c] + (mask ? mask[mb + c * mcol] : 0.f) - m) - ls;
   } else {
     const float inv = 1.0f / s;
     for (int64_t c = threadIdx.x; c < D; c += blockDim.x)
@@ -82,7 +85,7 @@ __global__ void cross_entropy_kernel(float* __restrict__ loss, const float* __re
 
 __global__ void cross_entropy_backward_kernel(float* __restrict__ d, const float* __restrict__ x,
                                               const int* __restrict__ labels, const float* __restrict__ g,
-                                              int64_t B, int64_t C, int ignore) {
+                                              int64_t B, int64_t C, int ignore, unsigned int* flag) {
   __shared__ float scratch[32];
   const int64_t row = (int64_t)blockIdx.x * blockDim.y + threadIdx.y;
   const bool valid = row < B;
@@ -93,6 +96,11 @@ __global__ void cross_entropy_backward_kernel(float* __restrict__ d, const float
   float* dr = d + row * C;
   if (lab == ignore) {
     for (int64_t c = threadIdx.x; c < C; c += blockDim.x) dr[c] = 0.f;
+    return;
+  }
+  if (lab < 0 || lab >= C) {  // like the forward: NaN and APT_ERR_LABEL (the reference throws)
+    for (int64_t c = threadIdx.x; c < C; c += blockDim.x) dr[c] = NAN;
+    if (threadIdx.x == 0) apt_raise(flag, APT_ERR_LABEL);
     return;
   }
   const float gg = g[row];
@@ -129,5 +137,6 @@ void launch_cross_entropy_backward(cudaStream_t st, float* dlogits, const float*
   if (B <= 0 || C <= 0) return;
   dim3 grid, block;
   apt_row_geometry(B, C, grid, block);
-  cross_entropy_backward_kernel<<<grid, block, 0, st>>>(dlogits, logits, labels, g, B, C, ignore_index);
+  cross_entropy_backward_kernel<<<grid, block, 0, st>>>(dlogits, logits, labels, g, B, C, ignore_index,
+                                                          apt_device_error_ptr());
 }

@@ -2,8 +2,10 @@
 // their backward, and cross-entropy over [B, C] logits with int32 labels.
 // Does not: broadcast x (the mask alone broadcasts: the host passes its row strides over x's leading axes,
 // `mask_row`, and its stride along the last axis, `mask_col`, 0 for broadcast).
-// Invariants: rows are contiguous; a fully masked row (all -inf) gives NaN like torch; an out-of-range label
-// that is not ignore_index gives NaN and raises APT_ERR_LABEL.
+// Invariants: rows are contiguous; a fully masked row (all -inf) gives NaN like torch, one masked with the finite
+// MASK_NEG (-1e30) gives the reference's uniform softmax and -log(D) log-softmax ((x - max) is formed before log(s)
+// is subtracted); an out-of-range label that is not ignore_index gives NaN (loss, or the row of dlogits) and raises
+// APT_ERR_LABEL.
 #pragma once
 #include "common.cuh"
 

@@ -59,10 +59,10 @@ void check_blas(cublasStatus_t s, const char* what) {
 
 void* try_open(const std::string& path, std::string* tried) {
   // libcublas needs libcublasLt from its own folder; preload it when a folder is known
-  const size_t slash = path.rfind('/');
-  if (slash != std::string::npos) {
+  const size_t slash = path.rfind('/'), so = path.rfind(".so");
+  if (slash != std::string::npos && so != std::string::npos && so > slash) {  // (substr(npos) would throw)
     const std::string dir = path.substr(0, slash + 1);
-    const std::string ver = path.substr(path.rfind(".so"));
+    const std::string ver = path.substr(so);
     dlopen((dir + "libcublasLt" + ver).c_str(), RTLD_NOW | RTLD_GLOBAL);
   }
   void* h = dlopen(path.c_str(), RTLD_NOW | RTLD_LOCAL);

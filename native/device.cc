@@ -206,9 +206,9 @@ void empty_cache() {
 void synchronize() {
   require_device();
   check(cudaStreamSynchronize(g_stream), "synchronize");
-  const unsigned int flags = apt_device_error_take();
+  const unsigned int flags = apt_device_error_take(g_stream);
   if (flags & 1u) throw std::runtime_error("cuda: an index kernel (index_select/index_add/gather/scatter_add) met an index out of range; affected outputs hold NaN/0");
-  if (flags & 2u) throw std::runtime_error("cuda: cross_entropy met a label outside [0, C) that is not ignoreIndex; its loss is NaN");
+  if (flags & 2u) throw std::runtime_error("cuda: cross_entropy (or its backward) met a label outside [0, C) that is not ignoreIndex; that row's loss / gradient is NaN");
   if (flags & 4u) throw std::runtime_error("cuda: div: int32 division by zero (the quotient was written as 0)");
 }
 

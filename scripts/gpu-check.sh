@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The one prepared GPU check (issue 5): run on a fresh GPU machine from the repository root, with `.node` carried
-# (scripts/pack-node.sh makes it). Budget: ~8 minutes. Steps, each logged under $OUT (default ./gpu-out):
+# (scripts/pack-node.sh makes it). Budget: ~8 minutes, capped at APTUNE_GPU_BUDGET_S (540 s) in all. Steps, each logged under $OUT (default ./gpu-out):
 #   1. node: use the one on PATH, else unpack .node/node.xz; node_modules: unpack .node/modules.tar.xz if absent;
 #   2. cuBLAS: find libcublas.so.13 through python3's nvidia-cublas package (else ldconfig / CUDA folders) and
 #      export APTUNE_CUBLAS_DIR and LD_LIBRARY_PATH;
@@ -22,8 +22,14 @@ SUMMARY="$OUT/summary.txt"
 : > "$SUMMARY"
 FAILED=0
 log() { echo "[gpu-check $(date -u +%H:%M:%S)] $*" | tee -a "$SUMMARY"; }
+# The whole script must end inside one device command (600 s at most): every step's timeout is cut to what is
+# left of APTUNE_GPU_BUDGET_S (default 540 s, counted from the script's start), and a step with < 15 s left is skipped.
+BUDGET="${APTUNE_GPU_BUDGET_S:-540}"
 step() { # step NAME TIMEOUT_S LOGFILE CMD...
   local name=$1 t=$2 logf=$3; shift 3
+  local left=$((BUDGET - SECONDS))
+  if [ "$left" -lt 15 ]; then log "$name: SKIPPED (only ${left} s of the ${BUDGET} s budget left)"; FAILED=1; return 1; fi
+  [ "$t" -gt "$left" ] && t=$left
   local t0=$SECONDS
   timeout "$t" "$@" > "$logf" 2>&1
   local rc=$?
