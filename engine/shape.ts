@@ -63,6 +63,45 @@ export function broadcastStrides(s: Shape, out: Shape): number[] {
   return res;
 }
 
+/**
+ * Strides of `shape` read as broadcast to `out` (right-aligned; 0 on broadcast axes), checked: throws naming `who`
+ * when `shape` does not broadcast to `out`. Used by the fast backends' kernel planning.
+ */
+export function broadcastStridesChecked(shape: Shape, out: Shape, who: string): number[] {
+  const st = stridesOf(shape);
+  const res = new Array<number>(out.length).fill(0);
+  const off = out.length - shape.length;
+  if (off < 0) throw new Error(`${who}: input shape [${shape}] has more axes than the output [${out}]`);
+  for (let i = 0; i < shape.length; i++) {
+    if (shape[i] === out[i + off]) res[i + off] = shape[i] === 1 ? 0 : st[i];
+    else if (shape[i] === 1) res[i + off] = 0;
+    else throw new Error(`${who}: shape [${shape}] does not broadcast to [${out}]`);
+  }
+  return res;
+}
+
+/**
+ * Drops size-1 axes and merges neighbouring axes that are contiguous in every stride set, so kernels see few axes
+ * and contiguous copies are 1-D. Always returns rank >= 1 (all size-1 axes become shape [1], stride 1).
+ */
+export function coalesce(shape: Shape, strides: readonly (readonly number[])[]): { shape: number[]; strides: number[][] } {
+  const sh: number[] = [];
+  const st: number[][] = strides.map(() => []);
+  for (let d = 0; d < shape.length; d++) {
+    if (shape[d] === 1) continue;
+    const k = sh.length - 1;
+    if (k >= 0 && strides.every((s, j) => st[j][k] === s[d] * shape[d])) {
+      sh[k] *= shape[d];
+      strides.forEach((s, j) => { st[j][k] = s[d]; });
+    } else {
+      sh.push(shape[d]);
+      strides.forEach((s, j) => st[j].push(s[d]));
+    }
+  }
+  if (sh.length === 0) { sh.push(1); st.forEach((s) => s.push(1)); }
+  return { shape: sh, strides: st };
+}
+
 export function checkShape(op: string, s: Shape): void {
   for (const d of s) {
     if (!Number.isInteger(d) || d < 0) throw new Error(`${op}: invalid shape ${shapeStr(s)}`);

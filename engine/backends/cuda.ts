@@ -17,6 +17,7 @@ import { fileURLToPath } from 'node:url';
 import { registerBackend } from '../registry.ts';
 import type { Backend, DType, KernelTable, OpAttrs, Storage, TensorRef, TypedArray } from '../backend.ts';
 import type { CudaAddon, CudaMemoryStats, CudaProbe, DTypeCode } from '../../native/index.d.ts';
+import { broadcastStridesChecked, coalesce, stridesOf } from '../shape.ts';
 
 export type GemmMode = 'fp32' | 'tf32' | 'bf16';
 const GEMM_CODE: Record<GemmMode, 0 | 1 | 2> = { fp32: 0, tf32: 1, bf16: 2 };
@@ -70,56 +71,10 @@ export function cudaProbe(): { probe: CudaProbe | null; reason: string } {
 
 const numel = (s: readonly number[]): number => s.reduce((a, b) => a * b, 1);
 
-export function contiguousStrides(shape: readonly number[]): number[] {
-  const st = new Array<number>(shape.length);
-  let s = 1;
-  for (let i = shape.length - 1; i >= 0; i--) {
-    st[i] = s;
-    s *= shape[i];
-  }
-  return st;
-}
-
-/** Strides of `shape` read as broadcast to `out` (right-aligned; 0 on broadcast axes). Throws naming the op. */
-export function broadcastStridesTo(shape: readonly number[], out: readonly number[], op: string): number[] {
-  const st = contiguousStrides(shape);
-  const res = new Array<number>(out.length).fill(0);
-  const off = out.length - shape.length;
-  if (off < 0) throw new Error(`cuda ${op}: input shape [${shape}] has more axes than the output [${out}]`);
-  for (let i = 0; i < shape.length; i++) {
-    if (shape[i] === out[i + off]) res[i + off] = shape[i] === 1 ? 0 : st[i];
-    else if (shape[i] === 1) res[i + off] = 0;
-    else throw new Error(`cuda ${op}: shape [${shape}] does not broadcast to [${out}]`);
-  }
-  return res;
-}
-
-/**
- * Drops size-1 axes and merges neighbouring axes that are contiguous in every stride set. Always returns rank >= 1
- * (a scalar becomes shape [1] with stride 1 everywhere), so kernels see few axes and contiguous copies are 1-D.
- */
-export function coalesce(shape: readonly number[], strides: readonly (readonly number[])[]): { shape: number[]; strides: number[][] } {
-  const sh: number[] = [];
-  const st: number[][] = strides.map(() => []);
-  for (let d = 0; d < shape.length; d++) {
-    if (shape[d] === 1) continue;
-    const k = sh.length - 1;
-    if (k >= 0 && strides.every((s, j) => st[j][k] === s[d] * shape[d])) {
-      sh[k] *= shape[d];
-      strides.forEach((s, j) => {
-        st[j][k] = s[d];
-      });
-    } else {
-      sh.push(shape[d]);
-      strides.forEach((s, j) => st[j].push(s[d]));
-    }
-  }
-  if (sh.length === 0) {
-    sh.push(shape.length && numel(shape) === 0 ? 0 : 1);
-    st.forEach((s) => s.push(1));
-  }
-  return { shape: sh, strides: st };
-}
+export { coalesce };
+export const contiguousStrides = stridesOf;
+/** Strides of `shape` read as broadcast to `out` (0 on broadcast axes); throws naming the op. */
+export const broadcastStridesTo = (shape: readonly number[], out: readonly number[], op: string): number[] => broadcastStridesChecked(shape, out, `cuda ${op}`);
 
 export interface ReducePlan {
   outerShape: number[];

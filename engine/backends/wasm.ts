@@ -13,6 +13,7 @@
 import { registerBackend } from '../registry.ts';
 import type { Backend, DType, Kernel, KernelTable, OpName, Storage, TensorRef, TypedArray } from '../backend.ts';
 import { WasmRuntime, splitRange, type RuntimeOptions } from './wasm-runtime.ts';
+import { broadcastStridesChecked, coalesce, stridesOf } from '../shape.ts';
 
 export interface WasmStorage extends Storage {
   /** byte address in the linear memory */
@@ -43,45 +44,8 @@ const SUM_CHUNK = 8192;
 const LN_CHUNK = 64;
 const numel = (s: readonly number[]) => s.reduce((a, b) => a * b, 1);
 
-function contiguousStrides(shape: readonly number[]): number[] {
-  const st = new Array<number>(shape.length);
-  let s = 1;
-  for (let i = shape.length - 1; i >= 0; i--) { st[i] = s; s *= shape[i]; }
-  return st;
-}
-
-/** Strides of `shape` read as broadcast to `out` (right-aligned; 0 on broadcast dims). */
-function broadcastStrides(shape: readonly number[], out: readonly number[], op: string): number[] {
-  const st = contiguousStrides(shape);
-  const res = new Array<number>(out.length).fill(0);
-  const off = out.length - shape.length;
-  if (off < 0) throw new Error(`wasm ${op}: input shape [${shape}] has more dims than output [${out}]`);
-  for (let i = 0; i < shape.length; i++) {
-    if (shape[i] === out[i + off]) res[i + off] = shape[i] === 1 ? 0 : st[i];
-    else if (shape[i] === 1) res[i + off] = 0;
-    else throw new Error(`wasm ${op}: shape [${shape}] does not broadcast to [${out}]`);
-  }
-  return res;
-}
-
-/** Drop size-1 dims and merge dims that are contiguous in every stride set; always returns rank >= 1. */
-function coalesce(shape: readonly number[], strides: number[][]): { shape: number[]; strides: number[][] } {
-  const sh: number[] = [];
-  const st: number[][] = strides.map(() => []);
-  for (let d = 0; d < shape.length; d++) {
-    if (shape[d] === 1) continue;
-    const k = sh.length - 1;
-    if (k >= 0 && strides.every((s, j) => st[j][k] === s[d] * shape[d])) {
-      sh[k] *= shape[d];
-      strides.forEach((s, j) => { st[j][k] = s[d]; });
-    } else {
-      sh.push(shape[d]);
-      strides.forEach((s, j) => st[j].push(s[d]));
-    }
-  }
-  if (sh.length === 0) { sh.push(1); st.forEach((s) => s.push(0)); }
-  return { shape: sh, strides: st };
-}
+const contiguousStrides = stridesOf;
+const broadcastStrides = (shape: readonly number[], out: readonly number[], op: string): number[] => broadcastStridesChecked(shape, out, `wasm ${op}`);
 
 export class WasmBackend implements Backend {
   readonly name: string;
