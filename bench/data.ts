@@ -2,7 +2,9 @@
 // 384 setting (pixelbert 384 / 639 / 32), on all cores (the real DataLoader over an ImageWorkerPool with one
 // worker thread per core), with augmentation on and off, for both resamplers ('pil' exact, 'sharp' libvips).
 // Peers measured in the same run: the same loader in the main thread alone (concurrency 4), and a per-stage
-// breakdown in one thread.
+// breakdown in one thread, in which the PIL-exact resize is also timed against `referenceResize` (the earlier
+// straightforward implementation, kept below as the peer; test/train/data/images-fast.test.ts proves the two
+// byte-identical) and against the fused resize + normalise that transformImage uses.
 // The test images are JPEGs of COCO-like sizes generated here with sharp (quality 90, textured content).
 // Required rate (an assumption, printed with the result): one GPU step of `--batch` images every `--step-ms`
 // milliseconds; defaults 32 images / 250 ms = 128 images/s, roughly a ViLT-B/32 fine-tuning step on one modern
@@ -11,7 +13,10 @@
 // Deliberately not here: Arrow reading (arrow.ts; its streaming is tested in test/train/data/arrow.test.ts), tokenisation (microseconds per text, negligible here).
 import { availableParallelism } from 'node:os';
 import sharp from 'sharp';
-import { decodeRGB, resizeBicubicPIL, resizeRGB, toNormalizedCHW, pixelbertTransform, pixelbertSize, type ImageTensor, type Resampler } from '../train/data/images.ts';
+import {
+  decodeRGB, resizeBicubicPIL, resizeNormalizePIL, resizeRGB, toNormalizedCHW, pixelbertTransform, pixelbertSize, VILT_NORMALIZATION,
+  type ImageTensor, type Resampler, type RGBImage,
+} from '../train/data/images.ts';
 import { RandAugment } from '../train/data/randaugment.ts';
 import { createRng } from '../train/data/rng.ts';
 import { collateImages } from '../train/data/collate.ts';
@@ -63,8 +68,77 @@ async function loaderRate(images: Buffer[], count: number, batch: number, augmen
   return count / ((performance.now() - t0) / 1000);
 }
 
+// ---- peer: the earlier straightforward PIL-exact resize (same bytes, float64 row accumulation, no windows) ----
+function refKernel(x: number): number {
+  const a = -0.5;
+  if (x < 0) x = -x;
+  if (x < 1) return ((a + 2) * x - (a + 3)) * x * x + 1;
+  if (x < 2) return (((x - 5) * x + 8) * x - 4) * a;
+  return 0;
+}
+function refCoefficients(inSize: number, outSize: number): { bounds: Int32Array; kk: Int32Array; ksize: number } {
+  const scale = inSize / outSize, filterscale = Math.max(scale, 1), support = 2 * filterscale;
+  const ksize = Math.ceil(support) * 2 + 1, bounds = new Int32Array(outSize * 2), kk = new Int32Array(outSize * ksize);
+  const k = new Float64Array(ksize), ss = 1 / filterscale;
+  for (let xx = 0; xx < outSize; xx++) {
+    const center = (xx + 0.5) * scale;
+    const xmin = Math.max(Math.trunc(center - support + 0.5), 0);
+    const xmax = Math.min(Math.trunc(center + support + 0.5), inSize) - xmin;
+    let ww = 0;
+    for (let x = 0; x < xmax; x++) { const w = refKernel((x + xmin - center + 0.5) * ss); k[x] = w; ww += w; }
+    for (let x = 0; x < xmax; x++) {
+      const v = ww !== 0 ? k[x] / ww : k[x];
+      kk[xx * ksize + x] = v < 0 ? Math.trunc(-0.5 + v * (1 << 22)) : Math.trunc(0.5 + v * (1 << 22));
+    }
+    bounds[xx * 2] = xmin; bounds[xx * 2 + 1] = xmax;
+  }
+  return { bounds, kk, ksize };
+}
+const refClip8 = (ss: number): number => { const v = ss >> 22; return v < 0 ? 0 : v > 255 ? 255 : v; };
+function referenceResize(img: RGBImage, outW: number, outH: number): RGBImage {
+  const { width: W, height: H } = img, half = 1 << 21;
+  let src = img.data, sw = W;
+  if (outW !== W) {
+    const { bounds, kk, ksize } = refCoefficients(W, outW), tmp = new Uint8Array(outW * H * 3);
+    for (let y = 0; y < H; y++) {
+      const row = y * W * 3, orow = y * outW * 3;
+      for (let xx = 0; xx < outW; xx++) {
+        const xmin = bounds[xx * 2], xmax = bounds[xx * 2 + 1], kb = xx * ksize;
+        let s0 = half, s1 = half, s2 = half;
+        for (let x = 0; x < xmax; x++) {
+          const w = kk[kb + x], o = row + (xmin + x) * 3;
+          s0 += src[o] * w; s1 += src[o + 1] * w; s2 += src[o + 2] * w;
+        }
+        const q = orow + xx * 3;
+        tmp[q] = refClip8(s0); tmp[q + 1] = refClip8(s1); tmp[q + 2] = refClip8(s2);
+      }
+    }
+    src = tmp; sw = outW;
+  }
+  if (outH !== H) {
+    const { bounds, kk, ksize } = refCoefficients(H, outH), stride = sw * 3;
+    const out = new Uint8Array(outW * outH * 3), acc = new Float64Array(stride);
+    for (let yy = 0; yy < outH; yy++) {
+      const ymin = bounds[yy * 2], ymax = bounds[yy * 2 + 1], kb = yy * ksize, orow = yy * stride;
+      acc.fill(half);
+      for (let y = 0; y < ymax; y++) {
+        const w = kk[kb + y], r = (ymin + y) * stride;
+        if (w === 0) continue;
+        for (let i = 0; i < stride; i++) acc[i] += src[r + i] * w;
+      }
+      for (let i = 0; i < stride; i++) out[orow + i] = refClip8(acc[i]);
+    }
+    src = out;
+  }
+  return { data: src === img.data ? new Uint8Array(src) : src, width: outW, height: outH };
+}
+// ---- end of peer ----
+
 async function stages(images: Buffer[], batch: number): Promise<Record<string, number>> {
-  const ms: Record<string, number> = { decode: 0, randaugment: 0, resize_pil: 0, resize_sharp: 0, normalise: 0, collate: 0 };
+  const ms: Record<string, number> = {
+    decode: 0, randaugment: 0, resize_pil: 0, resize_pil_reference: 0, resize_normalise_pil_fused: 0, resize_sharp: 0,
+    normalise: 0, collate: 0,
+  };
   const ra = new RandAugment(2, 9);
   const tensors: ImageTensor[] = [];
   for (let i = 0; i < images.length; i++) {
@@ -76,6 +150,10 @@ async function stages(images: Buffer[], batch: number): Promise<Record<string, n
     const size = pixelbertSize(aug.width, aug.height);
     const r = resizeBicubicPIL(aug, size.width, size.height);
     ms.resize_pil += performance.now() - t; t = performance.now();
+    referenceResize(aug, size.width, size.height);
+    ms.resize_pil_reference += performance.now() - t; t = performance.now();
+    resizeNormalizePIL(aug, size.width, size.height, VILT_NORMALIZATION);
+    ms.resize_normalise_pil_fused += performance.now() - t; t = performance.now();
     await resizeRGB(aug, T, undefined, 'sharp');
     ms.resize_sharp += performance.now() - t; t = performance.now();
     tensors.push(toNormalizedCHW(r));
@@ -88,6 +166,8 @@ async function stages(images: Buffer[], batch: number): Promise<Record<string, n
   }
   const out: Record<string, number> = {};
   for (const [k, v] of Object.entries(ms)) out[`${k}_ms_per_image`] = +(v / images.length).toFixed(3);
+  out.ratio_resize_pil_reference_vs_fast = +(ms.resize_pil_reference / ms.resize_pil).toFixed(2);
+  out.ratio_resize_pil_plus_normalise_vs_fused = +((ms.resize_pil + ms.normalise) / ms.resize_normalise_pil_fused).toFixed(2);
   return out;
 }
 
@@ -100,6 +180,7 @@ async function main(): Promise<void> {
   await loaderRate(images, 4, 4, true, 'pil'); // warm up code paths and libvips in this thread
   await loaderRate(images, 4, 4, true, 'sharp');
 
+  await stages(images, Math.min(batch, 16)); // untimed pass: every stage's code optimised before it is timed
   const breakdown = await stages(images, Math.min(batch, 16));
   const rates: Record<string, number> = {};
   const pool = new ImageWorkerPool(workers);

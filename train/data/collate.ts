@@ -58,13 +58,18 @@ export function collateImages(images: readonly ImageTensor[], patchSize: number,
   for (let b = 0; b < B; b++) {
     const im = images[b], h = im.shape[1], w = im.shape[2];
     sizes.push({ height: h, width: w });
-    for (let c = 0; c < 3; c++) {
-      for (let y = 0; y < h; y++) {
-        const src = (c * h + y) * w, dst = ((b * 3 + c) * H + y) * W;
-        data.set(im.data.subarray(src, src + w), dst);
+    if (h === H && w === W) data.set(im.data, b * 3 * H * W); // unpadded: one contiguous copy
+    else if (w === W) for (let c = 0; c < 3; c++) data.set(im.data.subarray(c * h * w, (c + 1) * h * w), (b * 3 + c) * H * W);
+    else {
+      for (let c = 0; c < 3; c++) {
+        for (let y = 0; y < h; y++) {
+          const src = (c * h + y) * w, dst = ((b * 3 + c) * H + y) * W;
+          data.set(im.data.subarray(src, src + w), dst);
+        }
       }
     }
-    for (let y = 0; y < h; y++) pixelMask.fill(1, (b * H + y) * W, (b * H + y) * W + w);
+    if (w === W) pixelMask.fill(1, b * H * W, (b * H + h) * W);
+    else for (let y = 0; y < h; y++) pixelMask.fill(1, (b * H + y) * W, (b * H + y) * W + w);
     let rows = 0, cols = 0;
     for (let i = 0; i < Hp; i++) if (Math.floor(i * sh) < h) rows = i + 1;
     for (let j = 0; j < Wp; j++) if (Math.floor(j * sw) < w) cols = j + 1;

@@ -8,6 +8,9 @@
 // differently, and an exact nearest-neighbour inverse map is a few milliseconds per COCO-sized image.
 // Deliberately not here: Python's Mersenne Twister (we use rng.ts's seeded PRNG; the draws are not bit-identical
 // to the reference's unseeded ones), Cutout/Invert (commented out in the reference list), tensors.
+// Speed without changing a byte (checked against per-byte references in randaugment-fast.test.ts): LUT ops map
+// four bytes per step through uint32 views, ImageEnhance blends are 256 x 256 tables of the same float32
+// expression, SMOOTH tabulates its float32 products and computes each row's 1/13 sum once for two output rows.
 // Invariants: ops never modify their input; outputs are new RGBImages of the same size; all randomness comes
 // from the Rng passed in, so a seed fixes the result.
 import type { RGBImage } from './images.ts';
@@ -36,21 +39,45 @@ function newLike(img: RGBImage): RGBImage {
   return { data: new Uint8Array(img.data.length), width: img.width, height: img.height };
 }
 
+const LITTLE_ENDIAN = new Uint8Array(new Uint32Array([1]).buffer)[0] === 1;
+
+/**
+ * out[i] = lut[in[i]] (perChannel: lut[c * 256 + in[i]] with c = i % 3). Four bytes per step through uint32
+ * views when the input is 4-byte aligned on a little-endian host (byte k of a word = bits 8k..8k+7); the
+ * remaining tail bytewise. Byte-identical to the bytewise loop.
+ */
 function applyLUT(img: RGBImage, lut: Uint8Array, perChannel: boolean): RGBImage {
   const out = newLike(img);
-  const s = img.data, d = out.data;
-  if (perChannel) {
-    for (let i = 0; i < s.length; i += 3) {
-      d[i] = lut[s[i]]; d[i + 1] = lut[256 + s[i + 1]]; d[i + 2] = lut[512 + s[i + 2]];
+  const s = img.data, d = out.data, n = s.length;
+  let i = 0;
+  if (LITTLE_ENDIAN && s.byteOffset % 4 === 0) {
+    if (perChannel) {
+      // 12 bytes = 3 words per step; channels of the bytes: [0 1 2 0] [1 2 0 1] [2 0 1 2].
+      const g = Math.floor(n / 12), s32 = new Uint32Array(s.buffer, s.byteOffset, g * 3), d32 = new Uint32Array(d.buffer, 0, g * 3);
+      const L0 = lut.subarray(0, 256), L1 = lut.subarray(256, 512), L2 = lut.subarray(512, 768);
+      for (let w = 0; w < g * 3; w += 3) {
+        const a = s32[w], b = s32[w + 1], c = s32[w + 2];
+        d32[w] = L0[a & 255] | (L1[(a >>> 8) & 255] << 8) | (L2[(a >>> 16) & 255] << 16) | (L0[a >>> 24] << 24);
+        d32[w + 1] = L1[b & 255] | (L2[(b >>> 8) & 255] << 8) | (L0[(b >>> 16) & 255] << 16) | (L1[b >>> 24] << 24);
+        d32[w + 2] = L2[c & 255] | (L0[(c >>> 8) & 255] << 8) | (L1[(c >>> 16) & 255] << 16) | (L2[c >>> 24] << 24);
+      }
+      i = g * 12;
+    } else {
+      const g = n >>> 2, s32 = new Uint32Array(s.buffer, s.byteOffset, g), d32 = new Uint32Array(d.buffer, 0, g);
+      for (let w = 0; w < g; w++) {
+        const a = s32[w];
+        d32[w] = lut[a & 255] | (lut[(a >>> 8) & 255] << 8) | (lut[(a >>> 16) & 255] << 16) | (lut[a >>> 24] << 24);
+      }
+      i = g * 4;
     }
-  } else {
-    for (let i = 0; i < s.length; i++) d[i] = lut[s[i]];
   }
+  if (perChannel) for (; i < n; i++) d[i] = lut[(i % 3) * 256 + s[i]];
+  else for (; i < n; i++) d[i] = lut[s[i]];
   return out;
 }
 
-function histograms(img: RGBImage): Float64Array {
-  const h = new Float64Array(768), s = img.data;
+function histograms(img: RGBImage): Int32Array {
+  const h = new Int32Array(768), s = img.data;
   for (let i = 0; i < s.length; i += 3) { h[s[i]]++; h[256 + s[i + 1]]++; h[512 + s[i + 2]]++; }
   return h;
 }
@@ -118,16 +145,31 @@ export function solarizeAdd(img: RGBImage, addition: number, threshold = 128): R
   return applyLUT(img, lut, false);
 }
 
-/** PIL Image.blend(degenerate, image, alpha) for uint8: trunc(fl32(d + fl32(alpha * (i - d)))), clipped. */
-function blend(degenerate: Uint8Array, img: RGBImage, factor: number): RGBImage {
-  const out = newLike(img), a = Math.fround(factor), s = img.data, d = out.data;
-  const inRange = a >= 0 && a <= 1;
-  for (let i = 0; i < s.length; i++) {
-    const t = Math.fround(degenerate[i] + Math.fround(a * (s[i] - degenerate[i])));
-    if (inRange) d[i] = Math.trunc(t);
-    else d[i] = t <= 0 ? 0 : t >= 255 ? 255 : Math.trunc(t);
+/**
+ * PIL Image.blend(degenerate, image, alpha) for uint8, tabulated: T[d * 256 + i] = trunc(fl32(d + fl32(alpha *
+ * (i - d)))), clipped (the same expression per entry, so table lookups equal per-pixel evaluation).
+ */
+function blendTable(factor: number): Uint8Array {
+  const a = Math.fround(factor), inRange = a >= 0 && a <= 1, tab = new Uint8Array(65536);
+  for (let d = 0, q = 0; d < 256; d++) {
+    for (let i = 0; i < 256; i++, q++) {
+      const t = Math.fround(d + Math.fround(a * (i - d)));
+      tab[q] = inRange ? Math.trunc(t) : t <= 0 ? 0 : t >= 255 ? 255 : Math.trunc(t);
+    }
   }
+  return tab;
+}
+
+/** Blend with a per-byte degenerate image. */
+function blend(degenerate: Uint8Array, img: RGBImage, factor: number): RGBImage {
+  const out = newLike(img), tab = blendTable(factor), s = img.data, d = out.data;
+  for (let i = 0; i < s.length; i++) d[i] = tab[(degenerate[i] << 8) | s[i]];
   return out;
+}
+
+/** Blend with a constant degenerate value: one 256-entry row of the table. */
+function blendConstant(value: number, img: RGBImage, factor: number): RGBImage {
+  return applyLUT(img, blendTable(factor).subarray(value << 8, (value << 8) + 256), false);
 }
 
 /** PIL convert('L') of one RGB pixel. */
@@ -137,12 +179,12 @@ export function luma(r: number, g: number, b: number): number {
 
 /** ImageEnhance.Color: blend with the greyscale image. */
 export function color(img: RGBImage, factor: number): RGBImage {
-  const s = img.data, deg = new Uint8Array(s.length);
+  const out = newLike(img), tab = blendTable(factor), s = img.data, d = out.data;
   for (let i = 0; i < s.length; i += 3) {
-    const l = luma(s[i], s[i + 1], s[i + 2]);
-    deg[i] = l; deg[i + 1] = l; deg[i + 2] = l;
+    const r = s[i], g = s[i + 1], b = s[i + 2], l = ((r * 19595 + g * 38470 + b * 7471 + 0x8000) >>> 16) << 8;
+    d[i] = tab[l | r]; d[i + 1] = tab[l | g]; d[i + 2] = tab[l | b];
   }
-  return blend(deg, img, factor);
+  return out;
 }
 
 /** ImageEnhance.Contrast: blend with a flat image of the rounded mean luma. */
@@ -151,33 +193,40 @@ export function contrast(img: RGBImage, factor: number): RGBImage {
   let sum = 0;
   for (let i = 0; i < s.length; i += 3) sum += luma(s[i], s[i + 1], s[i + 2]);
   const mean = Math.trunc(sum / (s.length / 3) + 0.5);
-  return blend(new Uint8Array(s.length).fill(mean), img, factor);
+  return blendConstant(mean, img, factor);
 }
 
 /** ImageEnhance.Brightness: blend with black. */
 export function brightness(img: RGBImage, factor: number): RGBImage {
-  return blend(new Uint8Array(img.data.length), img, factor);
+  return blendConstant(0, img, factor);
 }
 
-/** PIL ImageFilter.SMOOTH (3x3 [1 1 1; 1 5 1; 1 1 1] / 13, float32, +0.5 rounding, borders copied). */
+/**
+ * PIL ImageFilter.SMOOTH (3x3 [1 1 1; 1 5 1; 1 1 1] / 13, float32, +0.5 rounding, borders copied).
+ * Per output: f(f(f(0.5 + R(y+1)) + M(y)) + R(y-1)), R = f(f(p1[l] + p1[c]) + p1[r]) the all-1/13 row sum
+ * (computed once per row, used by two output rows), M the 1/13, 5/13, 1/13 middle row, p = tabulated f32 products.
+ */
 export function smooth(img: RGBImage): Uint8Array {
   const { width: W, height: H, data: s } = img;
   const d = new Uint8Array(s);
   if (W < 3 || H < 3) return d;
-  const k1 = Math.fround(1 / 13), k5 = Math.fround(5 / 13), f = Math.fround;
-  const row3 = (o: number, ka: number, kb: number, kc: number): number =>
-    f(f(f(s[o - 3] * ka) + f(s[o] * kb)) + f(s[o + 3] * kc));
+  const k1 = Math.fround(1 / 13), k5 = Math.fround(5 / 13);
+  const p1 = new Float32Array(256), p5 = new Float32Array(256);
+  for (let v = 0; v < 256; v++) { p1[v] = Math.fround(v * k1); p5[v] = Math.fround(v * k5); }
+  const n = W * 3, half = Math.fround(0.5);
+  const rowSum = (y: number, r: Float32Array): void => {
+    for (let i = 3, o = y * n + 3; i < n - 3; i++, o++) r[i] = Math.fround(Math.fround(p1[s[o - 3]] + p1[s[o]]) + p1[s[o + 3]]);
+  };
+  let above = new Float32Array(n), mid = new Float32Array(n), below = new Float32Array(n);
+  rowSum(0, above); rowSum(1, mid);
   for (let y = 1; y < H - 1; y++) {
-    for (let x = 1; x < W - 1; x++) {
-      for (let c = 0; c < 3; c++) {
-        const o = (y * W + x) * 3 + c;
-        let ss = f(0.5);
-        ss = f(ss + row3(o + W * 3, k1, k1, k1));
-        ss = f(ss + row3(o, k1, k5, k1));
-        ss = f(ss + row3(o - W * 3, k1, k1, k1));
-        d[o] = ss <= 0 ? 0 : ss >= 255 ? 255 : Math.trunc(ss);
-      }
+    rowSum(y + 1, below);
+    for (let i = 3, o = y * n + 3; i < n - 3; i++, o++) {
+      const m = Math.fround(Math.fround(p1[s[o - 3]] + p5[s[o]]) + p1[s[o + 3]]);
+      const ss = Math.fround(Math.fround(Math.fround(half + below[i]) + m) + above[i]);
+      d[o] = ss <= 0 ? 0 : ss >= 255 ? 255 : Math.trunc(ss);
     }
+    const t = above; above = mid; mid = below; below = t;
   }
   return d;
 }
@@ -201,6 +250,24 @@ export function affineNearest(img: RGBImage, m: readonly [number, number, number
     const xs = new Int32Array(W), ys = new Int32Array(H);
     for (let x = 0; x < W; x++) { const v = Math.floor(a * (x + 0.5) + c); xs[x] = v >= 0 && v < W ? v : -1; }
     for (let y = 0; y < H; y++) { const v = Math.floor(e * (y + 0.5) + f); ys[y] = v >= 0 && v < H ? v : -1; }
+    // Translations: the valid xs form one run of consecutive source columns, copied row by row in one block.
+    let x0 = 0;
+    while (x0 < W && xs[x0] < 0) x0++;
+    let x1 = x0;
+    while (x1 < W && xs[x1] === xs[x0] + (x1 - x0)) x1++;
+    let tailInvalid = true;
+    for (let x = x1; x < W; x++) if (xs[x] >= 0) { tailInvalid = false; break; }
+    if (tailInvalid) {
+      if (x1 > x0) {
+        for (let y = 0; y < H; y++) {
+          const yi = ys[y];
+          if (yi < 0) continue;
+          const q = (yi * W + xs[x0]) * 3;
+          d.set(s.subarray(q, q + (x1 - x0) * 3), (y * W + x0) * 3);
+        }
+      }
+      return out;
+    }
     for (let y = 0; y < H; y++) {
       const yi = ys[y];
       if (yi < 0) continue;

@@ -65,4 +65,24 @@ test('texts go into a zero tensor of the longest length, masks from the tokenize
   assert.throws(() => collateTexts([{ ids: [1, 2], attentionMask: [1] }]), /encoding 0 has 2 ids but 1 mask/);
 });
 
+test('images and pixel masks equal a per-element reference for every padding case', () => {
+  const shapes: [number, number][][] = [[[64, 96], [64, 96]], [[64, 96], [32, 96]], [[64, 96], [64, 32]], [[32, 32]], [[40, 70], [70, 40], [70, 70]]];
+  for (const list of shapes) {
+    const ims = list.map(([h, w], k) => img(h, w, 1000 * (k + 1)));
+    for (const padTo of [undefined, { height: 96, width: 128 }]) {
+      const batch = collateImages(ims, 16, { padTo });
+      const [B, , H, W] = batch.shape;
+      for (let b = 0; b < B; b++) {
+        const [, h, w] = ims[b].shape;
+        for (let c = 0; c < 3; c++) for (let y = 0; y < H; y++) for (let x = 0; x < W; x++) {
+          const inside = y < h && x < w;
+          const want = inside ? ims[b].data[(c * h + y) * w + x] : 0;
+          if (batch.data[((b * 3 + c) * H + y) * W + x] !== want) assert.unreachable(`${JSON.stringify(list)} b${b} c${c} y${y} x${x}`);
+          if (c === 0 && batch.pixelMask[(b * H + y) * W + x] !== (inside ? 1 : 0)) assert.unreachable(`mask ${JSON.stringify(list)} b${b} y${y} x${x}`);
+        }
+      }
+    }
+  }
+});
+
 test.run();
