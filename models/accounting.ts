@@ -20,7 +20,7 @@
 // Invariants: measuring never changes the default backend (restored even on error); rows are raw counts.
 import { getBackend, setBackend, zeros, type Storage } from '../engine/index.ts';
 import { shapeBackend, LAYER_NORM_OPS_PER_ELEMENT, type WorkTally } from '../engine/backends/shape.ts';
-import { createModel, type BackboneName, type VLModel } from './index.ts';
+import { createModel, type BackboneName, type MeterConfig, type ViltConfig, type VLModel } from './index.ts';
 
 export type AccountModel = BackboneName;
 export const ACCOUNT_METHODS = ['full', 'classifier_only', 'deep_prompt', 'lora', 'parallel_adapter', 'adapter', 'apt', 'shallow_prompt'] as const;
@@ -92,10 +92,13 @@ export function onShapeBackend<T>(fn: () => T): T {
   }
 }
 
-/** Full-size model with `method` on the shape backend (no memory; createModel needs a task, 'itm' has the smallest head). */
-function build(model: AccountModel, method: AccountMethod, options: Record<string, unknown>): VLModel {
-  return createModel({ backbone: model, config: 'base', task: 'itm', method, methodOptions: options });
+/** The model with `method` on the shape backend (no memory; createModel needs a task, 'itm' has the smallest head);
+ *  full size unless a config is given. */
+function build(model: AccountModel, method: AccountMethod, options: Record<string, unknown>, config: AccountConfig): VLModel {
+  return createModel({ backbone: model, config, task: 'itm', method, methodOptions: options });
 }
+/** A preset name or a config object of the model (default 'base', the paper's sizes). */
+export type AccountConfig = ViltConfig | MeterConfig | 'base' | 'tiny';
 
 /**
  * The models' own token-level forward (VLBackbone.forwardTokens, the code infer runs after its embeddings) on
@@ -115,12 +118,13 @@ function work(t: WorkTally, owned: Set<Storage>): number {
 const baselineCache = new Map<string, number>();
 
 /** One row: build the model with the method (full size, shape backend), count and measure. */
-export function accountMethod(model: AccountModel, method: AccountMethod, opts: { tokens?: Partial<TokenCounts>; options?: Record<string, unknown> } = {}): AccountRow {
+export function accountMethod(model: AccountModel, method: AccountMethod, opts: { tokens?: Partial<TokenCounts>; options?: Record<string, unknown>; config?: AccountConfig } = {}): AccountRow {
+  const config = opts.config ?? 'base';
   const tokens: TokenCounts = { ...DEFAULT_TOKENS[model], ...(opts.tokens ?? {}) };
   for (const [k, v] of Object.entries(tokens)) if (!Number.isInteger(v) || v < 1) throw new Error(`accounting: ${k} token count must be a positive integer, got ${v}`);
   return onShapeBackend(() => {
     const sb = shapeBackend();
-    const m = build(model, method, opts.options ?? {});
+    const m = build(model, method, opts.options ?? {}, config);
     m.eval();
     const mods = m.injected.modules;
     const owned = ownedBy(mods);
@@ -130,10 +134,10 @@ export function accountMethod(model: AccountModel, method: AccountMethod, opts: 
     else for (const [n, p] of named) if (owned(n)) params += p.size;
     const ownedStorages = new Set<Storage>(named.filter(([n]) => owned(n)).map(([, p]) => p._handle.storage));
     const withWork = work(sb.measure(() => tokenForward(m, tokens)).tally, ownedStorages);
-    const key = `${model}:${tokens.text}:${tokens.image}`;
+    const key = `${model}:${JSON.stringify(config)}:${tokens.text}:${tokens.image}`;
     let base = baselineCache.get(key);
     if (base === undefined) {
-      const b = build(model, 'classifier_only', {});
+      const b = build(model, 'classifier_only', {}, config);
       b.eval();
       base = work(sb.measure(() => tokenForward(b, tokens)).tally, new Set());
       baselineCache.set(key, base);
