@@ -195,8 +195,64 @@ const COMMANDS: Command[] = [
     },
   },
   {
+    name: 'pretrain', summary: 'pre-train a small ViLT on the synthetic caption corpus (MLM + ITM + contrastive)',
+    usage: 'aptune pretrain --data DIR --out FILE [--steps N] [--batch-size N] [--lr X] [--preset synth|tiny] [--hidden N] [--layers N] [--heads N] [--mlp N] [--patch N] [--image-size S] [--mask-prob X] [--hard-fraction X] [--init FILE] [--seed N] [--eval-every N]',
+    details: [
+      'Trains a ViLT from scratch on DIR/synth_caption_train.arrow (written by `aptune synth`): one joint pass for ITM',
+      '(half the rows get a negative: a verified hard negative or a random other caption, labelled by its truth in the',
+      'scene) and MLM (content words masked in matched and mismatched rows alike; the loss counts rows whose text is',
+      'true), plus an in-batch image-text contrastive loss on text-only and image-only passes through the same layers.',
+      'AdamW (betas 0.9/0.98, wd 0.01), warmup 10% then linear decay, dropout 0. Every --eval-every steps and at the',
+      'end it reports the gates on synth_caption_val: ITM accuracy (>= 0.75) and contrastive R@1 (>= 0.70).',
+      'Writes FILE (backbone + itm_score + mlm_score + itc heads, the model config and the vocabulary) and vocab.txt',
+      'beside it; fine-tune with `aptune train --data DIR --backbone vilt --config synth --pretrained FILE ...`.',
+      '',
+      'examples:',
+      '  aptune synth --out synth --size default',
+      '  aptune pretrain --data synth --out pre/vilt-synth.safetensors --steps 1500 --lr 2e-3',
+    ].join('\n'),
+    options: [
+      { name: 'data', arg: 'DIR', help: 'directory of the synthetic tables (synth_caption_{train,val}.arrow + the task tables for the vocabulary)' },
+      { name: 'out', arg: 'FILE', help: 'the checkpoint to write (safetensors, atomic); vocab.txt goes beside it' },
+      { name: 'steps', arg: 'N', help: 'optimizer steps (default 1000)' },
+      { name: 'batch-size', arg: 'N', help: 'images per step (default 64)' },
+      { name: 'lr', arg: 'X', help: 'peak learning rate (default 1e-3)' },
+      { name: 'preset', arg: 'synth|tiny', help: 'model size (default synth: hidden 128, 4 layers, 4 heads, MLP 512, patch 16)' },
+      { name: 'hidden', arg: 'N', help: 'override the preset hidden size' },
+      { name: 'layers', arg: 'N', help: 'override the preset layer count' },
+      { name: 'heads', arg: 'N', help: 'override the preset head count' },
+      { name: 'mlp', arg: 'N', help: 'override the preset MLP width' },
+      { name: 'patch', arg: 'N', help: 'override the preset patch size' },
+      { name: 'image-size', arg: 'S', help: 'image size (default: the position grid x patch of the preset, 64 for synth)' },
+      { name: 'mask-prob', arg: 'X', help: 'probability of masking each content word (default 0.25)' },
+      { name: 'hard-fraction', arg: 'X', help: 'fraction of ITM negatives taken from the verified hard negatives (default 0.5; 0 = random captions only)' },
+      { name: 'init', arg: 'FILE', help: 'continue from an aptune pretrain checkpoint (same config and data vocabulary; fresh optimizer and schedule)' },
+      { name: 'seed', arg: 'N', help: 'seed of init, data order, negatives and masks (default 0)' },
+      { name: 'eval-every', arg: 'N', help: 'report the gates every N steps (default 100; always at the end)' },
+    ],
+    async run(o) {
+      const { runPretrain } = await import('./pretrain.ts');
+      for (const k of ['data', 'out']) if (typeof o[k] !== 'string') throw new UsageError(`pretrain needs --${k} (see aptune pretrain --help)`);
+      const preset = (o.preset as string | undefined) ?? 'synth';
+      if (preset !== 'synth' && preset !== 'tiny') throw new UsageError(`--preset must be synth or tiny, got '${preset}'`);
+      const mp = numOpt(o, 'mask-prob');
+      const hfRaw = o['hard-fraction'];
+      const hf = hfRaw === undefined ? undefined : Number(hfRaw);
+      if (hf !== undefined && !(typeof hfRaw === 'string' && hfRaw.trim() !== '' && hf >= 0 && hf <= 1)) throw new UsageError(`--hard-fraction must be in [0, 1], got '${String(hfRaw)}'`);
+      if (mp !== undefined && !(mp < 1)) throw new UsageError(`--mask-prob must be in (0, 1), got '${String(o['mask-prob'])}'`);
+      const r = await runPretrain({
+        data: o.data as string, out: o.out as string, steps: intOpt(o, 'steps'), batchSize: intOpt(o, 'batch-size'), lr: numOpt(o, 'lr'),
+        preset, hidden: intOpt(o, 'hidden'), layers: intOpt(o, 'layers'), heads: intOpt(o, 'heads'), mlp: intOpt(o, 'mlp'), patch: intOpt(o, 'patch'),
+        imageSize: intOpt(o, 'image-size'), maskProb: mp, hardFraction: hf, init: typeof o.init === 'string' ? o.init : undefined, seed: o.seed === undefined ? undefined : intOpt0(o, 'seed'), evalEvery: intOpt(o, 'eval-every'),
+      });
+      const g = r.gates[r.gates.length - 1];
+      console.log(`wrote ${r.checkpoint} (step ${r.steps}, ${r.seconds.toFixed(0)} s); ITM ${g.itmAcc.toFixed(3)}, R@1 t2i ${g.r1T2I.toFixed(3)} i2t ${g.r1I2T.toFixed(3)}`);
+      return 0;
+    },
+  },
+  {
     name: 'train', summary: 'fine-tune a method on a task (ViLT Arrow tables) and write a method checkpoint',
-    usage: 'aptune train --data DIR --task vqa|nlvr2|irtr --backbone vilt|meter [--config tiny|base] [--method NAME] [--opt K=V,..] [--pretrained FILE] [--epochs N | --max-steps N] [--batch-size N] [--accumulate N] [--lr X] [--out DIR] [--resume FILE] [--seed N] [--eval-every N] [--eval-every-epochs N] [--vocab FILE] [--no-randaug]',
+    usage: 'aptune train --data DIR --task vqa|nlvr2|irtr --backbone vilt|meter [--config tiny|base|synth] [--method NAME] [--opt K=V,..] [--pretrained FILE] [--epochs N | --max-steps N] [--batch-size N] [--accumulate N] [--lr X] [--out DIR] [--resume FILE] [--seed N] [--eval-every N] [--eval-every-epochs N] [--vocab FILE] [--no-randaug]',
     details: [
       'Trains the chosen parameter-efficient method (default apt) with AdamW (betas 0.9/0.98, eps 1e-8, wd 0.01 except',
       'biases and norms), the head / cross-modal lr multipliers of the reference, linear warmup over 10% of the',
@@ -209,7 +265,9 @@ const COMMANDS: Command[] = [
       'step and per evaluation). Evaluation runs on VQA val, NLVR2 dev + test1, F30K test (all image-caption pairs).',
       'Ctrl-C finishes the current step, writes the checkpoint and exits. Without --vocab, a WordPiece vocabulary is',
       'built from the tables\' own text and stored as OUT/vocab.txt (fine for the synthetic benchmark; the base',
-      'backbones need their own vocabulary). --config tiny is a small model sized to that vocabulary.',
+      'backbones need their own vocabulary). --config tiny is a small model sized to that vocabulary; --config synth is',
+      'the ViLT of the miniature experiment (hidden 128, 4 layers, 4 heads, MLP 512, patch 16, scaled method sizes),',
+      'meant for --pretrained FILE from `aptune pretrain` (its vocabulary is taken from that checkpoint).',
       '',
       'examples:',
       '  aptune synth --out synth --size tiny',
@@ -220,7 +278,7 @@ const COMMANDS: Command[] = [
       { name: 'data', arg: 'DIR', help: 'directory of the Arrow tables (aptune synth output or the ViLT arrows)' },
       { name: 'task', arg: 'vqa|nlvr2|irtr', help: 'the fine-tuning task (irtr = Flickr30k retrieval)' },
       { name: 'backbone', arg: 'vilt|meter', help: 'the backbone' },
-      { name: 'config', arg: 'tiny|base', help: 'model size (default base)' },
+      { name: 'config', arg: 'tiny|base|synth', help: 'model size (default base; synth: the aptune pretrain preset)' },
       { name: 'method', arg: 'NAME', help: 'method (default apt; see aptune methods)' },
       { name: 'opt', arg: 'KEY=VALUE[,KEY=VALUE..]', help: 'method options, e.g. tokens=50,rank=4 (tiny config: tiny defaults)' },
       { name: 'pretrained', arg: 'FILE', help: 'pre-trained backbone weights (.ckpt, HF ViLT safetensors, or an aptune import)' },
@@ -248,7 +306,8 @@ const COMMANDS: Command[] = [
       if (!['vqa', 'nlvr2', 'irtr'].includes(task)) throw new UsageError(`--task must be vqa, nlvr2 or irtr, got '${task}'`);
       if (backbone !== 'vilt' && backbone !== 'meter') throw new UsageError(`--backbone must be vilt or meter, got '${backbone}'`);
       const config = (o.config as string | undefined) ?? 'base';
-      if (config !== 'tiny' && config !== 'base') throw new UsageError(`--config must be tiny or base, got '${config}'`);
+      if (config !== 'tiny' && config !== 'base' && config !== 'synth') throw new UsageError(`--config must be tiny, base or synth, got '${config}'`);
+      if (config === 'synth' && backbone !== 'vilt') throw new UsageError('--config synth is a ViLT preset (use --backbone vilt)');
       if (o.epochs !== undefined && o['max-steps'] !== undefined) throw new UsageError('give either --epochs or --max-steps, not both');
       const method = typeof o.method === 'string' ? o.method : 'apt';
       if (!listMethods().some((m) => m.name === method)) throw new UsageError(`unknown method '${method}' (methods: ${listMethods().map((m) => m.name).join(', ')})`);
@@ -301,6 +360,41 @@ const COMMANDS: Command[] = [
       });
       console.log(JSON.stringify(r));
       return 0;
+    },
+  },
+  {
+    name: 'compare', summary: 'fine-tune several methods x seeds on synthetic VQA from one backbone; table beside the floors',
+    usage: 'aptune compare --data DIR [--pretrained FILE] [--config tiny|synth|base] [--methods apt,lora,..|all] [--seeds 0,1,2] [--steps N] [--batch-size N] [--lr X] [--lr-full X] [--max-text-len N] [--randaug] [--task vqa] [--out DIR] [--json]',
+    details: [
+      'For each method and seed: runTrain from the same backbone (--pretrained, e.g. from `aptune pretrain`), then the VQA',
+      'score on the test split (the synthetic vqav2_test has answers). One table: updated params (method modules only),',
+      'additional MACs per sample at the run\'s token count (models/accounting.ts convention, shape backend), VQA score',
+      'mean and [min - max] over seeds, beside the floors of DIR/report.json (question-type prior = text-only floor,',
+      'image-only 5-NN). lr 5e-4 for every PETL method (the reference), 1e-4 for full, VQA head x10; RandAugment off.',
+      'Telling methods apart needs a grounded backbone, ~600 steps and >= 3 seeds (shared/reference/synthetic-benchmark.md).',
+      '',
+      'example:',
+      '  aptune compare --data synth --pretrained pre/vilt-synth.safetensors --methods apt,deep_prompt,parallel_adapter,classifier_only --out cmp',
+    ].join('\n'),
+    options: [
+      { name: 'data', arg: 'DIR', help: 'aptune synth output (VQA tables + report.json)' },
+      { name: 'pretrained', arg: 'FILE', help: 'backbone every run starts from (default: random init)' },
+      { name: 'config', arg: 'tiny|synth|base', help: "model preset (default: the pretrain checkpoint's, else synth)" },
+      { name: 'methods', arg: 'NAME[,NAME..]|all', help: 'methods to compare (default all)' },
+      { name: 'seeds', arg: 'N[,N..]', help: 'seeds (default 0,1,2)' },
+      { name: 'steps', arg: 'N', help: 'optimizer steps per run (default 600)' },
+      { name: 'batch-size', arg: 'N', help: 'batch size (default 32)' },
+      { name: 'lr', arg: 'X', help: 'lr of every method but full (default 5e-4, the reference ViLT PETL lr; head x10)' },
+      { name: 'lr-full', arg: 'X', help: 'lr of full fine-tuning (default 1e-4, the original ViLT lr)' },
+      { name: 'max-text-len', arg: 'N', help: "text length (default: the pretrain checkpoint's, else 40)" },
+      { name: 'randaug', help: 'RandAugment(2, 9) on training images (default off: it changes synthetic answers)' },
+      { name: 'task', arg: 'vqa', help: 'the task (only vqa)' },
+      { name: 'out', arg: 'DIR', help: 'keep runs/<method>-s<seed>/ and write compare.json + compare.txt (atomically)' },
+      JSON_OPT,
+    ],
+    async run(o) {
+      const { compareCommand } = await import('./compare.ts');
+      return compareCommand(o);
     },
   },
   {

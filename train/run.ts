@@ -6,6 +6,9 @@
 // a submission file. Training images get RandAugment(2, 9) before the pixelbert / clip transform (the reference's
 // *_randaug configs; `randaug: false` turns it off); evaluation never augments. METER on F30K also draws one
 // random other image per item for its ITM loss (§4.3; total loss = ITM + IRTR).
+// Preset 'synth' (models/pretrain.ts VILT_SYNTH, method sizes SYNTH_METHOD_OPTIONS) is the ViLT of `aptune pretrain`;
+// with --pretrained pointing at such a checkpoint (kind 'pretrain'), its vocabulary is used (written to OUT/vocab.txt)
+// unless --vocab is given, and its model config must equal the run's.
 // Does not: multi-device runs.
 // Invariants: the checkpoint's run config holds everything needed to rebuild the same model (backbone, task,
 // method + options, resolved model config, numAnswers, seed, tokenizer path, text length, image size, pre-trained
@@ -30,6 +33,9 @@ import { Trainer, checkRunConfig } from './trainer.ts';
 import { toModelBatch, type ModelTask } from './batch.ts';
 import { evaluateNlvr2, evaluateRetrieval, evaluateVqa, predictVqa, writeVqaSubmission } from './evaluate.ts';
 import { importPretrained, loadCheckpoint, loadMethodCheckpoint } from './checkpoint.ts';
+import { VILT_SYNTH, SYNTH_METHOD_OPTIONS } from '../models/pretrain.ts';
+
+export type Preset = 'tiny' | 'base' | 'synth';
 
 export type Backbone = 'vilt' | 'meter';
 
@@ -37,7 +43,7 @@ export interface RunOptions {
   data: string;
   task: ModelTask;
   backbone: Backbone;
-  config?: 'tiny' | 'base';
+  config?: Preset;
   method?: string;
   methodOptions?: Record<string, number | boolean>;
   pretrained?: string;
@@ -89,7 +95,11 @@ export async function dataTexts(dir: string): Promise<string[]> {
 }
 
 /** The model config of a run: the preset, sized to the tokenizer (tiny), with clsTokenId = the tokenizer's [CLS] / <s>. */
-export function resolveModelConfig(backbone: Backbone, preset: 'tiny' | 'base', tok: Tokenizer, maxLen: number): ViltConfig | MeterConfig {
+export function resolveModelConfig(backbone: Backbone, preset: Preset, tok: Tokenizer, maxLen: number): ViltConfig | MeterConfig {
+  if (preset === 'synth') {
+    if (backbone !== 'vilt') throw new Error(`the synth preset is a ViLT config; backbone ${backbone} has none`);
+    return { ...VILT_SYNTH, vocab: tok.vocabSize, maxTextLen: maxLen, clsTokenId: tok.startId };
+  }
   if (preset === 'base') {
     const c = backbone === 'vilt' ? VILT_BASE : METER_BASE;
     const vocab = backbone === 'vilt' ? (c as ViltConfig).vocab : (c as MeterConfig).roberta.vocab;
@@ -108,8 +118,10 @@ function transformFor(backbone: Backbone, cfg: ViltConfig | MeterConfig, imageSi
   return clipTransform(imageSize);
 }
 
-function defaultImageSize(backbone: Backbone, preset: 'tiny' | 'base', cfg: ViltConfig | MeterConfig): number {
+/** The image size a run uses unless --image-size is given (ViLT tiny 4 x patch, synth the position grid x patch). */
+export function defaultImageSize(backbone: Backbone, preset: Preset, cfg: ViltConfig | MeterConfig): number {
   if (backbone === 'meter') return (cfg as MeterConfig).clip.imageSize;
+  if (preset === 'synth') return (cfg as ViltConfig).posGrid * (cfg as ViltConfig).patch;
   return preset === 'tiny' ? 4 * (cfg as ViltConfig).patch : 384;
 }
 
@@ -119,13 +131,19 @@ interface Built {
 
 /** Build the model and the loader options from a run config (shared by train, resume and eval). */
 async function build(rc: {
-  data: string; backbone: Backbone; task: ModelTask; preset: 'tiny' | 'base'; method: string; methodOptions: Record<string, number | boolean>;
+  data: string; backbone: Backbone; task: ModelTask; preset: Preset; method: string; methodOptions: Record<string, number | boolean>;
   vocabPath: string; tok: Tokenizer; maxTextLen: number; imageSize?: number; seed: number; pretrained?: string; negatives: number;
 }, log: (s: string) => void): Promise<Built> {
   const modelConfig = resolveModelConfig(rc.backbone, rc.preset, rc.tok, rc.maxTextLen);
   const numAnswers = rc.task === 'vqa' ? (await loadVqaVocab(rc.data, rc.backbone)).numClasses : 0;
   const model = createModel({ backbone: rc.backbone, config: modelConfig, task: rc.task, numAnswers, method: rc.method, methodOptions: rc.methodOptions, seed: rc.seed });
   if (rc.pretrained) {
+    const pre = pretrainConfigOf(rc.pretrained);
+    if (pre) { // an `aptune pretrain` checkpoint: the run must rebuild exactly its model
+      for (const [k, v] of Object.entries(pre.modelConfig)) {
+        if ((modelConfig as unknown as Record<string, unknown>)[k] !== v) throw new Error(`${rc.pretrained}: pre-trained with modelConfig.${k} = ${JSON.stringify(v)}, this run has ${JSON.stringify((modelConfig as unknown as Record<string, unknown>)[k])} (use --config ${pre.preset} and its vocabulary)`);
+      }
+    }
     const rep = importPretrained(rc.pretrained, model);
     log(`pretrained ${rc.pretrained}: ${rep.loaded.length} tensors loaded, ${rep.missing.length} missing`);
   }
@@ -165,8 +183,14 @@ export async function runTrain(o: RunOptions): Promise<TrainResult> {
   fs.mkdirSync(o.out, { recursive: true });
   const maxTextLen = o.maxTextLen ?? maxTextLength(o.backbone, taskName);
   let tok: Tokenizer, vocabPath: string;
+  const pre = o.pretrained ? pretrainConfigOf(o.pretrained) : null;
   if (o.vocab) { tok = loadTokenizer(o.vocab); vocabPath = path.resolve(o.vocab); }
-  else {
+  else if (pre) { // the vocabulary the backbone was pre-trained with, carried in its checkpoint
+    vocabPath = path.resolve(o.out, 'vocab.txt');
+    const vocab = new Map(pre.vocab.map((t, i) => [t, i] as [string, number]));
+    writeFileAtomicSync(vocabPath, formatVocabTxt(vocab));
+    tok = new BertTokenizer(vocab, {}, vocabPath);
+  } else {
     vocabPath = path.resolve(o.out, 'vocab.txt');
     if (o.resume && fs.existsSync(vocabPath)) tok = BertTokenizer.fromVocabTxt(vocabPath);
     else {
@@ -175,7 +199,8 @@ export async function runTrain(o: RunOptions): Promise<TrainResult> {
       tok = new BertTokenizer(vocab, {}, vocabPath);
     }
   }
-  const methodOptions = { ...(preset === 'tiny' ? (TINY_METHOD_OPTIONS[method as MethodName] ?? {}) : {}), ...(o.methodOptions ?? {}) };
+  const presetOptions = preset === 'tiny' ? TINY_METHOD_OPTIONS : preset === 'synth' ? SYNTH_METHOD_OPTIONS : null;
+  const methodOptions = { ...(presetOptions?.[method as MethodName] ?? {}), ...(o.methodOptions ?? {}) };
   const negatives = o.negatives ?? 15;
   const b = await build({ data: o.data, backbone: o.backbone, task: o.task, preset, method, methodOptions, vocabPath, tok, maxTextLen, imageSize: o.imageSize, seed, pretrained: o.pretrained, negatives }, log);
   const batchSize = o.batchSize ?? 32, accumulate = o.accumulate ?? 1;
@@ -237,7 +262,7 @@ export interface EvalRunOptions {
 export async function runEval(o: EvalRunOptions): Promise<Record<string, number>> {
   const log = o.log ?? ((s: string) => console.log(s));
   const { config } = loadCheckpoint(o.checkpoint);
-  const rc = config as Record<string, unknown> & { backbone: Backbone; task: ModelTask; preset: 'tiny' | 'base'; method: string; methodOptions: Record<string, number | boolean>; seed: number; vocab: string; maxTextLen: number; imageSize: number; pretrained?: string; negatives: number };
+  const rc = config as Record<string, unknown> & { backbone: Backbone; task: ModelTask; preset: Preset; method: string; methodOptions: Record<string, number | boolean>; seed: number; vocab: string; maxTextLen: number; imageSize: number; pretrained?: string; negatives: number };
   if (!rc || rc.kind !== 'method' || !rc.backbone) throw new Error(`${o.checkpoint}: not a method checkpoint written by aptune train (no run config)`);
   checkRunConfig(o.checkpoint, rc, { task: o.task });
   if (!fs.existsSync(o.data) || !fs.statSync(o.data).isDirectory()) throw new Error(`${o.data}: data directory not found`);
@@ -266,4 +291,15 @@ export async function runEval(o: EvalRunOptions): Promise<Record<string, number>
   }
   if (o.out) writeFileAtomicSync(o.out, JSON.stringify({ checkpoint: o.checkpoint, task: rc.task, split, step: rc.step, ...r }, null, 2) + '\n');
   return r;
+}
+
+/** The config of an `aptune pretrain` checkpoint (kind 'pretrain': model config + vocabulary), or null for any other weights file. */
+export function pretrainConfigOf(file: string): { preset: string; modelConfig: ViltConfig; vocab: string[] } | null {
+  if (!/\.safetensors$/i.test(file) || !fs.existsSync(file)) return null;
+  let cfg: unknown;
+  try { cfg = loadCheckpoint(file).config; } catch { return null; } // not an aptune checkpoint: an import
+  const c = cfg as { kind?: unknown; preset?: unknown; modelConfig?: unknown; vocab?: unknown } | null;
+  if (!c || c.kind !== 'pretrain') return null;
+  if (!Array.isArray(c.vocab) || typeof c.modelConfig !== 'object' || !c.modelConfig) throw new Error(`${file}: pretrain checkpoint without its vocab / modelConfig`);
+  return { preset: String(c.preset), modelConfig: c.modelConfig as ViltConfig, vocab: c.vocab as string[] };
 }
