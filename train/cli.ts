@@ -399,7 +399,7 @@ const COMMANDS: Command[] = [
   },
   {
     name: 'start', summary: 'the main job on the embedded default: the paper\'s params + FLOPs table (npm start)', usage: 'aptune start', options: [],
-    details: 'Prints `aptune table` for the full-size ViLT-B/32 and METER: updated parameters and additional FLOPs of every method, measured on the instantiated modules. It needs no data or weights; training a method is `aptune train` (a comparison of the methods on the synthetic benchmark needs a pre-trained backbone, which aptune does not ship yet).',
+    details: 'Prints `aptune table` for the full-size ViLT-B/32 and METER: updated parameters and additional FLOPs of every method, measured on the instantiated modules. It needs no data or weights; training a method is `aptune train`, and the comparison of the methods on the synthetic benchmark is `aptune pretrain` then `aptune compare` (aptune ships no pre-trained backbone yet).',
     run: () => accounting({}, ['params', 'flops']),
   },
 ];
