@@ -21,6 +21,8 @@ import { RandAugment } from '../train/data/randaugment.ts';
 import { createRng } from '../train/data/rng.ts';
 import { collateImages } from '../train/data/collate.ts';
 import { DataLoader, ImageWorkerPool, imageProcessor } from '../train/data/loader.ts';
+// peer: the earlier straightforward PIL-exact resize (same bytes, no windows), shared with the equivalence test
+import { referenceResize } from '../test/reference/pil-resize.ts';
 
 const SIZES: [number, number][] = [[640, 480], [480, 640], [640, 427], [500, 375], [612, 612], [640, 360], [427, 640], [640, 512]];
 const T = pixelbertTransform(384);
@@ -68,70 +70,6 @@ async function loaderRate(images: Buffer[], count: number, batch: number, augmen
   return count / ((performance.now() - t0) / 1000);
 }
 
-// ---- peer: the earlier straightforward PIL-exact resize (same bytes, float64 row accumulation, no windows) ----
-function refKernel(x: number): number {
-  const a = -0.5;
-  if (x < 0) x = -x;
-  if (x < 1) return ((a + 2) * x - (a + 3)) * x * x + 1;
-  if (x < 2) return (((x - 5) * x + 8) * x - 4) * a;
-  return 0;
-}
-function refCoefficients(inSize: number, outSize: number): { bounds: Int32Array; kk: Int32Array; ksize: number } {
-  const scale = inSize / outSize, filterscale = Math.max(scale, 1), support = 2 * filterscale;
-  const ksize = Math.ceil(support) * 2 + 1, bounds = new Int32Array(outSize * 2), kk = new Int32Array(outSize * ksize);
-  const k = new Float64Array(ksize), ss = 1 / filterscale;
-  for (let xx = 0; xx < outSize; xx++) {
-    const center = (xx + 0.5) * scale;
-    const xmin = Math.max(Math.trunc(center - support + 0.5), 0);
-    const xmax = Math.min(Math.trunc(center + support + 0.5), inSize) - xmin;
-    let ww = 0;
-    for (let x = 0; x < xmax; x++) { const w = refKernel((x + xmin - center + 0.5) * ss); k[x] = w; ww += w; }
-    for (let x = 0; x < xmax; x++) {
-      const v = ww !== 0 ? k[x] / ww : k[x];
-      kk[xx * ksize + x] = v < 0 ? Math.trunc(-0.5 + v * (1 << 22)) : Math.trunc(0.5 + v * (1 << 22));
-    }
-    bounds[xx * 2] = xmin; bounds[xx * 2 + 1] = xmax;
-  }
-  return { bounds, kk, ksize };
-}
-const refClip8 = (ss: number): number => { const v = ss >> 22; return v < 0 ? 0 : v > 255 ? 255 : v; };
-function referenceResize(img: RGBImage, outW: number, outH: number): RGBImage {
-  const { width: W, height: H } = img, half = 1 << 21;
-  let src = img.data, sw = W;
-  if (outW !== W) {
-    const { bounds, kk, ksize } = refCoefficients(W, outW), tmp = new Uint8Array(outW * H * 3);
-    for (let y = 0; y < H; y++) {
-      const row = y * W * 3, orow = y * outW * 3;
-      for (let xx = 0; xx < outW; xx++) {
-        const xmin = bounds[xx * 2], xmax = bounds[xx * 2 + 1], kb = xx * ksize;
-        let s0 = half, s1 = half, s2 = half;
-        for (let x = 0; x < xmax; x++) {
-          const w = kk[kb + x], o = row + (xmin + x) * 3;
-          s0 += src[o] * w; s1 += src[o + 1] * w; s2 += src[o + 2] * w;
-        }
-        const q = orow + xx * 3;
-        tmp[q] = refClip8(s0); tmp[q + 1] = refClip8(s1); tmp[q + 2] = refClip8(s2);
-      }
-    }
-    src = tmp; sw = outW;
-  }
-  if (outH !== H) {
-    const { bounds, kk, ksize } = refCoefficients(H, outH), stride = sw * 3;
-    const out = new Uint8Array(outW * outH * 3), acc = new Float64Array(stride);
-    for (let yy = 0; yy < outH; yy++) {
-      const ymin = bounds[yy * 2], ymax = bounds[yy * 2 + 1], kb = yy * ksize, orow = yy * stride;
-      acc.fill(half);
-      for (let y = 0; y < ymax; y++) {
-        const w = kk[kb + y], r = (ymin + y) * stride;
-        if (w === 0) continue;
-        for (let i = 0; i < stride; i++) acc[i] += src[r + i] * w;
-      }
-      for (let i = 0; i < stride; i++) out[orow + i] = refClip8(acc[i]);
-    }
-    src = out;
-  }
-  return { data: src === img.data ? new Uint8Array(src) : src, width: outW, height: outH };
-}
 // ---- end of peer ----
 
 async function stages(images: Buffer[], batch: number): Promise<Record<string, number>> {
