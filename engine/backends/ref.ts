@@ -28,24 +28,27 @@ function arr(t: TensorRef): TypedArray {
   return s.data;
 }
 
-/** Offsets into `inShape`'s (contiguous) data for every element of `outShape` under broadcasting. */
-function bcastIndex(inShape: Shape, outShape: Shape): Int32Array {
-  const n = numel(outShape);
-  const idx = new Int32Array(n);
-  const st = broadcastStrides(inShape, outShape);
-  const nd = outShape.length;
-  const cur = new Array<number>(nd).fill(0);
-  let off = 0;
+/** Calls visit(i, off) for every element i (row-major) of `shape`, off = base + sum_d index_d * strides[d]. */
+function forEachStrided(shape: Shape, strides: readonly number[], base: number, visit: (i: number, off: number) => void): void {
+  const n = numel(shape);
+  const cur = new Array<number>(shape.length).fill(0);
+  let off = base;
   for (let i = 0; i < n; i++) {
-    idx[i] = off;
-    for (let d = nd - 1; d >= 0; d--) {
+    visit(i, off);
+    for (let d = shape.length - 1; d >= 0; d--) {
       cur[d]++;
-      off += st[d];
-      if (cur[d] < outShape[d]) break;
-      off -= st[d] * cur[d];
+      off += strides[d];
+      if (cur[d] < shape[d]) break;
+      off -= strides[d] * cur[d];
       cur[d] = 0;
     }
   }
+}
+
+/** Offsets into `inShape`'s (contiguous) data for every element of `outShape` under broadcasting. */
+function bcastIndex(inShape: Shape, outShape: Shape): Int32Array {
+  const idx = new Int32Array(numel(outShape));
+  forEachStrided(outShape, broadcastStrides(inShape, outShape), 0, (i, off) => { idx[i] = off; });
   return idx;
 }
 
@@ -539,21 +542,7 @@ const kernels: KernelTable = {
     const x = inputs[0], o = outputs[0];
     const X = arr(x), O = arr(o);
     const xs = stridesOf(x.shape);
-    const st = a.perm.map((p) => xs[p]);
-    const sh = o.shape;
-    const n = numel(sh);
-    const cur = new Array<number>(sh.length).fill(0);
-    let off = 0;
-    for (let i = 0; i < n; i++) {
-      O[o.offset + i] = X[x.offset + off];
-      for (let d = sh.length - 1; d >= 0; d--) {
-        cur[d]++;
-        off += st[d];
-        if (cur[d] < sh[d]) break;
-        off -= st[d] * cur[d];
-        cur[d] = 0;
-      }
-    }
+    forEachStrided(o.shape, a.perm.map((p) => xs[p]), 0, (i, off) => { O[o.offset + i] = X[x.offset + off]; });
   },
   slice: (inputs, outputs, a) => {
     const x = inputs[0], o = outputs[0];
@@ -561,43 +550,16 @@ const kernels: KernelTable = {
     const xs = stridesOf(x.shape);
     let base = 0;
     for (let d = 0; d < xs.length; d++) base += a.starts[d] * xs[d];
-    const sh = o.shape;
-    const n = numel(sh);
-    const cur = new Array<number>(sh.length).fill(0);
-    let off = base;
-    for (let i = 0; i < n; i++) {
-      O[o.offset + i] = X[x.offset + off];
-      for (let d = sh.length - 1; d >= 0; d--) {
-        cur[d]++;
-        off += xs[d];
-        if (cur[d] < sh[d]) break;
-        off -= xs[d] * cur[d];
-        cur[d] = 0;
-      }
-    }
+    forEachStrided(o.shape, xs, base, (i, off) => { O[o.offset + i] = X[x.offset + off]; });
   },
   pad: (inputs, outputs, a) => {
     const x = inputs[0], o = outputs[0];
     const X = arr(x), O = arr(o);
-    const on = numel(o.shape);
-    O.fill(a.value, o.offset, o.offset + on);
+    O.fill(a.value, o.offset, o.offset + numel(o.shape));
     const os = stridesOf(o.shape);
     let base = 0;
     for (let d = 0; d < os.length; d++) base += a.pads[d][0] * os[d];
-    const sh = x.shape;
-    const n = numel(sh);
-    const cur = new Array<number>(sh.length).fill(0);
-    let off = base;
-    for (let i = 0; i < n; i++) {
-      O[o.offset + off] = X[x.offset + i];
-      for (let d = sh.length - 1; d >= 0; d--) {
-        cur[d]++;
-        off += os[d];
-        if (cur[d] < sh[d]) break;
-        off -= os[d] * cur[d];
-        cur[d] = 0;
-      }
-    }
+    forEachStrided(x.shape, os, base, (i, off) => { O[o.offset + off] = X[x.offset + i]; });
   },
   concat: (inputs, outputs, a) => {
     const o = outputs[0];
