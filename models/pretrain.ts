@@ -5,7 +5,8 @@
 // the learnable temperature `itc_logit_scale` ([1], log scale, CLIP init log(1/0.07), exp clamped to <= 100).
 // Also the 'synth' model preset (hidden 128, 4 layers, 4 heads, MLP 512, patch 16, dropout 0) and the helpers that
 // run the shared layers on one modality (text-only / image-only passes); contrastive embeddings are the projected
-// mean of the valid tokens, centred on the batch (see itcEmbed).
+// token 0 of each pass (text [CLS], image cls_token; 'mean' of the valid tokens is the alternative), centred on the
+// batch (see itcEmbed).
 // Deliberately NOT here: objectives, masking, data, the training loop (train/pretrain.ts).
 // Invariants: heads are registered on the backbone itself, so their names are top-level like the reference's
 // (`mlm_score.*`, `itm_score.*`); single-modality passes run exactly the blocks + final norm of forwardTokens.
@@ -67,18 +68,31 @@ export function itcScale(bb: Module): Tensor {
   return bb.param('itc_logit_scale').exp().minimum(ITC_MAX_SCALE);
 }
 
+/**
+ * What the contrastive projection reads: 'cls' = token 0 of the single-modality pass (text [CLS], image
+ * cls_token), 'mean' = the mean of the valid tokens. Why 'cls' is the default: with the batch-centred loss and
+ * 'mean', nothing made token 0 depend on the sample (the centring removes the common component for free). Measured
+ * on the 48 px corpus after 1,500 steps: the joint pass's token 0 had a relative batch spread of 0.12 (0.72 after
+ * the uncentred loss), the ITM gradient reaching the blocks was 600x smaller than the contrastive one, the ITM head
+ * on the pooler of token 0 stayed dead and held-out ITM sat at chance (0.51) while retrieval reached R@1 0.91.
+ * Reading token 0 makes the contrastive loss teach the text [CLS] to summarise the caption, which the ITM pass
+ * builds on (1,000 more steps: spread 0.20, gradient ratio 13x, ITM rising).
+ */
+export type ItcPool = 'cls' | 'mean';
+
 export interface PretrainHeads {
   mlm: MlmHead;
   itm: ItmHead;
   textProj: Linear;
   imageProj: Linear;
+  pool: ItcPool;
 }
 
 /**
  * Registers the pre-training heads on a ViLT backbone (idempotent for itm_score, which createModel adds for the
  * itm task). projDim: width P of the contrastive projections (default hidden / 2).
  */
-export function addPretrainHeads(bb: ViltModel, opts: { projDim?: number } = {}): PretrainHeads {
+export function addPretrainHeads(bb: ViltModel, opts: { projDim?: number; pool?: ItcPool } = {}): PretrainHeads {
   const D = bb.cfg.hidden;
   const P = opts.projDim ?? Math.max(1, Math.floor(D / 2));
   const has = (n: string) => bb.namedModules().some(([name]) => name === n);
@@ -87,7 +101,7 @@ export function addPretrainHeads(bb: ViltModel, opts: { projDim?: number } = {})
   const textProj = bb.registerModule('itc_text_proj', new Linear(D, P));
   const imageProj = bb.registerModule('itc_image_proj', new Linear(D, P));
   bb.registerParameter('itc_logit_scale', constant([1], ITC_INIT_LOG_SCALE));
-  return { mlm, itm, textProj, imageProj };
+  return { mlm, itm, textProj, imageProj, pool: opts.pool ?? 'cls' };
 }
 
 /**
@@ -118,13 +132,14 @@ export function l2normalize(x: Tensor, eps = 1e-12): Tensor {
 }
 
 /**
- * Contrastive projection of the mean of the valid tokens of single-modality features.
+ * Contrastive projection of single-modality features: token 0 ('cls') or the mean of the valid tokens ('mean').
  * feats [B, N, D], valid [B][N] or null (all valid) -> [B, P] (not normalised).
  */
-export function itcProject(proj: Linear, feats: Tensor, valid: number[][] | null = null): Tensor {
-  const [B, N] = feats.shape;
+export function itcProject(proj: Linear, feats: Tensor, valid: number[][] | null = null, pool: ItcPool = 'cls'): Tensor {
+  const [B, N, D] = feats.shape;
   let pooled: Tensor;
-  if (!valid) pooled = feats.mean(1);
+  if (pool === 'cls') pooled = feats.slice(1, 0, 1).reshape([B, D]);
+  else if (!valid) pooled = feats.mean(1);
   else {
     const w = new Float32Array(B * N);
     valid.forEach((r, b) => {
@@ -139,13 +154,13 @@ export function itcProject(proj: Linear, feats: Tensor, valid: number[][] | null
 
 /**
  * Normalised contrastive embeddings [B, P]: itcProject, minus the batch mean when `center`, L2-normalised.
- * Why mean pooling and centring: at init every token 0 (and every pooled vector) of a modality is nearly the same
+ * Why centring: at init every token 0 (and every pooled vector) of a modality is nearly the same
  * vector (cosine > 0.96), so an uncentred loss sits at log B for hundreds of steps; removing the batch's common
  * component makes the differences visible from the first step (measured: a fixed batch of 32 pairs goes from
  * 4.7 to 0.03 in 27 steps centred, and stays flat uncentred). Evaluation centres with the mean over the whole set.
  */
-export function itcEmbed(proj: Linear, feats: Tensor, valid: number[][] | null = null, center = false): Tensor {
-  let z = itcProject(proj, feats, valid);
+export function itcEmbed(proj: Linear, feats: Tensor, valid: number[][] | null = null, center = false, pool: ItcPool = 'cls'): Tensor {
+  let z = itcProject(proj, feats, valid, pool);
   if (center) z = z.sub(z.mean(0, true));
   return l2normalize(z);
 }

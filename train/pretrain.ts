@@ -3,7 +3,7 @@
 // negatives and random other captions, every negative labelled by its truth in the scene) and MLM (content words
 // masked in matched and mismatched rows alike, the loss counted on rows whose text is true of the image), plus the
 // in-batch image-text contrastive loss on a text-only and an image-only pass through the same shared layers (small
-// projections of the mean of the valid tokens, centred on the batch, learnable temperature). Dropout 0. Gates on synth_caption_val: held-out ITM accuracy and
+// projections of token 0 of each pass, centred on the batch, learnable temperature). Dropout 0. Gates on synth_caption_val: held-out ITM accuracy and
 // contrastive R@1 (text->image and image->text over the whole split).
 // Writes an aptune checkpoint of the whole backbone + heads (kind 'pretrain') whose config carries the resolved
 // model config and the vocabulary, so `aptune train --pretrained FILE --config synth` rebuilds the same model
@@ -318,7 +318,7 @@ export function pretrainLosses(bb: ViltModel, heads: PretrainHeads, b: PretrainB
   const mlm = mlmLoss(mlmLogits, b.mlmLabels);
   const tf = encodeSingle(bb, textTokens(bb, b.itcIds), b.itcValid); // [B, Lc, D]
   const vf = encodeSingle(bb, img.x, img.mask); // [B, Nv, D]
-  const itc = contrastiveLoss(itcEmbed(heads.textProj, tf, b.itcValid, true), itcEmbed(heads.imageProj, vf, img.mask, true), itcScale(bb));
+  const itc = contrastiveLoss(itcEmbed(heads.textProj, tf, b.itcValid, true, heads.pool), itcEmbed(heads.imageProj, vf, img.mask, true, heads.pool), itcScale(bb));
   let total = itm.add(itc);
   if (mlm) total = total.add(mlm);
   return { total, itm, mlm, itc, itmLogits, mlmLogits };
@@ -398,7 +398,7 @@ export function evaluateGates(bb: ViltModel, heads: PretrainHeads, c: CaptionCor
       for (const [s, e] of chunks(c.images.length, bs)) {
         scope(() => {
           const img = imageTokens(bb, imgOf(Array.from({ length: e - s }, (_, k) => s + k)));
-          const z = itcProject(heads.imageProj, encodeSingle(bb, img.x, img.mask), img.mask).toArray();
+          const z = itcProject(heads.imageProj, encodeSingle(bb, img.x, img.mask), img.mask, heads.pool).toArray();
           for (let b = 0; b < e - s; b++) imgEmb.push(Float32Array.from(z.subarray(b * P, (b + 1) * P)));
         });
       }
@@ -407,7 +407,7 @@ export function evaluateGates(bb: ViltModel, heads: PretrainHeads, c: CaptionCor
       for (const [s, e] of chunks(caps.length, bs)) {
         scope(() => {
           const t = padRows(caps.slice(s, e).map((x) => x.ids), o.padId);
-          const z = itcProject(heads.textProj, encodeSingle(bb, textTokens(bb, tensor(t.flat, [e - s, t.L], { dtype: 'int32' })), t.valid), t.valid).toArray();
+          const z = itcProject(heads.textProj, encodeSingle(bb, textTokens(bb, tensor(t.flat, [e - s, t.L], { dtype: 'int32' })), t.valid), t.valid, heads.pool).toArray();
           for (let b = 0; b < e - s; b++) capEmb.push(Float32Array.from(z.subarray(b * P, (b + 1) * P)));
         });
       }
@@ -575,7 +575,7 @@ export async function runPretrain(o: PretrainOptions): Promise<PretrainResult> {
   const last = gates[gates.length - 1];
   saveCheckpoint(o.out, bb.stateDict(), {
     kind: PRETRAIN_KIND, backbone: 'vilt', preset: o.preset ?? 'synth', modelConfig: cfg, maxTextLen, imageSize, textPrefix: VILT_TEXT_PREFIX,
-    seed, steps, batchSize: B, lr, maskProb: o.maskProb ?? 0.25, hardFraction: o.hardFraction ?? 0.5, ...(o.init ? { init: path.resolve(o.init) } : {}), gates: last, vocab: [...vocab.keys()],
+    seed, steps, batchSize: B, lr, itcPool: heads.pool, maskProb: o.maskProb ?? 0.25, hardFraction: o.hardFraction ?? 0.5, ...(o.init ? { init: path.resolve(o.init) } : {}), gates: last, vocab: [...vocab.keys()],
   });
   const seconds = (performance.now() - t0) / 1000;
   log(`wrote ${o.out} and ${vocabPath} (${steps} steps, ${seconds.toFixed(0)} s); gates: ITM ${last.itmAcc.toFixed(3)} (>= 0.75), R@1 t2i ${last.r1T2I.toFixed(3)} / i2t ${last.r1I2T.toFixed(3)} (>= 0.70)`);

@@ -8,7 +8,9 @@ import * as assert from 'uvu/assert';
 import { mkdtempSync, existsSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { noGrad, scope, tensor } from '../../engine/index.ts';
+import { concat, noGrad, randn, scope, tensor, Generator } from '../../engine/index.ts';
+import { encodeSingle, imageTokens, itcEmbed, itcProject, textTokens } from '../../models/pretrain.ts';
+import { ceLoss } from '../../models/heads.ts';
 import { generateSynthetic } from '../../train/data/synthetic.ts';
 import {
   buildBatch, buildPretrainModel, captionHolds, contrastiveLoss, loadCaptionCorpus, maskPositions, maskSeed, mlmLoss,
@@ -143,6 +145,68 @@ test('ITM and MLM losses of a step equal an independent host computation; a few 
     }));
   }
   assert.ok(losses[7] < losses[0] - 0.3, `losses ${losses.map((x) => x.toFixed(3)).join(' ')}`);
+});
+
+test('contrastive embeddings read token 0, the position the ITM pooler reads (mean pooling left [CLS] untrained)', () => {
+  const cfg = pretrainModelConfig({ preset: 'tiny' }, tok, 40);
+  const { bb, heads } = buildPretrainModel(cfg, 1);
+  assert.is(heads.pool, 'cls');
+  const D = cfg.hidden, B = 3, N = 5;
+  noGrad(() => {
+    const f = randn([B, N, D], { generator: new Generator(4) });
+    const valid = [[1, 1, 1, 1, 1], [1, 1, 1, 0, 0], [1, 1, 0, 0, 0]];
+    const a = itcProject(heads.textProj, f, valid, heads.pool).toArray();
+    // other positions changed: same embedding; token 0 changed: a different one
+    const same = itcProject(heads.textProj, concat([f.slice(1, 0, 1), randn([B, N - 1, D], { generator: new Generator(5) })], 1), valid, heads.pool).toArray();
+    assert.ok(a.every((x, i) => Math.abs(x - same[i]) < 1e-6), 'the cls embedding depends on positions other than 0');
+    const at = (pos: number) => tensor(Float32Array.from({ length: B * N * D }, (_, i) => (Math.floor(i / D) % N === pos ? 1 : 0)), [B, N, D]);
+    const moved = itcProject(heads.textProj, f.add(at(0)), valid, heads.pool).toArray();
+    assert.ok(a.some((x, i) => Math.abs(x - moved[i]) > 1e-3), 'the cls embedding ignores token 0');
+    // 'mean' (the alternative) reads every valid position and no padded one: position 4 is valid in row 0 only
+    const P = heads.textProj.outFeatures;
+    const m = itcProject(heads.textProj, f, valid, 'mean').toArray(), m2 = itcProject(heads.textProj, f.add(at(4)), valid, 'mean').toArray();
+    assert.ok(m.slice(0, P).some((x, i) => Math.abs(x - m2[i]) > 1e-4), 'mean ignores a valid position');
+    assert.ok(m.slice(P).every((x, i) => Math.abs(x - m2[P + i]) < 1e-6), 'mean reads a padded position');
+  });
+  // the contrastive gradient reaches the text [CLS] of the single-modality pass, and the joint pass's token 0
+  // (what the pooler and the ITM head read) gets trained by it
+  const b = buildBatch(corpus, [0, 1, 2, 3], { maskProb: 0, maskId: tok.maskId!, padId: tok.padId, seed: 2, step: 1 });
+  scope(() => {
+    const t = textTokens(bb, b.itcIds).detach().requiresGrad_();
+    const img = imageTokens(bb, b.image);
+    const tf = encodeSingle(bb, t, b.itcValid), vf = encodeSingle(bb, img.x, img.mask);
+    const l = contrastiveLoss(itcEmbed(heads.textProj, tf, b.itcValid, true, heads.pool), itcEmbed(heads.imageProj, vf, img.mask, true, heads.pool), 10);
+    l.backward();
+    const gr = t.grad!.toArray(), L = t.shape[1];
+    let g0 = 0;
+    for (let r = 0; r < 4; r++) for (let k = 0; k < D; k++) g0 += gr[(r * L) * D + k] ** 2;
+    assert.ok(g0 > 0, 'no contrastive gradient at the text [CLS]');
+  });
+});
+
+test('ITM alone overfits a fixed batch of 16 pairs (labels reach the loss, the pooled feature separates)', () => {
+  const cfg = pretrainModelConfig({ preset: 'tiny' }, tok, 40);
+  const { bb, heads } = buildPretrainModel(cfg, 3);
+  const idx = Array.from({ length: 16 }, (_, i) => i % corpus.images.length);
+  const b = buildBatch(corpus, idx, { maskProb: 0.25, maskId: tok.maskId!, padId: tok.padId, seed: 4, step: 1, hardFraction: 0.5 });
+  const labels = b.host.labels;
+  assert.ok(labels.some((y) => y === 0) && labels.some((y) => y === 1), labels.join(''));
+  const opt = new AdamW(bb.parameters(), { lr: 3e-3, betas: [0.9, 0.98] });
+  const run = (train: boolean) => scope(() => {
+    const img = imageTokens(bb, b.image);
+    const out = bb.forwardTokens({ text: textTokens(bb, b.itmIds), image: img.x, textMask: b.itmValid, imageMask: img.mask });
+    const lg = heads.itm.forward(out.clsFeats);
+    const loss = ceLoss(lg, b.itmLabels);
+    const v = { loss: loss.item(), logits: Array.from(lg.toArray()) };
+    if (train) { loss.backward(); opt.step(); opt.zeroGrad(); }
+    return v;
+  });
+  const first = run(true).loss;
+  for (let s = 0; s < 40; s++) run(true);
+  const last = run(false);
+  const pred = labels.map((_, r) => (last.logits[2 * r + 1] > last.logits[2 * r] ? 1 : 0));
+  assert.ok(first > 0.6 && last.loss < 0.1, `ITM loss ${first.toFixed(3)} -> ${last.loss.toFixed(3)}`);
+  assert.equal(pred, labels);
 });
 
 test('CLI: pretrain writes a checkpoint + vocab.txt that aptune train --pretrained loads; a wrong preset is refused', async () => {
