@@ -67,48 +67,42 @@ function checkSeed(seed: number): void {
   }
 }
 
+/** Calls visit(i, n, w) for elements n = offset + i (i < count) of draw `seed`; w holds n's Philox block (n >> 2). */
+function forEachPhiloxElement(seed: number, offset: number, count: number, visit: (i: number, n: number, w: Uint32Array) => void): void {
+  checkSeed(seed);
+  const k0 = seed >>> 0;
+  const k1 = Math.floor(seed / TWO32) >>> 0;
+  const w = new Uint32Array(4);
+  let lastBlock = -1;
+  for (let i = 0; i < count; i++) {
+    const n = offset + i;
+    const b = Math.floor(n / 4);
+    if (b !== lastBlock) {
+      philox(b >>> 0, Math.floor(b / TWO32) >>> 0, 0, 0, k0, k1, w);
+      lastBlock = b;
+    }
+    visit(i, n, w);
+  }
+}
+
 /**
  * Fill `out[0..count)` with the uniform [0,1) values of elements offset .. offset+count-1 of draw `seed`
  * (float64 values, each a multiple of 2^-24).
  */
 export function uniformBlock(seed: number, offset: number, count: number, out: Float64Array): void {
-  checkSeed(seed);
-  const k0 = seed >>> 0;
-  const k1 = Math.floor(seed / TWO32) >>> 0;
-  const w = new Uint32Array(4);
-  let lastBlock = -1;
-  for (let i = 0; i < count; i++) {
-    const n = offset + i;
-    const b = Math.floor(n / 4);
-    if (b !== lastBlock) {
-      philox(b >>> 0, Math.floor(b / TWO32) >>> 0, 0, 0, k0, k1, w);
-      lastBlock = b;
-    }
-    out[i] = (w[n & 3] >>> 8) * INV24;
-  }
+  forEachPhiloxElement(seed, offset, count, (i, n, w) => { out[i] = (w[n & 3] >>> 8) * INV24; });
 }
 
 /** Standard normal values of elements offset .. offset+count-1 of draw `seed` (float64). */
 export function normalBlock(seed: number, offset: number, count: number, out: Float64Array): void {
-  checkSeed(seed);
-  const k0 = seed >>> 0;
-  const k1 = Math.floor(seed / TWO32) >>> 0;
-  const w = new Uint32Array(4);
-  let lastBlock = -1;
-  for (let i = 0; i < count; i++) {
-    const n = offset + i;
-    const b = Math.floor(n / 4);
-    if (b !== lastBlock) {
-      philox(b >>> 0, Math.floor(b / TWO32) >>> 0, 0, 0, k0, k1, w);
-      lastBlock = b;
-    }
+  forEachPhiloxElement(seed, offset, count, (i, n, w) => {
     const j = n & 2;
     const u1 = ((w[j] >>> 8) + 1) * INV24;
     const u2 = (w[j + 1] >>> 8) * INV24;
     const r = Math.sqrt(-2 * Math.log(u1));
     const t = 2 * Math.PI * u2;
     out[i] = (n & 1) === 0 ? r * Math.cos(t) : r * Math.sin(t);
-  }
+  });
 }
 
 /** Counter-based generator: hands out disjoint (seed, offset) ranges. Same seed -> same numbers on every backend. */
