@@ -17,7 +17,7 @@ import { createModel, loadPretrained, typeTableForNlvr2, METER_BASE, VILT_BASE, 
 import { resizeClipPosTable } from '../models/clip.ts';
 import { onShapeBackend } from '../models/accounting.ts';
 import { parseSafetensors, writeSafetensors, type HostTensor } from './safetensors.ts';
-import { readTorchStateDict } from './torch_pickle.ts';
+import { isLegacyTorch, readTorchStateDict } from './torch_pickle.ts';
 
 export const CHECKPOINT_FORMAT = 'aptune-checkpoint/1';
 export type ModelKind = 'vilt' | 'meter';
@@ -54,7 +54,7 @@ export interface LoadedCheckpoint {
 /** Read an aptune checkpoint; errors if the file is not one. */
 export function loadCheckpoint(path: string): LoadedCheckpoint {
   const bytes = readBytes(path);
-  if (isZip(bytes)) throw new Error(`${path}: this is a PyTorch zip checkpoint, not an aptune checkpoint; convert it with \`aptune import\``);
+  if (isZip(bytes) || isLegacyTorch(bytes)) throw new Error(`${path}: this is a PyTorch ${isZip(bytes) ? 'zip' : 'legacy torch.save'} checkpoint, not an aptune checkpoint; convert it with \`aptune import\``);
   const { tensors, metadata } = parseSafetensors(bytes, path);
   if (metadata.format !== CHECKPOINT_FORMAT) throw new Error(`${path}: not an aptune checkpoint (__metadata__.format is ${JSON.stringify(metadata.format)}, expected ${CHECKPOINT_FORMAT})`);
   let config: unknown;
@@ -91,7 +91,7 @@ export function loadMethodCheckpoint(path: string, model: Module, opts: { backen
 
 // ---------------------------------------------------------------------------------------------- import
 
-export type ExternalFormat = 'torch-zip' | 'safetensors';
+export type ExternalFormat = 'torch-zip' | 'torch-legacy' | 'safetensors';
 
 function readBytes(path: string): Buffer {
   try { return readFileSync(path); } catch (e) { throw new Error(`${path}: cannot read: ${(e as Error).message}`); }
@@ -114,14 +114,15 @@ export function detectFormat(path: string): ExternalFormat {
     if (fd >= 0) closeSync(fd);
   }
   if (isZip(head)) return 'torch-zip';
+  if (isLegacyTorch(head)) return 'torch-legacy';
   if (head.length >= 9 && head[8] === 0x7b /* '{' */) return 'safetensors';
-  throw new Error(`${path}: not a checkpoint (neither a PyTorch zip checkpoint nor a safetensors file)`);
+  throw new Error(`${path}: not a checkpoint (neither a PyTorch checkpoint, zip or legacy, nor a safetensors file)`);
 }
 
 /** Every tensor of an external weights file, under the file's own names. */
 export function readExternalWeights(path: string): { tensors: Map<string, HostTensor>; format: ExternalFormat } {
   const format = detectFormat(path);
-  if (format === 'torch-zip') return { tensors: readTorchStateDict(path), format };
+  if (format !== 'safetensors') return { tensors: readTorchStateDict(path), format };
   return { tensors: parseSafetensors(readBytes(path), path).tensors, format };
 }
 

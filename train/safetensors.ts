@@ -6,9 +6,11 @@
 // Does not: memory-map, stream, or keep dtypes other than float32/int32 in memory.
 // Invariants: every written file is complete or absent (temp file + rename); offsets written are contiguous,
 // sorted by name, and cover the buffer exactly; the header is padded with spaces to a multiple of 8 bytes.
-// Every error names the file (or '<buffer>') and, where there is one, the tensor.
+// Reading validates the whole header (parseSafetensors lists the rules) before decoding any tensor, so memory is
+// the file plus the valid tensors. Every error names the file (or '<buffer>') and, where there is one, the tensor.
 import { readFileSync } from 'node:fs';
 import { writeFileAtomicSync } from './atomic.ts';
+import { ByteReader, InputError, checkedProduct, decodeUtf8, parseJsonStrict } from './bytes.ts';
 
 export type SafeDType = 'F32' | 'F64' | 'F16' | 'BF16' | 'I32' | 'I64';
 const ELEM_BYTES: Record<SafeDType, number> = { F32: 4, F64: 8, F16: 2, BF16: 2, I32: 4, I64: 8 };
@@ -81,47 +83,66 @@ export function decodeElements(bytes: Uint8Array, dtype: SafeDType, numel: numbe
   }
 }
 
-/** Parse a whole safetensors file held in memory. `source` names the file in errors. */
+/** The largest header accepted (the safetensors specification's limit). */
+export const MAX_HEADER_BYTES = 100_000_000;
+
+/**
+ * Parse a whole safetensors file held in memory, checked as the specification requires: header length within
+ * 100 MB and the file, a UTF-8 JSON object starting with '{' without duplicate keys, known dtypes, non-negative
+ * integer shapes, shape x dtype size = byte length, data_offsets contiguous from 0 (no overlap, no gap) and
+ * covering the buffer exactly (no trailing bytes). Nothing is decoded before the whole header passed.
+ * `source` names the file in errors.
+ */
 export function parseSafetensors(buf: Uint8Array, source = '<buffer>'): SafetensorsContent {
-  if (buf.byteLength < 8) throw new Error(`${source}: not a safetensors file (${buf.byteLength} bytes, shorter than the 8-byte header length)`);
-  const dv = new DataView(buf.buffer, buf.byteOffset, buf.byteLength);
-  const n = dv.getBigUint64(0, true);
-  if (n > BigInt(buf.byteLength - 8)) throw new Error(`${source}: not a safetensors file or truncated (header length ${n} exceeds the ${buf.byteLength - 8} bytes that follow)`);
+  const r = new ByteReader(buf, source);
+  if (buf.byteLength < 8) throw new InputError(`${source}: not a safetensors file (${buf.byteLength} bytes, shorter than the 8-byte header length)`);
+  const n = r.dv.getBigUint64(0, true);
+  if (n > BigInt(MAX_HEADER_BYTES)) throw new InputError(`${source}: header length ${n} exceeds the ${MAX_HEADER_BYTES}-byte limit of the safetensors specification (not a safetensors file?)`);
+  if (n > BigInt(buf.byteLength - 8)) throw new InputError(`${source}: not a safetensors file or truncated (header length ${n} exceeds the ${buf.byteLength - 8} bytes that follow)`);
   const hlen = Number(n);
-  let header: Record<string, unknown>;
-  try {
-    header = JSON.parse(new TextDecoder('utf-8', { fatal: true }).decode(buf.subarray(8, 8 + hlen)));
-  } catch (e) {
-    throw new Error(`${source}: not a safetensors file (header is not valid JSON: ${(e as Error).message})`);
-  }
-  if (header === null || typeof header !== 'object' || Array.isArray(header)) throw new Error(`${source}: safetensors header is not a JSON object`);
+  if (hlen < 2 || buf[8] !== 0x7b) throw new InputError(`${source}: not a safetensors file (the header does not start with '{')`);
+  const header = parseJsonStrict(decodeUtf8(buf.subarray(8, 8 + hlen), `${source}: header`), `${source}: header`);
+  if (header === null || typeof header !== 'object' || Array.isArray(header)) throw new InputError(`${source}: safetensors header is not a JSON object`);
   const data = buf.subarray(8 + hlen);
   const metadata: Record<string, string> = {};
-  const tensors = new Map<string, HostTensor>();
-  for (const [name, spec] of Object.entries(header)) {
+  const specs: { name: string; dtype: SafeDType; shape: number[]; b: number; e: number }[] = [];
+  for (const [name, spec] of Object.entries(header as Record<string, unknown>)) {
     if (name === '__metadata__') {
-      if (spec === null || typeof spec !== 'object') throw new Error(`${source}: __metadata__ is not an object`);
+      if (spec === null || typeof spec !== 'object' || Array.isArray(spec)) throw new InputError(`${source}: __metadata__ is not an object`);
       for (const [k, v] of Object.entries(spec as Record<string, unknown>)) {
-        if (typeof v !== 'string') throw new Error(`${source}: __metadata__.${k} is not a string`);
+        if (typeof v !== 'string') throw new InputError(`${source}: __metadata__.${k} is not a string`);
         metadata[k] = v;
       }
       continue;
     }
     const where = `${source}: tensor '${name}'`;
     const s = spec as { dtype?: unknown; shape?: unknown; data_offsets?: unknown };
-    if (!s || typeof s !== 'object') throw new Error(`${where}: header entry is not an object`);
-    if (typeof s.dtype !== 'string' || !(s.dtype in ELEM_BYTES)) throw new Error(`${where}: unsupported dtype ${JSON.stringify(s.dtype)} (supported: ${Object.keys(ELEM_BYTES).join(', ')})`);
-    if (!Array.isArray(s.shape) || !s.shape.every((d) => Number.isInteger(d) && d >= 0)) throw new Error(`${where}: bad shape ${JSON.stringify(s.shape)}`);
+    if (!s || typeof s !== 'object' || Array.isArray(s)) throw new InputError(`${where}: header entry is not an object`);
+    if (typeof s.dtype !== 'string' || !(s.dtype in ELEM_BYTES)) throw new InputError(`${where}: unsupported dtype ${JSON.stringify(s.dtype)} (supported: ${Object.keys(ELEM_BYTES).join(', ')})`);
+    if (!Array.isArray(s.shape) || s.shape.length > 64 || !s.shape.every((d) => Number.isSafeInteger(d) && d >= 0)) throw new InputError(`${where}: bad shape ${JSON.stringify(s.shape)} (non-negative integers, rank <= 64)`);
     const off = s.data_offsets;
-    if (!Array.isArray(off) || off.length !== 2 || !off.every((d) => Number.isInteger(d) && d >= 0) || off[0] > off[1]) throw new Error(`${where}: bad data_offsets ${JSON.stringify(off)}`);
+    if (!Array.isArray(off) || off.length !== 2 || !off.every((d) => Number.isSafeInteger(d) && d >= 0) || off[0] > off[1]) throw new InputError(`${where}: bad data_offsets ${JSON.stringify(off)}`);
     const dtype = s.dtype as SafeDType;
     const shape = s.shape as number[];
-    const numel = numelOf(shape);
     const [b, e] = off as [number, number];
-    if (e - b !== numel * ELEM_BYTES[dtype]) throw new Error(`${where}: data_offsets [${b}, ${e}] span ${e - b} bytes but shape [${shape}] of ${dtype} needs ${numel * ELEM_BYTES[dtype]}`);
-    if (e > data.byteLength) throw new Error(`${where}: data ends at byte ${e} but the file holds only ${data.byteLength} data bytes (truncated file?)`);
-    const arr = decodeElements(data.subarray(b, e), dtype, numel, where);
-    tensors.set(name, { dtype: arr instanceof Int32Array ? 'int32' : 'float32', shape: [...shape], data: arr });
+    const bytes = checkedProduct([...shape, ELEM_BYTES[dtype]], where);
+    if (e - b !== bytes) throw new InputError(`${where}: data_offsets [${b}, ${e}] span ${e - b} bytes but shape [${shape}] of ${dtype} needs ${bytes}`);
+    if (e > data.byteLength) throw new InputError(`${where}: data ends at byte ${e} but the file holds only ${data.byteLength} data bytes (truncated file?)`);
+    specs.push({ name, dtype, shape, b, e });
+  }
+  // the buffer is covered exactly: sorted by offset, each tensor starts where the previous ended
+  const sorted = [...specs].sort((x, y) => x.b - y.b || x.e - y.e);
+  let at = 0;
+  for (const t of sorted) {
+    if (t.b < at) throw new InputError(`${source}: tensor '${t.name}': data_offsets [${t.b}, ${t.e}] overlap the previous tensor (which ends at ${at})`);
+    if (t.b > at) throw new InputError(`${source}: tensor '${t.name}': data_offsets [${t.b}, ${t.e}] leave a gap of ${t.b - at} bytes after byte ${at}`);
+    at = t.e;
+  }
+  if (at !== data.byteLength) throw new InputError(`${source}: ${data.byteLength - at} trailing bytes after the last tensor (data ends at ${at}, the buffer holds ${data.byteLength})`);
+  const tensors = new Map<string, HostTensor>();
+  for (const t of specs) {
+    const arr = decodeElements(data.subarray(t.b, t.e), t.dtype, checkedProduct(t.shape, t.name), `${source}: tensor '${t.name}'`);
+    tensors.set(t.name, { dtype: arr instanceof Int32Array ? 'int32' : 'float32', shape: [...t.shape], data: arr });
   }
   return { tensors, metadata };
 }
