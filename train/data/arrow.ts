@@ -15,10 +15,12 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import {
-  RecordBatchReader, Message, DataType, Field, Schema, List, Utf8, Binary, Int64, Float64,
+  RecordBatchReader, DataType, Field, Schema, List, Utf8, Binary, Int64, Float64,
   Table, vectorFromArray, RecordBatchFileWriter, type Vector,
 } from 'apache-arrow';
 import { tempPathFor } from '../atomic.ts';
+import { InputError, decodeUtf8, safeNumber } from '../bytes.ts';
+import { verifyBatchMessage, verifyFooter } from './arrow-verify.ts';
 
 // ---------------------------------------------------------------------------------------------------------------
 // Layouts
@@ -104,6 +106,7 @@ interface BufferMeta { offset: number; length: number }
 interface BatchMeta {
   numRows: number;
   bodyOffset: number; // absolute file offset of the message body
+  bodyLength: number;
   nodes: NodeMeta[];
   buffers: BufferMeta[];
 }
@@ -140,50 +143,86 @@ function fieldFootprint(t: DataType, where: string): { nodes: number; buffers: n
 // Decoding column buffers into JS values
 
 type Cell = unknown;
-const utf8 = new TextDecoder('utf-8');
 
-/** A view over raw column buffers read from the body; decodes rows [0, length) of one (possibly nested) field. */
+/**
+ * A view over raw column buffers read from the body; decodes rows [start, end) of one (possibly nested) field.
+ * Before a value is produced, the buffers it needs are checked against the field node: validity bitmaps and
+ * fixed-width data long enough, offsets monotone, starting >= 0 and ending inside the data buffer (or the child
+ * field), text valid UTF-8, 64-bit integers within 2^53. Errors name file, column, (global) row and the rule.
+ */
 class ColumnDecoder {
   constructor(
     private readonly file: string,
     private readonly column: string,
     private readonly meta: BatchMeta,
     private readonly bufs: Map<number, Uint8Array>, // buffer index -> bytes
+    private readonly rowBase: number, // global row of the batch's first row
   ) {}
+
+  private fail(msg: string, row?: number): never {
+    throw new InputError(`${this.file}: column "${this.column}"${row === undefined ? '' : ` row ${this.rowBase + row}`}: ${msg}`);
+  }
 
   private buf(i: number): Uint8Array {
     const b = this.bufs.get(i);
-    if (!b) throw new Error(`${this.file}: column "${this.column}": internal error, buffer ${i} not loaded`);
+    if (!b) return this.fail(`internal error, buffer ${i} not loaded`);
     return b;
   }
 
-  private valid(nodeIdx: number, bufIdx: number, i: number): boolean {
+  private node(nodeIdx: number, end: number): { length: number; nullCount: number } {
     const node = this.meta.nodes[nodeIdx];
-    if (node.nullCount === 0) return true;
-    const v = this.buf(bufIdx);
-    if (v.length === 0) return true;
-    return ((v[i >> 3] >> (i & 7)) & 1) === 1;
+    if (!node) return this.fail(`field node ${nodeIdx} missing`);
+    if (end > node.length) this.fail(`values [0, ${end}) needed but the field holds ${node.length} (corrupt offsets or lengths)`);
+    return node;
   }
 
-  private offsets(bufIdx: number, large: boolean): (i: number) => number {
+  /** The validity test for a field of `len` values (a missing bitmap is allowed only without nulls). */
+  private validity(nodeIdx: number, bufIdx: number, len: number): (i: number) => boolean {
+    const node = this.meta.nodes[nodeIdx];
+    if (node.nullCount === 0) return () => true;
+    const v = this.buf(bufIdx);
+    if (v.length < Math.ceil(len / 8)) this.fail(`validity bitmap of ${v.length} bytes is too short for ${len} values with ${node.nullCount} nulls`);
+    return (i) => ((v[i >> 3] >> (i & 7)) & 1) === 1;
+  }
+
+  /** Offsets [start, end] (inclusive) of a variable-size field, checked monotone, >= 0 and <= `limit`. */
+  private offsets(bufIdx: number, large: boolean, start: number, end: number, limit: number, what: string): (i: number) => number {
     const b = this.buf(bufIdx);
+    const w = large ? 8 : 4;
+    if (end === start && b.length === 0) return () => 0;
+    if (b.length < (end + 1) * w) this.fail(`offsets buffer of ${b.length} bytes is too short for ${end + 1} offsets`);
     const dv = new DataView(b.buffer, b.byteOffset, b.byteLength);
-    return large ? (i) => Number(dv.getBigInt64(i * 8, true)) : (i) => dv.getInt32(i * 4, true);
+    const get = large ? (i: number) => safeNumber(dv.getBigInt64(i * 8, true), `${this.file}: column "${this.column}" offset ${i}`) : (i: number) => dv.getInt32(i * 4, true);
+    let prev = get(start);
+    if (prev < 0 || prev > limit) this.fail(`offset ${prev} outside [0, ${limit}] of the ${what}`, start);
+    for (let i = start + 1; i <= end; i++) {
+      const o = get(i);
+      if (o < prev) this.fail(`offsets decrease (${prev} then ${o})`, i - 1);
+      if (o > limit) this.fail(`offset ${o} beyond the ${limit} values of the ${what}`, i - 1);
+      prev = o;
+    }
+    return get;
   }
 
   /** Decode values [start, end) of the field whose node is `nodeIdx` and first buffer is `bufIdx`. */
-  decode(t: DataType, nodeIdx: number, bufIdx: number, start: number, end: number): Cell[] {
+  decode(t: DataType, nodeIdx: number, bufIdx: number, start: number, end: number, depth = 0): Cell[] {
     const out: Cell[] = new Array(end - start);
     if (DataType.isNull(t)) { out.fill(null); return out; }
+    this.node(nodeIdx, end);
+    // rows are named only at the top level (nested values are named by their row's column)
+    const rowOf = (i: number) => (depth === 0 ? i : undefined);
     if (DataType.isUtf8(t) || DataType.isLargeUtf8(t) || DataType.isBinary(t) || DataType.isLargeBinary(t)) {
       const large = DataType.isLargeUtf8(t) || DataType.isLargeBinary(t);
-      const off = this.offsets(bufIdx + 1, large);
       const data = this.buf(bufIdx + 2);
+      const off = this.offsets(bufIdx + 1, large, start, end, data.length, 'data buffer (bytes)');
+      const valid = this.validity(nodeIdx, bufIdx, end);
       const isText = DataType.isUtf8(t) || DataType.isLargeUtf8(t);
       for (let i = start; i < end; i++) {
-        if (!this.valid(nodeIdx, bufIdx, i)) { out[i - start] = null; continue; }
+        if (!valid(i)) { out[i - start] = null; continue; }
         const a = off(i), b = off(i + 1);
-        out[i - start] = isText ? utf8.decode(data.subarray(a, b)) : data.slice(a, b);
+        if (isText) {
+          try { out[i - start] = decodeUtf8(data.subarray(a, b), ''); } catch { this.fail(`invalid UTF-8 text`, rowOf(i)); }
+        } else out[i - start] = data.slice(a, b);
       }
       return out;
     }
@@ -191,32 +230,44 @@ class ColumnDecoder {
       const data = this.buf(bufIdx + 1);
       const dv = new DataView(data.buffer, data.byteOffset, data.byteLength);
       let get: (i: number) => number;
+      let width: number;
       if (DataType.isInt(t)) {
         const bw = t.bitWidth, signed = t.isSigned;
-        get = bw === 64 ? (signed ? (i) => Number(dv.getBigInt64(i * 8, true)) : (i) => Number(dv.getBigUint64(i * 8, true)))
+        width = bw / 8;
+        const big = (v: bigint, i: number) => {
+          if (v > BigInt(Number.MAX_SAFE_INTEGER) || v < BigInt(Number.MIN_SAFE_INTEGER)) this.fail(`int64 value ${v} is beyond 2^53 and cannot be represented exactly`, rowOf(i));
+          return Number(v);
+        };
+        get = bw === 64 ? (signed ? (i) => big(dv.getBigInt64(i * 8, true), i) : (i) => big(dv.getBigUint64(i * 8, true), i))
           : bw === 32 ? (signed ? (i) => dv.getInt32(i * 4, true) : (i) => dv.getUint32(i * 4, true))
           : bw === 16 ? (signed ? (i) => dv.getInt16(i * 2, true) : (i) => dv.getUint16(i * 2, true))
           : (signed ? (i) => dv.getInt8(i) : (i) => dv.getUint8(i));
       } else {
         const p = (t as unknown as { precision: number }).precision; // 0 half, 1 single, 2 double
-        if (p === 0) throw new Error(`${this.file}: column "${this.column}": float16 values are not supported`);
+        if (p === 0) this.fail('float16 values are not supported');
+        width = p === 1 ? 4 : 8;
         get = p === 1 ? (i) => dv.getFloat32(i * 4, true) : (i) => dv.getFloat64(i * 8, true);
       }
-      for (let i = start; i < end; i++) out[i - start] = this.valid(nodeIdx, bufIdx, i) ? get(i) : null;
+      if (data.length < end * width) this.fail(`data buffer of ${data.length} bytes is too short for ${end} values of ${width} bytes`);
+      const valid = this.validity(nodeIdx, bufIdx, end);
+      for (let i = start; i < end; i++) out[i - start] = valid(i) ? get(i) : null;
       return out;
     }
     if (DataType.isList(t)) {
-      const off = this.offsets(bufIdx + 1, false);
       const childType = t.children[0].type;
+      const childNode = this.meta.nodes[nodeIdx + 1];
+      if (!childNode) this.fail(`child field node ${nodeIdx + 1} missing`);
+      const off = this.offsets(bufIdx + 1, false, start, end, childNode.length, 'child field');
+      const valid = this.validity(nodeIdx, bufIdx, end);
       const a0 = off(start), b0 = off(end);
-      const child = this.decode(childType, nodeIdx + 1, bufIdx + 2, a0, b0);
+      const child = this.decode(childType, nodeIdx + 1, bufIdx + 2, a0, b0, depth + 1);
       for (let i = start; i < end; i++) {
-        if (!this.valid(nodeIdx, bufIdx, i)) { out[i - start] = null; continue; }
+        if (!valid(i)) { out[i - start] = null; continue; }
         out[i - start] = child.slice(off(i) - a0, off(i + 1) - a0);
       }
       return out;
     }
-    throw new Error(`${this.file}: column "${this.column}": decoding Arrow type ${describeType(t)} is not supported`);
+    return this.fail(`decoding Arrow type ${describeType(t)} is not supported`);
   }
 }
 
@@ -285,6 +336,10 @@ export class ArrowTableReader {
       if (batches[b].nodes.length !== node || batches[b].buffers.length !== buf) {
         throw new Error(`${file}: record batch ${b} has ${batches[b].nodes.length} field nodes / ${batches[b].buffers.length} buffers, the schema needs ${node} / ${buf}`);
       }
+      for (const [name, c] of this.columnLayouts) {
+        const n = batches[b].nodes[c.nodeStart];
+        if (n.length !== batches[b].numRows) throw new InputError(`${file}: record batch ${b}: column "${name}" holds ${n.length} values for ${batches[b].numRows} rows`);
+      }
     }
   }
 
@@ -312,6 +367,20 @@ export class ArrowTableReader {
       if (size < 14 || tail.toString('latin1') !== magic) {
         throw new Error(`${file}: truncated Arrow IPC file (no ARROW1 magic at the end; ${size} bytes): the footer is missing`);
       }
+      const readSync = async (pos: number, len: number): Promise<Buffer> => {
+        const out = Buffer.alloc(len);
+        let done = 0;
+        while (done < len) {
+          const { bytesRead } = await fh.read(out, done, len - done, pos + done);
+          if (bytesRead === 0) throw new Error(`${file}: unexpected end of file at byte ${pos + done} (truncated table)`);
+          done += bytesRead;
+        }
+        return out;
+      };
+      // the footer region is read whole (it is at most the file) and verified before apache-arrow sees it
+      const flen = (await readSync(size - 10, 4)).readInt32LE(0);
+      const footerBytes = flen > 0 && flen <= size - 18 ? await readSync(size - 10 - flen, flen) : Buffer.alloc(0);
+      const { blocks } = verifyFooter(file, size, flen, footerBytes);
       let reader;
       try {
         reader = await RecordBatchReader.from(fh);
@@ -320,34 +389,12 @@ export class ArrowTableReader {
         throw new Error(`${file}: corrupt Arrow IPC footer or schema: ${(e as Error).message}`);
       }
       if (!reader.isFile() || !reader.footer) throw new Error(`${file}: not an Arrow IPC file`);
-      const footer = reader.footer;
       const schema = reader.schema;
       const batches: BatchMeta[] = [];
-      for (let b = 0; b < footer.numRecordBatches; b++) {
-        const block = footer.getRecordBatch(b);
-        if (!block) throw new Error(`${file}: record batch ${b} missing from the footer`);
-        const offset = numberOf(block.offset), metaLen = block.metaDataLength, bodyLen = numberOf(block.bodyLength);
-        if (offset + metaLen + bodyLen > size) throw new Error(`${file}: truncated: record batch ${b} ends at byte ${offset + metaLen + bodyLen}, the file has ${size}`);
-        const mbuf = Buffer.alloc(metaLen);
-        await fh.read(mbuf, 0, metaLen, offset);
-        let start = 4, len = mbuf.readInt32LE(0);
-        if (len === -1) { len = mbuf.readInt32LE(4); start = 8; }
-        let msg: Message;
-        try { msg = Message.decode(mbuf.subarray(start, start + len)); } catch (e) {
-          throw new Error(`${file}: record batch ${b}: corrupt metadata message: ${(e as Error).message}`);
-        }
-        if (!msg.isRecordBatch()) throw new Error(`${file}: block ${b} of the footer is not a record batch message`);
-        const h = msg.header() as unknown as {
-          length: number; nodes: { length: number; nullCount: number }[]; buffers: { offset: number; length: number }[];
-          compression: unknown;
-        };
-        if (h.compression) throw new Error(`${file}: record batch ${b} uses IPC body compression, which this reader does not support; rewrite the table uncompressed`);
-        batches.push({
-          numRows: numberOf(h.length),
-          bodyOffset: offset + metaLen,
-          nodes: h.nodes.map((n) => ({ length: numberOf(n.length), nullCount: numberOf(n.nullCount) })),
-          buffers: h.buffers.map((r) => ({ offset: numberOf(r.offset), length: numberOf(r.length) })),
-        });
+      for (let b = 0; b < blocks.length; b++) {
+        const { offset, metaDataLength, bodyLength } = blocks[b];
+        const meta = verifyBatchMessage(file, b, offset, await readSync(offset, metaDataLength), bodyLength);
+        batches.push({ ...meta, bodyOffset: offset + metaDataLength, bodyLength });
       }
       const t = new ArrowTableReader(file, fh, schema, batches, layout, opts.cacheBytes ?? 64 * 1024 * 1024);
       const required: Record<string, ColumnKind> = { ...(layout?.columns ?? {}), ...(opts.columns ?? {}) };
@@ -417,7 +464,7 @@ export class ArrowTableReader {
     if (r.length > MAX_SMALL_COLUMN_BYTES) {
       throw new Error(`${this.file}: column "${column}" of record batch ${batchIdx} has a ${r.length}-byte buffer; too large to read whole`);
     }
-    return this.readAt(b.bodyOffset + r.offset, r.length);
+    return this.readAt(b.bodyOffset + r.offset, r.length); // inside the body: checked by verifyBatchMessage
   }
 
   /** All values of one non-binary column in one batch (cached, LRU, bounded by cacheBytes). */
@@ -432,7 +479,7 @@ export class ArrowTableReader {
     const bufs = new Map<number, Uint8Array>();
     let bytes = 0;
     for (const i of idx) { const u = await this.readBuffer(b, i, column, batchIdx); bufs.set(i, u); bytes += u.length; }
-    const dec = new ColumnDecoder(this.file, column, b, bufs);
+    const dec = new ColumnDecoder(this.file, column, b, bufs, this.batchStarts[batchIdx]);
     const values = dec.decode(c.type, c.nodeStart, c.bufferStart, 0, b.numRows);
     bytes *= 2; // decoded JS values cost roughly twice their raw bytes
     if (bytes <= this.cacheBytes) {
@@ -456,20 +503,23 @@ export class ArrowTableReader {
     const b = this.batches[batch];
     const node = b.nodes[c.nodeStart];
     const vb = b.buffers[c.bufferStart];
-    if (node.nullCount > 0 && vb.length > 0) {
+    if (node.nullCount > 0) {
+      if (vb.length < Math.ceil(node.length / 8)) throw new InputError(`${this.file}: column "${column}" row ${row}: validity bitmap of ${vb.length} bytes is too short for ${node.length} values with ${node.nullCount} nulls`);
       const byte = await this.readAt(b.bodyOffset + vb.offset + (local >> 3), 1);
       if (((byte[0] >> (local & 7)) & 1) === 0) return null;
     }
     const large = DataType.isLargeBinary(c.type);
     const w = large ? 8 : 4;
     const ob = b.buffers[c.bufferStart + 1];
+    const where = `${this.file}: column "${column}" row ${row}`;
+    if (ob.length < (local + 2) * w) throw new InputError(`${where}: offsets buffer of ${ob.length} bytes is too short for row ${local} of record batch ${batch}`);
     const offs = await this.readAt(b.bodyOffset + ob.offset + local * w, 2 * w);
     const dv = new DataView(offs.buffer);
-    const start = large ? Number(dv.getBigInt64(0, true)) : dv.getInt32(0, true);
-    const end = large ? Number(dv.getBigInt64(8, true)) : dv.getInt32(4, true);
+    const start = large ? safeNumber(dv.getBigInt64(0, true), where) : dv.getInt32(0, true);
+    const end = large ? safeNumber(dv.getBigInt64(8, true), where) : dv.getInt32(4, true);
     const db = b.buffers[c.bufferStart + 2];
     if (start < 0 || end < start || end > db.length) {
-      throw new Error(`${this.file}: column "${column}" row ${row}: corrupt offsets [${start}, ${end}) for a ${db.length}-byte data buffer`);
+      throw new InputError(`${where}: corrupt offsets [${start}, ${end}) for a ${db.length}-byte data buffer`);
     }
     return this.readAt(b.bodyOffset + db.offset + start, end - start);
   }

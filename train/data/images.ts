@@ -21,7 +21,8 @@
 // `.convert('RGB')`; JPEG shrink-on-load is disabled so decoding is never approximate.
 // Deliberately not here: batching (collate.ts), augmentation (randaugment.ts), scheduling (loader.ts), tensors.
 // Invariants: RGBImage.data is HWC uint8 of length H*W*3; ImageTensor.data is CHW float32 of length 3*H*W with
-// shape [3, H, W]; every decode error is an ImageDecodeError naming the caller's file/row/column.
+// shape [3, H, W]; every decode error is an ImageDecodeError naming the caller's file/row/column; no image above
+// maxImagePixels() (APTUNE_MAX_IMAGE_PIXELS, default 40 MP) is decoded.
 import sharp, { type Sharp } from 'sharp';
 
 /** Packed RGB pixels, row-major HWC: data[(y * width + x) * 3 + c]. */
@@ -159,12 +160,29 @@ function checkDims(width: number, height: number): void {
   }
 }
 
-// Fail on truncation like PIL (LOAD_TRUNCATED_IMAGES = False) but not on libjpeg warnings PIL tolerates.
-const SHARP_INPUT = { failOn: 'truncated' as const, sequentialRead: true };
+/** Default limit on width x height of an encoded image (40 megapixels: 120 MB decoded). */
+export const DEFAULT_MAX_IMAGE_PIXELS = 40_000_000;
+
+/**
+ * The pixel limit checked from the image header before decoding: APTUNE_MAX_IMAGE_PIXELS (read on each call, so
+ * it reaches the loader's worker threads too) or DEFAULT_MAX_IMAGE_PIXELS. A larger image is an ImageDecodeError.
+ */
+export function maxImagePixels(): number {
+  const v = process.env.APTUNE_MAX_IMAGE_PIXELS;
+  if (v === undefined || v === '') return DEFAULT_MAX_IMAGE_PIXELS;
+  const n = Number(v);
+  if (!Number.isSafeInteger(n) || n < 1) throw new Error(`APTUNE_MAX_IMAGE_PIXELS must be a positive integer, got '${v}'`);
+  return n;
+}
+
+// Fail on truncation like PIL (LOAD_TRUNCATED_IMAGES = False) but not on libjpeg warnings PIL tolerates; refuse
+// images whose header declares more than maxImagePixels() pixels before decoding them (libvips checks the header).
+const sharpInput = () => ({ failOn: 'truncated' as const, sequentialRead: true, limitInputPixels: maxImagePixels() });
 
 function wrapSharpError(where: ImageWhere | undefined, e: unknown): ImageDecodeError {
   if (e instanceof ImageDecodeError) return e;
   const msg = e instanceof Error ? e.message : String(e);
+  if (/exceeds pixel limit/i.test(msg)) return new ImageDecodeError(where, `image larger than the limit of ${maxImagePixels()} pixels (width x height; set APTUNE_MAX_IMAGE_PIXELS to raise it); not decoded`);
   return new ImageDecodeError(where, `cannot decode (corrupt, truncated or unsupported): ${msg}`);
 }
 
@@ -181,7 +199,7 @@ function checkBytes(bytes: Uint8Array, where: ImageWhere | undefined): void {
 export async function decodeRGB(bytes: Uint8Array, where?: ImageWhere): Promise<RGBImage> {
   checkBytes(bytes, where);
   try {
-    const { data, info } = await sharp(toBuffer(bytes), SHARP_INPUT)
+    const { data, info } = await sharp(toBuffer(bytes), sharpInput())
       .removeAlpha().toColourspace('srgb').raw({ depth: 'uchar' }).toBuffer({ resolveWithObject: true });
     if (info.channels !== 3) throw new ImageDecodeError(where, `decoded to ${info.channels} channels, expected 3`);
     return { data: new Uint8Array(data.buffer, data.byteOffset, data.byteLength), width: info.width, height: info.height };
@@ -631,7 +649,7 @@ export async function resizeRGB(
   if (source instanceof Uint8Array) {
     checkBytes(source, where);
     try {
-      img = sharp(toBuffer(source), SHARP_INPUT);
+      img = sharp(toBuffer(source), sharpInput());
       const meta = await img.metadata();
       if (!meta.width || !meta.height) throw new ImageDecodeError(where, 'no image dimensions in header');
       width = meta.width; height = meta.height;

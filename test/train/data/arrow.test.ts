@@ -169,7 +169,7 @@ test('not an Arrow file, a truncated file, an Arrow stream, an unknown table nam
   const footerLen = whole.readInt32LE(whole.length - 10);
   const hollow = path.join(tmp, 'vqav2_hollow.arrow');
   fs.writeFileSync(hollow, Buffer.concat([whole.subarray(0, 8), whole.subarray(whole.length - 10 - footerLen)]));
-  try { await ArrowTableReader.open(hollow); assert.unreachable(); } catch (e) { assert.match((e as Error).message, `${hollow}: truncated: record batch 0 ends at byte`); }
+  try { await ArrowTableReader.open(hollow); assert.unreachable(); } catch (e) { assert.match((e as Error).message, `${hollow}: Arrow footer: at byte`); assert.match((e as Error).message, /record batch 0: block \[.*\] lies outside the file's data region/); }
   const stream = path.join(tmp, 'nlvr2_stream.arrow');
   fs.writeFileSync(stream, tableToIPC(tableFromArrays({ a: [1, 2] }), 'stream'));
   try { await ArrowTableReader.open(stream); assert.unreachable(); } catch (e) { assert.match((e as Error).message, 'Arrow IPC *stream*'); }
