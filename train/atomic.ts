@@ -1,5 +1,10 @@
 // Atomic file writes: every file this project writes (Arrow tables, reports, checkpoints) goes to a temporary file
 // in the destination's directory and is renamed into place only after it was fully written and fsync'ed.
+// After the rename the directory is fsync'ed too (so the rename itself survives a power cut). removeStaleTemps
+// deletes the temporaries a killed process left beside a destination.
+// Fault injection for the kill tests: APTUNE_FAULT_ATOMIC="<basename>:<n>:<phase>" SIGKILLs this process during the
+// n-th (1-based) synchronous atomic write of a file of that base name, at phase 'partial' (half the temporary
+// written), 'written' (temporary complete, not renamed) or 'renamed' (renamed, directory not yet synced).
 // Does not: lock files against concurrent writers, or keep backups of the file it replaces.
 // Invariants: the destination path either keeps its old content or holds the complete new content, never a
 // partial file; on any failure the temporary file is removed and the error is rethrown unchanged.
@@ -7,6 +12,32 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 
 let counter = 0;
+const faultCounts = new Map<string, number>();
+
+/** Kills this process (SIGKILL: no handler, no cleanup) when APTUNE_FAULT_ATOMIC names this write and phase. */
+function fault(dest: string, phase: 'partial' | 'written' | 'renamed', count: boolean): void {
+  const spec = process.env.APTUNE_FAULT_ATOMIC;
+  if (!spec) return;
+  const [base, n, ph] = spec.split(':');
+  if (base !== path.basename(dest)) return;
+  if (count) faultCounts.set(base, (faultCounts.get(base) ?? 0) + 1);
+  if (faultCounts.get(base) === Number(n) && ph === phase) process.kill(process.pid, 'SIGKILL');
+}
+
+/** fsync a directory so a rename inside it is durable (not supported everywhere: errors are ignored). */
+export function syncDir(dir: string): void {
+  let fd = -1;
+  try { fd = fs.openSync(dir, 'r'); fs.fsyncSync(fd); } catch { /* e.g. Windows: directories cannot be opened */ } finally { if (fd >= 0) fs.closeSync(fd); }
+}
+
+/** Remove the temporaries (`.<base>.tmp-*`) that a killed writer left beside `dest`; returns their names. */
+export function removeStaleTemps(dest: string): string[] {
+  const dir = path.dirname(dest), prefix = `.${path.basename(dest)}.tmp-`;
+  let names: string[];
+  try { names = fs.readdirSync(dir).filter((n) => n.startsWith(prefix)); } catch { return []; }
+  for (const n of names) fs.rmSync(path.join(dir, n), { force: true });
+  return names;
+}
 
 /** A unique temporary path next to `dest` (same directory, so the final rename never crosses file systems). */
 export function tempPathFor(dest: string): string {
@@ -28,6 +59,7 @@ export async function withAtomicFile<T>(dest: string, write: (tmpPath: string) =
     const fh = await fs.promises.open(tmp, 'r+');
     try { await fh.sync(); } finally { await fh.close(); }
     await fs.promises.rename(tmp, dest);
+    syncDir(path.dirname(dest));
     return result;
   } catch (err) {
     await fs.promises.rm(tmp, { force: true }).catch(() => undefined);
@@ -49,12 +81,20 @@ export function writeFileAtomicSync(dest: string, data: Uint8Array | string): vo
   try {
     const fd = fs.openSync(tmp, 'w');
     try {
-      fs.writeFileSync(fd, data);
+      if (process.env.APTUNE_FAULT_ATOMIC) {
+        const half = typeof data === 'string' ? Buffer.from(data) : data;
+        fs.writeSync(fd, half, 0, half.byteLength >> 1);
+        fault(dest, 'partial', true);
+        fs.writeSync(fd, half, half.byteLength >> 1, half.byteLength - (half.byteLength >> 1));
+      } else fs.writeFileSync(fd, data);
       fs.fsyncSync(fd);
     } finally {
       fs.closeSync(fd);
     }
+    fault(dest, 'written', false);
     fs.renameSync(tmp, dest);
+    fault(dest, 'renamed', false);
+    syncDir(path.dirname(dest));
   } catch (err) {
     fs.rmSync(tmp, { force: true });
     throw err;

@@ -62,6 +62,12 @@ export function loadCheckpoint(path: string): LoadedCheckpoint {
   return { tensors, config, metadata };
 }
 
+/**
+ * Prefix of the training-state tensors (AdamW moments) that a training checkpoint holds beside the method's
+ * weights, in the same file (train/trainer.ts): ignored when the weights are loaded.
+ */
+export const TRAIN_STATE_PREFIX = '__train_state__.';
+
 /** A method checkpoint: only the trainable parameters of `model`, plus the config. Returns the names saved. */
 export function saveMethodCheckpoint(path: string, model: Module, config: unknown): string[] {
   const trainable = model.trainableParameters();
@@ -76,6 +82,7 @@ export function saveMethodCheckpoint(path: string, model: Module, config: unknow
  */
 export function loadMethodCheckpoint(path: string, model: Module, opts: { backend?: string } = {}): { loaded: string[]; config: unknown } {
   const ck = loadCheckpoint(path);
+  for (const k of [...ck.tensors.keys()]) if (k.startsWith(TRAIN_STATE_PREFIX)) ck.tensors.delete(k);
   const sd = model.stateDict();
   const unknown = [...ck.tensors.keys()].filter((k) => !sd.has(k));
   if (unknown.length) throw new Error(`${path}: ${unknown.length} tensor(s) not in the model: ${unknown.slice(0, 8).join(', ')}${unknown.length > 8 ? ', ...' : ''}`);

@@ -252,7 +252,7 @@ const COMMANDS: Command[] = [
   },
   {
     name: 'train', summary: 'fine-tune a method on a task (ViLT Arrow tables) and write a method checkpoint',
-    usage: 'aptune train --data DIR --task vqa|nlvr2|irtr --backbone vilt|meter [--config tiny|base|synth] [--method NAME] [--opt K=V,..] [--pretrained FILE] [--epochs N | --max-steps N] [--batch-size N] [--accumulate N] [--lr X] [--out DIR] [--resume FILE] [--seed N] [--eval-every N] [--eval-every-epochs N] [--vocab FILE] [--no-randaug]',
+    usage: 'aptune train --data DIR --task vqa|nlvr2|irtr --backbone vilt|meter [--config tiny|base|synth] [--method NAME] [--opt K=V,..] [--pretrained FILE] [--epochs N | --max-steps N] [--batch-size N] [--accumulate N] [--lr X] [--out DIR] [--resume FILE] [--save-every N] [--seed N] [--eval-every N] [--eval-every-epochs N] [--vocab FILE] [--no-randaug]',
     details: [
       'Trains the chosen parameter-efficient method (default apt) with AdamW (betas 0.9/0.98, eps 1e-8, wd 0.01 except',
       'biases and norms), the head / cross-modal lr multipliers of the reference, linear warmup over 10% of the',
@@ -260,9 +260,11 @@ const COMMANDS: Command[] = [
       'Training images get RandAugment(2, 9) before the pixelbert (ViLT) / clip (METER) transform, as the reference\'s',
       '*_randaug configs (--no-randaug turns it off; evaluation never augments). METER on irtr also trains the ITM loss',
       'through the frozen ITM head: half of each batch keeps its image, half gets a random other image.',
-      'Writes OUT/last.safetensors (only the trainable weights + the run config), OUT/last.state.safetensors',
-      '(optimizer moments, step, RNG state: what --resume needs) and OUT/metrics.jsonl (one JSON record per optimizer',
-      'step and per evaluation). Evaluation runs on VQA val, NLVR2 dev + test1, F30K test (all image-caption pairs).',
+      'Writes OUT/last.safetensors (the trainable weights, the run config, and what --resume needs: optimizer moments,',
+      'step, RNG state; one file, replaced atomically every --save-every steps, every 30 minutes and at the end, so a',
+      'kill at any instant leaves the previous or the new checkpoint whole) and OUT/metrics.jsonl (one JSON record per',
+      'optimizer step and per evaluation; --resume cuts it back to the resumed step). --data DIR opens only the',
+      'task\'s tables (others are named, not opened). Evaluation runs on VQA val, NLVR2 dev + test1, F30K test (all image-caption pairs).',
       'Ctrl-C finishes the current step, writes the checkpoint and exits. Without --vocab, a WordPiece vocabulary is',
       'built from the tables\' own text and stored as OUT/vocab.txt (fine for the synthetic benchmark; the base',
       'backbones need their own vocabulary). --config tiny is a small model sized to that vocabulary; --config synth is',
@@ -288,7 +290,8 @@ const COMMANDS: Command[] = [
       { name: 'accumulate', arg: 'N', help: 'micro-batches per optimizer step (default 1)' },
       { name: 'lr', arg: 'X', help: 'base learning rate (default: the reference value for backbone and task)' },
       { name: 'out', arg: 'DIR', help: 'output directory (default runs/<backbone>-<task>-<method>)' },
-      { name: 'resume', arg: 'FILE', help: 'continue from OUT/last.safetensors (needs its .state file; same method/config)' },
+      { name: 'resume', arg: 'FILE', help: 'continue from OUT/last.safetensors (same method/config)' },
+      { name: 'save-every', arg: 'N', help: 'write the checkpoint every N optimizer steps (default: every 10% of the run; also every 30 min; 0: only at the end)' },
       { name: 'seed', arg: 'N', help: 'seed of init, dropout and data order (default 0)' },
       { name: 'eval-every', arg: 'N', help: 'evaluate every N optimizer steps (always at the end)' },
       { name: 'eval-every-epochs', arg: 'N', help: 'evaluate at the end of every N-th epoch' },
@@ -319,7 +322,7 @@ const COMMANDS: Command[] = [
         resume: typeof o.resume === 'string' ? o.resume : undefined, seed: o.seed === undefined ? undefined : intOpt0(o, 'seed'),
         evalEvery: intOpt(o, 'eval-every'), evalEveryEpochs: intOpt(o, 'eval-every-epochs'), vocab: typeof o.vocab === 'string' ? o.vocab : undefined,
         imageSize: intOpt(o, 'image-size'), maxTextLen: intOpt(o, 'max-text-len'), negatives: intOpt(o, 'negatives'), gradClip: numOpt(o, 'grad-clip'),
-        randaug: !o['no-randaug'],
+        randaug: !o['no-randaug'], saveEvery: o['save-every'] === undefined ? undefined : intOpt0(o, 'save-every'),
       });
       console.log(`wrote ${r.checkpoint} (step ${r.steps}) and ${r.metricsFile}${r.eval ? `\neval: ${JSON.stringify(r.eval)}` : ''}`);
       return 0;

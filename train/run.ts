@@ -20,8 +20,8 @@ import {
   createModel, parameterGroups, METER_TINY, VILT_BASE, VILT_TINY, METER_BASE, TINY_METHOD_OPTIONS,
   type MeterConfig, type ViltConfig, type VLModel, type MethodName,
 } from '../models/index.ts';
-import { ArrowTableReader } from './data/arrow.ts';
-import { TaskDataset, loadVqaVocab, type Split, type TaskName } from './data/tasks.ts';
+import { ArrowTableReader, LAYOUTS } from './data/arrow.ts';
+import { TASK_TABLES, TaskDataset, loadVqaVocab, type Split, type TaskName } from './data/tasks.ts';
 import { taskLoader, type TaskBatch, type TaskLoaderOptions } from './data/task-batches.ts';
 import { clipTransform, pixelbertTransform } from './data/images.ts';
 import { RandAugment } from './data/randaugment.ts';
@@ -29,7 +29,7 @@ import { BertTokenizer, buildWordPieceVocab, formatVocabTxt, loadTokenizer, maxT
 import { writeFileAtomicSync } from './atomic.ts';
 import { AdamW } from './optim.ts';
 import { PolynomialDecayWithWarmup, warmupSteps } from './schedule.ts';
-import { Trainer, checkRunConfig } from './trainer.ts';
+import { Trainer, checkRunConfig, cleanCheckpointDir, truncateMetricsLog } from './trainer.ts';
 import { toModelBatch, type ModelTask } from './batch.ts';
 import { evaluateNlvr2, evaluateRetrieval, evaluateVqa, predictVqa, writeVqaSubmission } from './evaluate.ts';
 import { importPretrained, loadCheckpoint, loadMethodCheckpoint } from './checkpoint.ts';
@@ -57,6 +57,8 @@ export interface RunOptions {
   seed?: number;
   evalEvery?: number;
   evalEveryEpochs?: number;
+  /** checkpoint every N optimizer steps (default max(1, floor(maxSteps / 10)); 0: only at the end / on stop); also every 30 minutes */
+  saveEvery?: number;
   vocab?: string;
   imageSize?: number;
   maxTextLen?: number;
@@ -78,11 +80,25 @@ export function defaultHyper(backbone: Backbone, task: ModelTask): { lr: number;
   return { lr: task === 'vqa' ? 2.5e-5 : task === 'nlvr2' ? 1e-5 : 5e-5, lrMultHead: task === 'vqa' ? 50 : task === 'nlvr2' ? 10 : 5, lrMultCrossModal: 5 };
 }
 
-/** Every text of the tables in `dir` (questions / captions / sentences) plus the ViLT prefix. */
-export async function dataTexts(dir: string): Promise<string[]> {
+/**
+ * Every text of the tables in `dir` (questions / captions / sentences) plus the ViLT prefix. With `tables` (names
+ * without `.arrow`), only those are opened (each must exist); without, every table of a known layout, and files
+ * of other names (e.g. ViLT's coco_caption_karpathy_*.arrow) are passed to `onSkip` unopened.
+ */
+export async function dataTexts(dir: string, opts: { tables?: readonly string[]; onSkip?: (file: string) => void } = {}): Promise<string[]> {
   if (!fs.existsSync(dir) || !fs.statSync(dir).isDirectory()) throw new Error(`${dir}: data directory not found`);
-  const files = fs.readdirSync(dir).filter((f) => f.endsWith('.arrow')).sort();
-  if (!files.length) throw new Error(`${dir}: no .arrow tables in the data directory`);
+  let files: string[];
+  if (opts.tables) {
+    files = [...new Set(opts.tables)].map((n) => `${n}.arrow`);
+    for (const f of files) if (!fs.existsSync(path.join(dir, f))) throw new Error(`${path.join(dir, f)}: table not found (needed: ${files.join(', ')} in ${dir})`);
+  } else {
+    files = fs.readdirSync(dir).filter((f) => f.endsWith('.arrow')).sort().filter((f) => {
+      if (LAYOUTS.some((l) => f.startsWith(l.prefix))) return true;
+      opts.onSkip?.(f);
+      return false;
+    });
+    if (!files.length) throw new Error(`${dir}: no .arrow tables of a known layout in the data directory`);
+  }
   const texts: string[] = [VILT_TEXT_PREFIX];
   for (const f of files) {
     const r = await ArrowTableReader.open(path.join(dir, f), { allowEmpty: true });
@@ -92,6 +108,14 @@ export async function dataTexts(dir: string): Promise<string[]> {
     } finally { await r.close(); }
   }
   return texts;
+}
+
+/** The tables a task reads for a backbone (train + val + test splits), and the folder's other .arrow files. */
+export function taskTables(dir: string, backbone: Backbone, task: TaskName): { needed: string[]; unused: string[] } {
+  const t = TASK_TABLES[backbone][task];
+  const needed = [...new Set([...t.train, ...t.val, ...t.test])];
+  const unused = fs.readdirSync(dir).filter((f) => f.endsWith('.arrow') && !needed.includes(f.slice(0, -'.arrow'.length))).sort();
+  return { needed, unused };
 }
 
 /** The model config of a run: the preset, sized to the tokenizer (tiny), with clsTokenId = the tokenizer's [CLS] / <s>. */
@@ -181,6 +205,8 @@ export async function runTrain(o: RunOptions): Promise<TrainResult> {
   const taskName = TASK_DATA[o.task];
   if (!fs.existsSync(o.data) || !fs.statSync(o.data).isDirectory()) throw new Error(`${o.data}: data directory not found`);
   fs.mkdirSync(o.out, { recursive: true });
+  const { needed, unused } = taskTables(o.data, o.backbone, taskName);
+  if (unused.length) log(`data ${o.data}: task ${o.task} reads ${needed.map((n) => n + '.arrow').join(', ')}; not opened: ${unused.join(', ')}`);
   const maxTextLen = o.maxTextLen ?? maxTextLength(o.backbone, taskName);
   let tok: Tokenizer, vocabPath: string;
   const pre = o.pretrained ? pretrainConfigOf(o.pretrained) : null;
@@ -194,7 +220,8 @@ export async function runTrain(o: RunOptions): Promise<TrainResult> {
     vocabPath = path.resolve(o.out, 'vocab.txt');
     if (o.resume && fs.existsSync(vocabPath)) tok = BertTokenizer.fromVocabTxt(vocabPath);
     else {
-      const vocab = buildWordPieceVocab(await dataTexts(o.data));
+      const t = TASK_TABLES[o.backbone][taskName];
+      const vocab = buildWordPieceVocab(await dataTexts(o.data, { tables: [...t.train, ...t.val] })); // the task's own texts
       writeFileAtomicSync(vocabPath, formatVocabTxt(vocab));
       tok = new BertTokenizer(vocab, {}, vocabPath);
     }
@@ -222,16 +249,21 @@ export async function runTrain(o: RunOptions): Promise<TrainResult> {
     const checkpoint = path.join(o.out, 'last.safetensors');
     const metricsFile = path.join(o.out, 'metrics.jsonl');
     if (!o.resume) fs.rmSync(metricsFile, { force: true }); // a fresh run starts a fresh log; a resumed one appends
+    const stale = cleanCheckpointDir(checkpoint, metricsFile); // temporaries of a killed run
+    if (stale.length) log(`removed ${stale.length} temporary file(s) left by an interrupted run: ${stale.join(', ')}`);
+    const saveEvery = o.saveEvery ?? Math.max(1, Math.floor(maxSteps / 10));
     const runConfig = { ...b.runConfig, lr, batchSize, accumulate, maxSteps, randaug };
     const trainer = new Trainer<TaskBatch>({
       model: b.model, optimizer, scheduler, maxSteps, accumulate, gradClip: o.gradClip,
       data: { epoch: (e) => loader.epoch(e), toBatch: (tb) => toModelBatch(tb, o.task) },
       evalEvery: o.evalEvery, evalEveryEpochs: o.evalEveryEpochs, evaluate: () => evalSplit(b.model, o.data, o.backbone, o.task, b.loaderBase, batchSize),
-      logFile: metricsFile, checkpoint, runConfig,
+      logFile: metricsFile, checkpoint, runConfig, checkpointEvery: saveEvery || undefined, checkpointEveryMs: saveEvery === 0 ? undefined : 30 * 60 * 1000,
       onLog: (r) => log(JSON.stringify(r)),
     });
     if (o.resume) {
       trainer.loadCheckpoint(o.resume);
+      const cut = truncateMetricsLog(metricsFile, trainer.step);
+      if (cut) log(`metrics.jsonl: ${cut} record(s) after step ${trainer.step} removed (logged after the checkpoint)`);
       log(`resumed ${o.resume} at step ${trainer.step} (epoch ${trainer.epoch}, batch ${trainer.batchInEpoch})`);
     }
     const nTrain = b.model.trainableParameters().reduce((s, [, p]) => s + p.size, 0);

@@ -2,20 +2,23 @@
 // accumulation (each micro-batch loss divided by the number of micro-batches, so the step sees the mean loss over
 // the effective batch; the last micro-batches of an epoch step even when fewer, like PL), the lr schedule stepped
 // once per optimizer step, optional grad-norm clipping, evaluation every N optimizer steps or epochs, a JSONL
-// metric log, and method checkpoints written atomically:
-//   FILE              safetensors with ONLY the trainable weights + the run config (+ step) in its metadata,
-//                     loadable by train/checkpoint.ts loadMethodCheckpoint;
-//   FILE.state        (…​.state.safetensors) AdamW moments m./v. per trainable name, with step counters, loop
-//                     position (step, epoch, batch in epoch), scheduler step and dropout-generator state.
-// Resume restores both and continues exactly: the data order is a pure function of (seed, epoch), so the
-// consumed micro-batches of the current epoch are skipped. A stop request (SIGINT in the CLI) finishes the current
-// optimizer step, writes the checkpoint and returns.
+// metric log, and training checkpoints written as ONE file, atomically (temporary + fsync + rename + directory
+// fsync), every `checkpointEvery` steps, every `checkpointEveryMs` and at the end:
+//   FILE   safetensors holding the trainable weights under their names (loadable by train/checkpoint.ts
+//          loadMethodCheckpoint, which skips the rest), the AdamW moments under TRAIN_STATE_PREFIX + m./v. + name,
+//          and in its metadata the run config, the loop position (step, epoch, batch in epoch) and `trainState`
+//          (per-parameter Adam step counters, groups, scheduler step, dropout-generator state).
+// Weights and state are one unit: a kill at any instant leaves the previous checkpoint or the new one, whole.
+// Resume restores everything and continues exactly: the data order is a pure function of (seed, epoch), so the
+// consumed micro-batches of the current epoch are skipped; truncateMetricsLog cuts the JSONL log back to the
+// resumed step. Checkpoints of the earlier two-file layout (FILE + FILE.state) are still resumed. A stop request
+// (SIGINT in the CLI) finishes the current optimizer step, writes the checkpoint and returns.
 // Does not: build models, optimisers or loaders (the CLI does), or choose checkpoints by validation (the
 // reference keeps the last).
 // Invariants: every micro-batch and optimizer step runs inside an engine scope, so the live tensor count after a
 // step equals the count before it (parameters, grads between micro-batches, and moment buffers excepted); only
-// parameters that require grad are handed to the optimizer, so frozen weights never change; a checkpoint pair is
-// written state-first, weights-last, both atomic, and both carry the step (resume checks they agree).
+// parameters that require grad are handed to the optimizer, so frozen weights never change; a checkpoint is one
+// atomic file (weights + state + position), never a pair that a kill could tear.
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { Generator, noGrad, scope, type Tensor } from '../engine/index.ts';
@@ -23,7 +26,9 @@ import type { Batch, ForwardOutput, VLModel } from '../models/index.ts';
 import { Dropout, setDropoutGenerator } from '../models/nn/layers.ts';
 import { clipGradNorm, type AdamW } from './optim.ts';
 import type { PolynomialDecayWithWarmup } from './schedule.ts';
-import { fromHost, loadCheckpoint, loadMethodCheckpoint, saveCheckpoint, saveMethodCheckpoint } from './checkpoint.ts';
+import type { HostTensor } from './safetensors.ts';
+import { TRAIN_STATE_PREFIX, fromHost, loadCheckpoint, loadMethodCheckpoint, saveCheckpoint } from './checkpoint.ts';
+import { removeStaleTemps, writeFileAtomicSync } from './atomic.ts';
 import { accuracySum, vqaScoreSum } from './metrics.ts';
 
 /** Where the training data comes from: one epoch of raw items, and the conversion to a Batch (run inside a scope). */
@@ -50,9 +55,10 @@ export interface TrainerOptions<T> {
   evaluate?: () => Promise<Record<string, number>> | Record<string, number>;
   /** JSONL metric log (appended) */
   logFile?: string;
-  /** method checkpoint path written at the end, on stop, and every `checkpointEvery` steps */
+  /** checkpoint path written at the end, on stop, every `checkpointEvery` steps and every `checkpointEveryMs` */
   checkpoint?: string;
   checkpointEvery?: number;
+  checkpointEveryMs?: number;
   /** run config stored in the checkpoint metadata (method, options, backbone, model config, task...) */
   runConfig?: Record<string, unknown>;
   /** called with each logged record (e.g. console output) */
@@ -68,6 +74,7 @@ export interface StepRecord {
   gradNorm?: number;
 }
 
+/** The two-file layout's state file (read for old checkpoints only). */
 export function statePathFor(file: string): string {
   return file.endsWith('.safetensors') ? file.slice(0, -'.safetensors'.length) + '.state.safetensors' : file + '.state';
 }
@@ -110,6 +117,7 @@ export class Trainer<T> {
   readonly history: StepRecord[] = [];
   private stopRequested = false;
   private names: Map<Tensor, string>;
+  private lastSave = Date.now();
 
   constructor(readonly o: TrainerOptions<T>) {
     const acc = o.accumulate ?? 1;
@@ -227,49 +235,64 @@ export class Trainer<T> {
     const o = this.o;
     let evaluated = false;
     if (o.evaluate && o.evalEvery && this.step % o.evalEvery === 0) { await this.runEval(); evaluated = true; }
-    if (o.checkpoint && o.checkpointEvery && this.step % o.checkpointEvery === 0 && this.step < o.maxSteps) this.saveCheckpoint(o.checkpoint);
+    const due = (o.checkpointEvery && this.step % o.checkpointEvery === 0) || (o.checkpointEveryMs && Date.now() - this.lastSave >= o.checkpointEveryMs);
+    if (o.checkpoint && due && this.step < o.maxSteps && !this.stopRequested) this.saveCheckpoint(o.checkpoint);
     return evaluated;
   }
 
-  /** Write FILE (trainable weights + run config) and its state file; state first, both atomic. */
+  /** Write FILE: trainable weights, optimizer moments, run config and loop position, as one atomic file. */
   saveCheckpoint(file: string): void {
     const opt = this.o.optimizer.getState();
     const flat = this.o.optimizer.groups.flatMap((g) => g.params);
-    const tensors = new Map<string, Tensor>();
+    const tensors = new Map<string, Tensor>(this.o.model.backbone.trainableParameters());
+    if (!tensors.size) throw new Error(`${file}: the model has no trainable parameters to save`);
     const counts: Record<string, number> = {};
     flat.forEach((p, i) => {
       const n = this.names.get(p)!;
       const s = opt.params[i];
       counts[n] = s.step;
-      if (s.m) tensors.set(`m.${n}`, s.m);
-      if (s.v) tensors.set(`v.${n}`, s.v);
+      if (s.m) tensors.set(`${TRAIN_STATE_PREFIX}m.${n}`, s.m);
+      if (s.v) tensors.set(`${TRAIN_STATE_PREFIX}v.${n}`, s.v);
     });
     const gen = dropoutGenerator(this.o.model);
     const position = { step: this.step, epoch: this.epoch, batchInEpoch: this.batchInEpoch };
     fs.mkdirSync(path.dirname(path.resolve(file)), { recursive: true });
-    saveCheckpoint(statePathFor(file), tensors, {
-      kind: 'train-state', ...position, adamSteps: counts, groups: opt.groups,
-      schedulerStep: this.o.scheduler?.step_ ?? null, dropoutGenerator: gen ? gen.state() : null,
+    saveCheckpoint(file, tensors, {
+      kind: 'method', ...(this.o.runConfig ?? {}), ...position,
+      trainState: { adamSteps: counts, groups: opt.groups, schedulerStep: this.o.scheduler?.step_ ?? null, dropoutGenerator: gen ? gen.state() : null },
     });
-    saveMethodCheckpoint(file, this.o.model.backbone, { kind: 'method', ...(this.o.runConfig ?? {}), ...position });
+    fs.rmSync(statePathFor(file), { force: true }); // a state file of the old two-file layout is now stale
+    this.lastSave = Date.now();
   }
 
-  /** Restore weights, optimizer, scheduler, generator and loop position from a checkpoint pair. */
+  /** Restore weights, optimizer, scheduler, generator and loop position from a checkpoint (or an old pair). */
   loadCheckpoint(file: string): void {
-    const { config } = loadCheckpoint(file);
+    const ck = loadCheckpoint(file);
+    const config = ck.config;
     if (this.o.runConfig) checkRunConfig(file, config, this.o.runConfig);
-    const cfg = config as { step?: number };
-    const stateFile = statePathFor(file);
-    if (!fs.existsSync(stateFile)) throw new Error(`${file}: cannot resume: its training state ${stateFile} is missing`);
-    const st = loadCheckpoint(stateFile);
-    const sc = st.config as { step: number; epoch: number; batchInEpoch: number; adamSteps: Record<string, number>; schedulerStep: number | null; dropoutGenerator: { seed: number; offset: number } | null; groups: { lr: number; weightDecay: number }[] };
-    if (sc?.step !== cfg.step) throw new Error(`${stateFile}: training state is at step ${sc?.step}, the weights ${file} at step ${cfg.step}`);
+    type State = { step: number; epoch: number; batchInEpoch: number; adamSteps: Record<string, number>; schedulerStep: number | null; dropoutGenerator: { seed: number; offset: number } | null; groups: { lr: number; weightDecay: number }[] };
+    const cfg = config as { step?: number; epoch?: number; batchInEpoch?: number; trainState?: Omit<State, 'step' | 'epoch' | 'batchInEpoch'> };
+    let sc: State, stateFile: string, stateTensors: Map<string, HostTensor>;
+    if (cfg.trainState) { // one file: weights + state
+      if (!Number.isSafeInteger(cfg.step) || !Number.isSafeInteger(cfg.epoch) || !Number.isSafeInteger(cfg.batchInEpoch)) throw new Error(`${file}: training checkpoint without a valid loop position`);
+      sc = { ...cfg.trainState, step: cfg.step!, epoch: cfg.epoch!, batchInEpoch: cfg.batchInEpoch! };
+      stateFile = file;
+      stateTensors = new Map([...ck.tensors].filter(([k]) => k.startsWith(TRAIN_STATE_PREFIX)).map(([k, v]) => [k.slice(TRAIN_STATE_PREFIX.length), v]));
+    } else { // the earlier two-file layout
+      stateFile = statePathFor(file);
+      if (!fs.existsSync(stateFile)) throw new Error(`${file}: cannot resume: the checkpoint holds no training state and ${stateFile} is missing`);
+      const st = loadCheckpoint(stateFile);
+      sc = st.config as State;
+      stateTensors = st.tensors;
+      if (sc?.step !== cfg.step) throw new Error(`${stateFile}: training state is at step ${sc?.step}, the weights ${file} at step ${cfg.step}`);
+    }
+    if (!sc.adamSteps || typeof sc.adamSteps !== 'object' || !Array.isArray(sc.groups)) throw new Error(`${stateFile}: training state lacks the optimizer's step counters or groups`);
     loadMethodCheckpoint(file, this.o.model.backbone);
     // (loadStateDict copies into the existing tensors, so the optimizer's parameters are the loaded ones)
     const flat = this.o.optimizer.groups.flatMap((g) => g.params);
     const made: Tensor[] = [];
     const get = (k: string): Tensor | null => {
-      const h = st.tensors.get(k);
+      const h = stateTensors.get(k);
       if (!h) return null;
       const t = fromHost(h);
       made.push(t);
@@ -294,4 +317,24 @@ export class Trainer<T> {
 /** Evaluate `fn` with the model in eval mode and no gradients, inside a scope (nothing leaks). */
 export function evalForward<R>(model: VLModel, fn: () => R): R {
   return noGrad(() => scope(fn, 'eval'));
+}
+
+/**
+ * Cut a JSONL metric log back to `step`: records with a step beyond it (logged after the checkpoint a run resumes
+ * from) and a torn last line (a kill during the append) are dropped; rewritten atomically, only when it changed.
+ * Returns the number of lines removed.
+ */
+export function truncateMetricsLog(file: string, step: number): number {
+  if (!fs.existsSync(file)) return 0;
+  const lines = fs.readFileSync(file, 'utf8').split('\n').filter((l) => l.length);
+  const keep = lines.filter((l) => {
+    try { const r = JSON.parse(l) as { step?: unknown }; return typeof r.step === 'number' && r.step <= step; } catch { return false; }
+  });
+  if (keep.length !== lines.length) writeFileAtomicSync(file, keep.map((l) => l + '\n').join(''));
+  return lines.length - keep.length;
+}
+
+/** Remove what a killed run left beside its checkpoint and log: temporaries of interrupted atomic writes. */
+export function cleanCheckpointDir(checkpoint: string, logFile?: string): string[] {
+  return [...removeStaleTemps(checkpoint), ...(logFile ? removeStaleTemps(logFile) : [])];
 }

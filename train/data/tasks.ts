@@ -43,6 +43,8 @@ export interface ComposeOptions {
   removeDuplicate?: boolean;
   /** Byte budget of each table reader's small-column cache. */
   cacheBytes?: number;
+  /** Refuse a table with no rows even when the split has other tables (the train split: never train on part of it silently). */
+  requireRows?: boolean;
 }
 
 /** Several tables of one layout concatenated, with their items enumerated as (row, text index). */
@@ -77,7 +79,9 @@ export class ComposedTables {
         const l = layoutForFile(file);
         if (layout && l !== layout) throw new Error(`${file}: layout ${l.name} differs from ${layout.name} of the other tables`);
         layout = l;
-        tables.push(await ArrowTableReader.open(file, { layout: l, cacheBytes: opts.cacheBytes, allowEmpty: names.length > 1 }));
+        const t = await ArrowTableReader.open(file, { layout: l, cacheBytes: opts.cacheBytes, allowEmpty: names.length > 1 });
+        tables.push(t);
+        if (opts.requireRows && t.numRows === 0) throw new Error(`${file}: table is empty (0 rows); the split reads ${names.map((n) => n + '.arrow').join(' + ')} and needs rows in each`);
       }
       if (tables.every((t) => t.numRows === 0)) throw new Error(`${tables.map((t) => t.file).join(' + ')}: every table is empty (0 rows)`);
       const texts: string[][] = [];
@@ -171,7 +175,7 @@ export class TaskDataset {
   /** Open the tables of a task and split for a model family (spec §5.2). */
   static async open(dataDir: string, model: ModelFamily, task: TaskName, split: Split, opts: { tables?: readonly string[]; cacheBytes?: number } = {}): Promise<TaskDataset> {
     const names = opts.tables ?? TASK_TABLES[model][task][split];
-    const data = await ComposedTables.open(dataDir, names, { removeDuplicate: task === 'f30k', cacheBytes: opts.cacheBytes });
+    const data = await ComposedTables.open(dataDir, names, { removeDuplicate: task === 'f30k', cacheBytes: opts.cacheBytes, requireRows: split === 'train' });
     const want = task === 'vqa' ? 'vqav2' : task;
     if (data.layout.name !== want) {
       await data.close();
