@@ -23,15 +23,17 @@ import { VQAV2_LAYOUT, writeTable } from '../../train/data/arrow.ts';
 import { verifyBatchMessage, verifyFooter } from '../../train/data/arrow-verify.ts';
 import { legacyTorchSave } from '../train/torch-legacy-writer.ts';
 
-export type Format = 'torch-zip' | 'torch-legacy' | 'safetensors' | 'arrow' | 'png' | 'jpeg';
+export type Format = 'torch-zip' | 'torch-legacy' | 'safetensors' | 'arrow' | 'png' | 'jpeg' | 'selftest';
 export const FORMATS: readonly Format[] = ['torch-zip', 'torch-legacy', 'safetensors', 'arrow', 'png', 'jpeg'];
+/** The worker's self-test cases (file content 'hang' | 'memory' | 'unnamed'): each must be classified as such. */
+export const selfTestCase = (what: 'hang' | 'memory' | 'unnamed'): Case => ({ format: 'selftest', name: `selftest ${what}`, bytes: Buffer.from(what), fileName: 'selftest.txt' });
 export type Outcome = 'same' | 'changed' | 'refused' | 'unnamed' | 'silent' | 'crash' | 'hang' | 'memory';
 
 export interface Case { format: Format; name: string; bytes: Uint8Array; fileName: string; expect?: RegExp }
 export interface Result { c: Case; outcome: Outcome; detail: string; ms: number }
 
 const ROOT = new URL('../..', import.meta.url).pathname;
-const FILE_NAME: Record<Format, string> = { 'torch-zip': 'model.ckpt', 'torch-legacy': 'model.pt', safetensors: 'model.safetensors', arrow: 'vqav2_train.arrow', png: 'image.png', jpeg: 'image.jpg' };
+const FILE_NAME: Record<Exclude<Format, 'selftest'>, string> = { 'torch-zip': 'model.ckpt', 'torch-legacy': 'model.pt', safetensors: 'model.safetensors', arrow: 'vqav2_train.arrow', png: 'image.png', jpeg: 'image.jpg' };
 
 // ------------------------------------------------------------------------------------------------ randomness
 
@@ -123,10 +125,10 @@ export function rawSafetensors(header: string, data: Uint8Array, declared?: bigi
   return Buffer.concat([n, h, Buffer.from(data)]);
 }
 
-export interface Bases { [f: string]: Uint8Array }
+export type Bases = Record<Exclude<Format, 'selftest'>, Uint8Array>;
 
 /** The unmutated files, one per format (a few KB each). */
-export async function makeBases(): Promise<Record<Format, Uint8Array>> {
+export async function makeBases(): Promise<Record<Exclude<Format, 'selftest'>, Uint8Array>> {
   const zip = fs.readFileSync(path.join(ROOT, 'test/fixtures/ckpt/vilt_tiny_deflated.ckpt'));
   const sd = readTorchStateDict(path.join(ROOT, 'test/fixtures/ckpt/vilt_tiny.ckpt'));
   const small = new Map<string, HostTensor>([...sd].filter(([, t]) => t.data.length <= 512).slice(0, 10));
@@ -164,9 +166,9 @@ function arrowBuffers(file: Uint8Array, b: number): { at: number; length: number
 }
 
 /** Hostile inputs, one or more per class of the issue; each must be refused with an error matching `expect`. */
-export async function craftedCases(bases: Record<Format, Uint8Array>): Promise<Case[]> {
+export async function craftedCases(bases: Bases): Promise<Case[]> {
   const out: Case[] = [];
-  const add = (format: Format, name: string, bytes: Uint8Array, expect: RegExp) => out.push({ format, name, bytes, fileName: FILE_NAME[format], expect });
+  const add = (format: Exclude<Format, 'selftest'>, name: string, bytes: Uint8Array, expect: RegExp) => out.push({ format, name, bytes, fileName: FILE_NAME[format], expect });
   const pk = (...parts: (number[] | Buffer)[]) => Buffer.concat(parts.map((p) => (Buffer.isBuffer(p) ? p : Buffer.from(p))));
   // --- pickle lengths (the 20-byte heap-exhaustion pickles)
   add('torch-zip', 'LONG4 with a negative length', torchZipWithPickle(pk([0x80, 0x02, 0x8b, 0xfb, 0xff, 0xff, 0xff, 0x8b, 0xfb, 0xff, 0xff, 0xff, 0x2e])), /LONG4 length: negative length -5/);
@@ -243,9 +245,10 @@ export async function craftedCases(bases: Record<Format, Uint8Array>): Promise<C
 }
 
 /** `n` seeded mutations of each base. */
-export function mutationCases(bases: Record<Format, Uint8Array>, formats: readonly Format[], n: number, seed: number): Case[] {
+export function mutationCases(bases: Bases, formats: readonly Format[], n: number, seed: number): Case[] {
   const out: Case[] = [];
   for (const f of formats) {
+    if (f === 'selftest') continue;
     const r = rng(seed ^ (FORMATS.indexOf(f) * 0x9e3779b1));
     for (let i = 0; i < n; i++) out.push({ format: f, name: `${f} mutation ${i}`, bytes: mutate(bases[f], r, f === 'arrow' || f === 'torch-zip' ? 0.4 : 0.15), fileName: FILE_NAME[f] });
   }
@@ -259,7 +262,7 @@ interface WorkerHandle { child: ChildProcess; next: (line: string) => void; died
 export interface RunOptions { timeoutMs?: number; rssLimitMb?: number; heapMb?: number; onResult?: (r: Result) => void }
 
 /** Run the cases one by one in a limited worker process; classifies each (see the file comment). */
-export async function runCases(cases: Case[], bases: Record<Format, Uint8Array>, o: RunOptions = {}): Promise<Result[]> {
+export async function runCases(cases: Case[], bases: Bases, o: RunOptions = {}): Promise<Result[]> {
   const timeoutMs = o.timeoutMs ?? 10_000, rssLimit = (o.rssLimitMb ?? 1024) * 1024 * 1024;
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'aptune-fuzz-'));
   const results: Result[] = [];
@@ -309,7 +312,8 @@ export async function runCases(cases: Case[], bases: Record<Format, Uint8Array>,
   try {
     let id = 0;
     for (const f of new Set(cases.map((c) => c.format))) {
-      const r = await one({ format: f, name: `${f} base`, bytes: bases[f], fileName: FILE_NAME[f] }, id++);
+      if (!FORMATS.includes(f)) continue; // 'selftest'
+      const r = await one({ format: f, name: `${f} base`, bytes: bases[f as Exclude<Format, 'selftest'>], fileName: FILE_NAME[f as Exclude<Format, 'selftest'>] }, id++);
       if (r.outcome !== 'ok') throw new Error(`fuzz: the base ${f} file is not read: ${r.detail}`);
       baseDigest.set(f, r.summary!);
     }

@@ -36,8 +36,9 @@ async function digestArrow(file: string): Promise<{ summary: string; bad: string
       }
       const vals = await t.columnValues(c);
       if (vals.length !== t.numRows) bad.push(`column ${c}: ${vals.length} values for ${t.numRows} rows`);
+      const intColumn = /int/.test(t.layout?.columns[c] ?? '');
       const walk = (v: unknown): void => {
-        if (typeof v === 'number' && !Number.isSafeInteger(v) && Number.isInteger(v)) bad.push(`column ${c}: unsafe integer ${v}`);
+        if (intColumn && typeof v === 'number' && !Number.isSafeInteger(v)) bad.push(`column ${c}: unsafe integer ${v}`);
         if (typeof v === 'string' && v.includes('\ufffd')) bad.push(`column ${c}: replacement character in text`);
         if (Array.isArray(v)) v.forEach(walk);
       };
@@ -57,6 +58,12 @@ async function run(format: string, file: string): Promise<{ summary: string; bad
       const img = await decodeRGB(readFileSync(file), { file, row: 0, column: 'image' });
       const bad = img.data.length === img.width * img.height * 3 ? [] : [`${img.data.length} bytes for ${img.width}x${img.height}`];
       return { summary: createHash('sha256').update(`${img.width}x${img.height}|`).update(img.data).digest('hex'), bad };
+    }
+    case 'selftest': { // proves the parent's limits work: a hang, unbounded memory, an error that names nothing
+      const what = readFileSync(file, 'utf8');
+      if (what === 'hang') for (;;) { /* spin */ }
+      if (what === 'memory') { const keep: Buffer[] = []; for (;;) keep.push(Buffer.alloc(64 << 20, 1)); }
+      throw new Error('something went wrong');
     }
     default: throw new Error(`fuzz worker: unknown format ${format}`);
   }

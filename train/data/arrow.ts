@@ -15,7 +15,7 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import {
-  RecordBatchReader, DataType, Field, Schema, List, Utf8, Binary, Int64, Float64,
+  RecordBatchReader, DataType, Type, Field, Schema, List, Utf8, Binary, Int64, Float64,
   Table, vectorFromArray, RecordBatchFileWriter, type Vector,
 } from 'apache-arrow';
 import { tempPathFor } from '../atomic.ts';
@@ -76,7 +76,7 @@ export function layoutForFile(file: string): LayoutSpec {
 // Type checking
 
 function describeType(t: DataType): string {
-  return String(t);
+  try { return String(t); } catch { return Type[t.typeId] ?? 'an unknown type'; } // a corrupt nested type cannot print itself
 }
 
 /** Whether an Arrow type satisfies a column kind. Lists whose element type is Null (all empty) match any list. */
@@ -120,6 +120,8 @@ function fieldFootprint(t: DataType, where: string): { nodes: number; buffers: n
   if (DataType.isDictionary(t)) return { nodes: 1, buffers: 2 };
   if (DataType.isNull(t)) return { nodes: 1, buffers: 0 };
   if (DataType.isUtf8(t) || DataType.isBinary(t) || DataType.isLargeUtf8(t) || DataType.isLargeBinary(t)) return { nodes: 1, buffers: 3 };
+  const nested = DataType.isList(t) || DataType.isLargeList(t) || DataType.isMap(t) || DataType.isFixedSizeList(t);
+  if (nested && (t.children?.length !== 1 || !t.children[0]?.type)) throw new InputError(`${where}: a ${Type[t.typeId] ?? 'nested'} field without its one child field (corrupt schema)`);
   if (DataType.isList(t) || DataType.isLargeList(t) || DataType.isMap(t)) {
     const c = fieldFootprint(t.children[0].type, where);
     return { nodes: 1 + c.nodes, buffers: 2 + c.buffers };

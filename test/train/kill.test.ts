@@ -1,0 +1,80 @@
+// Durability of `aptune train`: a tiny run (12 steps, --save-every 2) is SIGKILLed again and again, inside the
+// checkpoint write (APTUNE_FAULT_ATOMIC: half the temporary written / temporary complete but not renamed / renamed
+// but the directory not synced) and at seeded random instants, and resumed each time from whatever checkpoint is
+// there (or restarted when there is none). Every checkpoint seen between kills must load whole; the finished run
+// must log each step once with exactly the losses of an uninterrupted run, and leave no temporary file behind.
+import { test } from 'uvu';
+import * as assert from 'uvu/assert';
+import { spawn } from 'node:child_process';
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import { generateSynthetic } from '../../train/data/synthetic.ts';
+import { loadCheckpoint } from '../../train/checkpoint.ts';
+import { rng } from '../fuzz/harness.ts';
+
+const ROOT = new URL('../..', import.meta.url).pathname;
+const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'aptune-kill-'));
+const DATA = path.join(tmp, 'synth');
+const STEPS = 12;
+
+function train(out: string, o: { fault?: string; killAfterMs?: number } = {}): Promise<{ code: number | null; signal: string | null; ms: number; log: string }> {
+  const ck = path.join(out, 'last.safetensors');
+  const args = ['bin/aptune.js', 'train', '--data', DATA, '--task', 'nlvr2', '--backbone', 'vilt', '--config', 'tiny', '--max-steps', String(STEPS),
+    '--batch-size', '4', '--save-every', '2', '--out', out, ...(fs.existsSync(ck) ? ['--resume', ck] : [])];
+  const env = { ...process.env, ...(o.fault ? { APTUNE_FAULT_ATOMIC: o.fault } : {}) };
+  const t0 = Date.now();
+  return new Promise((resolve) => {
+    const child = spawn(process.execPath, args, { cwd: ROOT, env, stdio: ['ignore', 'pipe', 'pipe'] });
+    let log = '';
+    child.stdout.on('data', (d) => { log += d; });
+    child.stderr.on('data', (d) => { log += d; });
+    const timer = o.killAfterMs === undefined ? null : setTimeout(() => child.kill('SIGKILL'), o.killAfterMs);
+    child.on('exit', (code, signal) => { if (timer) clearTimeout(timer); resolve({ code, signal, ms: Date.now() - t0, log }); });
+  });
+}
+
+const trainLosses = (out: string) => fs.readFileSync(path.join(out, 'metrics.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l) as { type: string; step: number; loss: number }).filter((r) => r.type === 'train');
+
+test('SIGKILL at any instant, inside the checkpoint write included: the run resumes and ends with the uninterrupted losses', async () => {
+  await generateSynthetic({ out: DATA, seed: 2, preset: 'tiny', imageSize: 32 });
+  const ref = path.join(tmp, 'ref');
+  const r0 = await train(ref);
+  assert.is(r0.code, 0, r0.log);
+  const want = trainLosses(ref);
+  assert.equal(want.map((r) => r.step), Array.from({ length: STEPS }, (_, i) => i + 1));
+
+  const out = path.join(tmp, 'killed');
+  const ck = path.join(out, 'last.safetensors');
+  const r = rng(20261204);
+  const rounds: { fault?: string; killAfterMs?: number }[] = [
+    { fault: 'last.safetensors:1:partial' }, { fault: 'last.safetensors:1:written' }, { fault: 'last.safetensors:1:renamed' },
+    { fault: 'last.safetensors:2:partial' }, { fault: 'last.safetensors:1:written' },
+    ...Array.from({ length: 4 }, () => ({ killAfterMs: Math.round(300 + r() * r0.ms) })),
+  ];
+  let killed = 0, lastStep = 0;
+  for (const round of rounds) {
+    const res = await train(out, round);
+    if (res.signal === 'SIGKILL') killed++;
+    else assert.is(res.code, 0, `a run that was not killed must finish: ${res.log}`);
+    if (fs.existsSync(ck)) { // never torn: the checkpoint that is there loads whole and never goes back
+      const c = loadCheckpoint(ck).config as { step: number };
+      assert.ok(c.step >= lastStep && c.step <= STEPS, `checkpoint step ${c.step} after ${lastStep}`);
+      lastStep = c.step;
+    }
+    if (res.code === 0) break;
+  }
+  assert.ok(killed >= 5, `${killed} runs killed`);
+  for (let i = 0; fs.existsSync(ck) ? (loadCheckpoint(ck).config as { step: number }).step < STEPS : true; i++) { // finish
+    assert.ok(i < 3, 'the run finishes');
+    const res = await train(out);
+    assert.is(res.code, 0, res.log);
+  }
+  const got = trainLosses(out);
+  assert.equal(got.map((x) => x.step), want.map((x) => x.step), 'each step logged once, in order');
+  assert.equal(got.map((x) => x.loss), want.map((x) => x.loss), 'the same losses as the uninterrupted run');
+  assert.equal(fs.readdirSync(out).sort(), ['last.safetensors', 'metrics.jsonl', 'vocab.txt'], 'no temporary file left');
+  fs.rmSync(tmp, { recursive: true, force: true });
+});
+
+test.run();
