@@ -9,9 +9,10 @@ import { join } from 'node:path';
 import { ViltModel, VILT_TINY, type ViltConfig } from '../../models/vilt.ts';
 import { createModel } from '../../models/index.ts';
 import { OpaqueObject, PickleGlobal, readTorchStateDict, readTorchZip, unpickle } from '../../train/torch_pickle.ts';
+import { legacyTorchSave } from './torch-legacy-writer.ts';
 import { writeSafetensors, type HostTensor } from '../../train/safetensors.ts';
 import {
-  convertCheckpoint, detectFormat, expectedShapes, importCheckpoint, importPretrained, loadCheckpoint, loadMethodCheckpoint, mapHfViltNames, planImport, saveCheckpoint,
+  convertCheckpoint, detectFormat, readExternalWeights, expectedShapes, importCheckpoint, importPretrained, loadCheckpoint, loadMethodCheckpoint, mapHfViltNames, planImport, saveCheckpoint,
   saveMethodCheckpoint, resizePositionTable,
 } from '../../train/checkpoint.ts';
 import { METER_TINY, type MeterConfig } from '../../models/index.ts';
@@ -400,6 +401,21 @@ test('CLI `aptune import --model meter` on the tiny .ckpt: matches the full-size
   assert.is(code, 1);
   assert.match(errs.join('\n'), /meter_tiny\.ckpt: shape mismatch for '[^']+': checkpoint has \[\d+(, \d+)*\], model expects \[\d+(, \d+)*\]/);
   assert.throws(() => readFileSync(out), /ENOENT/);
+});
+
+test('legacy (pre-zip) torch.save files are read: same tensors as the zip checkpoint; detected as torch-legacy', () => {
+  const sd = readTorchStateDict(CKPT);
+  const file = join(mkdtempSync(join(tmpdir(), 'aptune-legacy-')), 'vilt_tiny_legacy.pt');
+  writeFileSync(file, legacyTorchSave(sd));
+  const back = readTorchStateDict(file);
+  assert.equal([...back.keys()], [...sd.keys()]);
+  for (const [k, t] of sd) {
+    assert.equal(back.get(k)!.shape, t.shape, k);
+    assert.ok(same(Array.from(back.get(k)!.data), Array.from(t.data)), k);
+  }
+  assert.is(detectFormat(file), 'torch-legacy');
+  assert.is(readExternalWeights(file).tensors.size, sd.size);
+  assert.throws(() => loadCheckpoint(file), /legacy torch\.save checkpoint, not an aptune checkpoint/);
 });
 
 test.run();
