@@ -1,6 +1,6 @@
 // What `aptune train` and `aptune eval` do, as functions (the CLI parses flags into RunOptions / EvalRunOptions):
-// tokenizer (a vocab file, or a WordPiece vocabulary built from the data's own text and stored beside the
-// checkpoint as vocab.txt), model (createModel with the tiny config sized to the tokenizer, or base), optional
+// tokenizer (a vocab file, or a WordPiece vocabulary built from the text of the task's own tables and stored beside
+// the checkpoint as vocab.txt), model (createModel with the tiny config sized to the tokenizer, or base), optional
 // pre-trained backbone import, §6.3 optimiser groups and schedule, task loaders over the ViLT tables, the Trainer,
 // and evaluation on the task's eval split (VQA val, NLVR2 dev + test1, F30K test), or VQA predictions written as
 // a submission file. Training images get RandAugment(2, 9) before the pixelbert / clip transform (the reference's
@@ -13,7 +13,10 @@
 // Invariants: the checkpoint's run config holds everything needed to rebuild the same model (backbone, task,
 // method + options, resolved model config, numAnswers, seed, tokenizer path, text length, image size, pre-trained
 // file), so `eval` needs only --data and --checkpoint; a config that does not match is an error naming the key;
-// the model's clsTokenId (token4classifier's init) is the tokenizer's [CLS] / <s> id, whatever the preset.
+// the model's clsTokenId (token4classifier's init) is the tokenizer's [CLS] / <s> id, whatever the preset;
+// `train` opens only the task's tables of --data (others are named in the log); its checkpoint (one atomic file,
+// every saveEvery steps / 30 min / at the end) is resumed with metrics.jsonl cut back to its step and no temporary
+// file of an interrupted write left behind.
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import {

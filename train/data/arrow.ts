@@ -11,7 +11,10 @@
 // Does not: decompress compressed IPC bodies (an error says so), read Arrow *stream* files, handle view types,
 // or depend on the engine (values are plain JS / typed arrays).
 // Invariants: every structural problem (not an Arrow file, truncated, missing/mistyped column, empty table, bad
-// row index) raises an Error naming the file and, where relevant, the column and row.
+// row index) raises an Error naming the file and, where relevant, the column and row. Nothing untrusted reaches
+// apache-arrow or an allocation unchecked: the footer and batch messages are verified first (arrow-verify.ts),
+// buffers lie inside their body, offsets are monotone and inside their buffers, text is strict UTF-8, and int64
+// values beyond 2^53 are refused, never rounded.
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import {

@@ -4,7 +4,7 @@
 // Does not: decode or resize images (pass images.ts's decoder as `checkImage`; task-batches.ts runs the whole
 // pipeline), tokenise, shuffle (callers pass an order), or depend on the engine.
 // Invariants: every item names its source table (`tableName`) and global row; a missing table file, an empty
-// table, a missing or mistyped column raise an Error naming file and column; F30K removes duplicate captions of an
+// table (any table of the train split; a whole split otherwise), a missing or mistyped column raise an Error naming file and column; F30K removes duplicate captions of an
 // image keeping the first occurrence (the reference uses a Python set, whose order depends on the hash seed: the
 // one deliberate deviation).
 import * as fs from 'node:fs';
