@@ -189,6 +189,9 @@ export const GLOBAL_WHITELIST: readonly string[] = [
 /** A storage record from the persistent id ('storage', <type>, key, location, numel). */
 export interface StorageRef { key: string; dtype: string; bytes: number; numel: number }
 
+/** How many times over the tensors of a state dict may view one storage (readTorchStateDict). */
+const SHARED_VIEW_LIMIT = 4;
+
 /** Highest tensor rank accepted. */
 const MAX_RANK = 64;
 
@@ -543,6 +546,17 @@ export function readTorchStateDict(path: string): Map<string, HostTensor> {
     if (sd instanceof Map && sd.has('state_dict')) sd = sd.get('state_dict');
     if (!(sd instanceof Map)) throw new InputError(`${path}: checkpoint holds no state dict (top level is ${describe(ck.root)})`);
     const out = new Map<string, HostTensor>();
+    // shared storages: the tensors viewing one storage may hold at most SHARED_VIEW_LIMIT times its elements (tied
+    // weights view a storage twice), so a small file cannot expand one storage into gigabytes of copies
+    const viewed = new Map<string, number>();
+    for (const [k, v] of sd) {
+      if (!(v instanceof TorchTensor)) continue;
+      const where = `${path}: tensor '${String(k)}'`;
+      const { numel } = v.validate(where);
+      const total = (viewed.get(v.storage.key) ?? 0) + numel;
+      if (total > SHARED_VIEW_LIMIT * v.storage.numel + 1024) throw new InputError(`${where}: the tensors viewing storage '${v.storage.key}' hold ${total} elements, more than ${SHARED_VIEW_LIMIT}x its ${v.storage.numel} (refused: copies of shared views)`);
+      viewed.set(v.storage.key, total);
+    }
     for (const [k, v] of sd) if (v instanceof TorchTensor) out.set(String(k), v.toHost(`${path}: tensor '${String(k)}'`));
     if (out.size === 0) throw new InputError(`${path}: the state dict holds no tensors`);
     return out;

@@ -103,15 +103,17 @@ const P = {
 };
 
 /** A torch zip whose state dict has one tensor 'w' with the given geometry over a FloatStorage of `numel` floats. */
-export function craftedTorchZip(o: { size: number[]; stride: number[]; offset?: number; numel: number; dataBytes?: number }): Buffer {
-  const pkl = Buffer.concat([
-    Buffer.from([0x80, 0x02, 0x7d, 0x28]), P.str('w'), P.global('torch._utils', '_rebuild_tensor_v2'),
+export function craftedTorchZip(o: { size: number[]; stride: number[]; offset?: number; numel: number; dataBytes?: number; copies?: number }): Buffer {
+  const entry = (name: string) => [
+    P.str(name), P.global('torch._utils', '_rebuild_tensor_v2'),
     P.tuple([
       Buffer.concat([P.tuple([P.str('storage'), P.global('torch', 'FloatStorage'), P.str('0'), P.str('cpu'), P.int(o.numel)]), Buffer.from([0x51])]),
       P.int(o.offset ?? 0), P.tuple(o.size.map(P.int)), P.tuple(o.stride.map(P.int)), Buffer.from([0x89]),
     ]),
-    Buffer.from([0x52, 0x75, 0x2e]),
-  ]);
+    Buffer.from([0x52]),
+  ];
+  const names = o.copies ? Array.from({ length: o.copies }, (_, i) => `w${i}`) : ['w'];
+  const pkl = Buffer.concat([Buffer.from([0x80, 0x02, 0x7d, 0x28]), ...names.flatMap(entry), Buffer.from([0x75, 0x2e])]);
   return makeZip([{ name: 'archive/data.pkl', data: pkl }, { name: 'archive/data/0', data: new Uint8Array(o.dataBytes ?? o.numel * 4) }]);
 }
 
@@ -184,6 +186,7 @@ export async function craftedCases(bases: Bases): Promise<Case[]> {
   add('torch-zip', 'negative stride', craftedTorchZip({ size: [2, 3], stride: [-3, 1], numel: 6 }), /tensor 'w': stride \[-3, 1\] must be non-negative/);
   add('torch-zip', 'negative dimension', craftedTorchZip({ size: [-2, 3], stride: [3, 1], numel: 6 }), /tensor 'w': shape: invalid dimension -2/);
   add('torch-zip', 'offset beyond the storage', craftedTorchZip({ size: [2], stride: [1], offset: 5, numel: 6 }), /tensor 'w': .*reaches element 6 of storage '0', which holds 6/);
+  add('torch-zip', '1000 full views of one 1 MB storage (1 GB of copies)', craftedTorchZip({ size: [1 << 18], stride: [1], numel: 1 << 18, copies: 1000 }), /tensor 'w4': the tensors viewing storage '0' hold 1310720 elements, more than 4x its 262144/);
   add('torch-zip', 'storage entry shorter than its element count', craftedTorchZip({ size: [2], stride: [1], numel: 6, dataBytes: 8 }), /storage '0' declares 6 elements \(24 bytes\) but its entry holds 8 bytes/);
   // --- zip sizes: an entry that inflates beyond what it declares, and a declared size deflate cannot produce
   const zeros = new Uint8Array(32 << 20);

@@ -7,7 +7,8 @@
 // type tag. Also reads the footer's record-batch blocks and each batch's field nodes and buffer regions itself
 // (numbers checked: non-negative, safe integers), so nothing of the batch metadata comes from unchecked code.
 // Does not: verify alignment (nothing here reads through aligned views), or know dictionary batches (refused).
-// Invariants: every access goes through ByteReader (train/bytes.ts); total work is bounded (MAX_VISITS tables);
+// Invariants: every access goes through ByteReader (train/bytes.ts); total work is bounded (MAX_VISITS tables, string
+// bytes reached at most 16x the buffer, each distinct string decoded once; a batch's values at most 8x its body);
 // every error names the file, the part of it, and the byte offset.
 import { ByteReader, InputError, decodeUtf8 } from '../bytes.ts';
 
@@ -55,6 +56,9 @@ const MAX_VISITS = 1_000_000;
 /** A verified flatbuffer: checked accessors over a ByteReader. */
 class Flat {
   visits = 0;
+  /** bytes of strings reached, counting every path to them: bounds what a decoder following the same paths reads */
+  stringBytes = 0;
+  private readonly checkedStrings = new Set<number>();
   constructor(readonly r: ByteReader) {}
   /** Position of field `i` of the table at `t` (0 when absent); the vtable was checked by verifyTable. */
   field(t: number, i: number): number {
@@ -89,7 +93,15 @@ class Flat {
       const p = t + fo;
       switch (kind.k) {
         case 'scalar': break;
-        case 'string': { const s = this.deref(p, `${def.name} string`); const n = this.r.u32At(s, 'string length'); this.r.need(n + 1, `${def.name} string`, s + 4); decodeUtf8(this.r.bytes.subarray(s + 4, s + 4 + n), `${this.r.source}: at byte ${this.r.base + s}: ${def.name} string`); break; }
+        case 'string': {
+          const s = this.deref(p, `${def.name} string`);
+          const n = this.r.u32At(s, 'string length');
+          this.r.need(n + 1, `${def.name} string`, s + 4);
+          this.stringBytes += n;
+          if (this.stringBytes > 16 * this.r.length + (1 << 20)) throw this.r.error(`the flatbuffer reaches more than ${16 * this.r.length + (1 << 20)} bytes of strings (shared strings referenced over and over)`, s);
+          if (!this.checkedStrings.has(s)) { decodeUtf8(this.r.bytes.subarray(s + 4, s + 4 + n), `${this.r.source}: at byte ${this.r.base + s}: ${def.name} string`); this.checkedStrings.add(s); }
+          break;
+        }
         case 'table': this.verifyTable(this.deref(p, def.name), kind.t, depth + 1); break;
         case 'union': {
           const tp = this.field(t, kind.tag);
@@ -178,9 +190,12 @@ export function verifyBatchMessage(file: string, b: number, at: number, meta: Bu
   if (numRows < 0) throw r.error(`negative row count ${numRows}`, lp);
   const nv = fb.vector(h, 1), bv = fb.vector(h, 2);
   const nodes: BatchLayout['nodes'] = [];
+  const maxValues = 8 * bodyLength + 1024; // a value needs at least a bit of body (all-null fields aside)
+  if (numRows > maxValues) throw r.error(`${numRows} rows cannot be described by a ${bodyLength}-byte body`, lp);
   for (let i = 0; i < nv.n; i++) {
     const length = r.i64At(nv.at + 16 * i, `field node ${i} length`), nullCount = r.i64At(nv.at + 16 * i + 8, `field node ${i} null count`);
     if (length < 0 || nullCount < 0 || nullCount > length) throw r.error(`field node ${i}: length ${length}, null count ${nullCount} are invalid`, nv.at + 16 * i);
+    if (length > maxValues) throw r.error(`field node ${i}: ${length} values cannot be described by a ${bodyLength}-byte body`, nv.at + 16 * i);
     nodes.push({ length, nullCount });
   }
   const buffers: BatchLayout['buffers'] = [];
