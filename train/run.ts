@@ -252,7 +252,7 @@ export async function runTrain(o: RunOptions): Promise<TrainResult> {
     const checkpoint = path.join(o.out, 'last.safetensors');
     const metricsFile = path.join(o.out, 'metrics.jsonl');
     if (!o.resume) fs.rmSync(metricsFile, { force: true }); // a fresh run starts a fresh log; a resumed one appends
-    const stale = cleanCheckpointDir(checkpoint, metricsFile); // temporaries of a killed run
+    const stale = cleanCheckpointDir(checkpoint, metricsFile, path.join(o.out, 'vocab.txt')); // temporaries of a killed run
     if (stale.length) log(`removed ${stale.length} temporary file(s) left by an interrupted run: ${stale.join(', ')}`);
     const saveEvery = o.saveEvery ?? Math.max(1, Math.floor(maxSteps / 10));
     const runConfig = { ...b.runConfig, lr, batchSize, accumulate, maxSteps, randaug };

@@ -334,7 +334,7 @@ export function truncateMetricsLog(file: string, step: number): number {
   return lines.length - keep.length;
 }
 
-/** Remove what a killed run left beside its checkpoint and log: temporaries of interrupted atomic writes. */
-export function cleanCheckpointDir(checkpoint: string, logFile?: string): string[] {
-  return [...removeStaleTemps(checkpoint), ...(logFile ? removeStaleTemps(logFile) : [])];
+/** Remove what a killed run left beside its files (checkpoint, log, vocabulary): temporaries of interrupted atomic writes. */
+export function cleanCheckpointDir(...files: string[]): string[] {
+  return files.flatMap((f) => removeStaleTemps(f));
 }
