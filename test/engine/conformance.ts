@@ -33,7 +33,7 @@ export interface Case {
 }
 
 /** Backends that claim every int32 variant below: for them an optionalInt case that fails is a failure. */
-export const INT32_COMPLETE: ReadonlySet<string> = new Set(['ref', 'cuda', 'wasm']);
+export const INT32_COMPLETE: ReadonlySet<string> = new Set(['ref', 'cuda', 'wasm', 'wasm-other-gemm']);
 
 let rng = hostRandom(2024);
 function reseed(name: string): void {
@@ -125,11 +125,13 @@ for (const axis of [0, 1, 2]) {
 }
 
 // ---- matmul: every flag combination, batch broadcasting (either side unbatched, size-1 batch axes on either side,
-// groups), tile remainders, linear-layer folding; K up to 300 -> atol 1e-4 (float32 accumulation) -----------------
+// groups), tile remainders, linear-layer folding; K up to 600 -> atol 1e-4 (float32 accumulation) -----------------
 export const MM: [number[], number[], number, number, number][] = [
   [[], [], 1, 1, 1], [[], [], 37, 29, 19], [[], [], 67, 131, 45], [[3], [3], 5, 8, 7], [[2, 1], [3], 13, 17, 11],
   [[1], [4], 2, 9, 1], [[3], [], 6, 2, 4], [[2, 3], [2, 3], 9, 16, 9], [[], [], 128, 300, 96],
   [[], [3], 5, 6, 2], [[3, 1], [2], 4, 5, 6], [[2], [], 64, 96, 128], [[3, 2], [3, 1], 5, 6, 4],
+  // several k-blocks (256 / 512), tile and panel edges of every GEMM (4x8, 6x16, 8x32): wasm and native CPU
+  [[2], [2], 70, 600, 45], [[], [], 131, 530, 97],
 ];
 for (const [ba, bb, M, K, N] of MM) {
   for (const transA of [false, true]) for (const transB of [false, true]) {
