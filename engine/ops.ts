@@ -389,8 +389,14 @@ export const OPS: OpTable = {
       if (!(a.p >= 0 && a.p < 1)) throw new Error(`dropout: p must be in [0, 1), got ${a.p}`);
       return [{ shape: s[0].slice(), dtype: d[0] }, { shape: s[0].slice(), dtype: d[0] }];
     },
-    saves: { outputs: [1] },
-    grad: (c, [g]) => [g ? mul(g, c.outputs[1]) : null],
+    // saves nothing: the mask is drawn again from (seed, offset) and applied to g by the same kernel (g * mask, the
+    // same float product as mul), so a training step does not keep one float mask per dropout layer
+    grad: (c, [g]) => {
+      if (!g) return [null];
+      const [dx, mask] = apply('dropout', [g], c.attrs);
+      mask.dispose();
+      return [dx];
+    },
   },
   cross_entropy: {
     arity: 2,
