@@ -12,6 +12,15 @@
 export type DType = 'float32' | 'float64' | 'int32';
 export type TypedArray = Float32Array | Float64Array | Int32Array;
 
+/** A backend's memory cannot hold an allocation. `apply` (ops.ts) rethrows it as an Error naming the op, the bytes
+ *  requested and in use, and the ways out (a smaller batch, gradient accumulation). */
+export class OutOfMemoryError extends Error {
+  constructor(message: string, readonly requested: number, readonly inUse: number, readonly capacity: number) {
+    super(message);
+    this.name = 'OutOfMemoryError';
+  }
+}
+
 /** Opaque handle to backend memory. Backends extend it with their own fields (array, pointer, handle). */
 export interface Storage {
   readonly backend: string;

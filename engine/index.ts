@@ -6,7 +6,7 @@
 export { Tensor } from './tensor.ts';
 export type { NestedArray, TensorOrScalar } from './tensor.ts';
 export type { Backend, DType, OpName, OpAttrs, Storage, TensorRef, TypedArray, Kernel, KernelTable } from './backend.ts';
-export { OP_NAMES } from './backend.ts';
+export { OP_NAMES, OutOfMemoryError } from './backend.ts';
 export {
   OPS, apply,
   add, sub, mul, div, pow, maximum, minimum, eq, ne, lt, le, gt, ge, where, maskedFill, affine, powScalar,

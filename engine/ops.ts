@@ -8,7 +8,7 @@
 // Conventions: scalar operands never become broadcast tensors on hot paths (x + 2 is `affine`); boolean masks are
 // int32 tensors (nonzero = true); comparisons return 0/1 in the inputs' dtype; float -> int32 casts truncate.
 
-import type { Backend, DType, Kernel, OpAttrs, OpName, TypedArray } from './backend.ts';
+import { OutOfMemoryError, type Backend, type DType, type Kernel, type OpAttrs, type OpName, type TypedArray } from './backend.ts';
 import { Tensor, type NestedArray, type TensorOrScalar } from './tensor.ts';
 import { backwardActive, isGradEnabled, noGrad, record } from './autograd.ts';
 import { backendByName, getBackend } from './registry.ts';
@@ -51,6 +51,10 @@ export interface OpDef<K extends OpName> {
   grad?(c: GradCtx<K>, g: readonly (Tensor | null)[], needs: readonly boolean[]): (Tensor | null)[];
   /** tensors the gradient rule reads (kept alive by the graph node) */
   saves?: { inputs?: number[]; outputs?: number[] };
+  /** when given, replaces `saves`: what the rule reads given which inputs need a gradient (e.g. matmul keeps A only
+   *  for dB: a frozen weight's op saves nothing for it). The rule then sees only those needs (later changes of
+   *  requiresGrad do not make it read what was not saved). */
+  savesFor?(needs: readonly boolean[]): { inputs?: number[]; outputs?: number[] };
 }
 
 export type OpTable = { [K in OpName]: OpDef<K> };
@@ -113,6 +117,9 @@ function resizeInfer(op: string, s: Shape, outH: number, outW: number): number[]
   return [...s.slice(0, -2), outH, outW];
 }
 
+/** Two-input products (mul, matmul): input 1 is read for input 0's gradient and input 0 for input 1's. */
+const crossSaves = (n: readonly boolean[]): number[] => [...(n[1] ? [0] : []), ...(n[0] ? [1] : [])];
+
 export const OPS: OpTable = {
   // ---- binary elementwise --------------------------------------------------------------------------------------
   add: {
@@ -124,14 +131,14 @@ export const OPS: OpTable = {
     grad: (c, [g], n) => [n[0] ? sumTo(g!, c.inShapes[0]) : null, n[1] ? sumTo(neg(g!), c.inShapes[1]) : null],
   },
   mul: {
-    arity: 2, infer: binaryInfer('mul', false), saves: { inputs: [0, 1] },
+    arity: 2, infer: binaryInfer('mul', false), savesFor: (n) => ({ inputs: crossSaves(n) }),
     grad: (c, [g], n) => [
       n[0] ? sumTo(mul(g!, c.inputs[1]), c.inShapes[0]) : null,
       n[1] ? sumTo(mul(g!, c.inputs[0]), c.inShapes[1]) : null,
     ],
   },
   div: {
-    arity: 2, infer: binaryInfer('div', false), saves: { inputs: [0, 1] },
+    arity: 2, infer: binaryInfer('div', false), savesFor: (n) => ({ inputs: n[1] ? [0, 1] : n[0] ? [1] : [] }),
     grad: (c, [g], n) => {
       const [a, b] = c.inputs;
       return [
@@ -295,7 +302,7 @@ export const OPS: OpTable = {
       const { M, N, batch } = matmulDims('matmul', s[0], s[1], a.transA, a.transB);
       return [{ shape: [...batch, M, N], dtype }];
     },
-    saves: { inputs: [0, 1] },
+    savesFor: (n) => ({ inputs: crossSaves(n) }),
     grad: (c, [g], n) => {
       const [a, b] = c.inputs;
       const { transA: tA, transB: tB } = c.attrs;
@@ -382,8 +389,14 @@ export const OPS: OpTable = {
       if (!(a.p >= 0 && a.p < 1)) throw new Error(`dropout: p must be in [0, 1), got ${a.p}`);
       return [{ shape: s[0].slice(), dtype: d[0] }, { shape: s[0].slice(), dtype: d[0] }];
     },
-    saves: { outputs: [1] },
-    grad: (c, [g]) => [g ? mul(g, c.outputs[1]) : null],
+    // saves nothing: the mask is drawn again from (seed, offset) and applied to g by the same kernel (g * mask, the
+    // same float product as mul), so a training step does not keep one float mask per dropout layer
+    grad: (c, [g]) => {
+      if (!g) return [null];
+      const [dx, mask] = apply('dropout', [g], c.attrs);
+      mask.dispose();
+      return [dx];
+    },
   },
   cross_entropy: {
     arity: 2,
@@ -414,7 +427,7 @@ export const OPS: OpTable = {
       if (!sameShape(s[0], s[1])) throw new Error(`bce_with_logits: logits ${shapeStr(s[0])} and targets ${shapeStr(s[1])} differ`);
       return [{ shape: s[0].slice(), dtype }];
     },
-    saves: { inputs: [0, 1] },
+    savesFor: (n) => ({ inputs: n[0] ? [0, 1] : n[1] ? [0] : [] }),
     grad: (c, [g], n) => [
       n[0] ? apply('bce_with_logits_backward', [c.inputs[0], c.inputs[1], g!], {})[0] : null,
       n[1] ? neg(mul(g!, c.inputs[0])) : null,
@@ -698,12 +711,19 @@ export function apply<K extends OpName>(op: K, inputs: readonly Tensor[], attrs:
   }
   const check = kernelChecks();
   const before = check ? backend.allocatedBytes() : 0;
-  const outs = specs.map((s) => Tensor._alloc(backend, s.shape, s.dtype));
+  const outs: Tensor[] = [];
+  try {
+    for (const s of specs) outs.push(Tensor._alloc(backend, s.shape, s.dtype));
+  } catch (e) {
+    for (const o of outs) o.dispose();
+    throw e instanceof OutOfMemoryError ? outOfMemory(op, backend, e, specs) : e;
+  }
   const mid = check ? backend.allocatedBytes() : 0;
   try {
     kernel(inputs.map((t) => t._ref()), outs.map((t) => t._ref()), attrs);
   } catch (e) {
     for (const o of outs) o.dispose();
+    if (e instanceof OutOfMemoryError) throw outOfMemory(op, backend, e, specs, ' (kernel scratch)');
     const msg = e instanceof Error ? e.message : String(e);
     throw new Error(msg.startsWith(`${op}`) ? msg : `${op} (backend ${backend.name}, dtype ${mainDtype}): ${msg}`);
   }
@@ -716,16 +736,38 @@ export function apply<K extends OpName>(op: K, inputs: readonly Tensor[], attrs:
     }
   }
   if (def.grad && isGradEnabled() && inputs.some((t) => t.requiresGrad)) {
-    const saveIn = def.saves?.inputs ?? [];
-    const saveOut = def.saves?.outputs ?? [];
+    const fwdNeeds = inputs.map((t) => t.requiresGrad);
+    const saves = def.savesFor ? def.savesFor(fwdNeeds) : def.saves;
+    const saveIn = saves?.inputs ?? [];
+    const saveOut = saves?.outputs ?? [];
     const saved = [...saveIn.map((i) => inputs[i]), ...saveOut.map((i) => outs[i])].filter((t) => t !== undefined);
     const ctx: GradCtx<K> = {
       attrs, inputs: inputs.slice(), outputs: outs.slice(), inShapes: inputs.map((t) => t.shape), inDtypes: inputs.map((t) => t.dtype),
     };
     const rule = def.grad;
-    record(op, inputs, outs, (g, needs) => rule(ctx, g, needs), saved);
+    record(op, inputs, outs, def.savesFor ? (g, needs) => rule(ctx, g, needs.map((x, i) => x && fwdNeeds[i])) : (g, needs) => rule(ctx, g, needs), saved);
   }
   return outs;
+}
+
+/** The error a user sees when an op's outputs (or its kernel's scratch) do not fit: op, bytes, heap, ways out. */
+function outOfMemory(op: string, backend: Backend, e: OutOfMemoryError, specs: readonly OutSpec[], what = ''): Error {
+  const mib = (n: number) => `${(n / 2 ** 20).toFixed(1)} MiB`;
+  const outs = specs.map((s) => `${shapeStr(s.shape)} ${s.dtype}`).join(', ');
+  const err = new Error(`${op}: out of memory on backend ${backend.name}: ${mib(e.requested)} requested${what} for output ${outs}, `
+    + `${mib(e.inUse)} in use of ${mib(e.capacity)}. Use a smaller batch (--batch-size), or keep the batch and split it into `
+    + `micro-batches with gradient accumulation (--accumulate N), or a method that saves fewer activations. [${e.message}]`);
+  (err as Error & { cause?: unknown }).cause = e;
+  return err;
+}
+
+/** Tensor._alloc outside apply (tensor(), to()), with the same out-of-memory message. */
+function allocOrExplain(op: string, backend: Backend, shape: readonly number[], dtype: DType): Tensor {
+  try {
+    return Tensor._alloc(backend, shape, dtype);
+  } catch (e) {
+    throw e instanceof OutOfMemoryError ? outOfMemory(op, backend, e, [{ shape: shape.slice(), dtype }]) : e;
+  }
 }
 
 function apply1<K extends OpName>(op: K, inputs: readonly Tensor[], attrs: OpAttrs[K]): Tensor {
@@ -1057,7 +1099,7 @@ export function to(x: Tensor, backend: string | Backend): Tensor {
   const target = resolveBackend(backend);
   if (target === x.backend) return reshape(x, x.shape);
   const data = x.toArray();
-  const y = Tensor._alloc(target, x.shape, x.dtype);
+  const y = allocOrExplain('to', target, x.shape, x.dtype);
   target.write(y._handle.storage, data, y._offset);
   if (isGradEnabled() && x.requiresGrad) {
     const src = x.backend.name;
@@ -1289,7 +1331,7 @@ export function tensor(data: NestedArray | TypedArray | readonly number[], shape
   checkShape('tensor', s);
   if (numel(s) !== flat.length) throw new Error(`tensor: ${flat.length} values do not fill shape ${shapeStr(s)}`);
   const backend = opts.backend ? resolveBackend(opts.backend) : getBackend();
-  const t = Tensor._alloc(backend, s, dtype);
+  const t = allocOrExplain('tensor', backend, s, dtype);
   const buf = typedFor(dtype, flat.length);
   for (let i = 0; i < flat.length; i++) buf[i] = flat[i];
   backend.write(t._handle.storage, buf, t._offset);

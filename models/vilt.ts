@@ -14,7 +14,7 @@
 // Hook points: ViltAttention 'q', 'v', 'out' (before proj_drop), 'out_dropped' (after proj_drop);
 // ViltBlock 'prompt' (token source appended as extra keys/values), 'attn_branch', 'mlp_branch';
 // ViltModel 'sequence' (token source appended after the image tokens, carried through all blocks).
-import { Tensor, concat, indexSelect, pad, resizeBilinear, tensor, zeros } from '../engine/index.ts';
+import { Tensor, concat, indexSelect, pad, resizeBilinear, scope, tensor, zeros } from '../engine/index.ts';
 import { Module, ModuleList, type HookContext } from './nn/module.ts';
 import { Dropout, Embedding, LayerNorm, Linear } from './nn/layers.ts';
 import { truncNormal, zerosInit } from './nn/init.ts';
@@ -329,7 +329,8 @@ export class ViltModel extends VLBackbone {
       if (rows) rows = rows.map((r) => [...r, ...new Array<number>(P).fill(1)]);
     }
     const mask = rows ? additiveKeyMask(rows, NEG) : null;
-    for (const blk of this.transformer.blocks.items) x = blk.forward(x, mask);
+    // one scope per block: its temporaries that no gradient rule saved are freed at once, not at the end of the step
+    for (const blk of this.transformer.blocks.items) x = scope(() => blk.forward(x, mask), 'vilt block');
     x = this.transformer.norm.forward(x);
     const N = x.shape[1];
     return { textFeats: x.slice(1, 0, L), imageFeats: x.slice(1, L, N), clsFeats: this.pooler.forward(x) };

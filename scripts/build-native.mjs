@@ -1,6 +1,7 @@
-// Builds the optional CUDA addon (native/ + cuda/, CMakeLists.txt) with cmake-js into build/Release/aptune_cuda.node.
-// Does not: fail `npm install`. Without cmake, a C++ compiler or nvcc (CUDACXX or PATH) it prints ONE line and
-// exits 0; a failed build is a warning and exits 0, unless --strict (used by scripts/gpu-check.sh) is given.
+// Builds the optional native addons (CMakeLists.txt) with cmake-js: build/Release/aptune_cpu.node (native/cpu/, the
+// CPU GEMM; needs cmake and a C++ compiler) and, when nvcc is found (CUDACXX or PATH), build/Release/aptune_cuda.node
+// (native/ + cuda/). Does not: fail `npm install`. Without cmake or a C++ compiler it prints ONE line and exits 0;
+// a failed build is a warning and exits 0, unless --strict (used by scripts/gpu-check.sh, which needs CUDA) is given.
 // Invariants: device code for sm_80 and sm_90 (CMAKE_CUDA_ARCHITECTURES "80;90", override with
 // APTUNE_CUDA_ARCHS); no GPU is needed to build; nothing is downloaded (Node-API headers from node_modules).
 import { spawnSync } from 'node:child_process';
@@ -21,30 +22,31 @@ function onPath(name) {
 const nvcc = process.env.CUDACXX && existsSync(process.env.CUDACXX) ? process.env.CUDACXX : onPath('nvcc');
 const cmake = onPath('cmake');
 const cxx = process.env.CXX ? (existsSync(process.env.CXX) ? process.env.CXX : onPath(process.env.CXX)) : onPath('c++') ?? onPath('g++') ?? onPath('clang++');
-const missing = [!cmake && 'cmake', !cxx && 'a C++ compiler', !nvcc && 'nvcc (set CUDACXX or put it on PATH)'].filter(Boolean);
+const missing = [!cmake && 'cmake', !cxx && 'a C++ compiler', strict && !nvcc && 'nvcc (set CUDACXX or put it on PATH)'].filter(Boolean);
 if (missing.length) {
-  console.log(`aptune: CUDA addon not built: no ${missing.join(', no ')}; the cuda backend stays unavailable (wasm/ref are used).`);
+  console.log(`aptune: native addons not built: no ${missing.join(', no ')}; the CPU GEMM and the cuda backend stay unavailable (wasm/ref are used).`);
   process.exit(strict ? 1 : 0);
 }
 
 const archs = process.env.APTUNE_CUDA_ARCHS ?? '80;90';
 const args = [
   join(root, 'node_modules/cmake-js/bin/cmake-js'), 'build', '-d', root, '-O', join(root, 'build'),
-  '-p', String(process.env.APTUNE_BUILD_JOBS ?? 2), `--CDCMAKE_CUDA_ARCHITECTURES=${archs}`,
-  `--CDCMAKE_CUDA_COMPILER=${nvcc}`, '-l', verbose ? 'info' : 'warn',
+  '-p', String(process.env.APTUNE_BUILD_JOBS ?? 2), ...(nvcc ? [`--CDCMAKE_CUDA_ARCHITECTURES=${archs}`,
+    `--CDCMAKE_CUDA_COMPILER=${nvcc}`] : []), '-l', verbose ? 'info' : 'warn',
 ];
-console.log(`aptune: building the CUDA addon (nvcc ${nvcc}, sm ${archs.replace(/;/g, ', ')}) ...`);
+console.log(nvcc ? `aptune: building the CPU and CUDA addons (nvcc ${nvcc}, sm ${archs.replace(/;/g, ', ')}) ...`
+  : 'aptune: building the CPU addon (no nvcc: the CUDA addon is skipped) ...');
 const r = spawnSync(process.execPath, args, {
   cwd: root,
-  env: { ...process.env, CUDACXX: nvcc },
+  env: nvcc ? { ...process.env, CUDACXX: nvcc } : process.env,
   stdio: verbose ? 'inherit' : ['ignore', 'pipe', 'pipe'],
   encoding: 'utf8',
   maxBuffer: 1 << 26,
 });
-const out = join(root, 'build/Release/aptune_cuda.node');
-if (r.status !== 0 || !existsSync(out)) {
+const out = join(root, 'build/Release/aptune_cuda.node'), cpuOut = join(root, 'build/Release/aptune_cpu.node');
+if (r.status !== 0 || !existsSync(cpuOut) || (nvcc && !existsSync(out))) {
   if (!verbose) process.stdout.write(((r.stdout ?? '') + (r.stderr ?? '')).split('\n').slice(-40).join('\n') + '\n');
-  console.log(`aptune: WARNING: the CUDA addon failed to build (exit ${r.status}); the cuda backend stays unavailable.`);
+  console.log(`aptune: WARNING: the native addons failed to build (exit ${r.status}); the CPU GEMM / cuda backend stay unavailable.`);
   process.exit(strict ? 1 : 0);
 }
-console.log(`aptune: CUDA addon built: ${out}`);
+console.log(`aptune: CPU addon built: ${cpuOut}` + (nvcc ? `\naptune: CUDA addon built: ${out}` : ''));

@@ -3,8 +3,13 @@
 // shares that memory.
 // Does not: know about ops or shapes (backends/wasm.ts does), or let kernels allocate.
 // Invariants:
-// - The host owns every byte above the module's heap_base: blocks are 64-byte aligned, sizes rounded to classes,
-//   freed blocks go to an exact-size free list (or lower the bump pointer when on top), memory grows in pages.
+// - The host owns every byte above the module's heap_base: blocks are 64-byte aligned. Small requests (<= 256 KiB,
+//   rounded to size classes) come from 1 MiB slabs and return to exact-size free lists; large ones (64 KiB granules)
+//   from an address-ordered free list (best fit, split, coalesced with both neighbours on free; a free block that
+//   reaches the top lowers it), else the top, growing the memory in pages up to 4 GiB. Exhaustion throws
+//   WasmOutOfMemory (requested bytes, bytes in use, heap size); ops.ts turns it into an error naming the op.
+// - Addresses are unsigned numbers below 2^32: typed views are indexed with `addr >>> 2` (a signed `>> 2` turns an
+//   address above 2 GiB negative, and typed arrays silently drop such writes and read from the end in slice()).
 // - Typed views (f32, i32, u8) are re-created after every grow; nothing else grows the memory (kernels never do).
 // - Build choice: relaxed SIMD when the runtime validates it (after setting V8's flag) unless disabled; the shared-
 //   memory (-mt) build whenever SharedArrayBuffer exists, so any thread count runs the same code.
@@ -26,6 +31,7 @@ import { availableParallelism } from 'node:os';
 import { createRequire } from 'node:module';
 import { Worker } from 'node:worker_threads';
 import { pathToFileURL } from 'node:url';
+import { OutOfMemoryError } from '../backend.ts';
 
 const require = createRequire(import.meta.url);
 
@@ -42,6 +48,25 @@ const WebAssembly = (globalThis as unknown as { WebAssembly: WasmApi }).WebAssem
 const BUILD_DIR = new URL('../assembly/build/', import.meta.url);
 const PAGE = 65536;
 const MAX_PAGES = 65536; // 4 GiB, the wasm32 limit (asconfig maximumMemory)
+/** Requests above this are "large": 64 KiB granules from the coalescing free list; smaller ones come from slabs. */
+const LARGE_MIN = 256 * 1024;
+const LARGE_GRAIN = 65536;
+const SLAB = 1 << 20;
+
+/** The linear memory cannot hold a request: carries the numbers an out-of-memory message needs. */
+export class WasmOutOfMemory extends OutOfMemoryError {
+  constructor(requested: number, inUse: number, readonly heap: number, readonly largestFree: number) {
+    super(`wasm backend: out of memory: ${fmtBytes(requested)} requested, ${fmtBytes(inUse)} in use of the 4 GiB heap `
+      + `(linear memory ${fmtBytes(heap)}, largest free block ${fmtBytes(largestFree)})`, requested, inUse, MAX_PAGES * PAGE);
+    this.name = 'WasmOutOfMemory';
+  }
+}
+
+export function fmtBytes(n: number): string {
+  if (n >= 2 ** 30) return `${(n / 2 ** 30).toFixed(2)} GiB`;
+  if (n >= 2 ** 20) return `${(n / 2 ** 20).toFixed(1)} MiB`;
+  return `${n} bytes`;
+}
 
 export interface RuntimeOptions {
   /** worker count including the calling thread; default env APTUNE_THREADS, else the core count */
@@ -175,7 +200,12 @@ export class WasmRuntime {
   private readonly module: WasmModule;
   private top: number;
   private readonly freeLists = new Map<number, number[]>();
+  private readonly largeFree: { ptr: number; size: number }[] = [];
+  private slabPos = 0;
+  private slabEnd = 0;
   private used = 0;
+  private peak = 0;
+  private highWater = 0;
   // thread pool
   private workers: Worker[] = [];
   private probes: ((() => boolean) | null)[] = [];
@@ -217,6 +247,7 @@ export class WasmRuntime {
     this.fnNames.forEach((n, i) => this.fnIndex.set(n, i));
     this.refreshViews();
     this.top = this.exports.heap_base();
+    this.highWater = this.top;
   }
 
   /** Re-create the typed views over the (possibly grown) memory. */
@@ -228,46 +259,129 @@ export class WasmRuntime {
     this.u8 = new Uint8Array(buf);
   }
 
-  /** Size class of a request: 64-byte granules up to 4 KiB, then 8 classes per power of two. */
+  /** Size class of a small request (<= LARGE_MIN): 64-byte granules up to 4 KiB, then 8 classes per power of two. */
   static sizeClass(bytes: number): number {
     if (bytes <= 4096) return Math.max(64, Math.ceil(bytes / 64) * 64);
+    if (bytes > LARGE_MIN) return Math.ceil(bytes / LARGE_GRAIN) * LARGE_GRAIN;
     const step = 2 ** (Math.floor(Math.log2(bytes)) - 3);
     return Math.ceil(bytes / step) * step;
   }
 
-  /** Allocate `bytes` (rounded to a size class); returns a 64-byte aligned byte address. */
+  /**
+   * Allocate `bytes`; returns a 64-byte aligned byte address (an unsigned number below 2^32: index typed views with
+   * `addr >>> 2`, never `>> 2`). Small requests come from SLAB-sized slabs with exact-size free lists; large ones
+   * (> LARGE_MIN, 64 KiB granules) from an address-ordered free list (best fit, split, coalesced on free) or the top.
+   * Throws WasmOutOfMemory when the 4 GiB linear memory cannot hold the request.
+   */
   malloc(bytes: number): number {
     const size = WasmRuntime.sizeClass(bytes);
-    const list = this.freeLists.get(size);
-    if (list && list.length) { this.used += size; return list.pop()!; }
-    const end = this.top + size;
+    let p: number;
+    if (size > LARGE_MIN) p = this.mallocLarge(size, bytes);
+    else {
+      const list = this.freeLists.get(size);
+      if (list && list.length) p = list.pop()!;
+      else {
+        if (this.slabPos + size > this.slabEnd) {
+          const slab = Math.max(SLAB, size);
+          this.slabPos = this.mallocLarge(slab, bytes);
+          this.slabEnd = this.slabPos + slab;
+        }
+        p = this.slabPos;
+        this.slabPos += size;
+      }
+    }
+    this.used += size;
+    if (this.used > this.peak) this.peak = this.used;
+    return p;
+  }
+
+  private mallocLarge(size: number, requested: number): number {
+    // best fit among the free large blocks
+    let best = -1;
+    for (let i = 0; i < this.largeFree.length; i++) {
+      const f = this.largeFree[i];
+      if (f.size >= size && (best < 0 || f.size < this.largeFree[best].size)) { best = i; if (f.size === size) break; }
+    }
+    if (best >= 0) {
+      const f = this.largeFree[best];
+      const p = f.ptr;
+      if (f.size === size) this.largeFree.splice(best, 1);
+      else { f.ptr += size; f.size -= size; }
+      return p;
+    }
+    // a free block ending at the top is extended rather than left behind
+    const last = this.largeFree[this.largeFree.length - 1];
+    let start = this.top;
+    if (last && last.ptr + last.size === this.top) { start = last.ptr; this.largeFree.pop(); }
+    const end = start + size;
     if (end > this.memory.buffer.byteLength) {
-      const need = Math.ceil((end - this.memory.buffer.byteLength) / PAGE);
       const cur = this.memory.buffer.byteLength / PAGE;
+      const need = Math.ceil((end - this.memory.buffer.byteLength) / PAGE);
       const grow = Math.min(MAX_PAGES - cur, Math.max(need, Math.ceil(cur / 4)));
-      if (grow < need) throw new Error(`wasm backend: out of memory allocating ${bytes} bytes (heap ${this.memory.buffer.byteLength} bytes, limit 4 GiB)`);
-      this.memory.grow(grow);
+      let ok = grow >= need;
+      if (ok) {
+        try { this.memory.grow(grow); } catch {
+          try { this.memory.grow(need); } catch { ok = false; }
+        }
+      }
+      if (!ok) {
+        if (start !== this.top) this.largeFree.push({ ptr: start, size: this.top - start });
+        throw new WasmOutOfMemory(requested, this.used, this.memory.buffer.byteLength, this.largestFree());
+      }
       this.refreshViews();
     }
-    const p = this.top;
     this.top = end;
-    this.used += size;
-    return p;
+    if (end > this.highWater) this.highWater = end;
+    return start;
   }
 
   freeBlock(ptr: number, bytes: number): void {
     const size = WasmRuntime.sizeClass(bytes);
     this.used -= size;
-    if (ptr + size === this.top) { this.top = ptr; return; }
-    let list = this.freeLists.get(size);
-    if (!list) this.freeLists.set(size, (list = []));
-    list.push(ptr);
+    if (size <= LARGE_MIN) {
+      let list = this.freeLists.get(size);
+      if (!list) this.freeLists.set(size, (list = []));
+      list.push(ptr);
+      return;
+    }
+    // insert in address order and coalesce with both neighbours; a block reaching the top lowers it
+    const fl = this.largeFree;
+    let lo = 0, hi = fl.length;
+    while (lo < hi) { const m = (lo + hi) >> 1; if (fl[m].ptr < ptr) lo = m + 1; else hi = m; }
+    let blk = { ptr, size };
+    if (lo > 0 && fl[lo - 1].ptr + fl[lo - 1].size === ptr) { blk = fl[lo - 1]; blk.size += size; lo--; fl.splice(lo, 1); }
+    if (lo < fl.length && blk.ptr + blk.size === fl[lo].ptr) { blk.size += fl[lo].size; fl.splice(lo, 1); }
+    if (blk.ptr + blk.size === this.top) { this.top = blk.ptr; return; }
+    fl.splice(lo, 0, blk);
+  }
+
+  private largestFree(): number {
+    let m = MAX_PAGES * PAGE - this.top;
+    for (const f of this.largeFree) m = Math.max(m, f.size);
+    return m;
+  }
+
+  /**
+   * Test hook (heap tests, benchmarks of placement): make every later allocation lie at or above byte `at` by
+   * allocating one untouched block below it (address space, not RAM) and retiring the current slab and the small
+   * free lists (their blocks are abandoned, not reused). Returns the pad's address.
+   */
+  pushHeapForTest(at: number): number {
+    this.slabPos = this.slabEnd = 0;
+    this.freeLists.clear();
+    const pad = Math.max(LARGE_MIN + LARGE_GRAIN, at - this.top);
+    return this.malloc(pad);
   }
 
   /** Bytes handed out and not freed (size classes included). */
   usedBytes(): number { return this.used; }
+  /** Highest usedBytes() since the start or the last resetPeak(). */
+  peakBytes(): number { return this.peak; }
+  resetPeak(): void { this.peak = this.used; }
   /** Current linear-memory size in bytes. */
   heapBytes(): number { return this.memory.buffer.byteLength; }
+  /** One past the highest byte ever handed out (the part of the memory that was touched). */
+  highWaterBytes(): number { return this.highWater; }
 
   // ---- threads ----
 

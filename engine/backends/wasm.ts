@@ -9,11 +9,17 @@
 // - Any split across threads (rows, columns, batches, element ranges) yields bit-identical results, because each
 //   output element is computed by exactly one thread in a fixed order.
 // - Indices are validated here (the kernels trust them) and a bad one raises an Error naming the op.
+// - Byte addresses are unsigned (up to 4 GiB): typed views are indexed with `addr >>> 2`, never `addr >> 2` (signed:
+//   negative above 2 GiB, where typed arrays silently drop writes and slice() reads from the end: issue 9's
+//   out-of-bounds matmul). Element offsets and sizes inside one tensor stay below 2^30 and fit the kernels' i32.
 
 import { registerBackend } from '../registry.ts';
 import type { Backend, DType, Kernel, KernelTable, OpName, Storage, TensorRef, TypedArray } from '../backend.ts';
 import { WasmRuntime, splitRange, type RuntimeOptions } from './wasm-runtime.ts';
 import { broadcastStridesChecked, coalesce, stridesOf } from '../shape.ts';
+import { loadCpuAddon, nativeCpuGemmStatus, type CpuAddon } from './native-cpu.ts';
+export { nativeCpuGemmStatus };
+export { loadCpuAddonReason } from './native-cpu.ts';
 
 export interface WasmStorage extends Storage {
   /** byte address in the linear memory */
@@ -25,6 +31,9 @@ export interface WasmStorage extends Storage {
 export interface WasmBackendOptions extends RuntimeOptions {
   /** backend name (default "wasm"); other names are for side-by-side instances in tests and benchmarks */
   name?: string;
+  /** run matmul through the native CPU addon (native/cpu/) on this heap; default: when it loads and
+   *  APTUNE_NATIVE_CPU is not 0. true throws if the addon is unavailable. */
+  nativeGemm?: boolean;
 }
 
 const UNARY: Record<string, number> = {
@@ -35,6 +44,8 @@ const BINARY: Record<string, number> = {
   add: 0, sub: 1, mul: 2, div: 3, pow: 4, maximum: 5, minimum: 6, eq: 7, ne: 8, lt: 9, le: 10, gt: 11, ge: 12,
 };
 
+/** Multiply-adds below which a matmul stays in WebAssembly even when the native GEMM is on (call overhead). */
+const NATIVE_MIN_MACS = 1 << 15;
 /** Elements per thread below which a kernel stays on the calling thread. */
 const PAR_MIN = 1 << 15;
 /** Elements per partial sum of a full reduction of at least 2 chunks (fixed, so results do not depend on the
@@ -58,10 +69,15 @@ export class WasmBackend implements Backend {
   private counterPtr: number;
   private scratch: { ptr: number; bytes: number }[] = [];
   private live = 0;
+  /** the native CPU GEMM on this heap, or null (WebAssembly GEMM) */
+  readonly native: CpuAddon | null;
 
   constructor(opts: WasmBackendOptions = {}) {
     this.name = opts.name ?? 'wasm';
     this.rt = new WasmRuntime(opts);
+    const st = nativeCpuGemmStatus();
+    if (opts.nativeGemm === true && !loadCpuAddon().addon) throw new Error(`wasm backend: nativeGemm requested but ${loadCpuAddon().reason}`);
+    this.native = (opts.nativeGemm ?? st.available) ? loadCpuAddon().addon : null;
     this.descPtr = this.rt.malloc(this.descCap * 4);
     this.counterPtr = this.rt.malloc(64);
     this.kernels = this.makeKernels();
@@ -92,7 +108,7 @@ export class WasmBackend implements Backend {
   write(s: Storage, data: TypedArray, offset = 0): void {
     const w = this.own(s, 'write');
     if (offset + data.length > w.numel) throw new Error(`wasm backend: write of ${data.length} at ${offset} overflows storage of ${w.numel}`);
-    const base = (w.ptr >> 2) + offset;
+    const base = (w.ptr >>> 2) + offset;
     if (w.dtype === 'int32') this.rt.i32.set(data instanceof Int32Array ? data : Int32Array.from(data), base);
     else this.rt.f32.set(data, base);
   }
@@ -101,7 +117,7 @@ export class WasmBackend implements Backend {
     const w = this.own(s, 'read');
     const count = n ?? w.numel - offset;
     if (offset + count > w.numel) throw new Error(`wasm backend: read of ${count} at ${offset} overflows storage of ${w.numel}`);
-    const base = (w.ptr >> 2) + offset;
+    const base = (w.ptr >>> 2) + offset;
     return w.dtype === 'int32' ? this.rt.i32.slice(base, base + count) : this.rt.f32.slice(base, base + count);
   }
 
@@ -131,7 +147,7 @@ export class WasmBackend implements Backend {
       this.descCap = n * 2;
       this.descPtr = this.rt.malloc(this.descCap * 4);
     }
-    let k = this.descPtr >> 2;
+    let k = this.descPtr >>> 2;
     const i32 = this.rt.i32;
     for (const a of arrays) for (const v of a) i32[k++] = v;
     return this.descPtr;
@@ -165,7 +181,7 @@ export class WasmBackend implements Backend {
 
   private checkIndices(op: string, idx: TensorRef, limit: number): void {
     if (idx.dtype !== 'int32') throw new Error(`wasm ${op}: indices must be int32, got ${idx.dtype}`);
-    const n = numel(idx.shape), base = this.p(idx) >> 2, a = this.rt.i32;
+    const n = numel(idx.shape), base = this.p(idx) >>> 2, a = this.rt.i32;
     for (let i = 0; i < n; i++) {
       const v = a[base + i];
       if (v < 0 || v >= limit) throw new Error(`wasm ${op}: index ${v} at position ${i} out of range [0, ${limit})`);
@@ -208,7 +224,7 @@ export class WasmBackend implements Backend {
         const fn = a.dtype === 'float32' ? 'binary_f32' : a.dtype === 'int32' && op !== 'pow' ? 'binary_i32' : '';
         if (!fn) throw new Error(`wasm backend: op ${op} has no kernel for dtype ${a.dtype}`);
         if (fn === 'binary_i32' && op === 'div') {
-          const bi = this.p(b) >> 2, nb = numel(b.shape);
+          const bi = this.p(b) >>> 2, nb = numel(b.shape);
           for (let i = 0; i < nb; i++) if (rt.i32[bi + i] === 0) throw new Error('div: int32 division by zero');
         }
         const c = coalesce(out.shape, [broadcastStrides(a.shape, out.shape, op), broadcastStrides(b.shape, out.shape, op)]);
@@ -364,7 +380,7 @@ export class WasmBackend implements Backend {
       }
       const tp = this.tmp(nChunks * 2 * D * 4);
       rt.dispatch('layer_norm_backward_chunks_f32', this.parts(nChunks, LN_CHUNK * D * 6).map(([c0, c1]) => [...base, tp, D, rows, LN_CHUNK, c0, c1]));
-      const f = rt.f32, dwI = this.p(dw) >> 2, dbI = this.p(db) >> 2, t0 = tp >> 2;
+      const f = rt.f32, dwI = this.p(dw) >>> 2, dbI = this.p(db) >>> 2, t0 = tp >>> 2;
       for (let j = 0; j < D; j++) {
         let sw = 0, sb = 0;
         for (let c = 0; c < nChunks; c++) { sw = Math.fround(sw + f[t0 + c * 2 * D + j]); sb = Math.fround(sb + f[t0 + (c * 2 + 1) * D + j]); }
@@ -396,7 +412,7 @@ export class WasmBackend implements Backend {
       if (logits.shape.length !== 2) throw new Error(`wasm ${op}: logits must be [B, C], got [${logits.shape}]`);
       const [B, C] = logits.shape;
       if (labels.dtype !== 'int32' || numel(labels.shape) !== B) throw new Error(`wasm ${op}: labels must be int32 [${B}], got ${labels.dtype} [${labels.shape}]`);
-      const base = this.p(labels) >> 2, a = rt.i32;
+      const base = this.p(labels) >>> 2, a = rt.i32;
       for (let i = 0; i < B; i++) {
         const v = a[base + i];
         if (v !== ignore && (v < 0 || v >= C)) throw new Error(`wasm ${op}: label ${v} at row ${i} out of range [0, ${C})`);
@@ -595,11 +611,11 @@ export class WasmBackend implements Backend {
     const d = this.desc([nc, SUM_CHUNK], [1, 0]);
     rt.dispatch(fn, this.parts(nc, SUM_CHUNK).map(([a, b]) => [px, tp, 2, d, a, b, 0, SUM_CHUNK]));
     if (rem > 0) rt.exports[fn](px + nc * SUM_CHUNK * 4, po, 1, this.desc([rem], [0]), 0, 1, 0, rem); // out was zeroed
-    const view = dtype === 'int32' ? rt.i32 : rt.f32, t0 = tp >> 2;
+    const view = dtype === 'int32' ? rt.i32 : rt.f32, t0 = tp >>> 2;
     const add = dtype === 'int32' ? (a: number, b: number) => (a + b) | 0 : (a: number, b: number) => Math.fround(a + b);
     let acc = 0;
     for (let c = 0; c < nc; c++) acc = add(acc, view[t0 + c]);
-    view[po >> 2] = add(acc, view[po >> 2]);
+    view[po >>> 2] = add(acc, view[po >>> 2]);
   }
 
   /** a [..., M, K] (or [..., K, M] if transA) @ b [..., K, N] (or [..., N, K]) -> c [..., M, N], batch dims broadcast. */
@@ -619,7 +635,7 @@ export class WasmBackend implements Backend {
     const sa = broadcastStrides(a.shape.slice(0, -2), batchShape, 'matmul');
     const sb = broadcastStrides(b.shape.slice(0, -2), batchShape, 'matmul');
     const offs = this.tmp(batch * 12);
-    const i32 = this.rt.i32, o0 = offs >> 2;
+    const i32 = this.rt.i32, o0 = offs >>> 2;
     const bs = contiguousStrides(batchShape);
     for (let t = 0; t < batch; t++) {
       let rem = t, oa = 0, ob = 0;
@@ -635,6 +651,11 @@ export class WasmBackend implements Backend {
     const pa = this.p(a), pb = this.p(b), pc = this.p(c);
     const ta = transA ? 1 : 0, tb = transB ? 1 : 0;
     const T = Math.min(this.rt.threads, Math.max(1, Math.floor((batch * M * N * K) / (1 << 17))));
+    if (this.native && batch * M * N * K >= NATIVE_MIN_MACS) {
+      // in place on this heap; the wasm workers sleep meanwhile, so T native threads use the same cores
+      this.native.gemm(this.rt.f32, pa, pb, pc, offs, batch, M, N, K, ta, tb, T);
+      return;
+    }
     const sbytes = (cols: number) => this.rt.exports.matmul_scratch_bytes(cols);
     let parts: number[][];
     if (T <= 1 || K === 0) {
@@ -658,16 +679,16 @@ export class WasmBackend implements Backend {
     const np = Math.ceil(N / 8);
     const packedB = this.tmp(KC * np * 8 * 4, 1);
     const scratch = Array.from({ length: T }, (_, t) => this.threadScratch(t, (MC * KC + 64) * 4 + 64));
-    const offsCopy = Array.from(this.rt.i32.subarray(offs >> 2, (offs >> 2) + 3 * batch));
+    const offsCopy = Array.from(this.rt.i32.subarray(offs >>> 2, (offs >>> 2) + 3 * batch));
     const ctr = this.counterPtr; // [0]: row blocks, [1]: B panel chunks
     const chunk = Math.max(2, Math.ceil(np / (4 * T)));
     for (let bi = 0; bi < batch; bi++) {
       const a = pa + offsCopy[3 * bi] * 4, b = pb + offsCopy[3 * bi + 1] * 4, c = pc + offsCopy[3 * bi + 2] * 4;
       for (let p0 = 0; p0 < K; p0 += KC) {
         const kc = Math.min(KC, K - p0);
-        Atomics.store(this.rt.i32, (ctr >> 2) + 1, 0);
+        Atomics.store(this.rt.i32, (ctr >>> 2) + 1, 0);
         this.rt.dispatch('matmul_pack_b_claim', scratch.map(() => [b, tb, N, K, p0, kc, ctr + 4, chunk, packedB]));
-        Atomics.store(this.rt.i32, ctr >> 2, 0);
+        Atomics.store(this.rt.i32, ctr >>> 2, 0);
         this.rt.dispatch('matmul_blocks', scratch.map((s) => [a, ta, M, N, K, p0, kc, p0 > 0 ? 1 : 0, packedB, c, ctr, s]));
       }
     }

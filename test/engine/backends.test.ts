@@ -49,6 +49,20 @@ test(`ref: every kernel honours offset views and writes only its outputs (${CASE
   assert.ok(failures.length === 0, `${failures.length}/${CASES.length} cases fail on ref:\n${failures.join('\n')}`);
 });
 
+// The wasm backend's matmul runs on the native CPU GEMM when the addon is built (unless APTUNE_NATIVE_CPU=0): the
+// cases also run on a second wasm instance with the other GEMM ("wasm-other-gemm"), so both are checked in one run.
+try {
+  const w = await import('../../engine/backends/wasm.ts');
+  const st = w.nativeCpuGemmStatus();
+  if (st.available || w.loadCpuAddonReason() === '') {
+    const be = w.createWasmBackend({ name: 'wasm-other-gemm', nativeGemm: !st.available });
+    E.registerBackend('wasm-other-gemm', () => be, 1);
+    console.log(`wasm: GEMM ${st.available ? `native (${st.isa})` : 'WebAssembly'}; wasm-other-gemm: ${be.native ? `native (${be.native.isa()})` : 'WebAssembly'}`);
+  } else console.log(`wasm: native CPU GEMM not checked: ${st.reason}`);
+} catch (e) {
+  console.log(`wasm-other-gemm not registered: ${(e as Error).message.split('\n')[0]}`);
+}
+
 const only = process.env.APTUNE_CONFORMANCE_BACKENDS?.split(',').map((s) => s.trim()).filter(Boolean);
 let targets = backendsUnderTest();
 if (only) {

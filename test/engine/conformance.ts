@@ -33,7 +33,7 @@ export interface Case {
 }
 
 /** Backends that claim every int32 variant below: for them an optionalInt case that fails is a failure. */
-export const INT32_COMPLETE: ReadonlySet<string> = new Set(['ref', 'cuda', 'wasm']);
+export const INT32_COMPLETE: ReadonlySet<string> = new Set(['ref', 'cuda', 'wasm', 'wasm-other-gemm']);
 
 let rng = hostRandom(2024);
 function reseed(name: string): void {
@@ -125,11 +125,13 @@ for (const axis of [0, 1, 2]) {
 }
 
 // ---- matmul: every flag combination, batch broadcasting (either side unbatched, size-1 batch axes on either side,
-// groups), tile remainders, linear-layer folding; K up to 300 -> atol 1e-4 (float32 accumulation) -----------------
+// groups), tile remainders, linear-layer folding; K up to 600 -> atol 1e-4 (float32 accumulation) -----------------
 export const MM: [number[], number[], number, number, number][] = [
   [[], [], 1, 1, 1], [[], [], 37, 29, 19], [[], [], 67, 131, 45], [[3], [3], 5, 8, 7], [[2, 1], [3], 13, 17, 11],
   [[1], [4], 2, 9, 1], [[3], [], 6, 2, 4], [[2, 3], [2, 3], 9, 16, 9], [[], [], 128, 300, 96],
   [[], [3], 5, 6, 2], [[3, 1], [2], 4, 5, 6], [[2], [], 64, 96, 128], [[3, 2], [3, 1], 5, 6, 4],
+  // several k-blocks (256 / 512), tile and panel edges of every GEMM (4x8, 6x16, 8x32): wasm and native CPU
+  [[2], [2], 70, 600, 45], [[], [], 131, 530, 97],
 ];
 for (const [ba, bb, M, K, N] of MM) {
   for (const transA of [false, true]) for (const transB of [false, true]) {
@@ -163,7 +165,10 @@ for (const [rows, D] of [[[1], 7], [[3, 5], 37], [[2, 185], 256], [[4], 768], [[
     return [rt([...rows, D]), x, w, m, r];
   }, {}, { rtol: 1e-4, atol: 1e-4 }); // dweight/dbias sum over rows in float32
 }
-for (const [s, p, off] of [[[37], 0.1, 0], [[3, 65], 0.5, 12], [[5, 33], 0.3, 12], [[200, 301], 0.1, 1 << 20]] as [number[], number, number][]) {
+// (offsets that are not multiples of 4, lengths with a head, 16-element SIMD steps and a tail, a p that float32 cannot
+// represent, block counters crossing 2^32: the wasm kernel's SIMD path must give the scalar path's bits)
+for (const [s, p, off] of [[[37], 0.1, 0], [[3, 65], 0.5, 12], [[5, 33], 0.3, 12], [[200, 301], 0.1, 1 << 20],
+  [[7, 129], 1 / 3, 5], [[1, 1001], 0.7, 2 ** 34 - 22], [[2, 50], 0.05, 3]] as [number[], number, number][]) {
   add('dropout', `dropout ${JSON.stringify(s)} p=${p}`, () => [rt(s)], { p, seed: 1234, offset: off }, { rtol: 1e-6, atol: 0 });
 }
 for (const [B, C] of [[1, 2], [5, 37], [64, 3129]] as [number, number][]) {

@@ -19,6 +19,10 @@ try {
 }
 if (!mod) console.log(`wasm.test: SKIPPED, wasm backend unavailable: ${why}`);
 const maybe = mod ? test : test.skip;
+/** A wasm backend with the WebAssembly GEMM (the native CPU GEMM has its own test at the end). */
+const wasmOnly = (o: import('../../engine/backends/wasm.ts').WasmBackendOptions) => mod!.createWasmBackend({ nativeGemm: false, ...o });
+const nativeWhy = mod ? mod.loadCpuAddonReason() : 'wasm unavailable';
+if (mod && nativeWhy) console.log(`wasm.test: native CPU GEMM test skipped: ${nativeWhy}`);
 
 let seed = 12345;
 function rnd(): number {
@@ -45,13 +49,13 @@ function run<K extends OpName>(be: WasmBackend, op: K, ins: { data: Float32Array
 }
 
 maybe('every op of OP_NAMES has a wasm kernel', () => {
-  const be = mod!.createWasmBackend({ threads: 1, name: 'wasm-c' });
+  const be = wasmOnly({ threads: 1, name: 'wasm-c' });
   const missing = OP_NAMES.filter((op) => typeof be.kernels[op] !== 'function');
   assert.equal(missing, [], `missing kernels: ${missing.join(', ')}`);
 });
 
 maybe('allocator: freed blocks are reused, the top block is returned to the bump pointer', () => {
-  const be = mod!.createWasmBackend({ threads: 1, name: 'wasm-a' });
+  const be = wasmOnly({ threads: 1, name: 'wasm-a' });
   const a = be.alloc(1000, 'float32'), b = be.alloc(1000, 'float32'), c = be.alloc(10, 'int32');
   assert.ok(a.ptr % 64 === 0 && b.ptr % 64 === 0 && c.ptr % 64 === 0, 'blocks are 64-byte aligned');
   assert.ok(b.ptr >= a.ptr + 4000 && c.ptr >= b.ptr + 4000, 'blocks do not overlap');
@@ -70,7 +74,7 @@ maybe('allocator: freed blocks are reused, the top block is returned to the bump
 });
 
 maybe('allocator: memory grows and data written before and after the grow stays readable', () => {
-  const be = mod!.createWasmBackend({ threads: 1, name: 'wasm-g' });
+  const be = wasmOnly({ threads: 1, name: 'wasm-g' });
   const small = be.alloc(1024, 'float32');
   const d0 = randData(1024);
   be.write(small, d0);
@@ -93,7 +97,7 @@ maybe('allocator: memory grows and data written before and after the grow stays 
 });
 
 maybe('kernels read at storage offsets and reject indices out of range', () => {
-  const be = mod!.createWasmBackend({ threads: 1, name: 'wasm-o' });
+  const be = wasmOnly({ threads: 1, name: 'wasm-o' });
   const s = be.alloc(10, 'float32');
   be.write(s, Float32Array.from([0, 1, 2, 3, 4, 5, 6, 7, 8, 9]));
   const o = be.alloc(3, 'float32');
@@ -159,8 +163,8 @@ function threadedCases(): [string, (be: WasmBackend) => (Float32Array | Int32Arr
 }
 
 maybe('1 thread and 2 threads give bit-identical results for every threaded kernel', () => {
-  const t1 = mod!.createWasmBackend({ threads: 1, name: 'wasm-t1' });
-  const t2 = mod!.createWasmBackend({ threads: 2, name: 'wasm-t2' });
+  const t1 = wasmOnly({ threads: 1, name: 'wasm-t1' });
+  const t2 = wasmOnly({ threads: 2, name: 'wasm-t2' });
   for (const [name, f] of threadedCases()) {
     const a = f(t1), b = f(t2);
     assert.is(a.length, b.length);
@@ -175,9 +179,9 @@ maybe('1 thread and 2 threads give bit-identical results for every threaded kern
 maybe('a worker that dies makes the next threaded kernel throw (naming kernel and worker), then the pool restarts', async () => {
   seed = 99;
   const x = randData(150 * 1024, -4, 4);
-  const want = run(mod!.createWasmBackend({ threads: 1, name: 'wasm-kill-ref' }), 'exp', [{ data: x, shape: [150 * 1024] }], [{ shape: [150 * 1024] }], {})[0];
+  const want = run(wasmOnly({ threads: 1, name: 'wasm-kill-ref' }), 'exp', [{ data: x, shape: [150 * 1024] }], [{ shape: [150 * 1024] }], {})[0];
   for (const how of ['exit', 'terminate'] as const) {
-    const be = mod!.createWasmBackend({ threads: 2, name: `wasm-kill-${how}` });
+    const be = wasmOnly({ threads: 2, name: `wasm-kill-${how}` });
     try {
       be.rt.killWorkerForTest(0, how);
       assert.is(be.rt.poolSize, 1);
@@ -195,7 +199,7 @@ maybe('a worker that dies makes the next threaded kernel throw (naming kernel an
 
 maybe('a full sum over many chunks matches a float64 sum (and int32 exactly)', () => {
   seed = 4242;
-  const be = mod!.createWasmBackend({ threads: 2, name: 'wasm-fullsum' });
+  const be = wasmOnly({ threads: 2, name: 'wasm-fullsum' });
   for (const n of [16384, 16384 * 3 + 77, 100003]) {
     const x = randData(n, -1, 1.5);
     const [got] = run(be, 'sum', [{ data: x, shape: [n] }], [{ shape: [] }], { axes: [0], keepdims: false });
@@ -208,8 +212,8 @@ maybe('a full sum over many chunks matches a float64 sum (and int32 exactly)', (
 });
 
 maybe('relaxed-SIMD and plain-SIMD builds agree', () => {
-  const plain = mod!.createWasmBackend({ threads: 1, relaxed: false, name: 'wasm-plain' });
-  const relaxed = mod!.createWasmBackend({ threads: 1, relaxed: true, name: 'wasm-relaxed' });
+  const plain = wasmOnly({ threads: 1, relaxed: false, name: 'wasm-plain' });
+  const relaxed = wasmOnly({ threads: 1, relaxed: true, name: 'wasm-relaxed' });
   assert.is(plain.relaxed, false);
   if (!relaxed.relaxed) { console.log('wasm.test: relaxed SIMD not supported by this runtime; comparing plain with plain'); }
   for (const [name, f] of threadedCases()) {
@@ -227,33 +231,57 @@ maybe('relaxed-SIMD and plain-SIMD builds agree', () => {
 
 maybe('the single-memory builds (no SharedArrayBuffer, for browsers without isolation) match the shared ones bit for bit', () => {
   for (const relaxed of [false, true]) {
-    const single = mod!.createWasmBackend({ threads: 1, relaxed, shared: false, name: `wasm-single-${relaxed}` });
-    const shared = mod!.createWasmBackend({ threads: 1, relaxed, shared: true, name: `wasm-shared-${relaxed}` });
+    const single = wasmOnly({ threads: 1, relaxed, shared: false, name: `wasm-single-${relaxed}` });
+    const shared = wasmOnly({ threads: 1, relaxed, shared: true, name: `wasm-shared-${relaxed}` });
     assert.ok(!single.rt.build.endsWith('-mt') && shared.rt.build.endsWith('-mt'), `${single.rt.build} / ${shared.rt.build}`);
     for (const [name, f] of threadedCases()) {
       const a = f(single), b = f(shared);
       for (let k = 0; k < a.length; k++) assert.ok(a[k].every((v, i) => Object.is(v, b[k][i])), `${name} output ${k} (relaxed ${relaxed})`);
     }
   }
-  assert.throws(() => mod!.createWasmBackend({ threads: 2, shared: false, name: 'wasm-bad-shared' }), /needs shared memory/);
+  assert.throws(() => wasmOnly({ threads: 2, shared: false, name: 'wasm-bad-shared' }), /needs shared memory/);
 });
 
 maybe('a missing build is reported as unavailable with the command that fixes it', () => {
-  assert.throws(() => mod!.createWasmBackend({ threads: 1, buildDir: '/nonexistent-aptune-build', name: 'wasm-missing' }),
+  assert.throws(() => wasmOnly({ threads: 1, buildDir: '/nonexistent-aptune-build', name: 'wasm-missing' }),
     /^unavailable: WebAssembly kernels not built .*run npm run build:wasm/);
 });
 
 maybe('thread count: option and APTUNE_THREADS are validated', () => {
-  assert.throws(() => mod!.createWasmBackend({ threads: 0, name: 'wasm-bad' }), /threads must be a positive integer/);
+  assert.throws(() => wasmOnly({ threads: 0, name: 'wasm-bad' }), /threads must be a positive integer/);
   const old = process.env.APTUNE_THREADS;
   process.env.APTUNE_THREADS = 'two';
   try {
-    assert.throws(() => mod!.createWasmBackend({ name: 'wasm-bad2' }), /APTUNE_THREADS must be a positive integer/);
+    assert.throws(() => wasmOnly({ name: 'wasm-bad2' }), /APTUNE_THREADS must be a positive integer/);
     process.env.APTUNE_THREADS = '3';
-    assert.is(mod!.createWasmBackend({ name: 'wasm-env' }).threads, 3);
+    assert.is(wasmOnly({ name: 'wasm-env' }).threads, 3);
   } finally {
     if (old === undefined) delete process.env.APTUNE_THREADS; else process.env.APTUNE_THREADS = old;
   }
+});
+
+(mod && !nativeWhy ? test : test.skip)('native CPU GEMM: bit-identical on 1 and 2 threads for every matmul split; used only above its size floor', () => {
+  const t1 = mod!.createWasmBackend({ threads: 1, name: 'wasm-n1', nativeGemm: true });
+  const t2 = mod!.createWasmBackend({ threads: 2, name: 'wasm-n2', nativeGemm: true });
+  const w = wasmOnly({ threads: 1, name: 'wasm-n0' });
+  assert.ok(t1.native && t2.native && !w.native);
+  for (const [name, f] of threadedCases()) {
+    if (!name.startsWith('matmul')) continue;
+    const a = f(t1), b = f(t2), c = f(w);
+    for (let k = 0; k < a.length; k++) {
+      assert.ok(a[k].every((v, i) => Object.is(v, b[k][i])), `${name} output ${k}: 1 vs 2 native threads`);
+      assert.ok(a[k].every((v, i) => Math.abs(v - c[k][i]) <= 1e-4 * (1 + Math.abs(v))), `${name} output ${k}: native vs wasm`);
+    }
+  }
+  const old = process.env.APTUNE_NATIVE_CPU;
+  process.env.APTUNE_NATIVE_CPU = '0';
+  try {
+    assert.is(mod!.createWasmBackend({ threads: 1, name: 'wasm-n-off' }).native, null, 'APTUNE_NATIVE_CPU=0 turns the default off');
+    assert.match(mod!.nativeCpuGemmStatus().reason, /APTUNE_NATIVE_CPU=0/);
+  } finally {
+    if (old === undefined) delete process.env.APTUNE_NATIVE_CPU; else process.env.APTUNE_NATIVE_CPU = old;
+  }
+  assert.ok(mod!.createWasmBackend({ threads: 1, name: 'wasm-n-on' }).native || old === '0', 'on by default when the addon loads');
 });
 
 test.run();

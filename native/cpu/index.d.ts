@@ -1,0 +1,12 @@
+// Type declarations of the aptune CPU addon (build/Release/aptune_cpu.node, built from native/cpu/ by CMake with a
+// C++ compiler alone). The whole boundary: one GEMM over the wasm heap and the name of the chosen micro-kernel.
+// Invariants: addresses are byte addresses inside `heap` (a Float32Array over the whole WebAssembly memory); offs is
+// the address of batch (a, b, c) int32 triples of element offsets; everything is range-checked before the product.
+
+export interface CpuAddon {
+  /** C[t] = op(A[t]) op(B[t]) for t < batch, C [M, N] row-major; synchronous, on `threads` threads (caller included) */
+  gemm(heap: Float32Array, a: number, b: number, c: number, offs: number, batch: number, M: number, N: number, K: number,
+    transA: number, transB: number, threads: number): void;
+  /** "avx512", "avx2" or "generic" */
+  isa(): string;
+}
