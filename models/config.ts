@@ -123,12 +123,16 @@ export function resolveModelConfig(backbone: 'vilt' | 'meter', input?: ModelConf
 }
 
 /** resolveModelConfig, also returning the keys that were ignored (config.json metadata without a model field). */
-export function resolveModelConfigReport(backbone: 'vilt' | 'meter', input?: ModelConfigInput | ViltConfig | MeterConfig): Resolved<ViltConfig | MeterConfig> {
+/** `base` replaces the preset as the starting point (e.g. a preset already sized to a tokenizer); the input may then
+ *  not name a preset. */
+export function resolveModelConfigReport(backbone: 'vilt' | 'meter', input?: ModelConfigInput | ViltConfig | MeterConfig, baseConfig?: ViltConfig | MeterConfig): Resolved<ViltConfig | MeterConfig> {
   if (backbone !== 'vilt' && backbone !== 'meter') throw new Error(`model config: unknown backbone '${String(backbone)}'`);
+  if (baseConfig && input !== undefined && (typeof input === 'string' || (input as { preset?: unknown }).preset !== undefined)) throw new Error('model config: a preset cannot be named here (the base config is given)');
+  if (input === undefined && baseConfig) return { config: baseConfig, ignored: [] };
   if (input === undefined || typeof input === 'string') return { config: presetOf(backbone, input), ignored: [] };
   if (typeof input !== 'object' || input === null || Array.isArray(input)) throw new Error(`model config: expected a preset name or an object, got ${JSON.stringify(input)}`);
   const given = input as Record<string, unknown>;
-  const base = presetOf(backbone, given.preset);
+  const base = baseConfig ?? presetOf(backbone, given.preset);
   const fields = new Set<string>(backbone === 'vilt' ? VILT_FIELDS : METER_FIELDS);
   const hf = backbone === 'vilt' ? VILT_HF : METER_HF;
   const out: Record<string, unknown> = { ...base };

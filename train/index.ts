@@ -12,3 +12,5 @@ export { MeanMetric, vqaScoreSum, accuracySum, retrievalRecall, argmaxRows } fro
 export { evaluateVqa, evaluateNlvr2, evaluateRetrieval, predictVqa, writeVqaSubmission } from './evaluate.ts';
 export * as checkpoint from './checkpoint.ts';
 export * as safetensors from './safetensors.ts';
+export { writeReport, renderReport, readRun, writeRunFile, lineChart, type RunData, type RunFile, type RunSummary } from './report.ts';
+export { Progress, progressMode, type ProgressMode, type ProgressOptions } from './progress.ts';
