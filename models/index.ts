@@ -17,6 +17,7 @@ import { MeterModel, METER_BASE, METER_TINY, type MeterConfig } from './meter.ts
 import { resizeClipPosTable } from './clip.ts';
 import { ItmHead, ceLoss, classifierMlp, vqaLoss } from './heads.ts';
 import { getMethod, injectMethod, type InjectResult } from './petl/index.ts';
+import { resolveModelConfig, type MethodOptionsOf, type ModelConfigInput } from './config.ts';
 
 export { VILT_BASE, VILT_TINY, METER_BASE, METER_TINY };
 export type { ViltConfig, MeterConfig };
@@ -25,20 +26,28 @@ export { MeterModel } from './meter.ts';
 export { VLBackbone, type BackboneInput, type BackboneOutput, type TokenInput } from './backbone.ts';
 export { listMethods, getMethod, TINY_METHOD_OPTIONS, type MethodName } from './petl/index.ts';
 export { vqaLoss, vqaScore, ceLoss, accuracy } from './heads.ts';
+export {
+  resolveModelConfig, resolveModelConfigReport, resolveModelConfigFile,
+  type ModelPreset, type ModelConfigInput, type ViltConfigInput, type MeterConfigInput, type HfConfigNames,
+  type MethodOptionsMap, type MethodOptionsFor, type MethodOptionsOf, type TypedMethodName,
+} from './config.ts';
 export { setDropoutRate, setDropoutGenerator } from './nn/layers.ts';
 
 export type Task = 'vqa' | 'nlvr2' | 'irtr' | 'itm';
 export type BackboneName = 'vilt' | 'meter';
 
-export interface CreateModelOptions {
+export interface CreateModelOptions<M extends string = string> {
   backbone: BackboneName;
-  /** a config object or a preset name; default 'base' */
-  config?: ViltConfig | MeterConfig | 'base' | 'tiny';
+  /** a preset name ('base' default, 'tiny', 'synth'), a preset plus overrides ({ preset: 'tiny', hidden: 96 }), a
+   *  Hugging Face config.json object (hidden_size, num_hidden_layers, ...) or a full config (models/config.ts) */
+  config?: ModelConfigInput | ViltConfig | MeterConfig;
   task: Task;
   /** VQA answer vocabulary size (3129 for VQAv2) */
   numAnswers?: number;
-  method?: string;
-  methodOptions?: Record<string, unknown>;
+  /** default 'apt' */
+  method?: M;
+  /** typed per method when `method` is a literal (MethodOptionsFor<'lora'>); checked at run time in any case */
+  methodOptions?: MethodOptionsOf<M>;
   /** seeds weight init (and dropout masks, seed + 1) */
   seed?: number;
 }
@@ -173,15 +182,8 @@ export class VLModel {
   }
 }
 
-function resolveConfig(o: CreateModelOptions): ViltConfig | MeterConfig {
-  const c = o.config ?? 'base';
-  if (c === 'base') return o.backbone === 'vilt' ? VILT_BASE : METER_BASE;
-  if (c === 'tiny') return o.backbone === 'vilt' ? VILT_TINY : METER_TINY;
-  return c;
-}
-
-export function createModel(o: CreateModelOptions): VLModel {
-  const cfg = resolveConfig(o);
+export function createModel<const M extends string = 'apt'>(o: CreateModelOptions<M>): VLModel {
+  const cfg = resolveModelConfig(o.backbone, o.config);
   const method = o.method ?? 'apt';
   const spec = getMethod(method);
   if (o.task === 'vqa' && !(o.numAnswers && o.numAnswers > 0)) throw new Error('createModel: task vqa needs numAnswers > 0');
@@ -200,7 +202,7 @@ export function createModel(o: CreateModelOptions): VLModel {
       copyRankFromItm(bb);
     }
     if (spec.tokenForClassifier) bb.addTokenForClassifier();
-    const injected = injectMethod(bb, method, o.methodOptions ?? {});
+    const injected = injectMethod(bb, method, (o.methodOptions ?? {}) as Record<string, unknown>);
     setDropoutGenerator(bb, new Generator(seed + 1));
     return new VLModel(bb, o.task, o.numAnswers ?? 0, injected);
   });

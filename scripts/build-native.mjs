@@ -6,7 +6,8 @@
 // APTUNE_CUDA_ARCHS); no GPU is needed to build; nothing is downloaded (Node-API headers from node_modules).
 import { spawnSync } from 'node:child_process';
 import { existsSync } from 'node:fs';
-import { delimiter, join } from 'node:path';
+import { createRequire } from 'node:module';
+import { delimiter, dirname, join } from 'node:path';
 
 const root = new URL('..', import.meta.url).pathname;
 const strict = process.argv.includes('--strict');
@@ -28,9 +29,17 @@ if (missing.length) {
   process.exit(strict ? 1 : 0);
 }
 
+/** cmake-js's entry, wherever npm put it (the checkout's node_modules, or hoisted beside an installed aptune). */
+function cmakeJs() {
+  try { return join(dirname(createRequire(import.meta.url).resolve('cmake-js/package.json')), 'bin/cmake-js'); } catch {
+    console.log('aptune: CUDA addon not built: cmake-js is not installed (npm install)');
+    process.exit(strict ? 1 : 0);
+  }
+}
+
 const archs = process.env.APTUNE_CUDA_ARCHS ?? '80;90';
 const args = [
-  join(root, 'node_modules/cmake-js/bin/cmake-js'), 'build', '-d', root, '-O', join(root, 'build'),
+  cmakeJs(), 'build', '-d', root, '-O', join(root, 'build'),
   '-p', String(process.env.APTUNE_BUILD_JOBS ?? 2), ...(nvcc ? [`--CDCMAKE_CUDA_ARCHITECTURES=${archs}`,
     `--CDCMAKE_CUDA_COMPILER=${nvcc}`] : []), '-l', verbose ? 'info' : 'warn',
 ];

@@ -2,14 +2,26 @@
 // simd.wasm, relaxed.wasm (single memory) and simd-mt.wasm, relaxed-mt.wasm (shared memory, for worker threads).
 // Does not: download anything or build the CUDA addon. Fails (exit 1) with asc's diagnostics if a target fails.
 // Invariants: the four targets compile the same sources; they run as parallel asc processes so the build takes seconds.
+// Incremental: when every output is newer than every kernel source, asconfig.json and this script, nothing is run
+// (--force rebuilds anyway).
 import { spawn } from 'node:child_process';
-import { mkdirSync, readFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readdirSync, readFileSync, statSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { dirname, join } from 'node:path';
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '..');
 const config = JSON.parse(readFileSync(join(root, 'asconfig.json'), 'utf8'));
 const targets = Object.keys(config.targets);
+const outputs = targets.map((t) => join(root, config.targets[t].outFile));
+const sources = [join(root, 'asconfig.json'), fileURLToPath(import.meta.url),
+  ...readdirSync(join(root, 'engine/assembly')).filter((f) => f.endsWith('.ts')).map((f) => join(root, 'engine/assembly', f))];
+if (!process.argv.includes('--force') && outputs.every(existsSync)) {
+  const newestSource = Math.max(...sources.map((f) => statSync(f).mtimeMs));
+  if (Math.min(...outputs.map((f) => statSync(f).mtimeMs)) > newestSource) {
+    console.log('build-wasm: kernels up to date');
+    process.exit(0);
+  }
+}
 let asc;
 try {
   asc = join(dirname(fileURLToPath(import.meta.resolve('assemblyscript/package.json'))), 'bin', 'asc.js');

@@ -1,17 +1,32 @@
 // The `aptune` command line: methods, params / flops / table (the paper's accounting), synth (synthetic
-// benchmark), import (original .ckpt / HF ViLT safetensors -> aptune checkpoint), train / eval (train/run.ts),
-// start.
+// benchmark), import (original .ckpt / HF ViLT safetensors -> aptune checkpoint), pretrain, train / eval
+// (train/run.ts) with the progress display (train/progress.ts), compare, report (train/report.ts), build-native
+// (scripts/build-native.mjs), start. Every command but synth takes --config FILE.json (its options as a JSON object;
+// the command line wins); `--config NAME` (not .json) keeps the command's own meaning: train's older spelling of
+// --preset, compare's preset.
 // Deliberately NOT here: the training loop itself (train/trainer.ts, train/run.ts), any number that is not
 // computed by models/accounting.ts.
-// Invariants: unknown commands and options are errors (exit 2) naming them; --help works on every command;
+// Invariants: unknown commands and options are errors (exit 2) naming them, in a --config file too; --help works on
+// every command and states each option's default (or that it is required);
 // `main` returns the exit status and never calls process.exit (so tests and bin/aptune.js can call it).
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { listMethods } from '../models/petl/index.ts';
 import { ACCOUNT_METHODS, CONVENTION, DEFAULT_TOKENS, accountingTable, formatAccountingTable, type AccountMethod, type AccountModel, type TokenCounts } from '../models/accounting.ts';
 
 import { UsageError } from './usage-error.ts';
+import { Progress, progressMode } from './progress.ts';
 
-interface OptSpec { name: string; arg?: string; help: string }
+interface OptSpec {
+  name: string;
+  arg?: string;
+  help: string;
+  /** shown by --help as "(default: ...)" unless the help text already states its default */
+  default?: string;
+  /** shown by --help as "(required)" */
+  required?: boolean;
+}
 interface Command {
   name: string;
   summary: string;
@@ -22,21 +37,75 @@ interface Command {
   run(o: Record<string, string | boolean>, rest: string[]): Promise<number> | number;
   /** pass everything after the command through untouched (synth) */
   passthrough?: boolean;
+  /** positional arguments are allowed (report's run directories) */
+  takesArgs?: boolean;
 }
 
 const METHOD_OPTIONS_NOTE =
   "Defaults are the configurations behind the paper's table. A method is chosen by name and its options are given " +
   'as KEY=VALUE, e.g. `aptune params --method apt --opt tokens=50,rank=4`.';
 
-const JSON_OPT: OptSpec = { name: 'json', help: 'print JSON instead of a table' };
+const PROGRESS_OPTS: OptSpec[] = [
+  { name: 'json', help: 'print every training record as one JSON line on stdout instead of the progress display (metrics.jsonl is written either way)', default: 'a progress bar on a terminal, else a plain line every N steps' },
+  { name: 'log-every', arg: 'N', help: 'not on a terminal: print a progress line every N optimizer steps', default: 'about 20 lines per run' },
+];
+const JSON_OPT: OptSpec = { name: 'json', help: 'print JSON instead of a table', default: 'off' };
 const ACCOUNT_OPTS: OptSpec[] = [
   { name: 'model', arg: 'vilt|meter|all', help: 'backbone(s) to account (default all)' },
   { name: 'text-tokens', arg: 'N', help: `text tokens of the measuring forward (default ${DEFAULT_TOKENS.vilt.text})` },
   { name: 'image-tokens', arg: 'N', help: `visual tokens (default ViLT ${DEFAULT_TOKENS.vilt.image}, METER ${DEFAULT_TOKENS.meter.image}); applies to every selected model` },
   { name: 'method', arg: 'NAME[,NAME..]', help: `only these methods (default all: ${ACCOUNT_METHODS.join(', ')})` },
-  { name: 'opt', arg: 'KEY=VALUE[,KEY=VALUE..]', help: 'method options (with a single --method), e.g. --method apt --opt tokens=50,rank=4' },
+  { name: 'opt', arg: 'KEY=VALUE[,KEY=VALUE..]', help: 'method options (with a single --method), e.g. --method apt --opt tokens=50,rank=4', default: "the method's defaults (aptune methods)" },
   JSON_OPT,
 ];
+
+const RUN_CONFIG_OPT: OptSpec = {
+  name: 'config', arg: 'FILE.json',
+  help: "read this command's options from a JSON object whose keys are the option names without '--' (flags: true); options on the command line win",
+  default: 'none',
+};
+
+/** Whether the command reads `--config NAME` (not a .json file) as its own option: compare's model preset, and train's
+ *  --preset under its older spelling `--config tiny|base|synth`. */
+function ownConfigTarget(cmd: Command): string | null {
+  if (cmd.options.some((o) => o.name === 'config')) return 'config';
+  if (cmd.name === 'train') return 'preset';
+  return null;
+}
+
+function optionSpec(cmd: Command, name: string): OptSpec | undefined {
+  return cmd.options.find((o) => o.name === name) ?? (name === 'config' ? RUN_CONFIG_OPT : undefined);
+}
+
+function unknownOption(cmd: Command, name: string, where = ''): UsageError {
+  return new UsageError(`${where}unknown option '--${name}' for 'aptune ${cmd.name}' (options: ${[...cmd.options, RUN_CONFIG_OPT].filter((o, i, a) => a.findIndex((x) => x.name === o.name) === i).map((o) => '--' + o.name).join(', ')}; see aptune ${cmd.name} --help)`);
+}
+
+/** The options of a run configuration file, as command-line strings / flags. */
+function readRunConfig(cmd: Command, file: string): Record<string, string | boolean> {
+  let json: unknown;
+  try { json = JSON.parse(readFileSync(file, 'utf8')); } catch (e) { throw new UsageError(`--config ${file}: ${(e as Error).message}`); }
+  if (!json || typeof json !== 'object' || Array.isArray(json)) throw new UsageError(`--config ${file}: expected a JSON object of options`);
+  const out: Record<string, string | boolean> = {};
+  const own = ownConfigTarget(cmd);
+  for (const [k0, v] of Object.entries(json as Record<string, unknown>)) {
+    let k = k0.replace(/^--/, '');
+    if (k === 'config') {
+      if (own && typeof v === 'string' && !v.endsWith('.json')) k = own;
+      else throw new UsageError(`--config ${file}: a run configuration cannot name another (--config)`);
+    }
+    const spec = optionSpec(cmd, k);
+    if (!spec || k === 'help') throw unknownOption(cmd, k, `--config ${file}: `);
+    if (!spec.arg) {
+      if (typeof v !== 'boolean') throw new UsageError(`--config ${file}: '${k}' is a flag: give true or false, got ${JSON.stringify(v)}`);
+      if (v) out[k] = true;
+    } else if (typeof v === 'string' || typeof v === 'number') out[k] = String(v);
+    else if (Array.isArray(v) && v.every((x) => typeof x === 'string' || typeof x === 'number')) out[k] = v.join(',');
+    else if (v && typeof v === 'object' && k === 'model-config') out[k] = JSON.stringify(v);
+    else throw new UsageError(`--config ${file}: '${k}' needs a value (${spec.arg}), got ${JSON.stringify(v)}`);
+  }
+  return out;
+}
 
 function parseArgs(cmd: Command, argv: string[]): { opts: Record<string, string | boolean>; rest: string[] } {
   const opts: Record<string, string | boolean> = {};
@@ -47,8 +116,8 @@ function parseArgs(cmd: Command, argv: string[]): { opts: Record<string, string 
     if (!a.startsWith('--')) { rest.push(a); continue; }
     const eq = a.indexOf('=');
     const name = a.slice(2, eq < 0 ? undefined : eq);
-    const spec = cmd.options.find((o) => o.name === name);
-    if (!spec) throw new UsageError(`unknown option '--${name}' for 'aptune ${cmd.name}' (options: ${cmd.options.map((o) => '--' + o.name).join(', ') || 'none'}; see aptune ${cmd.name} --help)`);
+    const spec = optionSpec(cmd, name);
+    if (!spec) throw unknownOption(cmd, name);
     if (!spec.arg) {
       if (eq >= 0) throw new UsageError(`option '--${name}' takes no value`);
       opts[name] = true;
@@ -57,6 +126,16 @@ function parseArgs(cmd: Command, argv: string[]): { opts: Record<string, string 
     const v = eq >= 0 ? a.slice(eq + 1) : argv[++i];
     if (v === undefined || (eq < 0 && v.startsWith('--'))) throw new UsageError(`option '--${name}' needs a value (${spec.arg})`);
     opts[name] = v;
+  }
+  if (typeof opts.config === 'string') {
+    const own = ownConfigTarget(cmd);
+    if (own && !opts.config.endsWith('.json')) { // --config NAME: the command's own meaning (a model preset)
+      if (own !== 'config') { if (opts[own] !== undefined) throw new UsageError(`give --${own} or --config ${opts.config}, not both`); opts[own] = opts.config; delete opts.config; }
+    } else if (!opts.help) {
+      const file = opts.config;
+      delete opts.config;
+      for (const [k, v] of Object.entries(readRunConfig(cmd, file))) if (opts[k] === undefined) opts[k] = v;
+    }
   }
   return { opts, rest };
 }
@@ -177,11 +256,11 @@ const COMMANDS: Command[] = [
       '  aptune import --from vilt-b32-mlm/model.safetensors --out vilt.safetensors --model vilt',
     ].join('\n'),
     options: [
-      { name: 'from', arg: 'FILE', help: 'vilt_200k_mlm_itm.ckpt, meter_clip16_288_roberta_pretrain.ckpt or an HF ViLT model.safetensors' },
-      { name: 'out', arg: 'FILE', help: 'the aptune checkpoint to write (safetensors, written atomically)' },
-      { name: 'model', arg: 'vilt|meter', help: 'which backbone the names are matched against' },
+      { name: 'from', arg: 'FILE', help: 'vilt_200k_mlm_itm.ckpt, meter_clip16_288_roberta_pretrain.ckpt or an HF ViLT model.safetensors', required: true },
+      { name: 'out', arg: 'FILE', help: 'the aptune checkpoint to write (safetensors, written atomically)', required: true },
+      { name: 'model', arg: 'vilt|meter', help: 'which backbone the names are matched against', required: true },
       { name: 'image-size', arg: 'S', help: "METER: the run's image size; CLIP's position table is resized to it (default 384)" },
-      { name: 'classifier', arg: 'NAME', help: "HF ViLT task head 'classifier.*' is renamed to NAME.* (e.g. vqa_classifier)" },
+      { name: 'classifier', arg: 'NAME', help: "HF ViLT task head 'classifier.*' is renamed to NAME.* (e.g. vqa_classifier)", default: 'not written' },
     ],
     async run(o) {
       if (typeof o.from !== 'string' || typeof o.out !== 'string' || typeof o.model !== 'string') throw new UsageError('import needs --from, --out and --model');
@@ -212,23 +291,24 @@ const COMMANDS: Command[] = [
       '  aptune pretrain --data synth --out pre/vilt-synth.safetensors --steps 1500 --lr 2e-3',
     ].join('\n'),
     options: [
-      { name: 'data', arg: 'DIR', help: 'directory of the synthetic tables (synth_caption_{train,val}.arrow + the task tables for the vocabulary)' },
-      { name: 'out', arg: 'FILE', help: 'the checkpoint to write (safetensors, atomic); vocab.txt goes beside it' },
+      { name: 'data', arg: 'DIR', help: 'directory of the synthetic tables (synth_caption_{train,val}.arrow + the task tables for the vocabulary)', required: true },
+      { name: 'out', arg: 'FILE', help: 'the checkpoint to write (safetensors, atomic); vocab.txt goes beside it', required: true },
       { name: 'steps', arg: 'N', help: 'optimizer steps (default 1000)' },
       { name: 'batch-size', arg: 'N', help: 'images per step (default 64)' },
       { name: 'lr', arg: 'X', help: 'peak learning rate (default 1e-3)' },
       { name: 'preset', arg: 'synth|tiny', help: 'model size (default synth: hidden 128, 4 layers, 4 heads, MLP 512, patch 16)' },
-      { name: 'hidden', arg: 'N', help: 'override the preset hidden size' },
-      { name: 'layers', arg: 'N', help: 'override the preset layer count' },
-      { name: 'heads', arg: 'N', help: 'override the preset head count' },
-      { name: 'mlp', arg: 'N', help: 'override the preset MLP width' },
-      { name: 'patch', arg: 'N', help: 'override the preset patch size' },
+      { name: 'hidden', arg: 'N', help: 'override the preset hidden size', default: 'the preset\'s' },
+      { name: 'layers', arg: 'N', help: 'override the preset layer count', default: 'the preset\'s' },
+      { name: 'heads', arg: 'N', help: 'override the preset head count', default: 'the preset\'s' },
+      { name: 'mlp', arg: 'N', help: 'override the preset MLP width', default: 'the preset\'s' },
+      { name: 'patch', arg: 'N', help: 'override the preset patch size', default: 'the preset\'s' },
       { name: 'image-size', arg: 'S', help: 'image size (default: the position grid x patch of the preset, 64 for synth)' },
       { name: 'mask-prob', arg: 'X', help: 'probability of masking each content word (default 0.25)' },
       { name: 'hard-fraction', arg: 'X', help: 'fraction of ITM negatives taken from the verified hard negatives (default 0.5; 0 = random captions only)' },
-      { name: 'init', arg: 'FILE', help: 'continue from an aptune pretrain checkpoint (same config and data vocabulary; fresh optimizer and schedule)' },
+      { name: 'init', arg: 'FILE', help: 'continue from an aptune pretrain checkpoint (same config and data vocabulary; fresh optimizer and schedule)', default: 'random init' },
       { name: 'seed', arg: 'N', help: 'seed of init, data order, negatives and masks (default 0)' },
       { name: 'eval-every', arg: 'N', help: 'report the gates every N steps (default 100; always at the end)' },
+      ...PROGRESS_OPTS,
     ],
     async run(o) {
       const { runPretrain } = await import('./pretrain.ts');
@@ -240,11 +320,16 @@ const COMMANDS: Command[] = [
       const hf = hfRaw === undefined ? undefined : Number(hfRaw);
       if (hf !== undefined && !(typeof hfRaw === 'string' && hfRaw.trim() !== '' && hf >= 0 && hf <= 1)) throw new UsageError(`--hard-fraction must be in [0, 1], got '${String(hfRaw)}'`);
       if (mp !== undefined && !(mp < 1)) throw new UsageError(`--mask-prob must be in (0, 1), got '${String(o['mask-prob'])}'`);
-      const r = await runPretrain({
+      const progress = new Progress({ mode: progressMode(o.json === true), total: intOpt(o, 'steps') ?? 1000, every: intOpt(o, 'log-every') });
+      let r;
+      try {
+        r = await runPretrain({
+        log: progress.log,
         data: o.data as string, out: o.out as string, steps: intOpt(o, 'steps'), batchSize: intOpt(o, 'batch-size'), lr: numOpt(o, 'lr'),
         preset, hidden: intOpt(o, 'hidden'), layers: intOpt(o, 'layers'), heads: intOpt(o, 'heads'), mlp: intOpt(o, 'mlp'), patch: intOpt(o, 'patch'),
         imageSize: intOpt(o, 'image-size'), maskProb: mp, hardFraction: hf, init: typeof o.init === 'string' ? o.init : undefined, seed: o.seed === undefined ? undefined : intOpt0(o, 'seed'), evalEvery: intOpt(o, 'eval-every'),
-      });
+        });
+      } finally { progress.finish(); }
       const g = r.gates[r.gates.length - 1];
       console.log(`wrote ${r.checkpoint} (step ${r.steps}, ${r.seconds.toFixed(0)} s); ITM ${g.itmAcc.toFixed(3)}, R@1 t2i ${g.r1T2I.toFixed(3)} i2t ${g.r1I2T.toFixed(3)}`);
       return 0;
@@ -252,7 +337,7 @@ const COMMANDS: Command[] = [
   },
   {
     name: 'train', summary: 'fine-tune a method on a task (ViLT Arrow tables) and write a method checkpoint',
-    usage: 'aptune train --data DIR --task vqa|nlvr2|irtr --backbone vilt|meter [--config tiny|base|synth] [--method NAME] [--opt K=V,..] [--pretrained FILE] [--epochs N | --max-steps N] [--batch-size N] [--accumulate N] [--lr X] [--out DIR] [--resume FILE] [--save-every N] [--seed N] [--eval-every N] [--eval-every-epochs N] [--vocab FILE] [--no-randaug]',
+    usage: 'aptune train --data DIR --task vqa|nlvr2|irtr --backbone vilt|meter [--preset tiny|base|synth] [--model-config FILE.json] [--config run.json] [--json] [--method NAME] [--opt K=V,..] [--pretrained FILE] [--epochs N | --max-steps N] [--batch-size N] [--accumulate N] [--lr X] [--out DIR] [--resume FILE] [--save-every N] [--seed N] [--eval-every N] [--eval-every-epochs N] [--vocab FILE] [--no-randaug]',
     details: [
       'Trains the chosen parameter-efficient method (default apt) with AdamW (betas 0.9/0.98, eps 1e-8, wd 0.01 except',
       'biases and norms), the head / cross-modal lr multipliers of the reference, linear warmup over 10% of the',
@@ -270,37 +355,48 @@ const COMMANDS: Command[] = [
       'backbones need their own vocabulary). --config tiny is a small model sized to that vocabulary; --config synth is',
       'the ViLT of the miniature experiment (hidden 128, 4 layers, 4 heads, MLP 512, patch 16, scaled method sizes),',
       'meant for --pretrained FILE from `aptune pretrain` (its vocabulary is taken from that checkpoint).',
+      '--model-config changes the model on top of the preset, in aptune names or a Hugging Face config.json\'s',
+      '(hidden_size, num_hidden_layers, num_attention_heads, intermediate_size, max_position_embeddings, layer_norm_eps, ...).',
+      '--config FILE.json reads any of these options from a JSON object ({"data": "synth", "task": "nlvr2", "max-steps": 50});',
+      'the command line wins. `--config tiny|base|synth` (a name, not a .json file) is the older spelling of --preset.',
+      'OUT/run.json holds the options and the resolved configuration (plus a summary at the end), and OUT/report.html the',
+      'run\'s report (aptune report). On a terminal a progress bar shows step, epoch, loss, the running metric, steps/s',
+      'and ETA, with one line per evaluation; elsewhere a plain line every --log-every steps; --json prints the records.',
       '',
       'examples:',
       '  aptune synth --out synth --size tiny',
-      '  aptune train --data synth --task nlvr2 --backbone vilt --config tiny --max-steps 50 --batch-size 8 --out run1',
+      '  aptune train --data synth --task nlvr2 --backbone vilt --preset tiny --max-steps 50 --batch-size 8 --out run1',
+      '  aptune train --config run1.json --model-config \'{"hidden": 96}\'',
       '  aptune eval --data synth --task nlvr2 --checkpoint run1/last.safetensors',
     ].join('\n'),
     options: [
-      { name: 'data', arg: 'DIR', help: 'directory of the Arrow tables (aptune synth output or the ViLT arrows)' },
-      { name: 'task', arg: 'vqa|nlvr2|irtr', help: 'the fine-tuning task (irtr = Flickr30k retrieval)' },
-      { name: 'backbone', arg: 'vilt|meter', help: 'the backbone' },
-      { name: 'config', arg: 'tiny|base|synth', help: 'model size (default base; synth: the aptune pretrain preset)' },
+      { name: 'data', arg: 'DIR', help: 'directory of the Arrow tables (aptune synth output or the ViLT arrows)', required: true },
+      { name: 'task', arg: 'vqa|nlvr2|irtr', help: 'the fine-tuning task (irtr = Flickr30k retrieval)', required: true },
+      { name: 'backbone', arg: 'vilt|meter', help: 'the backbone', required: true },
+      { name: 'preset', arg: 'tiny|base|synth', help: 'model size (default base; synth: the aptune pretrain preset); older spelling: --config tiny|base|synth' },
+      { name: 'model-config', arg: 'FILE.json|JSON', help: 'model config overrides on top of the preset: aptune names ({"hidden": 96}) or a Hugging Face config.json (hidden_size, num_hidden_layers, ...)', default: 'none' },
       { name: 'method', arg: 'NAME', help: 'method (default apt; see aptune methods)' },
       { name: 'opt', arg: 'KEY=VALUE[,KEY=VALUE..]', help: 'method options, e.g. tokens=50,rank=4 (tiny config: tiny defaults)' },
-      { name: 'pretrained', arg: 'FILE', help: 'pre-trained backbone weights (.ckpt, HF ViLT safetensors, or an aptune import)' },
+      { name: 'pretrained', arg: 'FILE', help: 'pre-trained backbone weights (.ckpt, HF ViLT safetensors, or an aptune import)', default: 'random init' },
       { name: 'epochs', arg: 'N', help: 'epochs (default 10); total steps = batches x epochs / accumulate' },
-      { name: 'max-steps', arg: 'N', help: 'total optimizer steps instead of --epochs' },
+      { name: 'max-steps', arg: 'N', help: 'total optimizer steps instead of --epochs', default: 'from --epochs' },
       { name: 'batch-size', arg: 'N', help: 'micro-batch size (default 32)' },
       { name: 'accumulate', arg: 'N', help: 'micro-batches per optimizer step (default 1)' },
       { name: 'lr', arg: 'X', help: 'base learning rate (default: the reference value for backbone and task)' },
       { name: 'out', arg: 'DIR', help: 'output directory (default runs/<backbone>-<task>-<method>)' },
-      { name: 'resume', arg: 'FILE', help: 'continue from OUT/last.safetensors (same method/config)' },
-      { name: 'save-every', arg: 'N', help: 'write the checkpoint every N optimizer steps (default: every 10% of the run; also every 30 min; 0: only at the end)' },
+      { name: 'resume', arg: 'FILE', help: 'continue from OUT/last.safetensors (one file: weights, optimizer, step, RNG; same method/config)', default: 'a fresh run' },
+      { name: 'save-every', arg: 'N', help: 'write the checkpoint every N optimizer steps (also every 30 min; 0: only at the end)', default: 'every 10% of the run' },
       { name: 'seed', arg: 'N', help: 'seed of init, dropout and data order (default 0)' },
-      { name: 'eval-every', arg: 'N', help: 'evaluate every N optimizer steps (always at the end)' },
-      { name: 'eval-every-epochs', arg: 'N', help: 'evaluate at the end of every N-th epoch' },
+      { name: 'eval-every', arg: 'N', help: 'evaluate every N optimizer steps (always at the end)', default: 'only at the end' },
+      { name: 'eval-every-epochs', arg: 'N', help: 'evaluate at the end of every N-th epoch', default: 'off' },
       { name: 'vocab', arg: 'FILE', help: 'tokenizer vocabulary (vocab.txt / tokenizer.json / dir); default: built from the data' },
       { name: 'image-size', arg: 'S', help: 'image size (ViLT shorter side; METER crop); default 384 base, 32 tiny' },
       { name: 'max-text-len', arg: 'N', help: 'text length incl. specials (default 40 ViLT; METER 50, F30K 40)' },
       { name: 'negatives', arg: 'N', help: 'irtr: random captions per image (default 15)' },
       { name: 'grad-clip', arg: 'X', help: 'clip the gradient norm (default off, like the reference)' },
       { name: 'no-randaug', help: 'do not RandAugment the training images (default: RandAugment(2, 9), as the reference)' },
+      ...PROGRESS_OPTS,
+      { name: 'no-report', help: 'do not write OUT/report.html at the end', default: 'write it' },
     ],
     async run(o) {
       const { runTrain } = await import('./run.ts');
@@ -308,23 +404,47 @@ const COMMANDS: Command[] = [
       const data = need('data'), task = need('task'), backbone = need('backbone');
       if (!['vqa', 'nlvr2', 'irtr'].includes(task)) throw new UsageError(`--task must be vqa, nlvr2 or irtr, got '${task}'`);
       if (backbone !== 'vilt' && backbone !== 'meter') throw new UsageError(`--backbone must be vilt or meter, got '${backbone}'`);
-      const config = (o.config as string | undefined) ?? 'base';
-      if (config !== 'tiny' && config !== 'base' && config !== 'synth') throw new UsageError(`--config must be tiny, base or synth, got '${config}'`);
-      if (config === 'synth' && backbone !== 'vilt') throw new UsageError('--config synth is a ViLT preset (use --backbone vilt)');
+      let modelOverrides: Record<string, unknown> | undefined;
+      if (typeof o['model-config'] === 'string') {
+        const v = o['model-config'];
+        try { modelOverrides = JSON.parse(v.trim().startsWith('{') ? v : readFileSync(v, 'utf8')) as Record<string, unknown>; } catch (e) { throw new UsageError(`--model-config ${v}: ${(e as Error).message}`); }
+        if (!modelOverrides || typeof modelOverrides !== 'object' || Array.isArray(modelOverrides)) throw new UsageError(`--model-config ${v}: expected a JSON object`);
+        if (typeof modelOverrides.preset === 'string') {
+          if (o.preset !== undefined && o.preset !== modelOverrides.preset) throw new UsageError(`--preset ${String(o.preset)} and --model-config preset '${modelOverrides.preset}' disagree`);
+          o.preset = modelOverrides.preset;
+          const { preset: _p, ...rest } = modelOverrides;
+          modelOverrides = rest;
+        }
+      }
+      const config = (o.preset as string | undefined) ?? 'base';
+      if (config !== 'tiny' && config !== 'base' && config !== 'synth') throw new UsageError(`--preset must be tiny, base or synth, got '${config}'`);
+      if (config === 'synth' && backbone !== 'vilt') throw new UsageError('--preset synth is a ViLT preset (use --backbone vilt)');
       if (o.epochs !== undefined && o['max-steps'] !== undefined) throw new UsageError('give either --epochs or --max-steps, not both');
       const method = typeof o.method === 'string' ? o.method : 'apt';
       if (!listMethods().some((m) => m.name === method)) throw new UsageError(`unknown method '${method}' (methods: ${listMethods().map((m) => m.name).join(', ')})`);
-      const r = await runTrain({
-        data, task: task as 'vqa', backbone, config, method, methodOptions: methodOpts(o.opt),
+      const progress = new Progress({ mode: progressMode(o.json === true), every: intOpt(o, 'log-every'), metricName: task === 'vqa' ? 'vqa' : task === 'nlvr2' ? 'acc' : 'top1' });
+      const out = typeof o.out === 'string' ? o.out : `runs/${backbone}-${task}-${method}`;
+      let r;
+      try {
+        r = await runTrain({
+        data, task: task as 'vqa', backbone, config, modelOverrides, method, methodOptions: methodOpts(o.opt),
         pretrained: typeof o.pretrained === 'string' ? o.pretrained : undefined,
         epochs: intOpt(o, 'epochs'), maxSteps: intOpt(o, 'max-steps'), batchSize: intOpt(o, 'batch-size'), accumulate: intOpt(o, 'accumulate'),
-        lr: numOpt(o, 'lr'), out: typeof o.out === 'string' ? o.out : `runs/${backbone}-${task}-${method}`,
+        lr: numOpt(o, 'lr'), out,
         resume: typeof o.resume === 'string' ? o.resume : undefined, seed: o.seed === undefined ? undefined : intOpt0(o, 'seed'),
         evalEvery: intOpt(o, 'eval-every'), evalEveryEpochs: intOpt(o, 'eval-every-epochs'), vocab: typeof o.vocab === 'string' ? o.vocab : undefined,
         imageSize: intOpt(o, 'image-size'), maxTextLen: intOpt(o, 'max-text-len'), negatives: intOpt(o, 'negatives'), gradClip: numOpt(o, 'grad-clip'),
         randaug: !o['no-randaug'], saveEvery: o['save-every'] === undefined ? undefined : intOpt0(o, 'save-every'),
-      });
-      console.log(`wrote ${r.checkpoint} (step ${r.steps}) and ${r.metricsFile}${r.eval ? `\neval: ${JSON.stringify(r.eval)}` : ''}`);
+        log: progress.log, onRecord: (rec) => progress.record(rec), onStart: (info) => progress.setTotal(info.maxSteps),
+        onEvalBatch: (d, t) => progress.evalTick(d, t),
+        });
+      } finally { progress.finish(); }
+      let report = '';
+      if (!o['no-report']) {
+        const { writeReport } = await import('./report.ts');
+        report = writeReport([out], join(out, 'report.html'));
+      }
+      console.log(`wrote ${r.checkpoint} (step ${r.steps}), ${r.metricsFile}, ${join(out, 'run.json')}${report ? ` and ${report}` : ''}${r.eval ? `\neval: ${JSON.stringify(r.eval)}` : ''}`);
       return 0;
     },
   },
@@ -339,14 +459,14 @@ const COMMANDS: Command[] = [
       '  aptune eval --data arrows --task vqa --checkpoint run/last.safetensors --split test --submit vqa_submit.json',
     ].join('\n'),
     options: [
-      { name: 'data', arg: 'DIR', help: 'directory of the Arrow tables' },
-      { name: 'task', arg: 'vqa|nlvr2|irtr', help: 'must match the checkpoint' },
-      { name: 'checkpoint', arg: 'FILE', help: 'a method checkpoint written by aptune train' },
+      { name: 'data', arg: 'DIR', help: 'directory of the Arrow tables', required: true },
+      { name: 'task', arg: 'vqa|nlvr2|irtr', help: 'must match the checkpoint', required: true },
+      { name: 'checkpoint', arg: 'FILE', help: 'a method checkpoint written by aptune train', required: true },
       { name: 'batch-size', arg: 'N', help: 'eval batch size (default 32)' },
       { name: 'vocab', arg: 'FILE', help: 'tokenizer vocabulary (default: the one recorded in the checkpoint)' },
-      { name: 'out', arg: 'FILE', help: 'also write the metrics as JSON (atomically)' },
+      { name: 'out', arg: 'FILE', help: 'also write the metrics as JSON (atomically)', default: 'stdout only' },
       { name: 'split', arg: 'val|test', help: 'tables to evaluate (default val: VQA val, NLVR2 dev + test1, F30K test); VQA test needs --submit' },
-      { name: 'submit', arg: 'FILE', help: 'VQA: write the predictions of the split as [{question_id, answer}] JSON (atomically)' },
+      { name: 'submit', arg: 'FILE', help: 'VQA: write the predictions of the split as [{question_id, answer}] JSON (atomically)', default: 'off' },
     ],
     async run(o) {
       const { runEval } = await import('./run.ts');
@@ -356,11 +476,15 @@ const COMMANDS: Command[] = [
       if (split !== undefined && split !== 'val' && split !== 'test') throw new UsageError(`--split must be val or test, got '${String(split)}'`);
       if (o.submit !== undefined && o.task !== 'vqa') throw new UsageError('--submit writes VQA predictions; use it with --task vqa');
       if (o.task === 'vqa' && split === 'test' && typeof o.submit !== 'string') throw new UsageError('the VQA test split has no answers to score: add --submit FILE to write the predictions');
-      const r = await runEval({
-        data: o.data as string, task: o.task as 'vqa', checkpoint: o.checkpoint as string, batchSize: intOpt(o, 'batch-size'),
-        vocab: typeof o.vocab === 'string' ? o.vocab : undefined, out: typeof o.out === 'string' ? o.out : undefined,
-        split, submit: typeof o.submit === 'string' ? o.submit : undefined, log: (s) => console.error(s),
-      });
+      const progress = new Progress({ mode: progressMode(false) });
+      let r;
+      try {
+        r = await runEval({
+          data: o.data as string, task: o.task as 'vqa', checkpoint: o.checkpoint as string, batchSize: intOpt(o, 'batch-size'),
+          vocab: typeof o.vocab === 'string' ? o.vocab : undefined, out: typeof o.out === 'string' ? o.out : undefined,
+          split, submit: typeof o.submit === 'string' ? o.submit : undefined, log: progress.log, onEvalBatch: (d, t) => progress.evalTick(d, t),
+        });
+      } finally { progress.finish(); }
       console.log(JSON.stringify(r));
       return 0;
     },
@@ -380,9 +504,9 @@ const COMMANDS: Command[] = [
       '  aptune compare --data synth --pretrained pre/vilt-synth.safetensors --methods apt,deep_prompt,parallel_adapter,classifier_only --out cmp',
     ].join('\n'),
     options: [
-      { name: 'data', arg: 'DIR', help: 'aptune synth output (VQA tables + report.json)' },
+      { name: 'data', arg: 'DIR', help: 'aptune synth output (VQA tables + report.json)', required: true },
       { name: 'pretrained', arg: 'FILE', help: 'backbone every run starts from (default: random init)' },
-      { name: 'config', arg: 'tiny|synth|base', help: "model preset (default: the pretrain checkpoint's, else synth)" },
+      { name: 'config', arg: 'tiny|synth|base|FILE.json', help: "model preset (default: the pretrain checkpoint's, else synth); a FILE.json is instead a run configuration: a JSON object of these options" },
       { name: 'methods', arg: 'NAME[,NAME..]|all', help: 'methods to compare (default all)' },
       { name: 'seeds', arg: 'N[,N..]', help: 'seeds (default 0,1,2)' },
       { name: 'steps', arg: 'N', help: 'optimizer steps per run (default 600)' },
@@ -391,13 +515,60 @@ const COMMANDS: Command[] = [
       { name: 'lr-full', arg: 'X', help: 'lr of full fine-tuning (default 1e-4, the original ViLT lr)' },
       { name: 'max-text-len', arg: 'N', help: "text length (default: the pretrain checkpoint's, else 40)" },
       { name: 'randaug', help: 'RandAugment(2, 9) on training images (default off: it changes synthetic answers)' },
-      { name: 'task', arg: 'vqa', help: 'the task (only vqa)' },
-      { name: 'out', arg: 'DIR', help: 'keep runs/<method>-s<seed>/ and write compare.json + compare.txt (atomically)' },
+      { name: 'task', arg: 'vqa', help: 'the task (only vqa)', default: 'vqa' },
+      { name: 'out', arg: 'DIR', help: 'keep runs/<method>-s<seed>/ and write compare.json + compare.txt (atomically)', default: 'print only' },
       JSON_OPT,
     ],
     async run(o) {
       const { compareCommand } = await import('./compare.ts');
       return compareCommand(o);
+    },
+  },
+  {
+    name: 'report', summary: 'write one self-contained HTML report (curves, table, configurations) of run directories',
+    usage: 'aptune report RUN_DIR... [--out report.html] [--title TEXT]',
+    details: [
+      'Reads each RUN_DIR\'s metrics.jsonl and run.json (written by aptune train, and by the runs of aptune compare under',
+      'OUT/runs/) and writes ONE HTML file with no script and no network access: training loss, training metric and',
+      'evaluation score curves as inline SVG (one line per run), a table of the runs (method, task, score, updated',
+      'parameters, additional FLOPs, ms/step, peak memory, wall time) and each run\'s configuration. aptune train writes',
+      'OUT/report.html for its own run at the end.',
+      '',
+      'example:',
+      '  aptune report cmp/runs/apt-s0 cmp/runs/lora-s0 --out cmp/report.html',
+    ].join('\n'),
+    options: [
+      { name: 'out', arg: 'FILE', help: 'the HTML file to write (atomically)', default: 'report.html' },
+      { name: 'title', arg: 'TEXT', help: 'the page title', default: "'aptune report: ' + the run names" },
+    ],
+    takesArgs: true,
+    async run(o, rest) {
+      if (!rest.length) throw new UsageError('report needs at least one RUN_DIR (see aptune report --help)');
+      const { writeReport } = await import('./report.ts');
+      const out = writeReport(rest, typeof o.out === 'string' ? o.out : 'report.html', { title: typeof o.title === 'string' ? o.title : undefined });
+      console.log(`wrote ${out} (${rest.length} run${rest.length === 1 ? '' : 's'})`);
+      return 0;
+    },
+  },
+  {
+    name: 'build-native', summary: 'build the native addon (CUDA backend) with cmake-js: what npm install does when it runs install scripts',
+    usage: 'aptune build-native [--strict]',
+    details: [
+      'Builds native/ + cuda/ (CMakeLists.txt) with cmake-js into build/Release/aptune_cuda.node inside the aptune package,',
+      'where the cuda backend looks for it. Needs cmake, a C++ compiler and nvcc (CUDACXX or PATH); nothing is downloaded.',
+      'npm 11 runs a dependency\'s install script only when allowed (npm install-scripts approve aptune), so after',
+      '`npm install aptune` on a GPU machine, run `npx aptune build-native`. Environment: APTUNE_CUDA_ARCHS (default',
+      '"80;90"), APTUNE_BUILD_JOBS (default 2).',
+    ].join('\n'),
+    options: [{ name: 'strict', help: 'exit 1 when a tool is missing or the build fails (default: a warning and exit 0)', default: 'off' }],
+    async run(o) {
+      const { spawnSync } = await import('node:child_process');
+      const { existsSync } = await import('node:fs');
+      const { fileURLToPath } = await import('node:url');
+      const script = ['../scripts/build-native.mjs', '../../scripts/build-native.mjs'].map((u) => fileURLToPath(new URL(u, import.meta.url))).find((f) => existsSync(f));
+      if (!script) throw new Error('scripts/build-native.mjs is missing from this aptune installation');
+      const r = spawnSync(process.execPath, [script, '--verbose', ...(o.strict ? ['--strict'] : [])], { stdio: 'inherit' });
+      return r.status ?? 1;
     },
   },
   {
@@ -412,7 +583,11 @@ function helpText(cmd?: Command): string {
     const lines = [`${cmd.summary}\n\nusage: ${cmd.usage}`];
     if (cmd.details) lines.push(`\n${cmd.details}`);
     lines.push('\noptions:');
-    for (const o of cmd.options) lines.push(`  --${o.name}${o.arg ? ' ' + o.arg : ''}\n      ${o.help}`);
+    const opts = cmd.passthrough ? cmd.options : [...cmd.options, ...(cmd.options.some((o) => o.name === 'config') ? [] : [RUN_CONFIG_OPT])];
+    for (const o of opts) {
+      const note = o.required ? ' (required)' : o.default !== undefined && !/\bdefault\b/.test(o.help) ? ` (default: ${o.default})` : '';
+      lines.push(`  --${o.name}${o.arg ? ' ' + o.arg : ''}\n      ${o.help}${note}`);
+    }
     lines.push('  -h, --help\n      this help');
     if (cmd.options === ACCOUNT_OPTS) lines.push(`\nmethods: ${ACCOUNT_METHODS.join(', ')}`, `\nconvention: ${CONVENTION}`);
     return lines.join('\n');
@@ -438,7 +613,7 @@ export async function main(argv: string[]): Promise<number> {
     if (cmd.passthrough) return await cmd.run({}, args); // the command parses its own options and --help
     const { opts, rest } = parseArgs(cmd, args);
     if (opts.help) { console.log(helpText(cmd)); return 0; }
-    if (rest.length) throw new UsageError(`unexpected argument '${rest[0]}' for 'aptune ${cmd.name}'`);
+    if (rest.length && !cmd.takesArgs) throw new UsageError(`unexpected argument '${rest[0]}' for 'aptune ${cmd.name}'`);
     return await cmd.run(opts, rest);
   } catch (e) {
     if (e instanceof UsageError) { console.error(`aptune: ${e.message}`); return 2; }

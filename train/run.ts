@@ -9,7 +9,11 @@
 // Preset 'synth' (models/pretrain.ts VILT_SYNTH, method sizes SYNTH_METHOD_OPTIONS) is the ViLT of `aptune pretrain`;
 // with --pretrained pointing at such a checkpoint (kind 'pretrain'), its vocabulary is used (written to OUT/vocab.txt)
 // unless --vocab is given, and its model config must equal the run's.
-// Does not: multi-device runs.
+// --model-config overrides (RunOptions.modelOverrides: aptune or Hugging Face names, models/config.ts) apply on top of
+// the preset after it is sized to the tokenizer, and are stored in the run config so eval rebuilds the same model.
+// The run directory gets run.json (options + resolved run config at the start, plus the summary of train/report.ts
+// at the end). Display hooks: onRecord (each logged record), onStart (total steps), onEvalBatch (evaluation batches).
+// Does not: multi-device runs, draw progress (the CLI's train/progress.ts does).
 // Invariants: the checkpoint's run config holds everything needed to rebuild the same model (backbone, task,
 // method + options, resolved model config, numAnswers, seed, tokenizer path, text length, image size, pre-trained
 // file), so `eval` needs only --data and --checkpoint; a config that does not match is an error naming the key;
@@ -20,7 +24,7 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import {
-  createModel, parameterGroups, METER_TINY, VILT_BASE, VILT_TINY, METER_BASE, TINY_METHOD_OPTIONS,
+  createModel, parameterGroups, resolveModelConfigReport, type ModelConfigInput, METER_TINY, VILT_BASE, VILT_TINY, METER_BASE, TINY_METHOD_OPTIONS,
   type MeterConfig, type ViltConfig, type VLModel, type MethodName,
 } from '../models/index.ts';
 import { ArrowTableReader, LAYOUTS } from './data/arrow.ts';
@@ -37,6 +41,7 @@ import { toModelBatch, type ModelTask } from './batch.ts';
 import { evaluateNlvr2, evaluateRetrieval, evaluateVqa, predictVqa, writeVqaSubmission } from './evaluate.ts';
 import { importPretrained, loadCheckpoint, loadMethodCheckpoint } from './checkpoint.ts';
 import { VILT_SYNTH, SYNTH_METHOD_OPTIONS } from '../models/pretrain.ts';
+import { accountRun, mainScore, writeRunFile, type RunFile } from './report.ts';
 
 export type Preset = 'tiny' | 'base' | 'synth';
 
@@ -47,6 +52,8 @@ export interface RunOptions {
   task: ModelTask;
   backbone: Backbone;
   config?: Preset;
+  /** model config on top of the preset (sized to the tokenizer): aptune or Hugging Face names (models/config.ts) */
+  modelOverrides?: Record<string, unknown>;
   method?: string;
   methodOptions?: Record<string, number | boolean>;
   pretrained?: string;
@@ -72,6 +79,23 @@ export interface RunOptions {
   /** RandAugment(2, 9) on training images (default true, the reference's *_randaug configs) */
   randaug?: boolean;
   log?: (line: string) => void;
+  /** each record the trainer logs (train steps, evaluations); default: `log` of its JSON */
+  onRecord?: (record: Record<string, unknown>) => void;
+  /** called after each evaluation batch (progress display) */
+  onEvalBatch?: (done: number, total: number) => void;
+  /** called once before the first step with what a progress display and the run directory's run.json need */
+  onStart?: (info: RunStartInfo) => void;
+}
+
+export interface RunStartInfo {
+  /** the resolved run configuration (as stored in the checkpoint) */
+  runConfig: Record<string, unknown>;
+  maxSteps: number;
+  /** optimizer steps per epoch */
+  stepsPerEpoch: number;
+  /** optimizer step the run starts from (resume) */
+  startStep: number;
+  trainableParams: number;
 }
 
 const TASK_DATA: Record<ModelTask, TaskName> = { vqa: 'vqa', nlvr2: 'nlvr2', irtr: 'f30k' };
@@ -160,8 +184,12 @@ interface Built {
 async function build(rc: {
   data: string; backbone: Backbone; task: ModelTask; preset: Preset; method: string; methodOptions: Record<string, number | boolean>;
   vocabPath: string; tok: Tokenizer; maxTextLen: number; imageSize?: number; seed: number; pretrained?: string; negatives: number;
+  modelOverrides?: Record<string, unknown>;
 }, log: (s: string) => void): Promise<Built> {
-  const modelConfig = resolveModelConfig(rc.backbone, rc.preset, rc.tok, rc.maxTextLen);
+  const presetConfig = resolveModelConfig(rc.backbone, rc.preset, rc.tok, rc.maxTextLen);
+  const resolved = rc.modelOverrides ? resolveModelConfigReport(rc.backbone, rc.modelOverrides as ModelConfigInput, presetConfig) : null;
+  if (resolved?.ignored.length) log(`model config: ignored keys without a model field: ${resolved.ignored.join(', ')}`);
+  const modelConfig = resolved ? resolved.config : presetConfig;
   const numAnswers = rc.task === 'vqa' ? (await loadVqaVocab(rc.data, rc.backbone)).numClasses : 0;
   const model = createModel({ backbone: rc.backbone, config: modelConfig, task: rc.task, numAnswers, method: rc.method, methodOptions: rc.methodOptions, seed: rc.seed });
   if (rc.pretrained) {
@@ -178,6 +206,7 @@ async function build(rc: {
   const runConfig: Record<string, unknown> = {
     backbone: rc.backbone, task: rc.task, method: model.method, methodOptions: model.methodOptions, modelConfig, numAnswers,
     preset: rc.preset, seed: rc.seed, vocab: rc.vocabPath, maxTextLen: rc.maxTextLen, imageSize, negatives: rc.negatives,
+    ...(rc.modelOverrides ? { modelOverrides: rc.modelOverrides } : {}),
     ...(rc.pretrained ? { pretrained: path.resolve(rc.pretrained) } : {}),
   };
   const loaderBase: Omit<TaskLoaderOptions, 'batchSize'> = {
@@ -187,11 +216,18 @@ async function build(rc: {
   return { model, tok: rc.tok, runConfig, loaderBase };
 }
 
-async function evalSplit(model: VLModel, data: string, backbone: Backbone, task: ModelTask, base: Omit<TaskLoaderOptions, 'batchSize'>, batchSize: number, split: Split = EVAL_SPLIT[task]): Promise<Record<string, number>> {
+/** The batches of `it`, calling tick(done, total) after each one is consumed (a progress display's hook). */
+async function* counted<T>(it: AsyncIterable<T>, total: number, tick: (done: number, total: number) => void): AsyncGenerator<T> {
+  let n = 0;
+  for await (const x of it) { yield x; tick(++n, total); }
+}
+
+async function evalSplit(model: VLModel, data: string, backbone: Backbone, task: ModelTask, base: Omit<TaskLoaderOptions, 'batchSize'>, batchSize: number, split: Split = EVAL_SPLIT[task], tick?: (done: number, total: number) => void): Promise<Record<string, number>> {
   const ds = await TaskDataset.open(data, backbone, TASK_DATA[task], split);
   try {
     if (ds.isTest) throw new Error(`the VQA ${split} tables have no answers to score; write predictions with --submit FILE`);
-    const batches = taskLoader(ds, { ...base, batchSize, shuffle: false, drawFalseText: 0, drawFalseImage: 0, augment: null }).epoch(0); // eval never augments
+    const loader = taskLoader(ds, { ...base, batchSize, shuffle: false, drawFalseText: 0, drawFalseImage: 0, augment: null }); // eval never augments
+    const batches = tick ? counted(loader.epoch(0), loader.length, tick) : loader.epoch(0);
     if (task === 'vqa') return { ...(await evaluateVqa(model, batches)) };
     if (task === 'nlvr2') return await evaluateNlvr2(model, batches);
     return await evaluateRetrieval(model, batches);
@@ -201,6 +237,7 @@ async function evalSplit(model: VLModel, data: string, backbone: Backbone, task:
 export interface TrainResult { checkpoint: string; metricsFile: string; steps: number; losses: number[]; eval: Record<string, number> | null }
 
 export async function runTrain(o: RunOptions): Promise<TrainResult> {
+  const t0 = performance.now();
   const log = o.log ?? ((s: string) => console.log(s));
   const preset = o.config ?? 'base';
   const method = o.method ?? 'apt';
@@ -232,7 +269,7 @@ export async function runTrain(o: RunOptions): Promise<TrainResult> {
   const presetOptions = preset === 'tiny' ? TINY_METHOD_OPTIONS : preset === 'synth' ? SYNTH_METHOD_OPTIONS : null;
   const methodOptions = { ...(presetOptions?.[method as MethodName] ?? {}), ...(o.methodOptions ?? {}) };
   const negatives = o.negatives ?? 15;
-  const b = await build({ data: o.data, backbone: o.backbone, task: o.task, preset, method, methodOptions, vocabPath, tok, maxTextLen, imageSize: o.imageSize, seed, pretrained: o.pretrained, negatives }, log);
+  const b = await build({ data: o.data, backbone: o.backbone, task: o.task, preset, method, methodOptions, vocabPath, tok, maxTextLen, imageSize: o.imageSize, seed, pretrained: o.pretrained, negatives, modelOverrides: o.modelOverrides }, log);
   const batchSize = o.batchSize ?? 32, accumulate = o.accumulate ?? 1;
   const train = await TaskDataset.open(o.data, o.backbone, taskName, 'train');
   try {
@@ -259,9 +296,9 @@ export async function runTrain(o: RunOptions): Promise<TrainResult> {
     const trainer = new Trainer<TaskBatch>({
       model: b.model, optimizer, scheduler, maxSteps, accumulate, gradClip: o.gradClip,
       data: { epoch: (e) => loader.epoch(e), toBatch: (tb) => toModelBatch(tb, o.task) },
-      evalEvery: o.evalEvery, evalEveryEpochs: o.evalEveryEpochs, evaluate: () => evalSplit(b.model, o.data, o.backbone, o.task, b.loaderBase, batchSize),
+      evalEvery: o.evalEvery, evalEveryEpochs: o.evalEveryEpochs, evaluate: () => evalSplit(b.model, o.data, o.backbone, o.task, b.loaderBase, batchSize, undefined, o.onEvalBatch),
       logFile: metricsFile, checkpoint, runConfig, checkpointEvery: saveEvery || undefined, checkpointEveryMs: saveEvery === 0 ? undefined : 30 * 60 * 1000,
-      onLog: (r) => log(JSON.stringify(r)),
+      onLog: o.onRecord ?? ((r) => log(JSON.stringify(r))),
     });
     if (o.resume) {
       trainer.loadCheckpoint(o.resume);
@@ -271,11 +308,22 @@ export async function runTrain(o: RunOptions): Promise<TrainResult> {
     }
     const nTrain = b.model.trainableParameters().reduce((s, [, p]) => s + p.size, 0);
     log(`train ${o.backbone}/${preset} ${o.task} method ${b.model.method}: ${nTrain} trainable parameters, ${maxSteps} optimizer steps (warmup ${warmupSteps(maxSteps)}), batch ${batchSize} x ${accumulate}, RandAugment ${randaug ? 'on' : 'off'}${o.task === 'irtr' && o.backbone === 'meter' ? ', loss IRTR + ITM' : ''}`);
+    const { log: _l, onRecord: _r, onStart: _s, onEvalBatch: _e, ...options } = o;
+    const runFile: RunFile = { command: 'train', started: new Date().toISOString(), options, resolved: runConfig };
+    writeRunFile(o.out, runFile); // the resolved configuration; the summary is added at the end
+    o.onStart?.({ runConfig, maxSteps, stepsPerEpoch: Math.max(1, Math.ceil(loader.length / accumulate)), startStep: trainer.step, trainableParams: nTrain });
     const onSig = () => { log('SIGINT: finishing the current step, then writing the checkpoint'); trainer.requestStop(); };
     process.once('SIGINT', onSig);
     let hist;
+    const startStep = trainer.step, tFit = performance.now();
     try { hist = await trainer.fit(); } finally { process.removeListener('SIGINT', onSig); }
+    const fitMs = performance.now() - tFit;
     const evalRec = [...fs.readFileSync(metricsFile, 'utf8').trim().split('\n')].map((l) => JSON.parse(l) as Record<string, number | string>).filter((r) => r.type === 'eval').pop() ?? null;
+    writeRunFile(o.out, { ...runFile, summary: {
+      method: b.model.method, task: o.task, backbone: o.backbone, score: mainScore(o.task, evalRec), steps: trainer.step, trainableParams: nTrain,
+      ...accountRun(runConfig), msPerStep: trainer.step > startStep ? fitMs / (trainer.step - startStep) : null,
+      peakRssBytes: process.resourceUsage().maxRSS * 1024, wallSeconds: (performance.now() - t0) / 1000, finished: trainer.step >= maxSteps,
+    } });
     return { checkpoint, metricsFile, steps: trainer.step, losses: hist.map((h) => h.loss), eval: evalRec as Record<string, number> | null };
   } finally { await train.close(); }
 }
@@ -287,6 +335,8 @@ export interface EvalRunOptions {
   /** VQA: write the split's predictions as [{question_id, answer}] JSON to this file (atomically) */
   submit?: string;
   log?: (s: string) => void;
+  /** called after each evaluation batch (progress display) */
+  onEvalBatch?: (done: number, total: number) => void;
 }
 
 /**
@@ -297,14 +347,14 @@ export interface EvalRunOptions {
 export async function runEval(o: EvalRunOptions): Promise<Record<string, number>> {
   const log = o.log ?? ((s: string) => console.log(s));
   const { config } = loadCheckpoint(o.checkpoint);
-  const rc = config as Record<string, unknown> & { backbone: Backbone; task: ModelTask; preset: Preset; method: string; methodOptions: Record<string, number | boolean>; seed: number; vocab: string; maxTextLen: number; imageSize: number; pretrained?: string; negatives: number };
+  const rc = config as Record<string, unknown> & { backbone: Backbone; task: ModelTask; preset: Preset; method: string; methodOptions: Record<string, number | boolean>; seed: number; vocab: string; maxTextLen: number; imageSize: number; pretrained?: string; negatives: number; modelOverrides?: Record<string, unknown> };
   if (!rc || rc.kind !== 'method' || !rc.backbone) throw new Error(`${o.checkpoint}: not a method checkpoint written by aptune train (no run config)`);
   checkRunConfig(o.checkpoint, rc, { task: o.task });
   if (!fs.existsSync(o.data) || !fs.statSync(o.data).isDirectory()) throw new Error(`${o.data}: data directory not found`);
   const vocabPath = o.vocab ?? rc.vocab;
   if (!fs.existsSync(vocabPath)) throw new Error(`${o.checkpoint}: its tokenizer ${vocabPath} is missing (pass --vocab)`);
   const tok = loadTokenizer(vocabPath);
-  const b = await build({ data: o.data, backbone: rc.backbone, task: rc.task, preset: rc.preset, method: rc.method, methodOptions: rc.methodOptions, vocabPath, tok, maxTextLen: rc.maxTextLen, imageSize: rc.imageSize, seed: rc.seed, pretrained: rc.pretrained, negatives: rc.negatives }, log);
+  const b = await build({ data: o.data, backbone: rc.backbone, task: rc.task, preset: rc.preset, method: rc.method, methodOptions: rc.methodOptions, vocabPath, tok, maxTextLen: rc.maxTextLen, imageSize: rc.imageSize, seed: rc.seed, pretrained: rc.pretrained, negatives: rc.negatives, modelOverrides: rc.modelOverrides }, log);
   checkRunConfig(o.checkpoint, rc, b.runConfig);
   loadMethodCheckpoint(o.checkpoint, b.model.backbone);
   const split = o.split ?? EVAL_SPLIT[rc.task];
@@ -320,9 +370,9 @@ export async function runEval(o: EvalRunOptions): Promise<Record<string, number>
       log(`wrote ${preds.length} answers to ${o.submit}`);
       r.submitted = preds.length;
     } finally { await ds.close(); }
-    if (split !== 'test') r = { ...r, ...(await evalSplit(b.model, o.data, rc.backbone, rc.task, b.loaderBase, o.batchSize ?? 32, split)) };
+    if (split !== 'test') r = { ...r, ...(await evalSplit(b.model, o.data, rc.backbone, rc.task, b.loaderBase, o.batchSize ?? 32, split, o.onEvalBatch)) };
   } else {
-    r = await evalSplit(b.model, o.data, rc.backbone, rc.task, b.loaderBase, o.batchSize ?? 32, split);
+    r = await evalSplit(b.model, o.data, rc.backbone, rc.task, b.loaderBase, o.batchSize ?? 32, split, o.onEvalBatch);
   }
   if (o.out) writeFileAtomicSync(o.out, JSON.stringify({ checkpoint: o.checkpoint, task: rc.task, split, step: rc.step, ...r }, null, 2) + '\n');
   return r;

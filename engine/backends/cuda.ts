@@ -36,9 +36,12 @@ export interface CudaBackendOptions {
 
 // ---- addon loading -------------------------------------------------------------------------------------------------
 
-/** Path of the built addon: env APTUNE_CUDA_ADDON, else build/Release/aptune_cuda.node at the repository root. */
+/** Path of the built addon: env APTUNE_CUDA_ADDON, else build/Release/aptune_cuda.node at the package root (two
+ *  folders up from engine/backends/ in a checkout, three from dist/engine/backends/ in an installed package). */
 export function addonPath(): string {
-  return process.env.APTUNE_CUDA_ADDON ?? fileURLToPath(new URL('../../build/Release/aptune_cuda.node', import.meta.url));
+  if (process.env.APTUNE_CUDA_ADDON) return process.env.APTUNE_CUDA_ADDON;
+  const up = import.meta.url.endsWith('.ts') ? '../../' : '../../../';
+  return fileURLToPath(new URL(`${up}build/Release/aptune_cuda.node`, import.meta.url));
 }
 
 let addonCache: { addon: CudaAddon | null; error: string } | null = null;
@@ -48,7 +51,7 @@ export function loadAddon(): { addon: CudaAddon | null; error: string } {
   if (addonCache) return addonCache;
   const p = addonPath();
   if (!existsSync(p)) {
-    addonCache = { addon: null, error: `CUDA addon not built (${p} missing; run \`npm run build:native\` on a machine with nvcc)` };
+    addonCache = { addon: null, error: `CUDA addon not built (${p} missing; build it with \`npx aptune build-native\` (\`npm run build:native\` in a checkout) on a machine with cmake, a C++ compiler and nvcc)` };
   } else {
     try {
       addonCache = { addon: createRequire(import.meta.url)(p) as CudaAddon, error: '' };

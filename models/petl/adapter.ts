@@ -24,7 +24,7 @@ export class Adapter extends Module {
   }
 }
 
-export const adapter: MethodSpec = {
+export const adapter = {
   name: 'adapter',
   description: 'Sequential bottleneck adapters after attention and FFN outputs (paper Table: r=96)',
   options: [
@@ -46,4 +46,4 @@ export const adapter: MethodSpec = {
     return [...findModules(model, BertSelfOutput, inFusion), ...findModules(model, BertOutput, inFusion)]
       .map((t) => attachChild('adapter', t, 'adapter', make(), 'dense_out', hook));
   },
-};
+} as const satisfies MethodSpec;

@@ -39,7 +39,7 @@ export class ApproximatePrompt extends Module {
   }
 }
 
-export const apt: MethodSpec = {
+export const apt = {
   name: 'apt',
   description: 'Approximated prompt tuning: M memory tokens read by a ReLU kernel after each attention output (paper Table: M=200, h=4)',
   options: [
@@ -57,4 +57,4 @@ export const apt: MethodSpec = {
     if (model.kind === 'vilt') return findModules(model, ViltAttention).map((t) => attachChild('apt', t, 'APT', make(), 'out', hook));
     return findModules(model, BertSelfOutput, inFusion).map((t) => attachChild('apt', t, 'APT', make(), 'dense_out', hook));
   },
-};
+} as const satisfies MethodSpec;

@@ -2,11 +2,11 @@
 // poolers, task head, rank_output). Attaches nothing.
 import type { MethodSpec } from './inject.ts';
 
-export const classifierOnly: MethodSpec = {
+export const classifierOnly = {
   name: 'classifier_only',
   description: 'Baseline: only the task head, poolers, modality type tables and token4classifier train',
   options: [],
   tokenForClassifier: true,
   trainable: () => [],
   inject: () => [],
-};
+} as const satisfies MethodSpec;

@@ -35,7 +35,7 @@ export function promptRows(owner: Module, name: string, i: number, B: number): T
   return t.slice(0, i, i + 1).reshape([1, P, D]).expand([B, P, D]);
 }
 
-export const deepPrompt: MethodSpec = {
+export const deepPrompt = {
   name: 'deep_prompt',
   description: 'Deep prompt tuning: fresh prompt tokens as extra keys/values at every layer (paper Table: 200 tokens)',
   options: [{ name: 'tokens', type: 'int', default: 200, min: 1, description: 'prompt tokens per layer (per stream for METER)' }],
@@ -56,4 +56,4 @@ export const deepPrompt: MethodSpec = {
     }
     return names;
   },
-};
+} as const satisfies MethodSpec;

@@ -3,7 +3,7 @@
 // Attaches nothing.
 import type { MethodSpec } from './inject.ts';
 
-export const full: MethodSpec = {
+export const full = {
   name: 'full',
   description: 'Full fine-tuning: every parameter trains (METER encoders included)',
   options: [],
@@ -11,4 +11,4 @@ export const full: MethodSpec = {
   encoderGrad: true,
   trainable: () => [''],
   inject: () => [],
-};
+} as const satisfies MethodSpec;

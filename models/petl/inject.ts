@@ -27,7 +27,7 @@ export interface MethodSpec {
   name: string;
   description: string;
   /** defaults = the configuration behind the paper's table */
-  options: OptionSpec[];
+  options: readonly OptionSpec[];
   /** whether the variant replaces text position 0 by the learnable token4classifier (§1.4) */
   tokenForClassifier: boolean;
   /** substrings added to the base trainable list (§3.0); [''] = everything */

@@ -28,7 +28,7 @@ export class LoraModule extends Module {
   }
 }
 
-export const lora: MethodSpec = {
+export const lora = {
   name: 'lora',
   description: 'LoRA on the query and value projections (paper Table: r=4, no scaling)',
   options: [
@@ -48,4 +48,4 @@ export const lora: MethodSpec = {
     ];
     return model.kind === 'vilt' ? findModules(model, ViltAttention).flatMap(attach) : findModules(model, BertSelfAttention, inFusion).flatMap(attach);
   },
-};
+} as const satisfies MethodSpec;

@@ -31,7 +31,7 @@ export class ParallelAdapter extends Module {
   }
 }
 
-export const parallelAdapter: MethodSpec = {
+export const parallelAdapter = {
   name: 'parallel_adapter',
   description: 'Scaled parallel adapter beside each attention block (paper Table: r=96, scale 4)',
   options: [
@@ -47,4 +47,4 @@ export const parallelAdapter: MethodSpec = {
     if (model.kind === 'vilt') return findModules(model, ViltAttention).map((t) => attachChild('parallel_adapter', t, 'PA', make(), 'out_dropped', hook));
     return findModules(model, BertSelfOutput, inFusion).map((t) => attachChild('parallel_adapter', t, 'PA', make(), 'post_ln', hook));
   },
-};
+} as const satisfies MethodSpec;

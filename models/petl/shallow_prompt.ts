@@ -8,7 +8,7 @@
 import { addPromptTables, promptRows } from './deep_prompt.ts';
 import type { Backbone, MethodOptions, MethodSpec } from './inject.ts';
 
-export const shallowPrompt: MethodSpec = {
+export const shallowPrompt = {
   name: 'shallow_prompt',
   description: 'Shallow prompt tuning: prompt tokens added once to the input sequence and carried through all layers',
   options: [{ name: 'tokens', type: 'int', default: 200, min: 1, description: 'prompt tokens (per stream for METER)' }],
@@ -24,4 +24,4 @@ export const shallowPrompt: MethodSpec = {
     }
     return names;
   },
-};
+} as const satisfies MethodSpec;

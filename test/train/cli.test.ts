@@ -3,9 +3,10 @@
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { spawnSync } from 'node:child_process';
-import { mkdtempSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { main } from '../../train/cli.ts';
 
 const root = new URL('../../', import.meta.url).pathname;
 const run = (...args: string[]) => {
@@ -95,6 +96,85 @@ test('import: a file that is not a checkpoint fails with status 1 naming it', ()
   const m = run('import', '--from', junk);
   assert.is(m.code, 2);
   assert.match(m.err, /import needs --from, --out and --model/);
+});
+
+/** Runs the CLI in this process (no tsx start-up per call), capturing stdout and stderr. */
+async function inProc(...args: string[]): Promise<{ code: number; out: string; err: string }> {
+  let out = '', err = '';
+  const saved = { log: console.log, error: console.error, ow: process.stdout.write, ew: process.stderr.write };
+  console.log = (...a: unknown[]) => { out += a.join(' ') + '\n'; };
+  console.error = (...a: unknown[]) => { err += a.join(' ') + '\n'; };
+  process.stdout.write = ((c: string | Uint8Array) => { out += String(c); return true; }) as typeof process.stdout.write;
+  process.stderr.write = ((c: string | Uint8Array) => { err += String(c); return true; }) as typeof process.stderr.write;
+  try {
+    const code = await main(args);
+    return { code, out, err };
+  } finally {
+    console.log = saved.log; console.error = saved.error; process.stdout.write = saved.ow; process.stderr.write = saved.ew;
+  }
+}
+
+test('every command\'s --help lists each option with its default (or says it is required)', async () => {
+  const commands = [...(await inProc('--help')).out.matchAll(/^ {2}([a-z-]+) {2}/gm)].map((m) => m[1]).filter((c) => c !== 'help' && c !== 'synth');
+  assert.ok(commands.length >= 12, commands.join());
+  for (const c of commands) {
+    const h = await inProc(c, '--help');
+    assert.is(h.code, 0, `${c}: ${h.err}`);
+    const opts = [...h.out.matchAll(/^ {2}(--[a-z-]+)(?: \S+)?\n {6}(.*)$/gm)];
+    assert.ok(opts.some((m) => m[1] === '--config'), `${c} --help lists --config`);
+    for (const [, name, text] of opts) assert.match(text, /default|\(required\)/, `aptune ${c} --help: ${name} states no default`);
+  }
+});
+
+test('--config FILE.json supplies any option; the command line wins; unknown keys and wrong types are errors', async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'aptune-cli-'));
+  const file = join(dir, 'run.json');
+  writeFileSync(file, JSON.stringify({ model: 'vilt', method: ['apt'], opt: 'tokens=50', json: true }));
+  const a = (await inProc('params', '--config', file));
+  assert.is(a.code, 0, a.err);
+  assert.equal(JSON.parse(a.out).map((x: { params: number }) => x.params), [534_540]);
+  const b = (await inProc('params', '--config', file, '--model', 'meter'));
+  assert.is(b.code, 0, b.err);
+  assert.equal(JSON.parse(b.out).map((x: { model: string }) => x.model), ['meter']);
+  writeFileSync(file, JSON.stringify({ model: 'vilt', bogus: 1 }));
+  const c = (await inProc('params', '--config', file));
+  assert.is(c.code, 2);
+  assert.match(c.err, /--config .*run\.json: unknown option '--bogus' for 'aptune params'/);
+  writeFileSync(file, JSON.stringify({ json: 'yes' }));
+  assert.match((await inProc('params', '--config', file)).err, /'json' is a flag: give true or false, got "yes"/);
+  assert.match((await inProc('params', '--config', join(dir, 'missing.json'))).err, /--config .*missing\.json: ENOENT/);
+  const t = (await inProc('train', '--preset', 'tiny', '--config', 'base'));
+  assert.is(t.code, 2);
+  assert.match(t.err, /give --preset or --config base, not both/);
+});
+
+test('train from a run configuration with --model-config: run.json, report.html, plain progress lines off a terminal; eval rebuilds the model', async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'aptune-cli-'));
+  const data = join(dir, 'synth'), out = join(dir, 'run');
+  assert.is((await inProc('synth', '--out', data, '--size', 'tiny')).code, 0);
+  const file = join(dir, 'run.json');
+  writeFileSync(file, JSON.stringify({ data, task: 'vqa', backbone: 'vilt', config: 'tiny', 'model-config': { hidden_size: 48, num_attention_heads: 4 },
+    'max-steps': 4, 'batch-size': 4, 'log-every': 2, out, 'no-randaug': true }));
+  const r = (await inProc('train', '--config', file, '--seed', '3'));
+  assert.is(r.code, 0, r.err);
+  assert.match(r.err, /^step 2\/4 {2}epoch \d+ {2}loss \d+\.\d{4} {2}vqa \d\.\d{4} {2}.*ETA/m);
+  assert.match(r.err, /^step 4\/4 /m);
+  assert.match(r.err, /^eval @ step 4 \(epoch \d+\): vqa_score /m);
+  assert.not.match(r.out + r.err, /\{"type":"train"/, 'no JSON records without --json');
+  const rf = JSON.parse(readFileSync(join(out, 'run.json'), 'utf8'));
+  assert.is(rf.resolved.modelConfig.hidden, 48);
+  assert.is(rf.resolved.seed, 3);
+  assert.equal(rf.options.modelOverrides, { hidden_size: 48, num_attention_heads: 4 });
+  assert.is(rf.summary.steps, 4);
+  assert.ok(rf.summary.updatedParams > 0 && rf.summary.msPerStep > 0 && rf.summary.peakRssBytes > 0, JSON.stringify(rf.summary));
+  assert.match(readFileSync(join(out, 'report.html'), 'utf8'), /<td>vqa_score \d\.\d{4}<\/td>/);
+  const e = (await inProc('eval', '--data', data, '--task', 'vqa', '--checkpoint', join(out, 'last.safetensors')));
+  assert.is(e.code, 0, e.err);
+  assert.is(JSON.parse(e.out.trim().split('\n').pop()!).count, 20);
+  const j = (await inProc('train', '--config', file, '--json', '--max-steps', '2', '--out', join(dir, 'run2'), '--no-report'));
+  assert.is(j.code, 0, j.err);
+  assert.equal(j.out.trim().split('\n').filter((l) => l.startsWith('{')).map((l) => JSON.parse(l).type), ['train', 'train', 'eval']);
+  assert.not.ok(existsSync(join(dir, 'run2', 'report.html')));
 });
 
 test.run();

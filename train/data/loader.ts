@@ -202,12 +202,14 @@ interface PoolJob {
   reject: (e: Error) => void;
 }
 
-// Workers start from JS that registers tsx and then imports the TS worker (a .ts entry is not loadable as is).
-const WORKER_URL = new URL('./image-worker.ts', import.meta.url).href;
+// Workers start from JS that imports the worker module beside this file: image-worker.ts in the sources (after
+// registering tsx: a .ts entry is not loadable as is), image-worker.js in the compiled package (dist/).
+const FROM_SOURCE = import.meta.url.endsWith('.ts');
+const WORKER_URL = new URL(FROM_SOURCE ? './image-worker.ts' : './image-worker.js', import.meta.url).href;
 
 function workerBoot(): string {
   let tsx: string | null = null;
-  try { tsx = import.meta.resolve('tsx/esm/api'); } catch { tsx = null; }
+  if (FROM_SOURCE) try { tsx = import.meta.resolve('tsx/esm/api'); } catch { tsx = null; }
   return tsx
     ? `import(${JSON.stringify(tsx)}).then((m) => { m.register(); return import(${JSON.stringify(WORKER_URL)}); })`
     : `import(${JSON.stringify(WORKER_URL)})`;
