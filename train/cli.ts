@@ -232,7 +232,7 @@ const COMMANDS: Command[] = [
     ],
     async run(o) {
       const { runPretrain } = await import('./pretrain.ts');
-      for (const k of ['data', 'out']) if (typeof o[k] !== 'string') throw new UsageError(`pretrain needs --${k} (see aptune pretrain --help)`);
+      if (typeof o.out !== 'string') throw new UsageError('pretrain needs --out (see aptune pretrain --help)');
       const preset = (o.preset as string | undefined) ?? 'synth';
       if (preset !== 'synth' && preset !== 'tiny') throw new UsageError(`--preset must be synth or tiny, got '${preset}'`);
       const mp = numOpt(o, 'mask-prob');
@@ -240,13 +240,11 @@ const COMMANDS: Command[] = [
       const hf = hfRaw === undefined ? undefined : Number(hfRaw);
       if (hf !== undefined && !(typeof hfRaw === 'string' && hfRaw.trim() !== '' && hf >= 0 && hf <= 1)) throw new UsageError(`--hard-fraction must be in [0, 1], got '${String(hfRaw)}'`);
       if (mp !== undefined && !(mp < 1)) throw new UsageError(`--mask-prob must be in (0, 1), got '${String(o['mask-prob'])}'`);
-      const r = await runPretrain({
-        data: o.data as string, out: o.out as string, steps: intOpt(o, 'steps'), batchSize: intOpt(o, 'batch-size'), lr: numOpt(o, 'lr'),
+      await runPretrain({
+        data: typeof o.data === 'string' ? o.data : undefined, out: o.out as string, steps: intOpt(o, 'steps'), batchSize: intOpt(o, 'batch-size'), lr: numOpt(o, 'lr'),
         preset, hidden: intOpt(o, 'hidden'), layers: intOpt(o, 'layers'), heads: intOpt(o, 'heads'), mlp: intOpt(o, 'mlp'), patch: intOpt(o, 'patch'),
         imageSize: intOpt(o, 'image-size'), maskProb: mp, hardFraction: hf, init: typeof o.init === 'string' ? o.init : undefined, seed: o.seed === undefined ? undefined : intOpt0(o, 'seed'), evalEvery: intOpt(o, 'eval-every'),
       });
-      const g = r.gates[r.gates.length - 1];
-      console.log(`wrote ${r.checkpoint} (step ${r.steps}, ${r.seconds.toFixed(0)} s); ITM ${g.itmAcc.toFixed(3)}, R@1 t2i ${g.r1T2I.toFixed(3)} i2t ${g.r1I2T.toFixed(3)}`);
       return 0;
     },
   },
