@@ -75,6 +75,12 @@ function intOpt0(o: Record<string, string | boolean>, name: string): number {
   return Number(v);
 }
 
+function bbOpt(o: Record<string, unknown>): 'vilt' | 'meter' {
+  const v = o.backbone ?? 'vilt';
+  if (v !== 'vilt' && v !== 'meter') throw new UsageError(`--backbone must be vilt or meter, got '${String(v)}'`);
+  return v;
+}
+
 function numOpt(o: Record<string, string | boolean>, name: string): number | undefined {
   const v = o[name];
   if (v === undefined) return undefined;
@@ -217,7 +223,8 @@ const COMMANDS: Command[] = [
       { name: 'steps', arg: 'N', help: 'optimizer steps (default 1000)' },
       { name: 'batch-size', arg: 'N', help: 'images per step (default 64)' },
       { name: 'lr', arg: 'X', help: 'peak learning rate (default 1e-3)' },
-      { name: 'preset', arg: 'synth|tiny', help: 'model size (default synth: hidden 128, 4 layers, 4 heads, MLP 512, patch 16)' },
+      { name: 'backbone', arg: 'vilt|meter', help: 'vilt (default) or meter: CLIP-style image encoder + RoBERTa-style text encoder + co-attention fusion' },
+      { name: 'preset', arg: 'synth|tiny', help: 'model size (default synth: hidden 128, 4 layers, 4 heads, MLP 512, patch 16; METER: models/pretrain.ts meterSynthConfig)' },
       { name: 'hidden', arg: 'N', help: 'override the preset hidden size' },
       { name: 'layers', arg: 'N', help: 'override the preset layer count' },
       { name: 'heads', arg: 'N', help: 'override the preset head count' },
@@ -241,7 +248,7 @@ const COMMANDS: Command[] = [
       if (hf !== undefined && !(typeof hfRaw === 'string' && hfRaw.trim() !== '' && hf >= 0 && hf <= 1)) throw new UsageError(`--hard-fraction must be in [0, 1], got '${String(hfRaw)}'`);
       if (mp !== undefined && !(mp < 1)) throw new UsageError(`--mask-prob must be in (0, 1), got '${String(o['mask-prob'])}'`);
       await runPretrain({
-        data: typeof o.data === 'string' ? o.data : undefined, out: o.out as string, steps: intOpt(o, 'steps'), batchSize: intOpt(o, 'batch-size'), lr: numOpt(o, 'lr'),
+        backbone: bbOpt(o), data: typeof o.data === 'string' ? o.data : undefined, out: o.out as string, steps: intOpt(o, 'steps'), batchSize: intOpt(o, 'batch-size'), lr: numOpt(o, 'lr'),
         preset, hidden: intOpt(o, 'hidden'), layers: intOpt(o, 'layers'), heads: intOpt(o, 'heads'), mlp: intOpt(o, 'mlp'), patch: intOpt(o, 'patch'),
         imageSize: intOpt(o, 'image-size'), maskProb: mp, hardFraction: hf, init: typeof o.init === 'string' ? o.init : undefined, seed: o.seed === undefined ? undefined : intOpt0(o, 'seed'), evalEvery: intOpt(o, 'eval-every'),
       });
