@@ -590,6 +590,7 @@ export function buildPretrainModel(cfg: ViltConfig | MeterConfig, seed: number, 
 export async function runPretrain(o: PretrainOptions): Promise<PretrainResult> {
   const log = o.log ?? ((s: string) => console.log(s));
   const t0 = performance.now();
+  const commit = sourceCommit(); // the code this run loaded (read at the start: the tree may change while it runs)
   const recipe = o.backbone === 'meter' ? METER_SYNTH_RECIPE : SYNTH_RECIPE;
   const seed = o.seed ?? 0, steps = o.steps ?? recipe.steps, B = o.batchSize ?? recipe.batchSize, lr = o.lr ?? recipe.lr;
   const data = o.data ?? await ensureSynthData({ log });
@@ -688,7 +689,7 @@ export async function runPretrain(o: PretrainOptions): Promise<PretrainResult> {
     kind: PRETRAIN_KIND, backbone, preset: o.preset ?? 'synth', modelConfig: cfg, maxTextLen, imageSize, textPrefix,
     seed, steps, batchSize: B, lr, itcPool: heads.pool, maskProb: o.maskProb ?? 0.25, hardFraction: o.hardFraction ?? 0.5, ...(o.init ? { init: path.resolve(o.init) } : {}),
     gates: last, gatesPassed: verdict.pass, gateThresholds: PRETRAIN_GATES,
-    recipe: { command: o.command ?? commandLine(), commit: sourceCommit(), synthVersion: synthReport.version, dataSeed: synthReport.seed, dataSize: synthReport.size, seconds: +seconds.toFixed(1), machine: machineLine(), threads: process.env.APTUNE_THREADS ?? 'default' },
+    recipe: { command: o.command ?? commandLine(), commit, synthVersion: synthReport.version, dataSeed: synthReport.seed, dataSize: synthReport.size, seconds: +seconds.toFixed(1), machine: machineLine(), threads: process.env.APTUNE_THREADS ?? 'default' },
     vocab: [...vocab.keys()],
   });
   log(`wrote ${o.out} and ${vocabPath} (${steps} steps, ${seconds.toFixed(0)} s)`);
