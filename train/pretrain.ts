@@ -710,3 +710,33 @@ export function isPretrainConfig(cfg: unknown): cfg is { kind: 'pretrain'; prese
   const c = cfg as Record<string, unknown> | null;
   return !!c && c.kind === PRETRAIN_KIND && Array.isArray(c.vocab) && typeof c.modelConfig === 'object';
 }
+
+/** A pre-training checkpoint rebuilt: the model with its pre-training heads, the tokenizer and what the corpus loader needs. */
+export interface LoadedPretrain {
+  bb: ViltModel | MeterModel; heads: PretrainHeads; tok: BertTokenizer; backbone: 'vilt' | 'meter';
+  imageSize: number; maxTextLen: number; textPrefix: string; patch: number; config: Record<string, unknown>;
+}
+
+/** Rebuild an `aptune pretrain` checkpoint (shipped or not) with its heads; every tensor must load. */
+export function loadPretrainModel(file: string): LoadedPretrain {
+  const ck = loadCheckpoint(file);
+  const c = ck.config as { kind?: string; backbone?: 'vilt' | 'meter'; modelConfig?: ViltConfig | MeterConfig; vocab?: string[]; imageSize?: number; maxTextLen?: number; textPrefix?: string; seed?: number; itcPool?: 'cls' | 'mean' } | null;
+  if (!c || c.kind !== PRETRAIN_KIND || !c.modelConfig || !c.vocab || !c.imageSize || !c.maxTextLen) throw new Error(`${file}: not an aptune pretrain checkpoint`);
+  const backbone = c.backbone ?? 'vilt';
+  const { bb, heads } = buildPretrainModel(c.modelConfig, c.seed ?? 0, backbone);
+  if (c.itcPool) heads.pool = c.itcPool;
+  const sd = bb.stateDict();
+  const missing = [...sd.keys()].filter((k) => !ck.tensors.has(k));
+  if (missing.length) throw new Error(`${file}: missing ${missing.slice(0, 5).join(', ')}${missing.length > 5 ? ` and ${missing.length - 5} more` : ''}`);
+  bb.loadStateDict(new Map([...ck.tensors].map(([k, h]) => [k, fromHost(h)])), { strict: false });
+  const tok = new BertTokenizer(new Map(c.vocab.map((t, i) => [t, i] as [string, number])), {}, `${file} vocabulary`);
+  const patch = backbone === 'vilt' ? (c.modelConfig as ViltConfig).patch : (c.modelConfig as MeterConfig).clip.patch;
+  return { bb, heads, tok, backbone, imageSize: c.imageSize, maxTextLen: c.maxTextLen, textPrefix: c.textPrefix ?? (backbone === 'vilt' ? VILT_TEXT_PREFIX : ''), patch, config: c as Record<string, unknown> };
+}
+
+/** The gates of a pre-training checkpoint on the first `limit` images of a caption table (default: all). */
+export async function evaluatePretrainFile(file: string, captionTable: string, o: { limit?: number; batchSize?: number } = {}): Promise<GateMetrics> {
+  const m = loadPretrainModel(file);
+  const corpus = await loadCaptionCorpus(captionTable, { tokenizer: m.tok, imageSize: m.imageSize, patch: m.patch, prefix: m.textPrefix, maxLength: m.maxTextLen, limit: o.limit, clip: m.backbone === 'meter' });
+  return evaluateGates(m.bb, m.heads, corpus, { padId: m.tok.padId, batchSize: o.batchSize ?? 64, seed: (m.config.seed as number | undefined) ?? 0 });
+}
