@@ -170,7 +170,7 @@ const COMMANDS: Command[] = [
       'R@1), METER on VQA. Each method gets its learning rate from the same grid, chosen on the validation table with the',
       'first seed and the same step budget; then every seed at the chosen rate. Writes OUT/mini-table.json (one row per',
       'backbone x task x method, every seed\'s value) and OUT/mini-table.md (command, commit, machine), rewritten after',
-      'each cell; runs under OUT/cells/. The full table is hours of compute on 2 cores (4 cells x 7 methods x (3 grid',
+      'each method; runs under OUT/cells/. The full table is hours of compute on 2 cores (4 cells x 7 methods x (3 grid',
       'rates + 2 seeds) runs).',
     ].join('\n'),
     options: [
@@ -471,7 +471,7 @@ const COMMANDS: Command[] = [
       'rate per method from one grid) is `aptune table --mini --seeds 0,1,2 --out results/` (hours on 2 cores).',
     ].join('\n'),
     options: [
-      { name: 'steps', arg: 'N', help: 'optimizer steps per method (default 300)' },
+      { name: 'steps', arg: 'N', help: 'optimizer steps per method (default 400)' },
       { name: 'methods', arg: 'LIST', help: 'methods (default apt,deep_prompt,lora,classifier_only)' },
       { name: 'seed', arg: 'N', help: 'seed (default 0)' },
       { name: 'out', arg: 'DIR', help: 'where runs and compare.json go (default runs/start)' },

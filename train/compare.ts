@@ -69,6 +69,8 @@ export interface CompareOptions {
   /** where runs and compare.json go; without it, runs go to a temp dir that is removed afterwards */
   out?: string;
   log?: (line: string) => void;
+  /** called after each method's row is complete (partial results for callers that write as they go) */
+  onRow?: (row: CompareRow, partial: CompareResult) => void;
 }
 
 /** The trivial baselines of DIR/report.json (fractions in [0, 1]) for the compared task's test table. */
@@ -384,6 +386,7 @@ export async function runCompare(o: CompareOptions): Promise<CompareResult> {
         msPerStep: ms.length ? mean(ms) : NaN, peakRssMb: Math.max(...seeds.map((s) => s.peakRssMb)),
       });
       if (o.out) writeFileAtomicSync(path.join(o.out, 'compare.json'), JSON.stringify(result, null, 2) + '\n'); // partial results survive a crash
+      o.onRow?.(result.rows[result.rows.length - 1], result);
     }
   } finally {
     if (tmpRoot) fs.rmSync(tmpRoot, { recursive: true, force: true });

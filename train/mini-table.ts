@@ -6,7 +6,7 @@
 // Writes OUT/mini-table.json (one row per backbone x task x method with every seed's value, the chosen rate and the
 // grid's validation scores, params, additional MACs, ms/step, peak memory, the cell's floors) and OUT/mini-table.md,
 // both stating the command, the commit and the machine; runs go to OUT/cells/<backbone>-<task>/runs/. Both files
-// are rewritten after every finished cell, so an interrupted table keeps what it measured and lists what was not run.
+// are rewritten after every finished method, so an interrupted table keeps what it measured and lists what was not run.
 // Invariants: rows are in MINI_CELLS x methods order; mean and std are over the seeds' test values (std: n - 1).
 // Does not: run cells in parallel; gate on the backbones (aptune pretrain and test/train/shipped.test.ts do).
 import * as fs from 'node:fs';
@@ -137,8 +137,12 @@ export async function runMiniTable(o: MiniOptions): Promise<MiniTable> {
     const r = await runCompare({
       data, pretrained: o.pretrained?.[c.backbone] ?? 'synth', backbone: c.backbone, task: c.task, config: o.config, methods, seeds: o.seeds, steps: o.steps,
       batchSize: o.batchSize, lrGrid: grid, maxTextLen: o.maxTextLen, out: path.join(o.out, 'cells', `${c.backbone}-${c.task}`), log,
+      onRow: (row, partial) => { // each finished method is written at once (a long table keeps what it measured)
+        t.rows.push(...rowsOf(c, { ...partial, rows: [row] }));
+        t.cells[i] = { ...t.cells[i], pretrained: partial.settings.pretrained, floors: partial.floors };
+        write();
+      },
     });
-    t.rows.push(...rowsOf(c, r));
     t.cells[i] = { ...t.cells[i], pretrained: r.settings.pretrained, floors: r.floors, done: true, seconds: (performance.now() - t0) / 1000 };
     t.notRun = t.notRun.filter((x) => !x.startsWith(`${c.backbone} ${c.task}:`));
     write();

@@ -12,7 +12,7 @@ import { ensureSynthData } from './synth-cache.ts';
 import { pretrainedPath } from './pretrained.ts';
 
 export const START_METHODS = 'apt,deep_prompt,lora,classifier_only';
-export const START_STEPS = 300;
+export const START_STEPS = 400;
 
 export interface StartOptions { steps?: number; methods?: string; seed?: number; out?: string; log?: (s: string) => void }
 
