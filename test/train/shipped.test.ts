@@ -23,10 +23,14 @@ test.before(async () => {
 });
 test.after(() => fs.rmSync(tmp, { recursive: true, force: true }));
 
-test('the ViLT backbone is shipped and the preset name resolves to it', () => {
-  assert.ok(shipped.includes('vilt'), `${PRETRAINED_DIR}/${PRETRAINED.synth.vilt} is missing`);
-  assert.is(resolvePretrained('synth', 'vilt'), pretrainedPath('synth', 'vilt'));
+test('the preset name resolves to the shipped file, or fails naming the command that makes it', () => {
+  for (const b of ['vilt', 'meter'] as const) {
+    if (shipped.includes(b)) assert.is(resolvePretrained('synth', b), pretrainedPath('synth', b));
+    else assert.throws(() => pretrainedPath('synth', b), new RegExp(`aptune pretrain --preset synth --backbone ${b}`));
+  }
   assert.throws(() => pretrainedPath('nope', 'vilt'), /unknown pre-trained preset 'nope'/);
+  const self = new URL(import.meta.url).pathname;
+  assert.is(resolvePretrained(self, 'vilt'), self, 'an existing path is used as is');
 });
 
 for (const b of shipped) {
