@@ -19,3 +19,5 @@ export * as loader from './train/data/loader.ts';
 export * as taskBatches from './train/data/task-batches.ts';
 export * as writers from './train/data/writers.ts';
 export * as synthetic from './train/data/synthetic.ts';
+export * as pretrained from './train/pretrained.ts';
+export * as run from './train/run.ts';

@@ -7,6 +7,10 @@
 // run the shared layers on one modality (text-only / image-only passes); contrastive embeddings are the projected
 // token 0 of each pass (text [CLS], image cls_token; 'mean' of the valid tokens is the alternative), centred on the
 // batch (see itcEmbed).
+// METER (kind 'meter'): the same heads on a small METER (meterSynthConfig: CLIP-style image encoder, RoBERTa-style
+// text encoder, co-attention fusion); the contrastive embeddings are token 0 of the unimodal encoders (RoBERTa <s> /
+// [CLS], CLIP class token after ln_post), as in CLIP, projected from the encoders' own widths; MLM reads the fusion's
+// text stream, ITM the fusion's cls_feats [text pooler; image pooler].
 // Deliberately NOT here: objectives, masking, data, the training loop (train/pretrain.ts).
 // Invariants: heads are registered on the backbone itself, so their names are top-level like the reference's
 // (`mlm_score.*`, `itm_score.*`); single-modality passes run exactly the blocks + final norm of forwardTokens.
@@ -17,6 +21,8 @@ import { constant, zerosInit } from './nn/init.ts';
 import { additiveKeyMask } from './nn/attention.ts';
 import { ItmHead } from './heads.ts';
 import { VILT_TINY, type ViltConfig, type ViltModel } from './vilt.ts';
+import { METER_TINY, type MeterConfig, type MeterModel } from './meter.ts';
+import type { VLBackbone } from './backbone.ts';
 import type { MethodName } from './petl/index.ts';
 import type { MethodOptions } from './petl/inject.ts';
 
@@ -24,6 +30,20 @@ import type { MethodOptions } from './petl/inject.ts';
 export const VILT_SYNTH: ViltConfig = Object.freeze({
   ...VILT_TINY, hidden: 128, heads: 4, layers: 4, mlp: 512, patch: 16, posGrid: 3, drop: 0,
 });
+
+/**
+ * The 'synth' METER: fusion width 128, 4 heads, 2 co-attention layers per stream, FFN 512; a CLIP-style image tower
+ * of width 128 with 2 blocks (CLIP `layers` 3, METER builds layers - 1) on 16-pixel patches of 48-pixel images (the
+ * ViLT synth grid); a RoBERTa-style text encoder of 2 layers, width 128, sized to the tokenizer (vocab, pad id,
+ * positions maxTextLen + pad + 2). Dropout 0. About the ViLT synth's compute per sample.
+ */
+export function meterSynthConfig(t: { vocab: number; padId: number; startId: number; maxTextLen: number }): MeterConfig {
+  return {
+    ...METER_TINY, hidden: 128, heads: 4, fusionLayers: 2, intermediate: 512, drop: 0, maxTextLen: t.maxTextLen, clsTokenId: t.startId,
+    clip: { width: 128, heads: 4, layers: 3, patch: 16, imageSize: 48, lnEps: 1e-5, textStub: null },
+    roberta: { vocab: t.vocab, hidden: 128, layers: 2, heads: 4, intermediate: 512, maxPositions: t.maxTextLen + t.padId + 2, padIdx: t.padId, typeVocab: 1, lnEps: 1e-5, drop: 0 },
+  };
+}
 
 /**
  * Method sizes scaled to hidden 128 (synthetic-benchmark.md): deep prompt 16 tokens per layer, APT M=16 h=4,
@@ -92,14 +112,16 @@ export interface PretrainHeads {
  * Registers the pre-training heads on a ViLT backbone (idempotent for itm_score, which createModel adds for the
  * itm task). projDim: width P of the contrastive projections (default hidden / 2).
  */
-export function addPretrainHeads(bb: ViltModel, opts: { projDim?: number; pool?: ItcPool } = {}): PretrainHeads {
+export function addPretrainHeads(bb: ViltModel | MeterModel, opts: { projDim?: number; pool?: ItcPool } = {}): PretrainHeads {
   const D = bb.cfg.hidden;
   const P = opts.projDim ?? Math.max(1, Math.floor(D / 2));
   const has = (n: string) => bb.namedModules().some(([name]) => name === n);
-  const itm = has('itm_score') ? bb.child<ItmHead>('itm_score') : bb.registerModule('itm_score', new ItmHead(D));
-  const mlm = bb.registerModule('mlm_score', new MlmHead(D, bb.cfg.vocab));
-  const textProj = bb.registerModule('itc_text_proj', new Linear(D, P));
-  const imageProj = bb.registerModule('itc_image_proj', new Linear(D, P));
+  const itm = has('itm_score') ? bb.child<ItmHead>('itm_score') : bb.registerModule('itm_score', new ItmHead(bb.clsDim));
+  const meter = bb.kind === 'meter';
+  const vocab = meter ? (bb.cfg as MeterConfig).roberta.vocab : (bb.cfg as ViltConfig).vocab;
+  const mlm = bb.registerModule('mlm_score', new MlmHead(D, vocab));
+  const textProj = bb.registerModule('itc_text_proj', new Linear(meter ? (bb.cfg as MeterConfig).roberta.hidden : D, P));
+  const imageProj = bb.registerModule('itc_image_proj', new Linear(meter ? (bb.cfg as MeterConfig).clip.width : D, P));
   bb.registerParameter('itc_logit_scale', constant([1], ITC_INIT_LOG_SCALE));
   return { mlm, itm, textProj, imageProj, pool: opts.pool ?? 'cls' };
 }
@@ -114,6 +136,20 @@ export function encodeSingle(bb: ViltModel, x: Tensor, valid: number[][] | null)
   for (const blk of bb.transformer.blocks.items) h = blk.forward(h, mask);
   return bb.transformer.norm.forward(h);
 }
+
+/** METER's text encoder alone (RoBERTa embeddings + layers, additive mask -10000 as MeterModel.embed). ids [B, L] -> [B, L, Dt] */
+export function meterText(bb: MeterModel, ids: Tensor, valid: number[][]): Tensor {
+  const host = ids.toArray();
+  return bb.text_transformer.encode(bb.text_transformer.embeddings.forward(ids, host), additiveKeyMask(valid, -10000));
+}
+
+/** METER's image encoder alone (the CLIP tower). img [B, 3, H, W] -> [B, 1 + g², Wc] */
+export function meterImage(bb: MeterModel, img: Tensor): Tensor {
+  return bb.vit_model.forward(img);
+}
+
+/** Whether a backbone is METER (narrowing helper). */
+export function isMeter(bb: VLBackbone): bb is MeterModel { return bb.kind === 'meter'; }
 
 /** Text embeddings + modality type row 0. ids int32 [B, L] -> [B, L, D] */
 export function textTokens(bb: ViltModel, ids: Tensor): Tensor {

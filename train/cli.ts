@@ -154,6 +154,12 @@ function intOpt0(o: Record<string, string | boolean>, name: string): number {
   return Number(v);
 }
 
+function bbOpt(o: Record<string, unknown>): 'vilt' | 'meter' {
+  const v = o.backbone ?? 'vilt';
+  if (v !== 'vilt' && v !== 'meter') throw new UsageError(`--backbone must be vilt or meter, got '${String(v)}'`);
+  return v;
+}
+
 function numOpt(o: Record<string, string | boolean>, name: string): number | undefined {
   const v = o[name];
   if (v === undefined) return undefined;
@@ -230,7 +236,61 @@ const COMMANDS: Command[] = [
   },
   { name: 'params', summary: "updated parameters per method, beside the paper's values", usage: 'aptune params [--model vilt|meter|all] [--text-tokens N] [--image-tokens N] [--method M] [--opt K=V] [--json]', options: ACCOUNT_OPTS, run: (o) => accounting(o, ['params']) },
   { name: 'flops', summary: "additional FLOPs per method, beside the paper's values", usage: 'aptune flops [--model vilt|meter|all] [--text-tokens N] [--image-tokens N] [--method M] [--opt K=V] [--json]', options: ACCOUNT_OPTS, run: (o) => accounting(o, ['flops']) },
-  { name: 'table', summary: 'params and FLOPs together', usage: 'aptune table [--model vilt|meter|all] [--text-tokens N] [--image-tokens N] [--method M] [--opt K=V] [--json]', options: ACCOUNT_OPTS, run: (o) => accounting(o, ['params', 'flops']) },
+  {
+    name: 'table', summary: "params and FLOPs together; --mini: the miniature paper table measured on the synthetic benchmark",
+    usage: 'aptune table [--model vilt|meter|all] [--text-tokens N] [--image-tokens N] [--method M] [--opt K=V] [--json]\n       aptune table --mini [--seeds 0,1,2] [--out results/] [--steps 600] [--cells vilt-vqa,vilt-nlvr2,vilt-irtr,meter-vqa] [--methods a,b] [--lr-grid 1e-4,5e-4,2e-3] [--batch-size N]',
+    details: [
+      'Without --mini: the accounting of the full-size ViLT-B/32 and METER (updated parameters and additional FLOPs of every',
+      'method, measured on the instantiated modules), beside the paper\'s values.',
+      '',
+      'With --mini: every method of the paper\'s table (full, classifier_only, deep_prompt, lora, adapter, parallel_adapter,',
+      'apt) fine-tuned from the shipped backbones (pretrained/vilt-synth.safetensors, pretrained/meter-synth.safetensors) on',
+      'the embedded synthetic benchmark: ViLT on VQA (test VQA score), NLVR2 (test1 accuracy) and retrieval (test IR/TR',
+      'R@1), METER on VQA. Each method gets its learning rate from the same grid, chosen on the validation table with the',
+      'first seed and the same step budget; then every seed at the chosen rate. Writes OUT/mini-table.json (one row per',
+      'backbone x task x method, every seed\'s value) and OUT/mini-table.md (command, commit, machine), rewritten after',
+      'each method; runs under OUT/cells/. The full table is hours of compute on 2 cores (4 cells x 7 methods x (3 grid',
+      'rates + 2 seeds) runs).',
+    ].join('\n'),
+    options: [
+      ...ACCOUNT_OPTS,
+      { name: 'mini', help: 'run the miniature table (training; see above)' },
+      { name: 'seeds', arg: 'LIST', help: '--mini: seeds (default 0,1,2)' },
+      { name: 'out', arg: 'DIR', help: '--mini: where mini-table.json / .md and the runs go (default results)' },
+      { name: 'steps', arg: 'N', help: '--mini: optimizer steps per run (default 600)' },
+      { name: 'cells', arg: 'LIST', help: '--mini: backbone-task cells (default vilt-vqa,vilt-nlvr2,vilt-irtr,meter-vqa)' },
+      { name: 'methods', arg: 'LIST', help: '--mini: methods (default the paper\'s seven)' },
+      { name: 'lr-grid', arg: 'LIST', help: '--mini: the learning-rate grid every method is tuned on (default 1e-4,5e-4,2e-3)' },
+      { name: 'batch-size', arg: 'N', help: '--mini: batch size (default 32)' },
+      { name: 'data', arg: 'DIR', help: '--mini: synthetic benchmark directory (default: generated into the cache)' },
+    ],
+    async run(o) {
+      if (!o.mini) {
+        for (const k of ['seeds', 'out', 'steps', 'cells', 'methods', 'lr-grid', 'batch-size', 'data']) if (o[k] !== undefined) throw new UsageError(`--${k} applies to aptune table --mini`);
+        return accounting(o, ['params', 'flops']);
+      }
+      const { runMiniTable, MINI_CELLS } = await import('./mini-table.ts');
+      const { parseMethods, parseSeeds } = await import('./compare.ts');
+      const cells = typeof o.cells === 'string' ? o.cells.split(',').map((c) => {
+        const hit = MINI_CELLS.find((m) => `${m.backbone}-${m.task}` === c.trim());
+        if (!hit) throw new UsageError(`--cells: unknown cell '${c}' (cells: ${MINI_CELLS.map((m) => `${m.backbone}-${m.task}`).join(', ')})`);
+        return hit;
+      }) : undefined;
+      const grid = typeof o['lr-grid'] === 'string' ? o['lr-grid'].split(',').map((x) => {
+        const n = Number(x);
+        if (x.trim() === '' || !(n > 0) || !Number.isFinite(n)) throw new UsageError(`--lr-grid must be positive numbers separated by commas, got '${String(o['lr-grid'])}'`);
+        return n;
+      }) : undefined;
+      const t = await runMiniTable({
+        data: typeof o.data === 'string' ? o.data : undefined, out: typeof o.out === 'string' ? o.out : 'results',
+        seeds: parseSeeds(typeof o.seeds === 'string' ? o.seeds : '0,1,2'), steps: intOpt(o, 'steps') ?? 600, cells,
+        methods: typeof o.methods === 'string' ? parseMethods(o.methods) : undefined, lrGrid: grid, batchSize: intOpt(o, 'batch-size'),
+      });
+      const { formatMiniTable } = await import('./mini-table.ts');
+      console.log(formatMiniTable(t));
+      return 0;
+    },
+  },
   {
     name: 'synth', summary: 'generate the synthetic benchmark (options: see aptune synth --help)', usage: 'aptune synth [options of train/data/synthetic.ts]', options: [], passthrough: true,
     async run(_o, rest) {
@@ -296,7 +356,8 @@ const COMMANDS: Command[] = [
       { name: 'steps', arg: 'N', help: 'optimizer steps (default 1000)' },
       { name: 'batch-size', arg: 'N', help: 'images per step (default 64)' },
       { name: 'lr', arg: 'X', help: 'peak learning rate (default 1e-3)' },
-      { name: 'preset', arg: 'synth|tiny', help: 'model size (default synth: hidden 128, 4 layers, 4 heads, MLP 512, patch 16)' },
+      { name: 'backbone', arg: 'vilt|meter', help: 'vilt or meter: CLIP-style image encoder + RoBERTa-style text encoder + co-attention fusion', default: 'vilt' },
+      { name: 'preset', arg: 'synth|tiny', help: 'model size (default synth: hidden 128, 4 layers, 4 heads, MLP 512, patch 16; METER: models/pretrain.ts meterSynthConfig)' },
       { name: 'hidden', arg: 'N', help: 'override the preset hidden size', default: 'the preset\'s' },
       { name: 'layers', arg: 'N', help: 'override the preset layer count', default: 'the preset\'s' },
       { name: 'heads', arg: 'N', help: 'override the preset head count', default: 'the preset\'s' },
@@ -312,7 +373,7 @@ const COMMANDS: Command[] = [
     ],
     async run(o) {
       const { runPretrain } = await import('./pretrain.ts');
-      for (const k of ['data', 'out']) if (typeof o[k] !== 'string') throw new UsageError(`pretrain needs --${k} (see aptune pretrain --help)`);
+      if (typeof o.out !== 'string') throw new UsageError('pretrain needs --out (see aptune pretrain --help)');
       const preset = (o.preset as string | undefined) ?? 'synth';
       if (preset !== 'synth' && preset !== 'tiny') throw new UsageError(`--preset must be synth or tiny, got '${preset}'`);
       const mp = numOpt(o, 'mask-prob');
@@ -325,7 +386,7 @@ const COMMANDS: Command[] = [
       try {
         r = await runPretrain({
         log: progress.log,
-        data: o.data as string, out: o.out as string, steps: intOpt(o, 'steps'), batchSize: intOpt(o, 'batch-size'), lr: numOpt(o, 'lr'),
+        backbone: bbOpt(o), data: typeof o.data === 'string' ? o.data : undefined, out: o.out as string, steps: intOpt(o, 'steps'), batchSize: intOpt(o, 'batch-size'), lr: numOpt(o, 'lr'),
         preset, hidden: intOpt(o, 'hidden'), layers: intOpt(o, 'layers'), heads: intOpt(o, 'heads'), mlp: intOpt(o, 'mlp'), patch: intOpt(o, 'patch'),
         imageSize: intOpt(o, 'image-size'), maskProb: mp, hardFraction: hf, init: typeof o.init === 'string' ? o.init : undefined, seed: o.seed === undefined ? undefined : intOpt0(o, 'seed'), evalEvery: intOpt(o, 'eval-every'),
         });
@@ -373,11 +434,11 @@ const COMMANDS: Command[] = [
       { name: 'data', arg: 'DIR', help: 'directory of the Arrow tables (aptune synth output or the ViLT arrows)', required: true },
       { name: 'task', arg: 'vqa|nlvr2|irtr', help: 'the fine-tuning task (irtr = Flickr30k retrieval)', required: true },
       { name: 'backbone', arg: 'vilt|meter', help: 'the backbone', required: true },
-      { name: 'preset', arg: 'tiny|base|synth', help: 'model size (default base; synth: the aptune pretrain preset); older spelling: --config tiny|base|synth' },
+      { name: 'preset', arg: 'tiny|base|synth', help: "model size (synth: the aptune pretrain preset); older spelling: --config tiny|base|synth", default: "the pretrain checkpoint's preset, else base" },
       { name: 'model-config', arg: 'FILE.json|JSON', help: 'model config overrides on top of the preset: aptune names ({"hidden": 96}) or a Hugging Face config.json (hidden_size, num_hidden_layers, ...)', default: 'none' },
       { name: 'method', arg: 'NAME', help: 'method (default apt; see aptune methods)' },
       { name: 'opt', arg: 'KEY=VALUE[,KEY=VALUE..]', help: 'method options, e.g. tokens=50,rank=4 (tiny config: tiny defaults)' },
-      { name: 'pretrained', arg: 'FILE', help: 'pre-trained backbone weights (.ckpt, HF ViLT safetensors, or an aptune import)', default: 'random init' },
+      { name: 'pretrained', arg: 'FILE|synth', help: "pre-trained backbone weights (.ckpt, HF ViLT safetensors, an aptune import or pretrain file), or 'synth': the shipped backbone pretrained/<backbone>-synth.safetensors", default: 'random init' },
       { name: 'epochs', arg: 'N', help: 'epochs (default 10); total steps = batches x epochs / accumulate' },
       { name: 'max-steps', arg: 'N', help: 'total optimizer steps instead of --epochs', default: 'from --epochs' },
       { name: 'batch-size', arg: 'N', help: 'micro-batch size (default 32)' },
@@ -416,9 +477,8 @@ const COMMANDS: Command[] = [
           modelOverrides = rest;
         }
       }
-      const config = (o.preset as string | undefined) ?? 'base';
-      if (config !== 'tiny' && config !== 'base' && config !== 'synth') throw new UsageError(`--preset must be tiny, base or synth, got '${config}'`);
-      if (config === 'synth' && backbone !== 'vilt') throw new UsageError('--preset synth is a ViLT preset (use --backbone vilt)');
+      const config = o.preset as string | undefined;
+      if (config !== undefined && config !== 'tiny' && config !== 'base' && config !== 'synth') throw new UsageError(`--preset must be tiny, base or synth, got '${config}'`);
       if (o.epochs !== undefined && o['max-steps'] !== undefined) throw new UsageError('give either --epochs or --max-steps, not both');
       const method = typeof o.method === 'string' ? o.method : 'apt';
       if (!listMethods().some((m) => m.name === method)) throw new UsageError(`unknown method '${method}' (methods: ${listMethods().map((m) => m.name).join(', ')})`);
@@ -427,7 +487,7 @@ const COMMANDS: Command[] = [
       let r;
       try {
         r = await runTrain({
-        data, task: task as 'vqa', backbone, config, modelOverrides, method, methodOptions: methodOpts(o.opt),
+        data, task: task as 'vqa', backbone, config: config as 'tiny' | 'base' | 'synth' | undefined, modelOverrides, method, methodOptions: methodOpts(o.opt),
         pretrained: typeof o.pretrained === 'string' ? o.pretrained : undefined,
         epochs: intOpt(o, 'epochs'), maxSteps: intOpt(o, 'max-steps'), batchSize: intOpt(o, 'batch-size'), accumulate: intOpt(o, 'accumulate'),
         lr: numOpt(o, 'lr'), out,
@@ -572,9 +632,33 @@ const COMMANDS: Command[] = [
     },
   },
   {
-    name: 'start', summary: 'the main job on the embedded default: the paper\'s params + FLOPs table (npm start)', usage: 'aptune start', options: [],
-    details: 'Prints `aptune table` for the full-size ViLT-B/32 and METER: updated parameters and additional FLOPs of every method, measured on the instantiated modules. It needs no data or weights; training a method is `aptune train`, and the comparison of the methods on the synthetic benchmark is `aptune pretrain` then `aptune compare` (aptune ships no pre-trained backbone yet).',
-    run: () => accounting({}, ['params', 'flops']),
+    name: 'start', summary: 'the main job (npm start): fine-tune APT, deep prompt, LoRA and classifier-only on synthetic VQA from the shipped ViLT; one table',
+    usage: 'aptune start [--steps N] [--methods a,b,..] [--seed N] [--out DIR]',
+    details: [
+      'On the embedded default: the synthetic benchmark (generated into the cache folder, $APTUNE_CACHE or',
+      '~/.cache/aptune, in seconds on first use) and the shipped ViLT backbone (pretrained/vilt-synth.safetensors), it',
+      'fine-tunes APT, deep prompt, LoRA and classifier-only on synthetic VQA (one seed, live progress on stderr), then',
+      'prints one table: VQA score on the test split beside the question-type prior and image-only floors, updated',
+      'parameters, additional MACs per sample, measured ms per step and peak memory of each method, and where the runs',
+      'were written (each run directory: run.json = resolved config + wall time, metrics.jsonl, last.safetensors).',
+      'It is `aptune compare` with these defaults. About 10 minutes on 2 idle cores.',
+      '',
+      'The full miniature paper table (7 methods x 3 seeds, ViLT on VQA / NLVR2 / retrieval and METER on VQA, learning',
+      'rate per method from one grid) is `aptune table --mini --seeds 0,1,2 --out results/` (hours on 2 cores).',
+    ].join('\n'),
+    options: [
+      { name: 'steps', arg: 'N', help: 'optimizer steps per method', default: '400' },
+      { name: 'methods', arg: 'LIST', help: 'methods', default: 'apt,deep_prompt,lora,classifier_only' },
+      { name: 'seed', arg: 'N', help: 'seed', default: '0' },
+      { name: 'out', arg: 'DIR', help: 'where runs and compare.json go', default: 'runs/start' },
+    ],
+    async run(o) {
+      const { runStart } = await import('./start.ts');
+      return runStart({
+        steps: intOpt(o, 'steps'), methods: typeof o.methods === 'string' ? o.methods : undefined,
+        seed: o.seed === undefined ? undefined : intOpt0(o, 'seed'), out: typeof o.out === 'string' ? o.out : undefined,
+      });
+    },
   },
 ];
 

@@ -1,38 +1,42 @@
-// `aptune compare`: the miniature experiment's method comparison (shared/reference/synthetic-benchmark.md). For every
-// method and seed it fine-tunes ViLT on VQA with runTrain from the same backbone (the --pretrained checkpoint when
-// given), rebuilds the trained model from its method checkpoint, scores it on the VQA *test* split (the synthetic
-// test table carries answers; vqav2_test is opened as a labelled table) and prints one table: updated parameters
-// (method modules only), additional MACs per sample at the run's token count, VQA score mean and [min - max] over
-// seeds, beside the trivial floors that `aptune synth` wrote to DIR/report.json (question-type prior = text-only
-// floor, image-only 5-NN, majority answer), labelled as floors, not methods.
-// Accounting follows models/accounting.ts exactly (same rule, same shape-backend mechanism), re-done here because
-// accountMethod() only builds the full-size base presets: params = elements of the parameters owned by the injected
-// method modules ('full': every backbone parameter except task heads; classifier_only: 0); MACs = matmul MACs of a
-// batch-1 forwardTokens with the method minus the same model with classifier_only, plus 5 ops per element of
-// LayerNorms owned by the method; LoRA is 0 by convention (mergeable), its unmerged cost is kept beside it.
-// Learning rates: --lr (default 5e-4, the reference's lr for every ViLT PETL method) for all methods except 'full',
-// which uses --lr-full (default 1e-4, the original ViLT fine-tuning lr); the VQA head always gets x10 (runTrain's
-// §6.1 groups). RandAugment is OFF by default here (colour / rotation / translation ops change the answers of the
-// synthetic questions); --randaug turns it on.
+// `aptune compare` (and the engine of `npm start` and `aptune table --mini`): the miniature experiment's method
+// comparison (shared/reference/synthetic-benchmark.md). For every method and seed it fine-tunes a backbone on one task
+// with runTrain from the same pre-trained file, rebuilds the trained model from its method checkpoint and scores it
+// on the task's *test* table (the synthetic vqav2_test carries answers and is opened as a labelled table; NLVR2
+// test1; F30K test), and reports: updated parameters (method modules only), additional MACs per sample at the run's
+// token count, the score mean, std and [min - max] over seeds, measured ms per optimizer step and the process's peak
+// resident memory, beside the trivial floors of DIR/report.json (VQA: question-type prior = text-only floor,
+// image-only 5-NN, majority answer; NLVR2: statement-type prior; retrieval: chance), labelled as floors.
+// Accounting follows models/accounting.ts exactly (accountMethod with the run's own model config and token counts):
+// params = elements of the parameters owned by the injected method modules ('full': every backbone parameter except
+// task heads; classifier_only: 0); MACs = matmul MACs of a batch-1 forwardTokens with the method minus
+// classifier_only, plus 5 ops per element of LayerNorms owned by the method; LoRA 0 by convention (mergeable), its
+// unmerged cost kept beside it.
+// Learning rates: with `lrGrid`, EVERY method gets its rate from the same grid, chosen on the validation table (VQA
+// rest_val, NLVR2 dev, F30K val) after the same step budget with the first seed; the run at the chosen rate is that
+// seed's result and the other seeds train at the chosen rate. Without a grid: --lr (default 5e-4, the reference's
+// ViLT PETL rate) for every method except 'full' (--lr-full, default 1e-4). runTrain's §6.1 groups apply the head
+// (and METER cross-modal) multipliers. RandAugment is OFF by default (colour / rotation / translation change the
+// synthetic answers); --randaug turns it on.
 // Does not: run methods in parallel or in child processes (runs are sequential in this process), gate on the
-// backbone's pre-training quality (see `aptune pretrain`), or tune hyper-parameters per method.
+// backbone's pre-training quality (see `aptune pretrain`).
 // Invariants: every run of a comparison uses the same data, backbone file, steps, batch size and text length; a row's
-// scores are in seed order; --out files (compare.json, runs/<method>-s<seed>/) are written atomically (temp + rename);
-// progress goes to `log` (stderr in the CLI), results to stdout.
+// scores are in seed order; --out files (compare.json, runs/<method>[-lr<lr>]-s<seed>/ each with run.json,
+// metrics.jsonl and last.safetensors) are written atomically (temp + rename); progress goes to `log` (stderr in the
+// CLI), results to stdout.
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { noGrad, scope } from '../engine/index.ts';
-import { createModel, listMethods, type ViltConfig, type VLModel } from '../models/index.ts';
+import { createModel, listMethods, type MeterConfig, type ViltConfig, type VLModel } from '../models/index.ts';
 import { CONVENTION, accountMethod, type AccountMethod } from '../models/accounting.ts';
-import { TaskDataset } from './data/tasks.ts';
+import { TaskDataset, type TaskName } from './data/tasks.ts';
 import { taskLoader, type TaskLoaderOptions } from './data/task-batches.ts';
-import { pixelbertTransform } from './data/images.ts';
 import { loadTokenizer } from './tokenizers/index.ts';
-import { toModelBatch } from './batch.ts';
-import { evaluateVqa } from './evaluate.ts';
+import { toModelBatch, type ModelTask } from './batch.ts';
+import { evaluateNlvr2, evaluateRetrieval, evaluateVqa } from './evaluate.ts';
 import { importPretrained, loadCheckpoint, loadMethodCheckpoint } from './checkpoint.ts';
-import { defaultHyper, pretrainConfigOf, runTrain, type Preset } from './run.ts';
+import { defaultHyper, pretrainConfigOf, runTrain, transformFor, type Backbone, type Preset } from './run.ts';
+import { resolvePretrained } from './pretrained.ts';
 import { writeFileAtomicSync } from './atomic.ts';
 import { UsageError } from './usage-error.ts';
 
@@ -41,43 +45,75 @@ export const DEFAULT_LR_FULL = 1e-4;
 
 export interface CompareOptions {
   data: string;
+  /** a file, or a shipped preset name ('synth'; train/pretrained.ts) */
   pretrained?: string;
   /** model preset (default: the pretrain checkpoint's preset, else synth) */
   config?: Preset;
+  /** default: the pretrain checkpoint's backbone, else vilt */
+  backbone?: Backbone;
+  /** default vqa */
+  task?: ModelTask;
   methods: string[];
   seeds: number[];
   steps: number;
   batchSize?: number;
-  /** lr of every method except full (default 5e-4) */
+  /** lr of every method except full (default 5e-4); ignored with lrGrid */
   lr?: number;
-  /** lr of 'full' (default 1e-4) */
+  /** lr of 'full' (default 1e-4); ignored with lrGrid */
   lrFull?: number;
+  /** choose each method's lr from this grid on the validation table (first seed, same step budget) */
+  lrGrid?: number[];
   /** text length (default: the pretrain checkpoint's, else runTrain's 40) */
   maxTextLen?: number;
   randaug?: boolean;
   /** where runs and compare.json go; without it, runs go to a temp dir that is removed afterwards */
   out?: string;
   log?: (line: string) => void;
+  /** called after each method's row is complete (partial results for callers that write as they go) */
+  onRow?: (row: CompareRow, partial: CompareResult) => void;
 }
 
-/** The trivial baselines of DIR/report.json (VQA score on the test split, fractions in [0, 1]). */
+/** The trivial baselines of DIR/report.json (fractions in [0, 1]) for the compared task's test table. */
 export interface Floors {
   source: string;
-  questionTypePrior: number;
-  imageOnlyKnn: number;
+  /** VQA */
+  questionTypePrior?: number;
+  imageOnlyKnn?: number;
   majorityAnswer?: number;
   oracle?: number;
+  /** NLVR2: most frequent truth value per statement type (fitted on train) */
+  statementTypePrior?: number;
+  /** retrieval: chance R@1 (1 / images for text->image, 1 / captions for image->text) */
+  chanceIrR1?: number;
+  chanceTrR1?: number;
 }
 
-export interface SeedResult { seed: number; test: number; testCount: number; val: number | null; steps: number; finalLoss: number; seconds: number }
+export interface SeedResult {
+  seed: number; lr: number;
+  /** the task's primary test metric (VQA score, NLVR2 accuracy, mean of IR and TR R@1) */
+  test: number; testCount: number;
+  /** every test metric (vqa_score / accuracy / ir_r1, tr_r1, ...) */
+  metrics: Record<string, number>;
+  /** primary metric on the validation table (selection), null when not measured */
+  val: number | null;
+  steps: number; finalLoss: number; seconds: number;
+  /** wall ms per optimizer step, steps 2..n (the first step's warm-up excluded) */
+  msPerStep: number;
+  /** peak resident set size of the process during the run (MB, sampled every step) */
+  peakRssMb: number;
+  runDir: string | null;
+}
 
 export interface CompareRow {
   method: string;
   options: Record<string, number | boolean>;
+  /** the learning rate the seeds ran at (chosen from the grid when there is one) */
   lr: number;
+  /** validation primary metric per grid rate (grid runs only) */
+  lrSearch?: { lr: number; val: number }[];
   /** elements of the method's own modules (the paper's "updated parameters") */
   params: number;
-  /** everything the optimiser updates (method + VQA head + token4classifier ...) */
+  /** everything the optimiser updates (method + task head + token4classifier ...) */
   trainable: number;
   /** additional MACs per sample at `tokens` (LoRA: 0 by convention) */
   addMacs: number;
@@ -85,87 +121,137 @@ export interface CompareRow {
   tokens: { text: number; image: number };
   seeds: SeedResult[];
   mean: number;
+  /** sample standard deviation over seeds (0 for one seed) */
+  std: number;
   min: number;
   max: number;
+  msPerStep: number;
+  peakRssMb: number;
 }
 
 export interface CompareResult {
   settings: {
-    data: string; pretrained: string | null; config: Preset; task: 'vqa'; steps: number; batchSize: number; lr: number; lrFull: number;
-    lrMultHead: number; seeds: number[]; randaug: boolean; maxTextLen: number; convention: string;
+    data: string; pretrained: string | null; backbone: Backbone; config: Preset; task: ModelTask; metric: string; steps: number; batchSize: number;
+    lr: number; lrFull: number; lrGrid: number[] | null; lrMultHead: number; seeds: number[]; randaug: boolean; maxTextLen: number; convention: string;
   };
   floors: Floors | null;
   rows: CompareRow[];
 }
 
-/** Reads the floors from DIR/report.json; null when the file is absent; a malformed file is an error naming the field. */
-export function readFloors(dataDir: string): Floors | null {
+/** Name of a task's primary metric. */
+export function primaryMetricName(task: ModelTask): string {
+  return task === 'vqa' ? 'VQA score' : task === 'nlvr2' ? 'NLVR2 accuracy' : 'retrieval R@1 (mean of IR and TR)';
+}
+
+function primary(task: ModelTask, m: Record<string, number>): number {
+  return task === 'vqa' ? m.vqa_score : task === 'nlvr2' ? m.accuracy : (m.ir_r1 + m.tr_r1) / 2;
+}
+
+/** Reads the floors from DIR/report.json; null when the file is absent; a malformed field is an error naming it. */
+export function readFloors(dataDir: string, task: ModelTask = 'vqa'): Floors | null {
   const file = path.join(dataDir, 'report.json');
   if (!fs.existsSync(file)) return null;
   let j: unknown;
   try { j = JSON.parse(fs.readFileSync(file, 'utf8')); } catch (e) { throw new Error(`${file}: not JSON (${(e as Error).message})`); }
-  const b = (j as { vqa?: { testBaselines?: Record<string, unknown> } })?.vqa?.testBaselines;
-  if (!b || typeof b !== 'object') throw new Error(`${file}: no vqa.testBaselines (not a report of aptune synth?)`);
-  const num = (k: string, required: boolean): number | undefined => {
-    const v = b[k];
+  const rep = j as { vqa?: { testBaselines?: Record<string, unknown> }; nlvr2?: Record<string, unknown>; tables?: Record<string, { rows: number; items: number }> };
+  const num = (obj: Record<string, unknown>, where: string, k: string, required: boolean): number | undefined => {
+    const v = obj[k];
     if (v === undefined && !required) return undefined;
-    if (typeof v !== 'number' || !Number.isFinite(v) || v < 0 || v > 1) throw new Error(`${file}: vqa.testBaselines.${k} must be a number in [0, 1], got ${JSON.stringify(v)}`);
+    if (typeof v !== 'number' || !Number.isFinite(v) || v < 0 || v > 1) throw new Error(`${file}: ${where}.${k} must be a number in [0, 1], got ${JSON.stringify(v)}`);
     return v;
   };
+  if (task === 'nlvr2') {
+    if (!rep.nlvr2 || typeof rep.nlvr2 !== 'object') throw new Error(`${file}: no nlvr2 section (not a report of aptune synth?)`);
+    return { source: file, statementTypePrior: num(rep.nlvr2, 'nlvr2', 'statementTypePriorTest', true) };
+  }
+  if (task === 'irtr') {
+    const t = rep.tables?.f30k_caption_karpathy_test;
+    if (!t || !(t.rows > 0) || !(t.items > 0)) throw new Error(`${file}: no tables.f30k_caption_karpathy_test rows/items`);
+    return { source: file, chanceIrR1: 1 / t.rows, chanceTrR1: 1 / t.items };
+  }
+  const b = rep.vqa?.testBaselines;
+  if (!b || typeof b !== 'object') throw new Error(`${file}: no vqa.testBaselines (not a report of aptune synth?)`);
+  const w = 'vqa.testBaselines';
   return {
-    source: file, questionTypePrior: num('questionTypePrior', true)!, imageOnlyKnn: num('imageOnlyKnn', true)!,
-    majorityAnswer: num('majorityAnswer', false), oracle: num('oracle', false),
+    source: file, questionTypePrior: num(b, w, 'questionTypePrior', true)!, imageOnlyKnn: num(b, w, 'imageOnlyKnn', true)!,
+    majorityAnswer: num(b, w, 'majorityAnswer', false), oracle: num(b, w, 'oracle', false),
   };
 }
 
 /**
  * models/accounting.ts's params and additional MACs (its rule and mechanism: method modules only; a batch-1
- * forwardTokens on the shape backend, minus classifier_only) for this run's ViLT config and token counts.
+ * forwardTokens on the shape backend, minus classifier_only) for this run's model config and token counts.
  */
-export function accountVilt(cfg: ViltConfig, method: string, methodOptions: Record<string, unknown>, tokens: { text: number; image: number }): { params: number; addMacs: number; unmergedMacs?: number } {
-  const row = accountMethod('vilt', method as AccountMethod, { config: cfg, tokens, options: methodOptions });
+export function accountRun(backbone: Backbone, cfg: ViltConfig | MeterConfig, method: string, methodOptions: Record<string, unknown>, tokens: { text: number; image: number }): { params: number; addMacs: number; unmergedMacs?: number } {
+  const row = accountMethod(backbone, method as AccountMethod, { config: cfg, tokens, options: methodOptions });
   return row.unmergedFlops !== undefined ? { params: row.params, addMacs: row.flops, unmergedMacs: row.unmergedFlops } : { params: row.params, addMacs: row.flops };
 }
 
+/** accountRun for ViLT (kept for callers of the ViLT-only comparison). */
+export function accountVilt(cfg: ViltConfig, method: string, methodOptions: Record<string, unknown>, tokens: { text: number; image: number }): { params: number; addMacs: number; unmergedMacs?: number } {
+  return accountRun('vilt', cfg, method, methodOptions, tokens);
+}
+
 interface MethodRunConfig {
-  kind?: string; backbone: string; task: string; method: string; methodOptions: Record<string, number | boolean>; modelConfig: ViltConfig;
+  kind?: string; backbone: Backbone; task: ModelTask; method: string; methodOptions: Record<string, number | boolean>; modelConfig: ViltConfig | MeterConfig;
   numAnswers: number; seed: number; vocab: string; maxTextLen: number; imageSize: number; pretrained?: string;
 }
 
+const TASK_DATA: Record<ModelTask, TaskName> = { vqa: 'vqa', nlvr2: 'nlvr2', irtr: 'f30k' };
+
+/** The labelled table a split of the comparison scores on (the synthetic vqav2_test has answers). */
+export function comparisonTable(task: ModelTask, split: 'val' | 'test'): string {
+  if (task === 'vqa') return split === 'val' ? 'vqav2_rest_val' : 'vqav2_test';
+  if (task === 'nlvr2') return split === 'val' ? 'nlvr2_dev' : 'nlvr2_test1';
+  return split === 'val' ? 'f30k_caption_karpathy_val' : 'f30k_caption_karpathy_test';
+}
+
 /**
- * Rebuild a trained model from its method checkpoint (as runEval does) and score it on one VQA table (default
- * vqav2_test, opened as a labelled table); also the run's token counts from a real embed of one question.
+ * Rebuild a trained model from its method checkpoint (as runEval does) and score it on one labelled table of its
+ * task; also the run's token counts from a real embed of one item.
  */
-export async function scoreVqaTable(ckpt: string, data: string, batchSize: number, table = 'vqav2_test'): Promise<{ model: VLModel; rc: MethodRunConfig; score: number; count: number; tokens: { text: number; image: number } }> {
+export async function scoreRun(ckpt: string, data: string, batchSize: number, table: string): Promise<{ model: VLModel; rc: MethodRunConfig; metrics: Record<string, number>; score: number; count: number; tokens: { text: number; image: number } }> {
   const rc = loadCheckpoint(ckpt).config as MethodRunConfig;
-  if (!rc || rc.kind !== 'method' || rc.backbone !== 'vilt' || rc.task !== 'vqa') throw new Error(`${ckpt}: not a ViLT VQA method checkpoint`);
+  if (!rc || rc.kind !== 'method' || !rc.backbone || !rc.task) throw new Error(`${ckpt}: not a method checkpoint written by aptune train`);
   const tok = loadTokenizer(rc.vocab);
-  const model = createModel({ backbone: 'vilt', config: rc.modelConfig, task: 'vqa', numAnswers: rc.numAnswers, method: rc.method, methodOptions: rc.methodOptions, seed: rc.seed });
+  const model = createModel({ backbone: rc.backbone, config: rc.modelConfig, task: rc.task, numAnswers: rc.numAnswers, method: rc.method, methodOptions: rc.methodOptions, seed: rc.seed });
   if (rc.pretrained) importPretrained(rc.pretrained, model);
   loadMethodCheckpoint(ckpt, model.backbone);
-  // the test table opened as a labelled split: the synthetic vqav2_test has answers (real VQAv2's does not)
-  const ds = await TaskDataset.open(data, 'vilt', 'vqa', 'val', { tables: [table] });
+  const ds = await TaskDataset.open(data, rc.backbone, TASK_DATA[rc.task], 'val', { tables: [table] }); // opened as a labelled split
   try {
     const opts: TaskLoaderOptions = { // as runTrain's eval loader
-      model: 'vilt', tokenizer: tok, transform: pixelbertTransform(rc.imageSize, undefined, rc.modelConfig.patch), maxLength: rc.maxTextLen,
-      numClasses: rc.numAnswers, seed: rc.seed, concurrency: 4, batchSize, shuffle: false, drawFalseText: 0, drawFalseImage: 0, augment: null,
+      model: rc.backbone, tokenizer: tok, transform: transformFor(rc.backbone, rc.modelConfig, rc.imageSize), maxLength: rc.maxTextLen,
+      numClasses: rc.numAnswers || undefined, seed: rc.seed, concurrency: 4, batchSize, shuffle: false, drawFalseText: 0, drawFalseImage: 0, augment: null,
     };
     let tokens: { text: number; image: number } | null = null;
-    for await (const tb of taskLoader(ds, { ...opts, batchSize: 1 }).epoch(0)) { // the run's token counts, from a real embed
+    for await (const tb of taskLoader(ds, { ...opts, batchSize: 1, drawFalseText: rc.task === 'irtr' ? 1 : 0 }).epoch(0)) { // the run's token counts, from a real embed
       tokens = noGrad(() => scope(() => {
-        const b = toModelBatch(tb, 'vqa');
-        const t = model.backbone.embed({ textIds: b.textIds, textMasks: b.textMasks, image: b.image, imageTypeIdx: 1 });
+        const b = toModelBatch(tb, rc.task);
+        const t = model.backbone.embed({ textIds: b.textIds.ndim === 3 ? b.textIds.slice(1, 0, 1).reshape([1, -1]) : b.textIds, textMasks: b.textMasks.ndim === 3 ? b.textMasks.slice(1, 0, 1).reshape([1, -1]) : b.textMasks, image: b.image, imageTypeIdx: 1 });
         return { text: t.text.shape[1], image: t.image.shape[1] };
       }));
       break;
     }
-    if (!tokens) throw new Error(`${data}: ${table} has no questions`);
-    const r = await evaluateVqa(model, taskLoader(ds, opts).epoch(0));
-    return { model, rc, score: r.vqa_score, count: r.count, tokens };
+    if (!tokens) throw new Error(`${data}: ${table} has no items`);
+    const batches = taskLoader(ds, opts).epoch(0);
+    const metrics = rc.task === 'vqa' ? { ...(await evaluateVqa(model, batches)) } : rc.task === 'nlvr2' ? await evaluateNlvr2(model, batches) : await evaluateRetrieval(model, batches);
+    const count = rc.task === 'vqa' ? metrics.count : rc.task === 'nlvr2' ? metrics.count : metrics.texts;
+    return { model, rc, metrics, score: primary(rc.task, metrics), count, tokens };
   } finally { await ds.close(); }
 }
 
+/** scoreRun on a VQA table (default vqav2_test). */
+export async function scoreVqaTable(ckpt: string, data: string, batchSize: number, table = 'vqav2_test'): Promise<{ model: VLModel; rc: MethodRunConfig; score: number; count: number; tokens: { text: number; image: number } }> {
+  return scoreRun(ckpt, data, batchSize, table);
+}
+
 function mean(a: number[]): number { return a.reduce((s, x) => s + x, 0) / a.length; }
+/** Sample standard deviation (n - 1); 0 for fewer than two values. */
+export function std(a: number[]): number {
+  if (a.length < 2) return 0;
+  const m = mean(a);
+  return Math.sqrt(a.reduce((s, x) => s + (x - m) ** 2, 0) / (a.length - 1));
+}
 
 /** Validates method names against the registry (a UsageError names the bad one); 'all' = every method. */
 export function parseMethods(v: string): string[] {
@@ -191,66 +277,116 @@ export async function runCompare(o: CompareOptions): Promise<CompareResult> {
   if (!o.methods.length) throw new Error('compare: no methods');
   if (!o.seeds.length) throw new Error('compare: no seeds');
   if (!Number.isInteger(o.steps) || o.steps < 1) throw new Error(`compare: steps must be a positive integer, got ${o.steps}`);
+  if (o.lrGrid && (!o.lrGrid.length || o.lrGrid.some((x) => !(x > 0)))) throw new Error('compare: the lr grid needs positive rates');
   parseMethods(o.methods.join(','));
-  const floors = readFloors(o.data);
-  const pre = o.pretrained ? pretrainConfigOf(o.pretrained) : null;
-  if (o.pretrained && !fs.existsSync(o.pretrained)) throw new Error(`${o.pretrained}: pre-trained checkpoint not found`);
+  const task = o.task ?? 'vqa';
+  const floors = readFloors(o.data, task);
+  const pretrained = o.pretrained ? resolvePretrained(o.pretrained, o.backbone ?? 'vilt') : undefined;
+  if (pretrained && !fs.existsSync(pretrained)) throw new Error(`${pretrained}: pre-trained checkpoint not found`);
+  const pre = pretrained ? pretrainConfigOf(pretrained) : null;
+  const backbone: Backbone = o.backbone ?? pre?.backbone ?? 'vilt';
+  if (pre && pre.backbone !== backbone) throw new Error(`${pretrained}: a ${pre.backbone} backbone, the comparison asks for ${backbone}`);
   const config: Preset = o.config ?? ((pre?.preset as Preset | undefined) ?? 'synth');
   const maxTextLen = o.maxTextLen ?? pre?.modelConfig.maxTextLen ?? 40;
   const batchSize = o.batchSize ?? 32;
   const lr = o.lr ?? DEFAULT_LR, lrFull = o.lrFull ?? DEFAULT_LR_FULL;
   const randaug = o.randaug ?? false;
-  const hyper = defaultHyper('vilt', 'vqa');
+  const hyper = defaultHyper(backbone, task);
   const tmpRoot = o.out ? null : fs.mkdtempSync(path.join(os.tmpdir(), 'aptune-compare-'));
   const root = o.out ?? tmpRoot!;
   const result: CompareResult = {
     settings: {
-      data: path.resolve(o.data), pretrained: o.pretrained ? path.resolve(o.pretrained) : null, config, task: 'vqa', steps: o.steps, batchSize,
-      lr, lrFull, lrMultHead: hyper.lrMultHead, seeds: [...o.seeds], randaug, maxTextLen, convention: CONVENTION,
+      data: path.resolve(o.data), pretrained: pretrained ? path.resolve(pretrained) : null, backbone, config, task, metric: primaryMetricName(task), steps: o.steps, batchSize,
+      lr, lrFull, lrGrid: o.lrGrid ? [...o.lrGrid] : null, lrMultHead: hyper.lrMultHead, seeds: [...o.seeds], randaug, maxTextLen, convention: CONVENTION,
     },
     floors, rows: [],
   };
-  if (!o.pretrained) log('compare: no --pretrained: every method starts from a random backbone (frozen methods cannot be told apart)');
-  const total = o.methods.length * o.seeds.length;
+  if (!pretrained) log('compare: no --pretrained: every method starts from a random backbone (frozen methods cannot be told apart)');
+  const grid = o.lrGrid ?? null;
+  const total = o.methods.length * ((grid ? grid.length : 1) + o.seeds.length - 1);
   let k = 0;
+  /** one training run + its scores; seeds results carry the test score, selection runs also the val score */
+  const cell = async (method: string, seed: number, mlr: number, withVal: boolean) => {
+    k++;
+    const tag = `[${k}/${total} ${backbone} ${task} ${method} lr ${mlr} seed ${seed}]`;
+    const every = Math.max(1, Math.floor(o.steps / 10));
+    let firstStepAt = 0, lastStepAt = 0, nSteps = 0, peakRss = process.memoryUsage().rss;
+    const runLog = (line: string) => {
+      if (line.startsWith('{')) {
+        try {
+          const r = JSON.parse(line) as Record<string, unknown>;
+          if (r.type === 'train') {
+            const now = performance.now();
+            if (nSteps === 0) firstStepAt = now;
+            lastStepAt = now; nSteps++;
+            peakRss = Math.max(peakRss, process.memoryUsage().rss);
+            if ((r.step as number) % every === 0 || r.step === o.steps) log(`${tag} step ${r.step}/${o.steps} loss ${(r.loss as number).toFixed(4)}`);
+            return;
+          }
+          if (r.type === 'eval') return; // the comparison scores its own tables below
+        } catch { /* not a record: print as is */ }
+      }
+      log(`${tag} ${line}`);
+    };
+    const t0 = performance.now();
+    const runDir = path.join(root, 'runs', grid ? `${method}-lr${mlr}-s${seed}` : `${method}-s${seed}`);
+    const tr = await runTrain({
+      data: o.data, task, backbone, config, method, pretrained, maxSteps: o.steps, batchSize, lr: mlr,
+      seed, maxTextLen, randaug, out: runDir, log: runLog,
+    });
+    const val = withVal ? await scoreRun(tr.checkpoint, o.data, batchSize, comparisonTable(task, 'val')) : null;
+    if (val) { for (const p of val.model.parameters()) p.dispose(); log(`${tag} val ${(100 * val.score).toFixed(2)}`); }
+    const ev = await scoreRun(tr.checkpoint, o.data, batchSize, comparisonTable(task, 'test'));
+    const seconds = (performance.now() - t0) / 1000;
+    log(`${tag} test ${primaryMetricName(task)} ${(100 * ev.score).toFixed(2)} (${ev.count} items, ${seconds.toFixed(1)} s)`);
+    const sr: SeedResult = {
+      seed, lr: mlr, test: ev.score, testCount: ev.count, metrics: ev.metrics,
+      val: val ? val.score : task === 'vqa' && typeof tr.eval?.vqa_score === 'number' ? tr.eval.vqa_score : null, // else runTrain's own eval (VQA: the val split)
+      steps: tr.steps, finalLoss: tr.losses[tr.losses.length - 1], seconds,
+      msPerStep: nSteps > 1 ? (lastStepAt - firstStepAt) / (nSteps - 1) : NaN, peakRssMb: peakRss / 2 ** 20, runDir: o.out ? runDir : null,
+    };
+    return { sr, ev };
+  };
   try {
     for (const method of o.methods) {
-      const mlr = method === 'full' ? lrFull : lr;
       const seeds: SeedResult[] = [];
       let acct: Pick<CompareRow, 'options' | 'params' | 'trainable' | 'addMacs' | 'unmergedMacs' | 'tokens'> | null = null;
-      for (const seed of o.seeds) {
-        k++;
-        const tag = `[${k}/${total} ${method} seed ${seed}]`;
-        const every = Math.max(1, Math.floor(o.steps / 10));
-        const runLog = (line: string) => {
-          if (line.startsWith('{')) {
-            try {
-              const r = JSON.parse(line) as Record<string, unknown>;
-              if (r.type === 'train') { if ((r.step as number) % every === 0 || r.step === o.steps) log(`${tag} step ${r.step}/${o.steps} loss ${(r.loss as number).toFixed(4)}`); return; }
-              if (r.type === 'eval') { log(`${tag} val vqa_score ${(100 * (r.vqa_score as number)).toFixed(2)}% (${r.count} questions)`); return; }
-            } catch { /* not a record: print as is */ }
-          }
-          log(`${tag} ${line}`);
-        };
-        const t0 = performance.now();
-        const tr = await runTrain({
-          data: o.data, task: 'vqa', backbone: 'vilt', config, method, pretrained: o.pretrained, maxSteps: o.steps, batchSize, lr: mlr,
-          seed, maxTextLen, randaug, out: path.join(root, 'runs', `${method}-s${seed}`), log: runLog,
-        });
-        const ev = await scoreVqaTable(tr.checkpoint, o.data, batchSize);
-        const seconds = (performance.now() - t0) / 1000;
-        log(`${tag} test vqa_score ${(100 * ev.score).toFixed(2)}% (${ev.count} questions, ${seconds.toFixed(1)} s)`);
-        seeds.push({ seed, test: ev.score, testCount: ev.count, val: typeof tr.eval?.vqa_score === 'number' ? tr.eval.vqa_score : null, steps: tr.steps, finalLoss: tr.losses[tr.losses.length - 1], seconds });
-        if (!acct) {
-          const a = accountVilt(ev.rc.modelConfig, method, ev.rc.methodOptions, ev.tokens);
-          const trainable = ev.model.trainableParameters().reduce((s, [, p]) => s + p.size, 0);
-          acct = { options: { ...ev.rc.methodOptions }, params: a.params, trainable, addMacs: a.addMacs, ...(a.unmergedMacs !== undefined ? { unmergedMacs: a.unmergedMacs } : {}), tokens: ev.tokens };
+      const account = (ev: Awaited<ReturnType<typeof scoreRun>>) => {
+        if (acct) return;
+        const a = accountRun(backbone, ev.rc.modelConfig, method, ev.rc.methodOptions, ev.tokens);
+        const trainable = ev.model.trainableParameters().reduce((s, [, p]) => s + p.size, 0);
+        acct = { options: { ...ev.rc.methodOptions }, params: a.params, trainable, addMacs: a.addMacs, ...(a.unmergedMacs !== undefined ? { unmergedMacs: a.unmergedMacs } : {}), tokens: ev.tokens };
+      };
+      let mlr = method === 'full' ? lrFull : lr;
+      let lrSearch: { lr: number; val: number }[] | undefined;
+      let first: SeedResult | null = null;
+      if (grid) { // same grid, same budget, first seed, chosen on the validation table
+        lrSearch = [];
+        let best = -Infinity;
+        for (const g of grid) {
+          const { sr, ev } = await cell(method, o.seeds[0], g, true);
+          account(ev);
+          for (const p of ev.model.parameters()) p.dispose();
+          lrSearch.push({ lr: g, val: sr.val! });
+          if (sr.val! > best) { best = sr.val!; mlr = g; first = sr; }
         }
+        log(`[${backbone} ${task} ${method}] lr chosen on ${comparisonTable(task, 'val')}: ${mlr} (${lrSearch.map((x) => `${x.lr}: ${(100 * x.val).toFixed(2)}`).join(', ')})`);
+      }
+      for (const seed of o.seeds) {
+        if (first && seed === o.seeds[0]) { seeds.push(first); continue; }
+        const { sr, ev } = await cell(method, seed, mlr, false);
+        account(ev);
         for (const p of ev.model.parameters()) p.dispose(); // the rebuilt model is not used again (storages may be native)
+        seeds.push(sr);
       }
       const sc = seeds.map((s) => s.test);
-      result.rows.push({ method, lr: mlr, ...acct!, seeds, mean: mean(sc), min: Math.min(...sc), max: Math.max(...sc) });
+      const ms = seeds.map((s) => s.msPerStep).filter((x) => Number.isFinite(x));
+      result.rows.push({
+        method, lr: mlr, ...(lrSearch ? { lrSearch } : {}), ...acct!, seeds, mean: mean(sc), std: std(sc), min: Math.min(...sc), max: Math.max(...sc),
+        msPerStep: ms.length ? mean(ms) : NaN, peakRssMb: Math.max(...seeds.map((s) => s.peakRssMb)),
+      });
       if (o.out) writeFileAtomicSync(path.join(o.out, 'compare.json'), JSON.stringify(result, null, 2) + '\n'); // partial results survive a crash
+      o.onRow?.(result.rows[result.rows.length - 1], result);
     }
   } finally {
     if (tmpRoot) fs.rmSync(tmpRoot, { recursive: true, force: true });
@@ -265,38 +401,46 @@ export async function runCompare(o: CompareOptions): Promise<CompareResult> {
 const pct = (x: number) => `${(100 * x).toFixed(2)}%`;
 const int = (x: number) => x.toLocaleString('en-US');
 
+/** Floor rows of a task: [label, value]. */
+export function floorRows(f: Floors | null): [string, number][] {
+  if (!f) return [];
+  const out: [string, number][] = [];
+  if (f.questionTypePrior !== undefined) out.push(['floor: question-type prior (text only)', f.questionTypePrior]);
+  if (f.imageOnlyKnn !== undefined) out.push(['floor: image-only 5-NN (question ignored)', f.imageOnlyKnn]);
+  if (f.majorityAnswer !== undefined) out.push(['floor: majority answer', f.majorityAnswer]);
+  if (f.oracle !== undefined) out.push(['ceiling: oracle reading the scene', f.oracle]);
+  if (f.statementTypePrior !== undefined) out.push(['floor: statement-type prior (text only)', f.statementTypePrior]);
+  if (f.chanceIrR1 !== undefined) out.push(['floor: chance text->image R@1', f.chanceIrR1]);
+  if (f.chanceTrR1 !== undefined) out.push(['floor: chance image->text R@1', f.chanceTrR1]);
+  return out;
+}
+
 /** The comparison table, floors below the methods, labelled. */
 export function formatCompareTable(r: CompareResult): string {
   const s = r.settings;
   const lines: string[] = [];
   const tk = r.rows[0]?.tokens;
-  lines.push(`VQA score on the synthetic test split (${r.rows[0]?.seeds[0]?.testCount ?? '?'} questions): ViLT/${s.config} ${s.pretrained ? `from ${s.pretrained}` : 'from a RANDOM backbone (no --pretrained)'}`);
-  lines.push(`  ${s.steps} steps, batch ${s.batchSize}, lr ${s.lr} (full: ${s.lrFull}), VQA head x${s.lrMultHead}, RandAugment ${s.randaug ? 'on' : 'off'}, seeds ${s.seeds.join(',')}`);
-  const head = ['method', 'updated params', 'trainable', 'add. MACs/sample', 'VQA mean', '[min - max]', 'per seed'];
+  lines.push(`${s.metric ?? 'VQA score'} on the synthetic test split (${r.rows[0]?.seeds[0]?.testCount ?? '?'} items): ${s.backbone ?? 'vilt'}/${s.config} ${s.pretrained ? `from ${s.pretrained}` : 'from a RANDOM backbone (no --pretrained)'}`);
+  lines.push(`  ${s.steps} steps, batch ${s.batchSize}, ${s.lrGrid ? `lr per method chosen on the validation table from {${s.lrGrid.join(', ')}}` : `lr ${s.lr} (full: ${s.lrFull})`}, head x${s.lrMultHead}, RandAugment ${s.randaug ? 'on' : 'off'}, seeds ${s.seeds.join(',')}`);
+  const head = ['method', 'lr', 'updated params', 'trainable', 'add. MACs/sample', 'mean ± std', '[min - max]', 'per seed', 'ms/step', 'peak RSS MB'];
   const body = r.rows.map((row) => [
-    row.method, int(row.params), int(row.trainable),
+    row.method, String(row.lr), int(row.params), int(row.trainable),
     row.unmergedMacs !== undefined ? `${int(row.addMacs)} (unmerged ${int(row.unmergedMacs)})` : int(row.addMacs),
-    pct(row.mean), `[${(100 * row.min).toFixed(2)} - ${(100 * row.max).toFixed(2)}]`, row.seeds.map((x) => (100 * x.test).toFixed(2)).join(' '),
+    `${pct(row.mean)} ± ${(100 * (row.std ?? 0)).toFixed(2)}`, `[${(100 * row.min).toFixed(2)} - ${(100 * row.max).toFixed(2)}]`, row.seeds.map((x) => (100 * x.test).toFixed(2)).join(' '),
+    Number.isFinite(row.msPerStep) ? row.msPerStep.toFixed(0) : '-', Number.isFinite(row.peakRssMb) ? row.peakRssMb.toFixed(0) : '-',
   ]);
-  const floorRows: string[][] = [];
-  if (r.floors) {
-    const f = r.floors;
-    floorRows.push(['floor: question-type prior (text only)', '', '', '', pct(f.questionTypePrior), '', '']);
-    floorRows.push(['floor: image-only 5-NN (question ignored)', '', '', '', pct(f.imageOnlyKnn), '', '']);
-    if (f.majorityAnswer !== undefined) floorRows.push(['floor: majority answer', '', '', '', pct(f.majorityAnswer), '', '']);
-    if (f.oracle !== undefined) floorRows.push(['ceiling: oracle reading the scene', '', '', '', pct(f.oracle), '', '']);
-  }
-  const widths = head.map((h, i) => Math.max(h.length, ...body.map((b) => b[i].length), ...floorRows.map((b) => (i === 0 ? 0 : b[i].length))));
-  const right = new Set([1, 2, 3, 4]);
+  const floors = floorRows(r.floors);
+  const widths = head.map((h, i) => Math.max(h.length, ...body.map((b) => b[i].length)));
+  const right = new Set([1, 2, 3, 4, 5, 8, 9]);
   const fmt = (c: string[]) => '  ' + c.map((x, i) => (right.has(i) ? x.padStart(widths[i]) : x.padEnd(widths[i]))).join('  ').trimEnd();
   lines.push(fmt(head), ...body.map(fmt));
-  if (floorRows.length) {
+  if (floors.length) {
     lines.push(`  -- floors from ${r.floors!.source} (no training; same test split) --`);
-    const w0 = widths[0] + 2 + widths[1] + 2 + widths[2] + 2 + widths[3];
-    for (const f of floorRows) lines.push('  ' + f[0].padEnd(w0) + '  ' + f[4].padStart(widths[4]));
+    const w0 = widths.slice(0, 5).reduce((a, w) => a + w + 2, 0) - 2;
+    for (const [label, v] of floors) lines.push('  ' + label.padEnd(w0) + '  ' + pct(v).padStart(widths[5]));
   } else lines.push('  (no floors: the data directory has no report.json from aptune synth)');
   if (tk) lines.push(`MACs per sample at ${tk.text} text + ${tk.image} image = ${tk.text + tk.image} tokens (the run's), batch 1.`);
-  lines.push(`Updated params = the method's own modules; trainable adds the VQA head and token4classifier.`);
+  lines.push(`Updated params = the method's own modules; trainable adds the task head and token4classifier. ms/step: wall time per optimizer step (step 1 excluded); peak RSS: the process's resident memory, sampled every step.`);
   lines.push('Convention: ' + s.convention);
   return lines.join('\n');
 }

@@ -16,14 +16,14 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { crossEntropy, noGrad, scope, tensor, type Tensor } from '../engine/index.ts';
-import { createModel, VILT_TINY, type VLModel, type ViltConfig, type ViltModel } from '../models/index.ts';
+import { createModel, METER_TINY, VILT_TINY, type MeterConfig, type MeterModel, type VLModel, type ViltConfig, type ViltModel } from '../models/index.ts';
 import { ItmHead } from '../models/heads.ts';
 import {
-  VILT_SYNTH, addPretrainHeads, encodeSingle, imageTokens, itcEmbed, itcProject, itcScale, itcScaleValue, textTokens,
+  VILT_SYNTH, addPretrainHeads, encodeSingle, meterSynthConfig, meterText, meterImage, imageTokens, itcEmbed, itcProject, itcScale, itcScaleValue, textTokens,
   type PretrainHeads,
 } from '../models/pretrain.ts';
 import { ArrowTableReader } from './data/arrow.ts';
-import { pixelbertTransform, transformImage } from './data/images.ts';
+import { clipTransform, pixelbertTransform, transformImage } from './data/images.ts';
 import { Rng, mixSeed } from './data/rng.ts';
 import { COLORS, SHAPES, SIZES, COLUMNS, ROWS, GRID, holds, type Claim, type ObjRef, type Relation, type Scene, type SceneObject } from './data/scenes.ts';
 import { BertTokenizer, buildWordPieceVocab, formatVocabTxt, maxTextLength, VILT_TEXT_PREFIX, type Tokenizer } from './tokenizers/index.ts';
@@ -33,6 +33,9 @@ import { PolynomialDecayWithWarmup, warmupSteps } from './schedule.ts';
 import { fromHost, loadCheckpoint, saveCheckpoint } from './checkpoint.ts';
 import { writeFileAtomicSync } from './atomic.ts';
 import { dataTexts, defaultImageSize } from './run.ts';
+import { ensureSynthData } from './synth-cache.ts';
+import { SYNTH_VERSION } from './data/synthetic.ts';
+import { commandLine, machineLine, sourceCommit } from './provenance.ts';
 
 // ------------------------------------------------------------------------------------------ caption truth
 
@@ -153,7 +156,7 @@ export function encodeText(tok: Tokenizer, text: string, prefix: string, maxLeng
 }
 
 /** Decode the whole caption table once (images through the fine-tuning transform, texts tokenised). */
-export async function loadCaptionCorpus(file: string, o: { tokenizer: Tokenizer; imageSize: number; patch: number; prefix: string; maxLength: number; limit?: number }): Promise<CaptionCorpus> {
+export async function loadCaptionCorpus(file: string, o: { tokenizer: Tokenizer; imageSize: number; patch: number; prefix: string; maxLength: number; limit?: number; clip?: boolean }): Promise<CaptionCorpus> {
   const r = await ArrowTableReader.open(file);
   try {
     for (const c of ['image', 'caption', 'scene', 'negatives']) if (!r.hasColumn(c)) throw new Error(`${file}: column '${c}' missing (expected an aptune synth caption corpus)`);
@@ -161,7 +164,7 @@ export async function loadCaptionCorpus(file: string, o: { tokenizer: Tokenizer;
     const caps = (await r.columnValues('caption')) as string[][];
     const negs = (await r.columnValues('negatives')) as string[][];
     const scn = (await r.columnValues('scene')) as string[];
-    const t = pixelbertTransform(o.imageSize, undefined, o.patch);
+    const t = o.clip ? clipTransform(o.imageSize) : pixelbertTransform(o.imageSize, undefined, o.patch);
     const c: CaptionCorpus = { file, images: [], height: 0, width: 0, scenes: [], captions: [], negatives: [], capEnc: [], negEnc: [] };
     for (let i = 0; i < n; i++) {
       const bytes = await r.binaryCell(i, 'image');
@@ -307,8 +310,13 @@ export function mlmLoss(logits: Tensor, labels: Tensor): Tensor | null {
 
 export interface StepLosses { total: Tensor; itm: Tensor; mlm: Tensor | null; itc: Tensor; itmLogits: Tensor; mlmLogits: Tensor }
 
-/** The three objectives of one batch (three passes: joint ITM/MLM, text-only, image-only). */
-export function pretrainLosses(bb: ViltModel, heads: PretrainHeads, b: PretrainBatch): StepLosses {
+/**
+ * The three objectives of one batch. ViLT: three passes through the shared layers (joint ITM/MLM, text-only,
+ * image-only). METER: the joint pass (encoders + fusion) for ITM/MLM, and the unimodal encoders alone (clean
+ * captions through RoBERTa, the images through CLIP) for the contrastive loss.
+ */
+export function pretrainLosses(bb: ViltModel | MeterModel, heads: PretrainHeads, b: PretrainBatch): StepLosses {
+  if (bb.kind === 'meter') return meterPretrainLosses(bb, heads, b);
   const img = imageTokens(bb, b.image);
   const txt = textTokens(bb, b.itmIds);
   const out = bb.forwardTokens({ text: txt, image: img.x, textMask: b.itmValid, imageMask: img.mask });
@@ -324,9 +332,68 @@ export function pretrainLosses(bb: ViltModel, heads: PretrainHeads, b: PretrainB
   return { total, itm, mlm, itc, itmLogits, mlmLogits };
 }
 
+function meterPretrainLosses(bb: MeterModel, heads: PretrainHeads, b: PretrainBatch): StepLosses {
+  const [B, L] = b.itmIds.shape;
+  const textMasks = tensor(Float32Array.from(b.itmValid.flat()), [B, L]);
+  const out = bb.infer({ textIds: b.itmIds, textMasks, image: b.image });
+  const itmLogits = heads.itm.forward(out.clsFeats); // [B, 2]
+  const itm = ceLoss(itmLogits, b.itmLabels);
+  const mlmLogits = heads.mlm.forward(out.textFeats); // [B, L, vocab]
+  const mlm = mlmLoss(mlmLogits, b.mlmLabels);
+  const tf = meterText(bb, b.itcIds, b.itcValid); // [B, Lc, Dt]
+  const vf = meterImage(bb, b.image); // [B, 1 + g², Wc]
+  const itc = contrastiveLoss(itcEmbed(heads.textProj, tf, b.itcValid, true, heads.pool), itcEmbed(heads.imageProj, vf, null, true, heads.pool), itcScale(bb));
+  let total = itm.add(itc);
+  if (mlm) total = total.add(mlm);
+  return { total, itm, mlm, itc, itmLogits, mlmLogits };
+}
+
+/** ITM logits [B, 2] of (image, text) pairs through the joint pass. img [B, 3, H, W], ids int32 [B, L] */
+function jointItmLogits(bb: ViltModel | MeterModel, heads: PretrainHeads, img: Tensor, ids: Tensor, valid: number[][]): Tensor {
+  if (bb.kind === 'meter') {
+    const [B, L] = ids.shape;
+    return heads.itm.forward(bb.infer({ textIds: ids, textMasks: tensor(Float32Array.from(valid.flat()), [B, L]), image: img }).clsFeats);
+  }
+  const im = imageTokens(bb, img);
+  const out = bb.forwardTokens({ text: textTokens(bb, ids), image: im.x, textMask: valid, imageMask: im.mask });
+  return heads.itm.forward(out.clsFeats);
+}
+
+/** Contrastive projections (not normalised) [B, P] of images alone. */
+function imageEmbedding(bb: ViltModel | MeterModel, heads: PretrainHeads, img: Tensor): Tensor {
+  if (bb.kind === 'meter') return itcProject(heads.imageProj, meterImage(bb, img), null, heads.pool);
+  const im = imageTokens(bb, img);
+  return itcProject(heads.imageProj, encodeSingle(bb, im.x, im.mask), im.mask, heads.pool);
+}
+
+/** Contrastive projections (not normalised) [B, P] of texts alone. ids int32 [B, L] */
+function textEmbedding(bb: ViltModel | MeterModel, heads: PretrainHeads, ids: Tensor, valid: number[][]): Tensor {
+  if (bb.kind === 'meter') return itcProject(heads.textProj, meterText(bb, ids, valid), valid, heads.pool);
+  return itcProject(heads.textProj, encodeSingle(bb, textTokens(bb, ids), valid), valid, heads.pool);
+}
+
 // ------------------------------------------------------------------------------------------ gates
 
-export interface GateMetrics { itmAcc: number; itmAccHard: number; itmAccRandom: number; r1T2I: number; r1I2T: number }
+/**
+ * Held-out figures. r1T2I / r1I2T count a retrieval as correct when the retrieved image makes the caption true (resp.
+ * the retrieved caption is true of the image), checked against the scene with captionHolds: a synthetic caption
+ * ("a red circle and two squares") is true of several images, and retrieving another image it describes is not an
+ * error. The *Strict figures count only the caption's own image (resp. one of the image's own five captions).
+ */
+export interface GateMetrics { itmAcc: number; itmAccHard: number; itmAccRandom: number; r1T2I: number; r1I2T: number; r1T2IStrict: number; r1I2TStrict: number }
+
+/** The gates a shipped backbone must reach on the held-out corpus (issue 8). */
+export const PRETRAIN_GATES = Object.freeze({ itmAcc: 0.80, r1I2T: 0.85, r1T2I: 0.70 });
+
+/** Whether every gate is reached, and a one-line account of it. */
+export function gateReport(g: GateMetrics): { pass: boolean; line: string } {
+  const parts = (Object.keys(PRETRAIN_GATES) as (keyof typeof PRETRAIN_GATES)[]).map((k) => ({ k, v: g[k], min: PRETRAIN_GATES[k] }));
+  const name: Record<string, string> = { itmAcc: 'ITM accuracy', r1I2T: 'image->text R@1', r1T2I: 'text->image R@1' };
+  const pass = parts.every((p) => p.v >= p.min);
+  const line = parts.map((p) => `${name[p.k]} ${p.v.toFixed(3)} (>= ${p.min.toFixed(2)} ${p.v >= p.min ? 'ok' : 'NOT MET'})`).join(', ')
+    + `; strict R@1 (own image / own captions only) t2i ${g.r1T2IStrict.toFixed(3)}, i2t ${g.r1I2TStrict.toFixed(3)}`;
+  return { pass, line: `gates ${pass ? 'PASSED' : 'FAILED'}: ${line}` };
+}
 
 /** Subtract the set's mean vector from every row, then L2-normalise each row (in place). */
 export function centerNormalize(rows: Float32Array[]): void {
@@ -353,7 +420,7 @@ function chunks(n: number, size: number): [number, number][] {
  * seed), and contrastive R@1 over the whole corpus: text->image (each caption among all images) and image->text
  * (the top caption among all captions belongs to the image), embeddings centred on the set's mean per modality.
  */
-export function evaluateGates(bb: ViltModel, heads: PretrainHeads, c: CaptionCorpus, o: { padId: number; batchSize?: number; seed?: number }): GateMetrics {
+export function evaluateGates(bb: ViltModel | MeterModel, heads: PretrainHeads, c: CaptionCorpus, o: { padId: number; batchSize?: number; seed?: number }): GateMetrics {
   const bs = o.batchSize ?? 64;
   const rng = new Rng(mixSeed(o.seed ?? 0, 0x6a7e));
   const pairs: { i: number; t: EncodedText; label: number; kind: 'pos' | 'hard' | 'random' }[] = [];
@@ -382,9 +449,7 @@ export function evaluateGates(bb: ViltModel, heads: PretrainHeads, c: CaptionCor
         scope(() => {
           const part = pairs.slice(s, e);
           const t = padRows(part.map((p) => p.t.ids), o.padId);
-          const img = imageTokens(bb, imgOf(part.map((p) => p.i)));
-          const out = bb.forwardTokens({ text: textTokens(bb, tensor(t.flat, [part.length, t.L], { dtype: 'int32' })), image: img.x, textMask: t.valid, imageMask: img.mask });
-          const lg = heads.itm.forward(out.clsFeats).toArray();
+          const lg = jointItmLogits(bb, heads, imgOf(part.map((p) => p.i)), tensor(t.flat, [part.length, t.L], { dtype: 'int32' }), t.valid).toArray();
           part.forEach((p, b) => {
             const ok = (lg[2 * b + 1] > lg[2 * b] ? 1 : 0) === p.label ? 1 : 0;
             hits.all[0] += ok; hits.all[1]++;
@@ -397,8 +462,7 @@ export function evaluateGates(bb: ViltModel, heads: PretrainHeads, c: CaptionCor
       const imgEmb: Float32Array[] = [], capEmb: Float32Array[] = [], capOwner: number[] = [];
       for (const [s, e] of chunks(c.images.length, bs)) {
         scope(() => {
-          const img = imageTokens(bb, imgOf(Array.from({ length: e - s }, (_, k) => s + k)));
-          const z = itcProject(heads.imageProj, encodeSingle(bb, img.x, img.mask), img.mask, heads.pool).toArray();
+          const z = imageEmbedding(bb, heads, imgOf(Array.from({ length: e - s }, (_, k) => s + k))).toArray();
           for (let b = 0; b < e - s; b++) imgEmb.push(Float32Array.from(z.subarray(b * P, (b + 1) * P)));
         });
       }
@@ -407,26 +471,35 @@ export function evaluateGates(bb: ViltModel, heads: PretrainHeads, c: CaptionCor
       for (const [s, e] of chunks(caps.length, bs)) {
         scope(() => {
           const t = padRows(caps.slice(s, e).map((x) => x.ids), o.padId);
-          const z = itcProject(heads.textProj, encodeSingle(bb, textTokens(bb, tensor(t.flat, [e - s, t.L], { dtype: 'int32' })), t.valid), t.valid, heads.pool).toArray();
+          const z = textEmbedding(bb, heads, tensor(t.flat, [e - s, t.L], { dtype: 'int32' }), t.valid).toArray();
           for (let b = 0; b < e - s; b++) capEmb.push(Float32Array.from(z.subarray(b * P, (b + 1) * P)));
         });
       }
       centerNormalize(imgEmb);
       centerNormalize(capEmb);
       const dot = (a: Float32Array, b: Float32Array) => { let s = 0; for (let k = 0; k < a.length; k++) s += a[k] * b[k]; return s; };
-      let t2i = 0, i2t = 0;
+      const capText: string[] = c.captions.flat();
+      // a retrieved pair is right when the caption is true of the image (verified against the scene); own pair = strict
+      const trueOf = (q: number, j: number) => capOwner[q] === j || captionHolds(c.scenes[j], capText[q]) === true;
+      let t2i = 0, i2t = 0, t2iStrict = 0, i2tStrict = 0;
       capEmb.forEach((ce, q) => {
         let best = -1, bv = -Infinity;
         imgEmb.forEach((ie, j) => { const v = dot(ce, ie); if (v > bv) { bv = v; best = j; } });
-        if (best === capOwner[q]) t2i++;
+        if (best === capOwner[q]) t2iStrict++;
+        if (best >= 0 && trueOf(q, best)) t2i++;
       });
       imgEmb.forEach((ie, j) => {
         let best = -1, bv = -Infinity;
         capEmb.forEach((ce, q) => { const v = dot(ce, ie); if (v > bv) { bv = v; best = q; } });
-        if (best >= 0 && capOwner[best] === j) i2t++;
+        if (best >= 0 && capOwner[best] === j) i2tStrict++;
+        if (best >= 0 && trueOf(best, j)) i2t++;
       });
       const frac = (h: [number, number]) => (h[1] ? h[0] / h[1] : 0);
-      return { itmAcc: frac(hits.all), itmAccHard: frac(hits.hard), itmAccRandom: frac(hits.random), r1T2I: capEmb.length ? t2i / capEmb.length : 0, r1I2T: imgEmb.length ? i2t / imgEmb.length : 0 };
+      const nc = capEmb.length, ni = imgEmb.length;
+      return {
+        itmAcc: frac(hits.all), itmAccHard: frac(hits.hard), itmAccRandom: frac(hits.random),
+        r1T2I: nc ? t2i / nc : 0, r1I2T: ni ? i2t / ni : 0, r1T2IStrict: nc ? t2iStrict / nc : 0, r1I2TStrict: ni ? i2tStrict / ni : 0,
+      };
     });
   } finally { bb.train(wasTraining); }
 }
@@ -436,14 +509,17 @@ export function evaluateGates(bb: ViltModel, heads: PretrainHeads, c: CaptionCor
 export type PretrainPreset = 'synth' | 'tiny';
 
 export interface PretrainOptions {
-  data: string;
+  /** directory of the synthetic tables; default: the embedded benchmark generated into the cache (synth-cache.ts) */
+  data?: string;
   out: string;
   steps?: number;
   batchSize?: number;
   lr?: number;
   seed?: number;
   evalEvery?: number;
-  /** 'synth' (default) or 'tiny'; hidden / layers / heads / mlp / patch override it */
+  /** 'vilt' (default) or 'meter' (meterSynthConfig) */
+  backbone?: 'vilt' | 'meter';
+  /** 'synth' (default) or 'tiny'; hidden / layers / heads / mlp / patch override it (ViLT) */
   preset?: PretrainPreset;
   hidden?: number;
   layers?: number;
@@ -461,14 +537,32 @@ export interface PretrainOptions {
   /** rows of each caption table to use (tests) */
   limit?: number;
   log?: (line: string) => void;
+  /** the command line recorded in the checkpoint's recipe (default: this process's arguments) */
+  command?: string;
 }
 
-export interface PretrainResult { checkpoint: string; vocab: string; steps: number; seconds: number; losses: number[]; gates: (GateMetrics & { step: number })[] }
+export interface PretrainResult { checkpoint: string; vocab: string; steps: number; seconds: number; losses: number[]; gates: (GateMetrics & { step: number })[]; pass: boolean }
+
+/**
+ * The recipe of the 'synth' preset: batch 64, peak lr 2e-3, 3,000 steps. Measured on 2 shared cores: 1,000 steps (the
+ * PyTorch prototype's budget) reached held-out image->text R@1 0.905 but ITM stayed at chance (loss 0.69 throughout,
+ * accuracy 0.53) and text->image R@1 0.50, so the gates need a longer run; ITM follows retrieval (synthetic-benchmark.md).
+ * About 0.8 s per step on an idle core.
+ */
+export const SYNTH_RECIPE = Object.freeze({ steps: 3000, batchSize: 64, lr: 2e-3 });
+
+export const METER_SYNTH_RECIPE = Object.freeze({ steps: 3000, batchSize: 64, lr: 1.5e-3 });
 
 export const PRETRAIN_KIND = 'pretrain';
 
 /** The model config of a pre-training run (same rule as train/run.ts resolveModelConfig for the preset). */
-export function pretrainModelConfig(o: Pick<PretrainOptions, 'preset' | 'hidden' | 'layers' | 'heads' | 'mlp' | 'patch'>, tok: Tokenizer, maxTextLen: number): ViltConfig {
+export function pretrainModelConfig(o: Pick<PretrainOptions, 'preset' | 'hidden' | 'layers' | 'heads' | 'mlp' | 'patch' | 'backbone'>, tok: Tokenizer, maxTextLen: number): ViltConfig | MeterConfig {
+  if (o.backbone === 'meter') {
+    if (o.hidden || o.layers || o.heads || o.mlp || o.patch) throw new Error('pretrain: --hidden/--layers/--heads/--mlp/--patch apply to --backbone vilt only');
+    const t = { vocab: tok.vocabSize, padId: tok.padId, startId: tok.startId, maxTextLen };
+    if ((o.preset ?? 'synth') === 'synth') return meterSynthConfig(t);
+    return { ...METER_TINY, maxTextLen, clsTokenId: tok.startId, roberta: { ...METER_TINY.roberta, vocab: tok.vocabSize, padIdx: tok.padId, maxPositions: maxTextLen + tok.padId + 2 } };
+  }
   const base = (o.preset ?? 'synth') === 'synth' ? VILT_SYNTH : VILT_TINY;
   const cfg: ViltConfig = { ...base, vocab: tok.vocabSize, maxTextLen, clsTokenId: tok.startId };
   if (o.hidden) cfg.hidden = o.hidden;
@@ -480,10 +574,14 @@ export function pretrainModelConfig(o: Pick<PretrainOptions, 'preset' | 'hidden'
   return cfg;
 }
 
-/** Build the model: a ViLT with the ITM head (createModel, method 'full': everything trains) + the pre-training heads. */
-export function buildPretrainModel(cfg: ViltConfig, seed: number): { model: VLModel; bb: ViltModel; heads: PretrainHeads } {
-  const model = createModel({ backbone: 'vilt', config: cfg, task: 'itm', method: 'full', seed });
-  const bb = model.backbone as ViltModel;
+/**
+ * Build the model: a ViLT or METER with the ITM head (createModel, method 'full': everything trains; METER's
+ * encoders get gradients) + the pre-training heads.
+ */
+export function buildPretrainModel(cfg: ViltConfig | MeterConfig, seed: number, backbone: 'vilt' | 'meter' = 'vilt'): { model: VLModel; bb: ViltModel | MeterModel; heads: PretrainHeads } {
+  const model = createModel({ backbone, config: cfg, task: 'itm', method: 'full', seed });
+  const bb = model.backbone as ViltModel | MeterModel;
+  if (bb.kind === 'meter') bb.encoderGrad = true;
   if (!(bb.child('itm_score') instanceof ItmHead)) throw new Error('pretrain: the itm model has no itm_score head');
   const heads = addPretrainHeads(bb);
   return { model, bb, heads };
@@ -492,26 +590,35 @@ export function buildPretrainModel(cfg: ViltConfig, seed: number): { model: VLMo
 export async function runPretrain(o: PretrainOptions): Promise<PretrainResult> {
   const log = o.log ?? ((s: string) => console.log(s));
   const t0 = performance.now();
-  const seed = o.seed ?? 0, steps = o.steps ?? 1000, B = o.batchSize ?? 64, lr = o.lr ?? 1e-3;
-  const trainFile = path.join(o.data, 'synth_caption_train.arrow'), valFile = path.join(o.data, 'synth_caption_val.arrow');
-  for (const f of [trainFile, valFile]) if (!fs.existsSync(f)) throw new Error(`${f}: missing (make the corpus with \`aptune synth --out ${o.data}\`)`);
+  const commit = sourceCommit(); // the code this run loaded (read at the start: the tree may change while it runs)
+  const recipe = o.backbone === 'meter' ? METER_SYNTH_RECIPE : SYNTH_RECIPE;
+  const seed = o.seed ?? 0, steps = o.steps ?? recipe.steps, B = o.batchSize ?? recipe.batchSize, lr = o.lr ?? recipe.lr;
+  const data = o.data ?? await ensureSynthData({ log });
+  const trainFile = path.join(data, 'synth_caption_train.arrow'), valFile = path.join(data, 'synth_caption_val.arrow');
+  for (const f of [trainFile, valFile]) if (!fs.existsSync(f)) throw new Error(`${f}: missing (make the corpus with \`aptune synth --out ${data}\`)`);
+  const synthReport = readSynthReport(data);
   // vocabulary: exactly what `aptune train` builds from the same data directory
-  const vocab = buildWordPieceVocab(await dataTexts(o.data));
+  const vocab = buildWordPieceVocab(await dataTexts(data));
   const tok = new BertTokenizer(vocab, {}, 'pretrain vocabulary');
   if (tok.maskId === undefined) throw new Error('pretrain: the vocabulary has no [MASK] token');
-  const maxTextLen = maxTextLength('vilt', 'vqa');
+  const backbone = o.backbone ?? 'vilt';
+  const maxTextLen = maxTextLength(backbone, 'vqa');
   const cfg = pretrainModelConfig(o, tok, maxTextLen);
-  const imageSize = o.imageSize ?? defaultImageSize('vilt', o.preset ?? 'synth', cfg);
-  const corpusOpts = { tokenizer: tok, imageSize, patch: cfg.patch, prefix: VILT_TEXT_PREFIX, maxLength: maxTextLen, limit: o.limit };
+  const imageSize = o.imageSize ?? (backbone === 'meter' ? (cfg as MeterConfig).clip.imageSize : defaultImageSize('vilt', o.preset ?? 'synth', cfg));
+  const textPrefix = backbone === 'vilt' ? VILT_TEXT_PREFIX : '';
+  const corpusOpts = {
+    tokenizer: tok, imageSize, patch: backbone === 'vilt' ? (cfg as ViltConfig).patch : (cfg as MeterConfig).clip.patch, prefix: textPrefix, maxLength: maxTextLen,
+    limit: o.limit, clip: backbone === 'meter',
+  };
   const train = await loadCaptionCorpus(trainFile, corpusOpts);
   const val = await loadCaptionCorpus(valFile, corpusOpts);
   if (train.images.length < 2) throw new Error(`${trainFile}: needs at least 2 images`);
-  const { model, bb, heads } = buildPretrainModel(cfg, seed);
+  const { model, bb, heads } = buildPretrainModel(cfg, seed, backbone);
   if (o.init) {
     const ck = loadCheckpoint(o.init);
     const c = ck.config as { kind?: string; modelConfig?: Record<string, unknown>; vocab?: string[] } | null;
     if (!c || c.kind !== PRETRAIN_KIND || !c.modelConfig || !c.vocab) throw new Error(`${o.init}: not an aptune pretrain checkpoint`);
-    for (const [k, v] of Object.entries(cfg)) if (c.modelConfig[k] !== v) throw new Error(`${o.init}: modelConfig.${k} is ${JSON.stringify(c.modelConfig[k])}, this run has ${JSON.stringify(v)}`);
+    for (const [k, v] of Object.entries(cfg)) if (JSON.stringify(c.modelConfig[k]) !== JSON.stringify(v)) throw new Error(`${o.init}: modelConfig.${k} is ${JSON.stringify(c.modelConfig[k])}, this run has ${JSON.stringify(v)}`);
     if (c.vocab.join('\n') !== [...vocab.keys()].join('\n')) throw new Error(`${o.init}: its vocabulary differs from the one built from ${o.data}`);
     const sd = bb.stateDict();
     const missing = [...sd.keys()].filter((k) => !ck.tensors.has(k));
@@ -520,7 +627,10 @@ export async function runPretrain(o: PretrainOptions): Promise<PretrainResult> {
     log(`init from ${o.init}`);
   }
   const nParams = bb.parameters().reduce((s, p) => s + p.size, 0);
-  log(`pretrain vilt: hidden ${cfg.hidden}, ${cfg.layers} layers, ${cfg.heads} heads, MLP ${cfg.mlp}, patch ${cfg.patch}, image ${train.height}x${train.width}, vocab ${cfg.vocab}, ${nParams} parameters; ${train.images.length} train / ${val.images.length} val images; ${steps} steps at batch ${B}, lr ${lr}`);
+  const desc = backbone === 'vilt'
+    ? ((c: ViltConfig) => `vilt: hidden ${c.hidden}, ${c.layers} layers, ${c.heads} heads, MLP ${c.mlp}, patch ${c.patch}, vocab ${c.vocab}`)(cfg as ViltConfig)
+    : ((c: MeterConfig) => `meter: fusion ${c.hidden} x ${c.fusionLayers} co-attention layers per stream, ${c.heads} heads, FFN ${c.intermediate}; CLIP-style image encoder width ${c.clip.width}, ${c.clip.layers - 1} blocks, patch ${c.clip.patch}; RoBERTa-style text encoder ${c.roberta.hidden} x ${c.roberta.layers} layers, vocab ${c.roberta.vocab}`)(cfg as MeterConfig);
+  log(`pretrain ${desc}, image ${train.height}x${train.width}, ${nParams} parameters; ${train.images.length} train / ${val.images.length} val images; ${steps} steps at batch ${B}, lr ${lr}`);
   const NO_DECAY = ['bias', 'LayerNorm', 'norm', 'itc_logit_scale'];
   const named = bb.namedParameters().filter(([, p]) => p.requiresGrad);
   const groups = [
@@ -573,17 +683,60 @@ export async function runPretrain(o: PretrainOptions): Promise<PretrainResult> {
   const vocabPath = path.join(path.dirname(path.resolve(o.out)), 'vocab.txt');
   writeFileAtomicSync(vocabPath, vocabTxt);
   const last = gates[gates.length - 1];
-  saveCheckpoint(o.out, bb.stateDict(), {
-    kind: PRETRAIN_KIND, backbone: 'vilt', preset: o.preset ?? 'synth', modelConfig: cfg, maxTextLen, imageSize, textPrefix: VILT_TEXT_PREFIX,
-    seed, steps, batchSize: B, lr, itcPool: heads.pool, maskProb: o.maskProb ?? 0.25, hardFraction: o.hardFraction ?? 0.5, ...(o.init ? { init: path.resolve(o.init) } : {}), gates: last, vocab: [...vocab.keys()],
-  });
   const seconds = (performance.now() - t0) / 1000;
-  log(`wrote ${o.out} and ${vocabPath} (${steps} steps, ${seconds.toFixed(0)} s); gates: ITM ${last.itmAcc.toFixed(3)} (>= 0.75), R@1 t2i ${last.r1T2I.toFixed(3)} / i2t ${last.r1I2T.toFixed(3)} (>= 0.70)`);
-  return { checkpoint: o.out, vocab: vocabPath, steps, seconds, losses, gates };
+  const verdict = gateReport(last);
+  saveCheckpoint(o.out, bb.stateDict(), {
+    kind: PRETRAIN_KIND, backbone, preset: o.preset ?? 'synth', modelConfig: cfg, maxTextLen, imageSize, textPrefix,
+    seed, steps, batchSize: B, lr, itcPool: heads.pool, maskProb: o.maskProb ?? 0.25, hardFraction: o.hardFraction ?? 0.5, ...(o.init ? { init: path.resolve(o.init) } : {}),
+    gates: last, gatesPassed: verdict.pass, gateThresholds: PRETRAIN_GATES,
+    recipe: { command: o.command ?? commandLine(), commit, synthVersion: synthReport.version, dataSeed: synthReport.seed, dataSize: synthReport.size, seconds: +seconds.toFixed(1), machine: machineLine(), threads: process.env.APTUNE_THREADS ?? 'default' },
+    vocab: [...vocab.keys()],
+  });
+  log(`wrote ${o.out} and ${vocabPath} (${steps} steps, ${seconds.toFixed(0)} s)`);
+  log(verdict.line);
+  return { checkpoint: o.out, vocab: vocabPath, steps, seconds, losses, gates, pass: verdict.pass };
 }
 
 /** The config of a pre-training checkpoint, or null when the file is not one (train/run.ts uses this). */
+/** Generator version, seed and size of a synthetic data folder, from its report.json (version 1 when the report predates the field). */
+export function readSynthReport(dir: string): { version: number; seed: number; size: string } {
+  const f = path.join(dir, 'report.json');
+  if (!fs.existsSync(f)) return { version: SYNTH_VERSION, seed: -1, size: 'unknown (no report.json)' };
+  const r = JSON.parse(fs.readFileSync(f, 'utf8')) as { version?: number; seed: number; sizes: Record<string, number> };
+  return { version: r.version ?? 1, seed: r.seed, size: `caption ${r.sizes.captionTrain}/${r.sizes.captionVal}, vqa ${r.sizes.vqaTrain}/${r.sizes.vqaVal}/${r.sizes.vqaTest}` };
+}
+
 export function isPretrainConfig(cfg: unknown): cfg is { kind: 'pretrain'; preset: string; modelConfig: ViltConfig; vocab: string[]; imageSize: number; maxTextLen: number } {
   const c = cfg as Record<string, unknown> | null;
   return !!c && c.kind === PRETRAIN_KIND && Array.isArray(c.vocab) && typeof c.modelConfig === 'object';
+}
+
+/** A pre-training checkpoint rebuilt: the model with its pre-training heads, the tokenizer and what the corpus loader needs. */
+export interface LoadedPretrain {
+  bb: ViltModel | MeterModel; heads: PretrainHeads; tok: BertTokenizer; backbone: 'vilt' | 'meter';
+  imageSize: number; maxTextLen: number; textPrefix: string; patch: number; config: Record<string, unknown>;
+}
+
+/** Rebuild an `aptune pretrain` checkpoint (shipped or not) with its heads; every tensor must load. */
+export function loadPretrainModel(file: string): LoadedPretrain {
+  const ck = loadCheckpoint(file);
+  const c = ck.config as { kind?: string; backbone?: 'vilt' | 'meter'; modelConfig?: ViltConfig | MeterConfig; vocab?: string[]; imageSize?: number; maxTextLen?: number; textPrefix?: string; seed?: number; itcPool?: 'cls' | 'mean' } | null;
+  if (!c || c.kind !== PRETRAIN_KIND || !c.modelConfig || !c.vocab || !c.imageSize || !c.maxTextLen) throw new Error(`${file}: not an aptune pretrain checkpoint`);
+  const backbone = c.backbone ?? 'vilt';
+  const { bb, heads } = buildPretrainModel(c.modelConfig, c.seed ?? 0, backbone);
+  if (c.itcPool) heads.pool = c.itcPool;
+  const sd = bb.stateDict();
+  const missing = [...sd.keys()].filter((k) => !ck.tensors.has(k));
+  if (missing.length) throw new Error(`${file}: missing ${missing.slice(0, 5).join(', ')}${missing.length > 5 ? ` and ${missing.length - 5} more` : ''}`);
+  bb.loadStateDict(new Map([...ck.tensors].map(([k, h]) => [k, fromHost(h)])), { strict: false });
+  const tok = new BertTokenizer(new Map(c.vocab.map((t, i) => [t, i] as [string, number])), {}, `${file} vocabulary`);
+  const patch = backbone === 'vilt' ? (c.modelConfig as ViltConfig).patch : (c.modelConfig as MeterConfig).clip.patch;
+  return { bb, heads, tok, backbone, imageSize: c.imageSize, maxTextLen: c.maxTextLen, textPrefix: c.textPrefix ?? (backbone === 'vilt' ? VILT_TEXT_PREFIX : ''), patch, config: c as Record<string, unknown> };
+}
+
+/** The gates of a pre-training checkpoint on the first `limit` images of a caption table (default: all). */
+export async function evaluatePretrainFile(file: string, captionTable: string, o: { limit?: number; batchSize?: number } = {}): Promise<GateMetrics> {
+  const m = loadPretrainModel(file);
+  const corpus = await loadCaptionCorpus(captionTable, { tokenizer: m.tok, imageSize: m.imageSize, patch: m.patch, prefix: m.textPrefix, maxLength: m.maxTextLen, limit: o.limit, clip: m.backbone === 'meter' });
+  return evaluateGates(m.bb, m.heads, corpus, { padId: m.tok.padId, batchSize: o.batchSize ?? 64, seed: (m.config.seed as number | undefined) ?? 0 });
 }

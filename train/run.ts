@@ -40,8 +40,9 @@ import { Trainer, checkRunConfig, cleanCheckpointDir, truncateMetricsLog } from 
 import { toModelBatch, type ModelTask } from './batch.ts';
 import { evaluateNlvr2, evaluateRetrieval, evaluateVqa, predictVqa, writeVqaSubmission } from './evaluate.ts';
 import { importPretrained, loadCheckpoint, loadMethodCheckpoint } from './checkpoint.ts';
-import { VILT_SYNTH, SYNTH_METHOD_OPTIONS } from '../models/pretrain.ts';
+import { VILT_SYNTH, SYNTH_METHOD_OPTIONS, meterSynthConfig } from '../models/pretrain.ts';
 import { accountRun, mainScore, writeRunFile, type RunFile } from './report.ts';
+import { resolvePretrained } from './pretrained.ts';
 
 export type Preset = 'tiny' | 'base' | 'synth';
 
@@ -148,7 +149,7 @@ export function taskTables(dir: string, backbone: Backbone, task: TaskName): { n
 /** The model config of a run: the preset, sized to the tokenizer (tiny), with clsTokenId = the tokenizer's [CLS] / <s>. */
 export function resolveModelConfig(backbone: Backbone, preset: Preset, tok: Tokenizer, maxLen: number): ViltConfig | MeterConfig {
   if (preset === 'synth') {
-    if (backbone !== 'vilt') throw new Error(`the synth preset is a ViLT config; backbone ${backbone} has none`);
+    if (backbone === 'meter') return meterSynthConfig({ vocab: tok.vocabSize, padId: tok.padId, startId: tok.startId, maxTextLen: maxLen });
     return { ...VILT_SYNTH, vocab: tok.vocabSize, maxTextLen: maxLen, clsTokenId: tok.startId };
   }
   if (preset === 'base') {
@@ -164,7 +165,7 @@ export function resolveModelConfig(backbone: Backbone, preset: Preset, tok: Toke
   };
 }
 
-function transformFor(backbone: Backbone, cfg: ViltConfig | MeterConfig, imageSize: number) {
+export function transformFor(backbone: Backbone, cfg: ViltConfig | MeterConfig, imageSize: number) {
   if (backbone === 'vilt') return pixelbertTransform(imageSize, undefined, (cfg as ViltConfig).patch);
   return clipTransform(imageSize);
 }
@@ -196,7 +197,7 @@ async function build(rc: {
     const pre = pretrainConfigOf(rc.pretrained);
     if (pre) { // an `aptune pretrain` checkpoint: the run must rebuild exactly its model
       for (const [k, v] of Object.entries(pre.modelConfig)) {
-        if ((modelConfig as unknown as Record<string, unknown>)[k] !== v) throw new Error(`${rc.pretrained}: pre-trained with modelConfig.${k} = ${JSON.stringify(v)}, this run has ${JSON.stringify((modelConfig as unknown as Record<string, unknown>)[k])} (use --config ${pre.preset} and its vocabulary)`);
+        if (JSON.stringify((modelConfig as unknown as Record<string, unknown>)[k]) !== JSON.stringify(v)) throw new Error(`${rc.pretrained}: pre-trained with modelConfig.${k} = ${JSON.stringify(v)}, this run has ${JSON.stringify((modelConfig as unknown as Record<string, unknown>)[k])} (use --config ${pre.preset} and its vocabulary)`);
       }
     }
     const rep = importPretrained(rc.pretrained, model);
@@ -239,7 +240,9 @@ export interface TrainResult { checkpoint: string; metricsFile: string; steps: n
 export async function runTrain(o: RunOptions): Promise<TrainResult> {
   const t0 = performance.now();
   const log = o.log ?? ((s: string) => console.log(s));
-  const preset = o.config ?? 'base';
+  if (o.pretrained) o = { ...o, pretrained: resolvePretrained(o.pretrained, o.backbone) };
+  const pre = o.pretrained ? pretrainConfigOf(o.pretrained) : null;
+  const preset = o.config ?? ((pre?.preset as Preset | undefined) ?? 'base');
   const method = o.method ?? 'apt';
   const seed = o.seed ?? 0;
   const taskName = TASK_DATA[o.task];
@@ -247,9 +250,8 @@ export async function runTrain(o: RunOptions): Promise<TrainResult> {
   fs.mkdirSync(o.out, { recursive: true });
   const { needed, unused } = taskTables(o.data, o.backbone, taskName);
   if (unused.length) log(`data ${o.data}: task ${o.task} reads ${needed.map((n) => n + '.arrow').join(', ')}; not opened: ${unused.join(', ')}`);
-  const maxTextLen = o.maxTextLen ?? maxTextLength(o.backbone, taskName);
+  const maxTextLen = o.maxTextLen ?? pre?.modelConfig.maxTextLen ?? maxTextLength(o.backbone, taskName);
   let tok: Tokenizer, vocabPath: string;
-  const pre = o.pretrained ? pretrainConfigOf(o.pretrained) : null;
   if (o.vocab) { tok = loadTokenizer(o.vocab); vocabPath = path.resolve(o.vocab); }
   else if (pre) { // the vocabulary the backbone was pre-trained with, carried in its checkpoint
     vocabPath = path.resolve(o.out, 'vocab.txt');
@@ -379,12 +381,12 @@ export async function runEval(o: EvalRunOptions): Promise<Record<string, number>
 }
 
 /** The config of an `aptune pretrain` checkpoint (kind 'pretrain': model config + vocabulary), or null for any other weights file. */
-export function pretrainConfigOf(file: string): { preset: string; modelConfig: ViltConfig; vocab: string[] } | null {
+export function pretrainConfigOf(file: string): { preset: string; backbone: Backbone; modelConfig: ViltConfig | MeterConfig; vocab: string[] } | null {
   if (!/\.safetensors$/i.test(file) || !fs.existsSync(file)) return null;
   let cfg: unknown;
   try { cfg = loadCheckpoint(file).config; } catch { return null; } // not an aptune checkpoint: an import
   const c = cfg as { kind?: unknown; preset?: unknown; modelConfig?: unknown; vocab?: unknown } | null;
   if (!c || c.kind !== 'pretrain') return null;
   if (!Array.isArray(c.vocab) || typeof c.modelConfig !== 'object' || !c.modelConfig) throw new Error(`${file}: pretrain checkpoint without its vocab / modelConfig`);
-  return { preset: String(c.preset), modelConfig: c.modelConfig as ViltConfig, vocab: c.vocab as string[] };
+  return { preset: String(c.preset), backbone: (c as { backbone?: Backbone }).backbone ?? 'vilt', modelConfig: c.modelConfig as ViltConfig | MeterConfig, vocab: c.vocab as string[] };
 }

@@ -63,8 +63,17 @@ test('usage errors exit 2 and name the culprit', () => {
   assert.match(d.err, /--text-tokens must be a positive integer/);
 });
 
-test('start (npm start) prints the params + FLOPs table of both backbones beside the paper column', () => {
-  const r = run('start');
+test('start --help (npm start -- --help) says what it trains and how to run the full table', () => {
+  const r = run('start', '--help');
+  assert.is(r.code, 0, r.err);
+  assert.match(r.out, /APT, deep prompt, LoRA and classifier-only on synthetic VQA/);
+  assert.match(r.out, /pretrained\/vilt-synth\.safetensors/);
+  assert.match(r.out, /aptune table --mini --seeds 0,1,2 --out results\//);
+  assert.is(run('table', '--seeds', '0').code, 2, '--seeds without --mini is a usage error');
+});
+
+test('table prints the params + FLOPs table of both backbones beside the paper column', () => {
+  const r = run('table');
   assert.is(r.code, 0, r.err);
   assert.match(r.out, /^ViLT-B\/32 \(tokens: 41 text \+ 201 visual = 242\)/);
   assert.match(r.out, /\nMETER-CLIP-ViT-B\/16/);

@@ -11,6 +11,7 @@ import { join } from 'node:path';
 import { concat, noGrad, randn, scope, tensor, Generator } from '../../engine/index.ts';
 import { encodeSingle, imageTokens, itcEmbed, itcProject, textTokens } from '../../models/pretrain.ts';
 import { ceLoss } from '../../models/heads.ts';
+import type { ViltModel } from '../../models/vilt.ts';
 import { generateSynthetic } from '../../train/data/synthetic.ts';
 import {
   buildBatch, buildPretrainModel, captionHolds, contrastiveLoss, loadCaptionCorpus, maskPositions, maskSeed, mlmLoss,
@@ -118,7 +119,8 @@ test('masking: content words only, the same rule for matched and mismatched rows
 
 test('ITM and MLM losses of a step equal an independent host computation; a few steps reduce the total', () => {
   const cfg = pretrainModelConfig({ preset: 'tiny' }, tok, 40);
-  const { bb, heads } = buildPretrainModel(cfg, 1);
+  const { bb: bbAny, heads } = buildPretrainModel(cfg, 1);
+  const bb = bbAny as ViltModel;
   const idx = Array.from({ length: 8 }, (_, i) => i);
   const b = buildBatch(corpus, idx, { maskProb: 0.4, maskId: tok.maskId!, padId: tok.padId, seed: 1, step: 1 });
   noGrad(() => {
@@ -149,7 +151,8 @@ test('ITM and MLM losses of a step equal an independent host computation; a few 
 
 test('contrastive embeddings read token 0, the position the ITM pooler reads (mean pooling left [CLS] untrained)', () => {
   const cfg = pretrainModelConfig({ preset: 'tiny' }, tok, 40);
-  const { bb, heads } = buildPretrainModel(cfg, 1);
+  const { bb: bbAny, heads } = buildPretrainModel(cfg, 1);
+  const bb = bbAny as ViltModel;
   assert.is(heads.pool, 'cls');
   const D = cfg.hidden, B = 3, N = 5;
   noGrad(() => {
@@ -186,7 +189,8 @@ test('contrastive embeddings read token 0, the position the ITM pooler reads (me
 
 test('ITM alone overfits a fixed batch of 16 pairs (labels reach the loss, the pooled feature separates)', () => {
   const cfg = pretrainModelConfig({ preset: 'tiny' }, tok, 40);
-  const { bb, heads } = buildPretrainModel(cfg, 3);
+  const { bb: bbAny, heads } = buildPretrainModel(cfg, 3);
+  const bb = bbAny as ViltModel;
   const idx = Array.from({ length: 16 }, (_, i) => i % corpus.images.length);
   const b = buildBatch(corpus, idx, { maskProb: 0.25, maskId: tok.maskId!, padId: tok.padId, seed: 4, step: 1, hardFraction: 0.5 });
   const labels = b.host.labels;

@@ -1,0 +1,53 @@
+// The shipped backbones (pretrained/*.safetensors, train/pretrained.ts): each file present in the repository loads
+// into the model code of today (every tensor by name and shape) and still grounds: held-out ITM accuracy > 0.75 on
+// the first 60 images of the synthetic caption val split (300 captions, each paired with its image and with one
+// negative: 600 pairs), regenerated here from the same seed (the split is a function of seed and row only). Its
+// recipe metadata names the command, seed, synthetic-data version, commit and the gates reached at pre-training.
+// A change to the model code that silently breaks the shipped weights fails here.
+import { test } from 'uvu';
+import * as assert from 'uvu/assert';
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import { generateSynthetic, SYNTH_VERSION } from '../../train/data/synthetic.ts';
+import { evaluatePretrainFile, loadPretrainModel } from '../../train/pretrain.ts';
+import { PRETRAINED, PRETRAINED_DIR, pretrainedPath, resolvePretrained } from '../../train/pretrained.ts';
+import { DEFAULT_DATA_SEED } from '../../train/synth-cache.ts';
+
+const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'aptune-shipped-'));
+const DATA = path.join(tmp, 'synth');
+const shipped = (['vilt', 'meter'] as const).filter((b) => fs.existsSync(path.join(PRETRAINED_DIR, PRETRAINED.synth[b])));
+
+test.before(async () => {
+  await generateSynthetic({ out: DATA, seed: DEFAULT_DATA_SEED, preset: 'tiny', sizes: { captionVal: 60 } });
+});
+test.after(() => fs.rmSync(tmp, { recursive: true, force: true }));
+
+test('the preset name resolves to the shipped file, or fails naming the command that makes it', () => {
+  for (const b of ['vilt', 'meter'] as const) {
+    if (shipped.includes(b)) assert.is(resolvePretrained('synth', b), pretrainedPath('synth', b));
+    else assert.throws(() => pretrainedPath('synth', b), new RegExp(`aptune pretrain --preset synth --backbone ${b}`));
+  }
+  assert.throws(() => pretrainedPath('nope', 'vilt'), /unknown pre-trained preset 'nope'/);
+  const self = new URL(import.meta.url).pathname;
+  assert.is(resolvePretrained(self, 'vilt'), self, 'an existing path is used as is');
+});
+
+for (const b of shipped) {
+  test(`${b}: recipe metadata, and held-out ITM > 0.75 on 600 pairs`, async () => {
+    const file = pretrainedPath('synth', b);
+    const m = loadPretrainModel(file);
+    const r = m.config.recipe as Record<string, unknown>;
+    assert.is(m.backbone, b);
+    assert.ok(typeof r.command === 'string' && (r.command as string).includes('pretrain'), JSON.stringify(r));
+    assert.is(r.synthVersion, SYNTH_VERSION, 'pre-trained on another version of the synthetic data');
+    assert.is(r.dataSeed, DEFAULT_DATA_SEED);
+    assert.ok(typeof r.commit === 'string' && /^[0-9a-f]{40}/.test(r.commit as string), String(r.commit));
+    assert.ok(m.config.gatesPassed === true, `gates at pre-training: ${JSON.stringify(m.config.gates)}`);
+    for (const p of m.bb.parameters()) p.dispose();
+    const g = await evaluatePretrainFile(file, path.join(DATA, 'synth_caption_val.arrow'), { limit: 60 });
+    assert.ok(g.itmAcc > 0.75, `held-out ITM ${g.itmAcc.toFixed(3)} on the first 60 val images`);
+  });
+}
+
+test.run();

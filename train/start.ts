@@ -1,0 +1,34 @@
+// `npm start` (= `aptune start`): the product's main job on the embedded default. It generates the synthetic
+// benchmark into the cache folder if needed (train/synth-cache.ts), takes the shipped ViLT backbone
+// (pretrained/vilt-synth.safetensors, train/pretrained.ts) and runs `aptune compare` (train/compare.ts, nothing is
+// re-implemented here) for APT, deep prompt, LoRA and classifier-only on synthetic VQA, one seed, with live progress
+// lines on stderr; then prints the comparison table (VQA test score beside the question-type prior and image-only
+// floors, updated params, additional MACs, ms/step, peak memory), where the runs are and the total wall time.
+// Invariants: the same defaults every time (steps, methods, seed, lr), so two runs on one machine print the same
+// scores; results go to stdout, progress to stderr.
+import * as path from 'node:path';
+import { runCompare, formatCompareTable, parseMethods } from './compare.ts';
+import { ensureSynthData } from './synth-cache.ts';
+import { pretrainedPath } from './pretrained.ts';
+
+export const START_METHODS = 'apt,deep_prompt,lora,classifier_only';
+export const START_STEPS = 400;
+
+export interface StartOptions { steps?: number; methods?: string; seed?: number; out?: string; log?: (s: string) => void }
+
+export async function runStart(o: StartOptions = {}): Promise<number> {
+  const log = o.log ?? ((s: string) => console.error(s));
+  const t0 = performance.now();
+  const stamp = () => `[${((performance.now() - t0) / 1000).toFixed(0).padStart(4)} s]`;
+  const data = await ensureSynthData({ log: (s) => log(`${stamp()} ${s}`) });
+  const pretrained = pretrainedPath('synth', 'vilt');
+  const out = path.resolve(o.out ?? path.join('runs', 'start'));
+  const methods = parseMethods(o.methods ?? START_METHODS);
+  const steps = o.steps ?? START_STEPS;
+  log(`${stamp()} aptune start: ${methods.join(', ')} on synthetic VQA (${data}) from ${pretrained}, ${steps} steps each, seed ${o.seed ?? 0}; runs -> ${out}`);
+  const r = await runCompare({ data, pretrained, methods, seeds: [o.seed ?? 0], steps, out, log: (s) => log(`${stamp()} ${s}`) });
+  console.log(formatCompareTable(r));
+  console.log(`runs written to ${path.join(out, 'runs')} (one directory per method: run.json, metrics.jsonl, last.safetensors); table: ${path.join(out, 'compare.json')}`);
+  console.log(`total wall time ${((performance.now() - t0) / 1000).toFixed(0)} s. The full miniature table: aptune table --mini --seeds 0,1,2 --out results/`);
+  return 0;
+}
