@@ -33,4 +33,7 @@ for (const k of KERNELS) {
 // the addon's declarations, imported as a type by engine/backends/cuda.ts (../../native/index.d.ts from dist/engine/backends)
 mkdirSync(join(root, 'dist/native'), { recursive: true });
 copyFileSync(join(root, 'native/index.d.ts'), join(root, 'dist/native/index.d.ts'));
+// the CPU GEMM addon's declarations, imported as a type by engine/backends/native-cpu.ts
+mkdirSync(join(root, 'dist/native/cpu'), { recursive: true });
+copyFileSync(join(root, 'native/cpu/index.d.ts'), join(root, 'dist/native/cpu/index.d.ts'));
 console.log(`build: dist/ (JavaScript, declarations, source maps, ${KERNELS.length} WebAssembly kernels) in ${((Date.now() - t0) / 1000).toFixed(1)} s`);

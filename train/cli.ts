@@ -254,7 +254,7 @@ const COMMANDS: Command[] = [
     ].join('\n'),
     options: [
       ...ACCOUNT_OPTS,
-      { name: 'mini', help: 'run the miniature table (training; see above)' },
+      { name: 'mini', help: 'run the miniature table (training; see above)', default: 'off: the accounting table' },
       { name: 'seeds', arg: 'LIST', help: '--mini: seeds (default 0,1,2)' },
       { name: 'out', arg: 'DIR', help: '--mini: where mini-table.json / .md and the runs go (default results)' },
       { name: 'steps', arg: 'N', help: '--mini: optimizer steps per run (default 600)' },

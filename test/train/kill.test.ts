@@ -73,7 +73,7 @@ test('SIGKILL at any instant, inside the checkpoint write included: the run resu
   const got = trainLosses(out);
   assert.equal(got.map((x) => x.step), want.map((x) => x.step), 'each step logged once, in order');
   assert.equal(got.map((x) => x.loss), want.map((x) => x.loss), 'the same losses as the uninterrupted run');
-  assert.equal(fs.readdirSync(out).sort(), ['last.safetensors', 'metrics.jsonl', 'vocab.txt'], 'no temporary file left');
+  assert.equal(fs.readdirSync(out).sort(), ['last.safetensors', 'metrics.jsonl', 'report.html', 'run.json', 'vocab.txt'], 'no temporary file left');
   fs.rmSync(tmp, { recursive: true, force: true });
 });
 
