@@ -653,6 +653,13 @@ const COMMANDS: Command[] = [
       { name: 'out', arg: 'DIR', help: 'where runs and compare.json go', default: 'runs/start' },
     ],
     async run(o) {
+      // No shipped backbone yet (none has passed the pre-training gates): say so, with the command that makes one, and
+      // show what needs no backbone (the paper's accounting), instead of failing the new user's first command.
+      const { pretrainedPath } = await import('./pretrained.ts');
+      try { pretrainedPath('synth', 'vilt'); } catch (e) {
+        console.error(`aptune start: no shipped ViLT backbone, so nothing is fine-tuned: ${(e as Error).message}.\nUntil one ships, npm start prints the accounting table of the paper (updated parameters, additional FLOPs):\n`);
+        return accounting({}, ['params', 'flops']);
+      }
       const { runStart } = await import('./start.ts');
       return runStart({
         steps: intOpt(o, 'steps'), methods: typeof o.methods === 'string' ? o.methods : undefined,
