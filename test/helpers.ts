@@ -145,3 +145,14 @@ export function gradcheck(name: string, f: (xs: Tensor[]) => Tensor, inputs: Ten
     for (const l of leaves) if (l.grad) { l.grad.dispose(); l.grad = null; }
   }), `gradcheck ${name}`);
 }
+
+/** The wasm backend module, or null with the reason it cannot run here (a test file then skips visibly). */
+export async function probeWasm(label: string): Promise<{ mod: typeof import('../engine/backends/wasm.ts') | null; why: string }> {
+  try {
+    const mod = await import('../engine/backends/wasm.ts');
+    mod.createWasmBackend({ threads: 1, name: `wasm-probe-${label}` });
+    return { mod, why: '' };
+  } catch (e) {
+    return { mod: null, why: e instanceof Error ? e.message : String(e) };
+  }
+}

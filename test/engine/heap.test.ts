@@ -6,6 +6,7 @@
 // How the heap is pushed: a fresh backend allocates one large block first (never touched, so it costs address space,
 // not RAM); every later allocation lies above it. Runs with the native CPU GEMM on and off when the addon has it.
 // Does not time anything. Skips (with a message) when the wasm kernels are not built.
+import { probeWasm } from '../helpers.ts';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import * as E from '../../engine/index.ts';
@@ -14,17 +15,8 @@ import { CASES, runCase } from './conformance.ts';
 import { VILT_BASE } from '../../models/index.ts';
 import { makeStep } from '../../bench/train-step.ts';
 
-type WasmMod = typeof import('../../engine/backends/wasm.ts');
 type WasmBackend = import('../../engine/backends/wasm.ts').WasmBackend;
-let mod: WasmMod | null = null;
-let why = '';
-try {
-  mod = await import('../../engine/backends/wasm.ts');
-  mod.createWasmBackend({ threads: 1, name: 'wasm-probe-heap' });
-} catch (e) {
-  why = e instanceof Error ? e.message : String(e);
-  mod = null;
-}
+const { mod, why } = await probeWasm('heap');
 if (!mod) console.log(`heap.test: SKIPPED, wasm backend unavailable: ${why}`);
 const maybe = mod ? test : test.skip;
 

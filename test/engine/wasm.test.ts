@@ -2,21 +2,13 @@
 // kernel completeness, the host allocator (reuse, growth, views re-created after a grow), bit-identical results
 // on 1 and 2 threads for every threaded kernel and every matmul split, and agreement of the relaxed-SIMD and
 // plain-SIMD builds. Does not time anything. Skips (with a message) when the kernels are not built.
+import { probeWasm } from '../helpers.ts';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { OP_NAMES, type TensorRef, type DType, type OpName, type OpAttrs } from '../../engine/backend.ts';
 
-type WasmMod = typeof import('../../engine/backends/wasm.ts');
 type WasmBackend = import('../../engine/backends/wasm.ts').WasmBackend;
-let mod: WasmMod | null = null;
-let why = '';
-try {
-  mod = await import('../../engine/backends/wasm.ts');
-  mod.createWasmBackend({ threads: 1, name: 'wasm-probe' });
-} catch (e) {
-  why = e instanceof Error ? e.message : String(e);
-  mod = null;
-}
+const { mod, why } = await probeWasm('wasm');
 if (!mod) console.log(`wasm.test: SKIPPED, wasm backend unavailable: ${why}`);
 const maybe = mod ? test : test.skip;
 /** A wasm backend with the WebAssembly GEMM (the native CPU GEMM has its own test at the end). */
