@@ -418,4 +418,15 @@ test('legacy (pre-zip) torch.save files are read: same tensors as the zip checkp
   assert.throws(() => loadCheckpoint(file), /legacy torch\.save checkpoint, not an aptune checkpoint/);
 });
 
+
+test('a legacy torch.save file written by real PyTorch (1.13, _use_new_zipfile_serialization=False) reads exactly', () => {
+  const file = new URL('../fixtures/ckpt/legacy_torch.pt', import.meta.url).pathname; // scripts/make_legacy_fixture.py
+  assert.is(detectFormat(file), 'torch-legacy');
+  const { tensors } = readExternalWeights(file);
+  const get = (k: string) => { const t = tensors.get(k); assert.ok(t, k); return { shape: t!.shape, data: Array.from(t!.data as ArrayLike<number>) }; };
+  assert.equal(get('a'), { shape: [2, 3], data: [0, 1, 2, 3, 4, 5] });
+  assert.equal(get('b'), { shape: [3], data: [1, 2, 3] });
+  assert.equal(get('c'), { shape: [3, 2], data: [0, 3, 1, 4, 2, 5] }); // the transposed view of a's storage
+});
+
 test.run();
