@@ -369,6 +369,7 @@ const COMMANDS: Command[] = [
       { name: 'init', arg: 'FILE', help: 'continue from an aptune pretrain checkpoint (same config and data vocabulary; fresh optimizer and schedule)', default: 'random init' },
       { name: 'seed', arg: 'N', help: 'seed of init, data order, negatives and masks (default 0)' },
       { name: 'eval-every', arg: 'N', help: 'report the gates every N steps (default 100; always at the end)' },
+      { name: 'itm-weight', arg: 'X', help: "weight of the ITM loss beside MLM and contrastive (default: the recipe's)" },
       ...PROGRESS_OPTS,
     ],
     async run(o) {
@@ -388,7 +389,7 @@ const COMMANDS: Command[] = [
         log: progress.log,
         backbone: bbOpt(o), data: typeof o.data === 'string' ? o.data : undefined, out: o.out as string, steps: intOpt(o, 'steps'), batchSize: intOpt(o, 'batch-size'), lr: numOpt(o, 'lr'),
         preset, hidden: intOpt(o, 'hidden'), layers: intOpt(o, 'layers'), heads: intOpt(o, 'heads'), mlp: intOpt(o, 'mlp'), patch: intOpt(o, 'patch'),
-        imageSize: intOpt(o, 'image-size'), maskProb: mp, hardFraction: hf, init: typeof o.init === 'string' ? o.init : undefined, seed: o.seed === undefined ? undefined : intOpt0(o, 'seed'), evalEvery: intOpt(o, 'eval-every'),
+        imageSize: intOpt(o, 'image-size'), maskProb: mp, hardFraction: hf, init: typeof o.init === 'string' ? o.init : undefined, seed: o.seed === undefined ? undefined : intOpt0(o, 'seed'), evalEvery: intOpt(o, 'eval-every'), itmWeight: numOpt(o, 'itm-weight'),
         });
       } finally { progress.finish(); }
       const g = r.gates[r.gates.length - 1];

@@ -315,8 +315,8 @@ export interface StepLosses { total: Tensor; itm: Tensor; mlm: Tensor | null; it
  * image-only). METER: the joint pass (encoders + fusion) for ITM/MLM, and the unimodal encoders alone (clean
  * captions through RoBERTa, the images through CLIP) for the contrastive loss.
  */
-export function pretrainLosses(bb: ViltModel | MeterModel, heads: PretrainHeads, b: PretrainBatch): StepLosses {
-  if (bb.kind === 'meter') return meterPretrainLosses(bb, heads, b);
+export function pretrainLosses(bb: ViltModel | MeterModel, heads: PretrainHeads, b: PretrainBatch, itmWeight = 1): StepLosses {
+  if (bb.kind === 'meter') return meterPretrainLosses(bb, heads, b, itmWeight);
   const img = imageTokens(bb, b.image);
   const txt = textTokens(bb, b.itmIds);
   const out = bb.forwardTokens({ text: txt, image: img.x, textMask: b.itmValid, imageMask: img.mask });
@@ -327,12 +327,12 @@ export function pretrainLosses(bb: ViltModel | MeterModel, heads: PretrainHeads,
   const tf = encodeSingle(bb, textTokens(bb, b.itcIds), b.itcValid); // [B, Lc, D]
   const vf = encodeSingle(bb, img.x, img.mask); // [B, Nv, D]
   const itc = contrastiveLoss(itcEmbed(heads.textProj, tf, b.itcValid, true, heads.pool), itcEmbed(heads.imageProj, vf, img.mask, true, heads.pool), itcScale(bb));
-  let total = itm.add(itc);
+  let total = (itmWeight === 1 ? itm : itm.mul(itmWeight)).add(itc);
   if (mlm) total = total.add(mlm);
   return { total, itm, mlm, itc, itmLogits, mlmLogits };
 }
 
-function meterPretrainLosses(bb: MeterModel, heads: PretrainHeads, b: PretrainBatch): StepLosses {
+function meterPretrainLosses(bb: MeterModel, heads: PretrainHeads, b: PretrainBatch, itmWeight: number): StepLosses {
   const [B, L] = b.itmIds.shape;
   const textMasks = tensor(Float32Array.from(b.itmValid.flat()), [B, L]);
   const out = bb.infer({ textIds: b.itmIds, textMasks, image: b.image });
@@ -343,7 +343,7 @@ function meterPretrainLosses(bb: MeterModel, heads: PretrainHeads, b: PretrainBa
   const tf = meterText(bb, b.itcIds, b.itcValid); // [B, Lc, Dt]
   const vf = meterImage(bb, b.image); // [B, 1 + g², Wc]
   const itc = contrastiveLoss(itcEmbed(heads.textProj, tf, b.itcValid, true, heads.pool), itcEmbed(heads.imageProj, vf, null, true, heads.pool), itcScale(bb));
-  let total = itm.add(itc);
+  let total = (itmWeight === 1 ? itm : itm.mul(itmWeight)).add(itc);
   if (mlm) total = total.add(mlm);
   return { total, itm, mlm, itc, itmLogits, mlmLogits };
 }
@@ -531,6 +531,8 @@ export interface PretrainOptions {
   maskProb?: number;
   /** of the ITM negatives, the fraction taken from the verified hard negatives (default 0.5) */
   hardFraction?: number;
+  /** weight of the ITM loss in the sum (default the recipe's itmWeight) */
+  itmWeight?: number;
   /** start from this `aptune pretrain` checkpoint (same model config and vocabulary) instead of a fresh init */
   init?: string;
   weightDecay?: number;
@@ -549,9 +551,9 @@ export interface PretrainResult { checkpoint: string; vocab: string; steps: numb
  * accuracy 0.53) and text->image R@1 0.50, so the gates need a longer run; ITM follows retrieval (synthetic-benchmark.md).
  * About 0.8 s per step on an idle core.
  */
-export const SYNTH_RECIPE = Object.freeze({ steps: 3000, batchSize: 64, lr: 2e-3 });
+export const SYNTH_RECIPE = Object.freeze({ steps: 3000, batchSize: 64, lr: 2e-3, itmWeight: 1 });
 
-export const METER_SYNTH_RECIPE = Object.freeze({ steps: 3000, batchSize: 64, lr: 1.5e-3 });
+export const METER_SYNTH_RECIPE = Object.freeze({ steps: 3000, batchSize: 64, lr: 1.5e-3, itmWeight: 1 });
 
 export const PRETRAIN_KIND = 'pretrain';
 
@@ -659,11 +661,12 @@ export async function runPretrain(o: PretrainOptions): Promise<PretrainResult> {
     log(JSON.stringify({ type: 'gate', ...g, seconds: +((performance.now() - t0) / 1000).toFixed(1) }));
   };
   const evalEvery = o.evalEvery ?? 100;
+  const itmWeight = o.itmWeight ?? recipe.itmWeight;
   for (let step = 1; step <= steps; step++) {
     const idx = next();
     const rec = scope(() => {
       const batch = buildBatch(train, idx, { maskProb: o.maskProb ?? 0.25, maskId: tok.maskId!, padId: tok.padId, seed, step, hardFraction: o.hardFraction });
-      const l = pretrainLosses(bb, heads, batch);
+      const l = pretrainLosses(bb, heads, batch, itmWeight);
       const r = { loss: l.total.item(), itm: l.itm.item(), mlm: l.mlm ? l.mlm.item() : null, itc: l.itc.item() };
       l.total.backward();
       opt.step();
@@ -687,7 +690,7 @@ export async function runPretrain(o: PretrainOptions): Promise<PretrainResult> {
   const verdict = gateReport(last);
   saveCheckpoint(o.out, bb.stateDict(), {
     kind: PRETRAIN_KIND, backbone, preset: o.preset ?? 'synth', modelConfig: cfg, maxTextLen, imageSize, textPrefix,
-    seed, steps, batchSize: B, lr, itcPool: heads.pool, maskProb: o.maskProb ?? 0.25, hardFraction: o.hardFraction ?? 0.5, ...(o.init ? { init: path.resolve(o.init) } : {}),
+    seed, steps, batchSize: B, lr, itcPool: heads.pool, maskProb: o.maskProb ?? 0.25, hardFraction: o.hardFraction ?? 0.5, itmWeight, ...(o.init ? { init: path.resolve(o.init) } : {}),
     gates: last, gatesPassed: verdict.pass, gateThresholds: PRETRAIN_GATES,
     recipe: { command: o.command ?? commandLine(), commit, synthVersion: synthReport.version, dataSeed: synthReport.seed, dataSize: synthReport.size, seconds: +seconds.toFixed(1), machine: machineLine(), threads: process.env.APTUNE_THREADS ?? 'default' },
     vocab: [...vocab.keys()],
