@@ -285,6 +285,7 @@ const COMMANDS: Command[] = [
         data: typeof o.data === 'string' ? o.data : undefined, out: typeof o.out === 'string' ? o.out : 'results',
         seeds: parseSeeds(typeof o.seeds === 'string' ? o.seeds : '0,1,2'), steps: intOpt(o, 'steps') ?? 600, cells,
         methods: typeof o.methods === 'string' ? parseMethods(o.methods) : undefined, lrGrid: grid, batchSize: intOpt(o, 'batch-size'),
+        progress: progressMode(false),
       });
       const { formatMiniTable } = await import('./mini-table.ts');
       console.log(formatMiniTable(t));
@@ -370,10 +371,16 @@ const COMMANDS: Command[] = [
       { name: 'seed', arg: 'N', help: 'seed of init, data order, negatives and masks (default 0)' },
       { name: 'eval-every', arg: 'N', help: 'report the gates every N steps (default 100; always at the end)' },
       { name: 'itm-weight', arg: 'X', help: "weight of the ITM loss beside MLM and contrastive (default: the recipe's)" },
+      { name: 'mlm-pass', arg: 'joint|separate', help: "MLM in the ITM pass on masked texts, or in its own pass (ITM then sees clean text) (default: the recipe's)" },
       ...PROGRESS_OPTS,
     ],
     async run(o) {
       const { runPretrain } = await import('./pretrain.ts');
+      const mlmPassOpt = (v: unknown): 'joint' | 'separate' | undefined => {
+        if (v === undefined) return undefined;
+        if (v !== 'joint' && v !== 'separate') throw new UsageError(`--mlm-pass must be joint or separate, got '${String(v)}'`);
+        return v;
+      };
       if (typeof o.out !== 'string') throw new UsageError('pretrain needs --out (see aptune pretrain --help)');
       const preset = (o.preset as string | undefined) ?? 'synth';
       if (preset !== 'synth' && preset !== 'tiny') throw new UsageError(`--preset must be synth or tiny, got '${preset}'`);
@@ -382,14 +389,15 @@ const COMMANDS: Command[] = [
       const hf = hfRaw === undefined ? undefined : Number(hfRaw);
       if (hf !== undefined && !(typeof hfRaw === 'string' && hfRaw.trim() !== '' && hf >= 0 && hf <= 1)) throw new UsageError(`--hard-fraction must be in [0, 1], got '${String(hfRaw)}'`);
       if (mp !== undefined && !(mp < 1)) throw new UsageError(`--mask-prob must be in (0, 1), got '${String(o['mask-prob'])}'`);
-      const progress = new Progress({ mode: progressMode(o.json === true), total: intOpt(o, 'steps') ?? 1000, every: intOpt(o, 'log-every') });
+      const { SYNTH_RECIPE, METER_SYNTH_RECIPE } = await import('./pretrain.ts');
+      const progress = new Progress({ mode: progressMode(o.json === true), total: intOpt(o, 'steps') ?? (bbOpt(o) === 'meter' ? METER_SYNTH_RECIPE : SYNTH_RECIPE).steps, every: intOpt(o, 'log-every') });
       let r;
       try {
         r = await runPretrain({
         log: progress.log,
         backbone: bbOpt(o), data: typeof o.data === 'string' ? o.data : undefined, out: o.out as string, steps: intOpt(o, 'steps'), batchSize: intOpt(o, 'batch-size'), lr: numOpt(o, 'lr'),
         preset, hidden: intOpt(o, 'hidden'), layers: intOpt(o, 'layers'), heads: intOpt(o, 'heads'), mlp: intOpt(o, 'mlp'), patch: intOpt(o, 'patch'),
-        imageSize: intOpt(o, 'image-size'), maskProb: mp, hardFraction: hf, init: typeof o.init === 'string' ? o.init : undefined, seed: o.seed === undefined ? undefined : intOpt0(o, 'seed'), evalEvery: intOpt(o, 'eval-every'), itmWeight: numOpt(o, 'itm-weight'),
+        imageSize: intOpt(o, 'image-size'), maskProb: mp, hardFraction: hf, init: typeof o.init === 'string' ? o.init : undefined, seed: o.seed === undefined ? undefined : intOpt0(o, 'seed'), evalEvery: intOpt(o, 'eval-every'), itmWeight: numOpt(o, 'itm-weight'), mlmPass: mlmPassOpt(o['mlm-pass']),
         });
       } finally { progress.finish(); }
       const g = r.gates[r.gates.length - 1];
@@ -665,6 +673,7 @@ const COMMANDS: Command[] = [
       return runStart({
         steps: intOpt(o, 'steps'), methods: typeof o.methods === 'string' ? o.methods : undefined,
         seed: o.seed === undefined ? undefined : intOpt0(o, 'seed'), out: typeof o.out === 'string' ? o.out : undefined,
+        progress: progressMode(false),
       });
     },
   },

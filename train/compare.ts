@@ -39,6 +39,7 @@ import { defaultHyper, pretrainConfigOf, runTrain, transformFor, type Backbone, 
 import { resolvePretrained } from './pretrained.ts';
 import { writeFileAtomicSync } from './atomic.ts';
 import { UsageError } from './usage-error.ts';
+import { Progress, progressMode, type ProgressMode } from './progress.ts';
 
 export const DEFAULT_LR = 5e-4;
 export const DEFAULT_LR_FULL = 1e-4;
@@ -69,6 +70,12 @@ export interface CompareOptions {
   /** where runs and compare.json go; without it, runs go to a temp dir that is removed afterwards */
   out?: string;
   log?: (line: string) => void;
+  /**
+   * Live display of each run (train/progress.ts): 'bar' redraws one line per run (a terminal), 'lines' prints a
+   * status line about every 10% of a run, 'json' writes each record as a JSON line on stdout. Without it: a plain
+   * log line every 10% of a run through `log` (library use).
+   */
+  progress?: ProgressMode;
   /** called after each method's row is complete (partial results for callers that write as they go) */
   onRow?: (row: CompareRow, partial: CompareResult) => void;
 }
@@ -311,6 +318,8 @@ export async function runCompare(o: CompareOptions): Promise<CompareResult> {
     const tag = `[${k}/${total} ${backbone} ${task} ${method} lr ${mlr} seed ${seed}]`;
     const every = Math.max(1, Math.floor(o.steps / 10));
     let firstStepAt = 0, lastStepAt = 0, nSteps = 0, peakRss = process.memoryUsage().rss;
+    const bar = o.progress ? new Progress({ mode: o.progress, total: o.steps, every, label: tag }) : null;
+    const say = (s: string) => { if (bar) bar.message(s); else log(`${tag} ${s}`); };
     const runLog = (line: string) => {
       if (line.startsWith('{')) {
         try {
@@ -320,23 +329,27 @@ export async function runCompare(o: CompareOptions): Promise<CompareResult> {
             if (nSteps === 0) firstStepAt = now;
             lastStepAt = now; nSteps++;
             peakRss = Math.max(peakRss, process.memoryUsage().rss);
-            if ((r.step as number) % every === 0 || r.step === o.steps) log(`${tag} step ${r.step}/${o.steps} loss ${(r.loss as number).toFixed(4)}`);
+            if (bar) bar.record(r);
+            else if ((r.step as number) % every === 0 || r.step === o.steps) log(`${tag} step ${r.step}/${o.steps} loss ${(r.loss as number).toFixed(4)}`);
             return;
           }
           if (r.type === 'eval') return; // the comparison scores its own tables below
         } catch { /* not a record: print as is */ }
       }
-      log(`${tag} ${line}`);
+      say(line);
     };
     const t0 = performance.now();
     const runDir = path.join(root, 'runs', grid ? `${method}-lr${mlr}-s${seed}` : `${method}-s${seed}`);
-    const tr = await runTrain({
-      data: o.data, task, backbone, config, method, pretrained, maxSteps: o.steps, batchSize, lr: mlr,
-      seed, maxTextLen, randaug, out: runDir, log: runLog,
-    });
-    const val = withVal ? await scoreRun(tr.checkpoint, o.data, batchSize, comparisonTable(task, 'val')) : null;
-    if (val) { for (const p of val.model.parameters()) p.dispose(); log(`${tag} val ${(100 * val.score).toFixed(2)}`); }
-    const ev = await scoreRun(tr.checkpoint, o.data, batchSize, comparisonTable(task, 'test'));
+    let tr: Awaited<ReturnType<typeof runTrain>>, val: Awaited<ReturnType<typeof scoreRun>> | null, ev: Awaited<ReturnType<typeof scoreRun>>;
+    try {
+      tr = await runTrain({
+        data: o.data, task, backbone, config, method, pretrained, maxSteps: o.steps, batchSize, lr: mlr,
+        seed, maxTextLen, randaug, out: runDir, log: runLog,
+      });
+      val = withVal ? await scoreRun(tr.checkpoint, o.data, batchSize, comparisonTable(task, 'val')) : null;
+      if (val) { for (const p of val.model.parameters()) p.dispose(); say(`val ${(100 * val.score).toFixed(2)}`); }
+      ev = await scoreRun(tr.checkpoint, o.data, batchSize, comparisonTable(task, 'test'));
+    } finally { bar?.finish(); }
     const seconds = (performance.now() - t0) / 1000;
     log(`${tag} test ${primaryMetricName(task)} ${(100 * ev.score).toFixed(2)} (${ev.count} items, ${seconds.toFixed(1)} s)`);
     const sr: SeedResult = {
@@ -471,6 +484,7 @@ export async function compareCommand(o: Record<string, string | boolean>): Promi
     data: o.data, pretrained: typeof o.pretrained === 'string' ? o.pretrained : undefined, config: config as Preset | undefined, methods, seeds,
     steps: pos('steps') ?? 600, batchSize: pos('batch-size'), lr: real('lr'), lrFull: real('lr-full'), maxTextLen: pos('max-text-len'),
     randaug: o.randaug === true, out: typeof o.out === 'string' ? o.out : undefined, log: (s) => console.error(s),
+    progress: o.json === true ? undefined : progressMode(false), // --json: stdout is the result alone
   });
   console.log(o.json ? JSON.stringify(r) : formatCompareTable(r));
   return 0;

@@ -11,6 +11,7 @@
 // Does not: run cells in parallel; gate on the backbones (aptune pretrain and test/train/shipped.test.ts do).
 import * as fs from 'node:fs';
 import * as path from 'node:path';
+import type { ProgressMode } from './progress.ts';
 import { runCompare, floorRows, primaryMetricName, type CompareResult, type Floors } from './compare.ts';
 import type { Backbone, Preset } from './run.ts';
 import type { ModelTask } from './batch.ts';
@@ -46,6 +47,8 @@ export interface MiniOptions {
   maxTextLen?: number;
   command?: string;
   log?: (s: string) => void;
+  /** live display of each run (CompareOptions.progress) */
+  progress?: ProgressMode;
 }
 
 export interface MiniRow {
@@ -136,7 +139,7 @@ export async function runMiniTable(o: MiniOptions): Promise<MiniTable> {
     const t0 = performance.now();
     const r = await runCompare({
       data, pretrained: o.pretrained?.[c.backbone] ?? 'synth', backbone: c.backbone, task: c.task, config: o.config, methods, seeds: o.seeds, steps: o.steps,
-      batchSize: o.batchSize, lrGrid: grid, maxTextLen: o.maxTextLen, out: path.join(o.out, 'cells', `${c.backbone}-${c.task}`), log,
+      batchSize: o.batchSize, lrGrid: grid, maxTextLen: o.maxTextLen, out: path.join(o.out, 'cells', `${c.backbone}-${c.task}`), log, progress: o.progress,
       onRow: (row, partial) => { // each finished method is written at once (a long table keeps what it measured)
         t.rows.push(...rowsOf(c, { ...partial, rows: [row] }));
         t.cells[i] = { ...t.cells[i], pretrained: partial.settings.pretrained, floors: partial.floors };

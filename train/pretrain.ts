@@ -198,6 +198,12 @@ export interface PretrainBatch {
   /** contrastive text pass: the clean captions of the images [B, Lc] */
   itcIds: Tensor;
   itcValid: number[][];
+  /**
+   * mlmPass 'separate': the MLM pass's own texts [B, Lm], each image's caption (the itc text) masked, with
+   * mlmLabels [B, Lm] on them; itmIds are then clean (the ITM pass sees text as evaluation does). Absent in 'joint'.
+   */
+  mlmIds?: Tensor;
+  mlmValid?: number[][];
   /** host copies for tests / metrics */
   host: { itmIds: number[][]; unmaskedIds: number[][]; masked: number[][]; labels: number[]; kinds: ('pos' | 'hard' | 'random')[] };
 }
@@ -235,7 +241,15 @@ export interface BatchOptions {
   negFraction?: number;
   /** of the negatives, fraction taken from the verified hard negatives (0.5) */
   hardFraction?: number;
+  /**
+   * 'joint' (default): one pass of masked texts serves ITM and MLM (MLM counted on rows true of the image);
+   * 'separate': ITM on clean texts, MLM on the images' own captions masked, in a second joint pass.
+   */
+  mlmPass?: MlmPass;
 }
+
+/** Where MLM runs: in the ITM pass on its masked texts, or in a pass of its own (see BatchOptions.mlmPass). */
+export type MlmPass = 'joint' | 'separate';
 
 /**
  * The batch of one step over corpus rows `idx`: each image gets one of its captions; a shuffled half of the rows
@@ -269,11 +283,14 @@ export function buildBatch(c: CaptionCorpus, idx: readonly number[], o: BatchOpt
     else { itmTexts.push(c.capEnc[i][k]); labels.push(1); kinds.push('pos'); }
   }
   // masking: a function of (text, seed, step, row) only, drawn before and independently of the label
-  const masked = itmTexts.map((t, b) => maskPositions(t, o.maskProb, maskSeed(o.seed, o.step, b)));
-  const maskedIds = itmTexts.map((t, b) => { const ids = [...t.ids]; for (const p of masked[b]) ids[p] = o.maskId; return ids; });
-  const itm = padRows(maskedIds, o.padId);
-  const mlm = new Int32Array(B * itm.L).fill(-100);
-  for (let b = 0; b < B; b++) if (labels[b] === 1) for (const p of masked[b]) mlm[b * itm.L + p] = itmTexts[b].ids[p];
+  const separate = o.mlmPass === 'separate';
+  const mlmTexts = separate ? itcTexts : itmTexts;
+  const masked = mlmTexts.map((t, b) => maskPositions(t, o.maskProb, maskSeed(o.seed, o.step, b)));
+  const maskedIds = mlmTexts.map((t, b) => { const ids = [...t.ids]; for (const p of masked[b]) ids[p] = o.maskId; return ids; });
+  const itm = padRows(separate ? itmTexts.map((t) => t.ids) : maskedIds, o.padId);
+  const mlmRows = separate ? padRows(maskedIds, o.padId) : itm;
+  const mlm = new Int32Array(B * mlmRows.L).fill(-100);
+  for (let b = 0; b < B; b++) if (separate || labels[b] === 1) for (const p of masked[b]) mlm[b * mlmRows.L + p] = mlmTexts[b].ids[p];
   const itc = padRows(itcTexts.map((t) => t.ids), o.padId);
   const [H, W] = [c.height, c.width];
   const img = new Float32Array(B * 3 * H * W);
@@ -282,9 +299,10 @@ export function buildBatch(c: CaptionCorpus, idx: readonly number[], o: BatchOpt
     image: tensor(img, [B, 3, H, W]),
     itmIds: tensor(itm.flat, [B, itm.L], { dtype: 'int32' }), itmValid: itm.valid,
     itmLabels: tensor(Int32Array.from(labels), [B], { dtype: 'int32' }),
-    mlmLabels: tensor(mlm, [B, itm.L], { dtype: 'int32' }),
+    mlmLabels: tensor(mlm, [B, mlmRows.L], { dtype: 'int32' }),
     itcIds: tensor(itc.flat, [B, itc.L], { dtype: 'int32' }), itcValid: itc.valid,
-    host: { itmIds: maskedIds, unmaskedIds: itmTexts.map((t) => t.ids), masked, labels, kinds },
+    ...(separate ? { mlmIds: tensor(mlmRows.flat, [B, mlmRows.L], { dtype: 'int32' }), mlmValid: mlmRows.valid } : {}),
+    host: { itmIds: separate ? itmTexts.map((t) => t.ids) : maskedIds, unmaskedIds: itmTexts.map((t) => t.ids), masked, labels, kinds },
   };
 }
 
@@ -322,7 +340,10 @@ export function pretrainLosses(bb: ViltModel | MeterModel, heads: PretrainHeads,
   const out = bb.forwardTokens({ text: txt, image: img.x, textMask: b.itmValid, imageMask: img.mask });
   const itmLogits = heads.itm.forward(out.clsFeats); // [B, 2]
   const itm = ceLoss(itmLogits, b.itmLabels);
-  const mlmLogits = heads.mlm.forward(out.textFeats); // [B, L, vocab]
+  const mlmFeats = b.mlmIds
+    ? bb.forwardTokens({ text: textTokens(bb, b.mlmIds), image: img.x, textMask: b.mlmValid!, imageMask: img.mask }).textFeats
+    : out.textFeats;
+  const mlmLogits = heads.mlm.forward(mlmFeats); // [B, L, vocab]
   const mlm = mlmLoss(mlmLogits, b.mlmLabels);
   const tf = encodeSingle(bb, textTokens(bb, b.itcIds), b.itcValid); // [B, Lc, D]
   const vf = encodeSingle(bb, img.x, img.mask); // [B, Nv, D]
@@ -338,7 +359,12 @@ function meterPretrainLosses(bb: MeterModel, heads: PretrainHeads, b: PretrainBa
   const out = bb.infer({ textIds: b.itmIds, textMasks, image: b.image });
   const itmLogits = heads.itm.forward(out.clsFeats); // [B, 2]
   const itm = ceLoss(itmLogits, b.itmLabels);
-  const mlmLogits = heads.mlm.forward(out.textFeats); // [B, L, vocab]
+  let mlmFeats = out.textFeats;
+  if (b.mlmIds) {
+    const Lm = b.mlmIds.shape[1];
+    mlmFeats = bb.infer({ textIds: b.mlmIds, textMasks: tensor(Float32Array.from(b.mlmValid!.flat()), [B, Lm]), image: b.image }).textFeats;
+  }
+  const mlmLogits = heads.mlm.forward(mlmFeats); // [B, L, vocab]
   const mlm = mlmLoss(mlmLogits, b.mlmLabels);
   const tf = meterText(bb, b.itcIds, b.itcValid); // [B, Lc, Dt]
   const vf = meterImage(bb, b.image); // [B, 1 + g², Wc]
@@ -533,6 +559,8 @@ export interface PretrainOptions {
   hardFraction?: number;
   /** weight of the ITM loss in the sum (default the recipe's itmWeight) */
   itmWeight?: number;
+  /** where MLM runs (default the recipe's; see BatchOptions.mlmPass) */
+  mlmPass?: MlmPass;
   /** start from this `aptune pretrain` checkpoint (same model config and vocabulary) instead of a fresh init */
   init?: string;
   weightDecay?: number;
@@ -551,9 +579,9 @@ export interface PretrainResult { checkpoint: string; vocab: string; steps: numb
  * accuracy 0.53) and text->image R@1 0.50, so the gates need a longer run; ITM follows retrieval (synthetic-benchmark.md).
  * About 0.8 s per step on an idle core.
  */
-export const SYNTH_RECIPE = Object.freeze({ steps: 3000, batchSize: 64, lr: 2e-3, itmWeight: 1 });
+export const SYNTH_RECIPE = Object.freeze({ steps: 3000, batchSize: 64, lr: 2e-3, itmWeight: 1, mlmPass: 'joint' as MlmPass });
 
-export const METER_SYNTH_RECIPE = Object.freeze({ steps: 3000, batchSize: 64, lr: 1.5e-3, itmWeight: 1 });
+export const METER_SYNTH_RECIPE = Object.freeze({ steps: 3000, batchSize: 64, lr: 1.5e-3, itmWeight: 1, mlmPass: 'joint' as MlmPass });
 
 export const PRETRAIN_KIND = 'pretrain';
 
@@ -661,11 +689,11 @@ export async function runPretrain(o: PretrainOptions): Promise<PretrainResult> {
     log(JSON.stringify({ type: 'gate', ...g, seconds: +((performance.now() - t0) / 1000).toFixed(1) }));
   };
   const evalEvery = o.evalEvery ?? 100;
-  const itmWeight = o.itmWeight ?? recipe.itmWeight;
+  const itmWeight = o.itmWeight ?? recipe.itmWeight, mlmPass = o.mlmPass ?? recipe.mlmPass;
   for (let step = 1; step <= steps; step++) {
     const idx = next();
     const rec = scope(() => {
-      const batch = buildBatch(train, idx, { maskProb: o.maskProb ?? 0.25, maskId: tok.maskId!, padId: tok.padId, seed, step, hardFraction: o.hardFraction });
+      const batch = buildBatch(train, idx, { maskProb: o.maskProb ?? 0.25, maskId: tok.maskId!, padId: tok.padId, seed, step, hardFraction: o.hardFraction, mlmPass });
       const l = pretrainLosses(bb, heads, batch, itmWeight);
       const r = { loss: l.total.item(), itm: l.itm.item(), mlm: l.mlm ? l.mlm.item() : null, itc: l.itc.item() };
       l.total.backward();
@@ -690,7 +718,7 @@ export async function runPretrain(o: PretrainOptions): Promise<PretrainResult> {
   const verdict = gateReport(last);
   saveCheckpoint(o.out, bb.stateDict(), {
     kind: PRETRAIN_KIND, backbone, preset: o.preset ?? 'synth', modelConfig: cfg, maxTextLen, imageSize, textPrefix,
-    seed, steps, batchSize: B, lr, itcPool: heads.pool, maskProb: o.maskProb ?? 0.25, hardFraction: o.hardFraction ?? 0.5, itmWeight, ...(o.init ? { init: path.resolve(o.init) } : {}),
+    seed, steps, batchSize: B, lr, itcPool: heads.pool, maskProb: o.maskProb ?? 0.25, hardFraction: o.hardFraction ?? 0.5, itmWeight, mlmPass, ...(o.init ? { init: path.resolve(o.init) } : {}),
     gates: last, gatesPassed: verdict.pass, gateThresholds: PRETRAIN_GATES,
     recipe: { command: o.command ?? commandLine(), commit, synthVersion: synthReport.version, dataSeed: synthReport.seed, dataSize: synthReport.size, seconds: +seconds.toFixed(1), machine: machineLine(), threads: process.env.APTUNE_THREADS ?? 'default' },
     vocab: [...vocab.keys()],

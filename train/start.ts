@@ -10,11 +10,12 @@ import * as path from 'node:path';
 import { runCompare, formatCompareTable, parseMethods } from './compare.ts';
 import { ensureSynthData } from './synth-cache.ts';
 import { pretrainedPath } from './pretrained.ts';
+import type { ProgressMode } from './progress.ts';
 
 export const START_METHODS = 'apt,deep_prompt,lora,classifier_only';
 export const START_STEPS = 400;
 
-export interface StartOptions { steps?: number; methods?: string; seed?: number; out?: string; log?: (s: string) => void }
+export interface StartOptions { steps?: number; methods?: string; seed?: number; out?: string; log?: (s: string) => void; progress?: ProgressMode }
 
 export async function runStart(o: StartOptions = {}): Promise<number> {
   const log = o.log ?? ((s: string) => console.error(s));
@@ -26,7 +27,7 @@ export async function runStart(o: StartOptions = {}): Promise<number> {
   const methods = parseMethods(o.methods ?? START_METHODS);
   const steps = o.steps ?? START_STEPS;
   log(`${stamp()} aptune start: ${methods.join(', ')} on synthetic VQA (${data}) from ${pretrained}, ${steps} steps each, seed ${o.seed ?? 0}; runs -> ${out}`);
-  const r = await runCompare({ data, pretrained, methods, seeds: [o.seed ?? 0], steps, out, log: (s) => log(`${stamp()} ${s}`) });
+  const r = await runCompare({ data, pretrained, methods, seeds: [o.seed ?? 0], steps, out, log: (s) => log(`${stamp()} ${s}`), progress: o.progress });
   console.log(formatCompareTable(r));
   console.log(`runs written to ${path.join(out, 'runs')} (one directory per method: run.json, metrics.jsonl, last.safetensors); table: ${path.join(out, 'compare.json')}`);
   console.log(`total wall time ${((performance.now() - t0) / 1000).toFixed(0)} s. The full miniature table: aptune table --mini --seeds 0,1,2 --out results/`);

@@ -117,6 +117,32 @@ test('masking: content words only, the same rule for matched and mismatched rows
   assert.ok(Math.abs(rp - 0.5) < 0.1 && Math.abs(rn - 0.5) < 0.1, `mask rate matched ${rp}, mismatched ${rn}`);
 });
 
+test("mlmPass 'separate': ITM sees the clean texts, MLM masks each image's own caption and labels every masked position", () => {
+  const idx = Array.from({ length: corpus.images.length }, (_, i) => i);
+  scope(() => {
+    const b = buildBatch(corpus, idx, { maskProb: 0.5, maskId: tok.maskId!, padId: tok.padId, seed: 7, step: 2, hardFraction: 0.5, mlmPass: 'separate' });
+    assert.ok(b.mlmIds && b.mlmValid);
+    assert.equal(b.host.itmIds, b.host.unmaskedIds); // no [MASK] reaches the ITM pass
+    const itm = b.itmIds.toArray(), Li = b.itmIds.shape[1];
+    for (let i = 0; i < itm.length; i++) assert.is.not(itm[i], tok.maskId);
+    const itc = b.itcIds.toArray(), Lc = b.itcIds.shape[1];
+    const ids = b.mlmIds!.toArray(), y = b.mlmLabels.toArray(), Lm = b.mlmIds!.shape[1];
+    assert.equal(b.mlmLabels.shape, b.mlmIds!.shape);
+    assert.is(Lm, Lc);
+    let nMasked = 0;
+    for (let r = 0; r < idx.length; r++) {
+      for (let j = 0; j < Lm; j++) {
+        const orig = itc[r * Lc + j], masked = b.host.masked[r].includes(j);
+        assert.is(ids[r * Lm + j], masked ? tok.maskId : orig);
+        assert.is(y[r * Lm + j], masked ? orig : -100); // negatives' rows too: these texts are all true of their image
+        if (masked) nMasked++;
+      }
+    }
+    assert.ok(nMasked > 10, `masked ${nMasked}`);
+    assert.ok(Li > 0);
+  });
+});
+
 test('ITM and MLM losses of a step equal an independent host computation; a few steps reduce the total', () => {
   const cfg = pretrainModelConfig({ preset: 'tiny' }, tok, 40);
   const { bb: bbAny, heads } = buildPretrainModel(cfg, 1);
