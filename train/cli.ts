@@ -371,6 +371,7 @@ const COMMANDS: Command[] = [
       { name: 'seed', arg: 'N', help: 'seed of init, data order, negatives and masks (default 0)' },
       { name: 'eval-every', arg: 'N', help: 'report the gates every N steps (default 100; always at the end)' },
       { name: 'itm-weight', arg: 'X', help: "weight of the ITM loss beside MLM and contrastive (default: the recipe's)" },
+      { name: 'run-dir', arg: 'DIR', help: 'where metrics.jsonl, run.json and report.html go', default: '<out without extension>-run beside --out' },
       { name: 'mlm-pass', arg: 'joint|separate', help: "MLM in the ITM pass on masked texts, or in its own pass (ITM then sees clean text) (default: the recipe's)" },
       ...PROGRESS_OPTS,
     ],
@@ -390,14 +391,14 @@ const COMMANDS: Command[] = [
       if (hf !== undefined && !(typeof hfRaw === 'string' && hfRaw.trim() !== '' && hf >= 0 && hf <= 1)) throw new UsageError(`--hard-fraction must be in [0, 1], got '${String(hfRaw)}'`);
       if (mp !== undefined && !(mp < 1)) throw new UsageError(`--mask-prob must be in (0, 1), got '${String(o['mask-prob'])}'`);
       const { SYNTH_RECIPE, METER_SYNTH_RECIPE } = await import('./pretrain.ts');
-      const progress = new Progress({ mode: progressMode(o.json === true), total: intOpt(o, 'steps') ?? (bbOpt(o) === 'meter' ? METER_SYNTH_RECIPE : SYNTH_RECIPE).steps, every: intOpt(o, 'log-every') });
+      const progress = new Progress({ mode: progressMode(o.json === true), total: intOpt(o, 'steps') ?? (bbOpt(o) === 'meter' ? METER_SYNTH_RECIPE : SYNTH_RECIPE).steps, every: intOpt(o, 'log-every'), metricName: 'itm acc' });
       let r;
       try {
         r = await runPretrain({
         log: progress.log,
         backbone: bbOpt(o), data: typeof o.data === 'string' ? o.data : undefined, out: o.out as string, steps: intOpt(o, 'steps'), batchSize: intOpt(o, 'batch-size'), lr: numOpt(o, 'lr'),
         preset, hidden: intOpt(o, 'hidden'), layers: intOpt(o, 'layers'), heads: intOpt(o, 'heads'), mlp: intOpt(o, 'mlp'), patch: intOpt(o, 'patch'),
-        imageSize: intOpt(o, 'image-size'), maskProb: mp, hardFraction: hf, init: typeof o.init === 'string' ? o.init : undefined, seed: o.seed === undefined ? undefined : intOpt0(o, 'seed'), evalEvery: intOpt(o, 'eval-every'), itmWeight: numOpt(o, 'itm-weight'), mlmPass: mlmPassOpt(o['mlm-pass']),
+        imageSize: intOpt(o, 'image-size'), maskProb: mp, hardFraction: hf, init: typeof o.init === 'string' ? o.init : undefined, seed: o.seed === undefined ? undefined : intOpt0(o, 'seed'), evalEvery: intOpt(o, 'eval-every'), itmWeight: numOpt(o, 'itm-weight'), mlmPass: mlmPassOpt(o['mlm-pass']), runDir: typeof o['run-dir'] === 'string' ? o['run-dir'] : undefined,
         });
       } finally { progress.finish(); }
       const g = r.gates[r.gates.length - 1];

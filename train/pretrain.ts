@@ -36,6 +36,7 @@ import { dataTexts, defaultImageSize } from './run.ts';
 import { ensureSynthData } from './synth-cache.ts';
 import { SYNTH_VERSION } from './data/synthetic.ts';
 import { commandLine, machineLine, sourceCommit } from './provenance.ts';
+import { METRICS_FILE, writeReport, writeRunFile, type RunFile } from './report.ts';
 
 // ------------------------------------------------------------------------------------------ caption truth
 
@@ -569,9 +570,11 @@ export interface PretrainOptions {
   log?: (line: string) => void;
   /** the command line recorded in the checkpoint's recipe (default: this process's arguments) */
   command?: string;
+  /** run directory: metrics.jsonl (every train and gate record), run.json and report.html (default <out without extension>-run/ beside it) */
+  runDir?: string;
 }
 
-export interface PretrainResult { checkpoint: string; vocab: string; steps: number; seconds: number; losses: number[]; gates: (GateMetrics & { step: number })[]; pass: boolean }
+export interface PretrainResult { checkpoint: string; vocab: string; runDir: string; steps: number; seconds: number; losses: number[]; gates: (GateMetrics & { step: number })[]; pass: boolean }
 
 /**
  * The recipe of the 'synth' preset: batch 64, peak lr 2e-3, 3,000 steps. Measured on 2 shared cores: 1,000 steps (the
@@ -681,21 +684,35 @@ export async function runPretrain(o: PretrainOptions): Promise<PretrainResult> {
     }
     return out;
   };
+  const itmWeight = o.itmWeight ?? recipe.itmWeight, mlmPass = o.mlmPass ?? recipe.mlmPass;
   const losses: number[] = [];
   const gates: (GateMetrics & { step: number })[] = [];
+  // the run directory (as aptune train's): metrics.jsonl from scratch, run.json now and with its summary at the end
+  const runDir = path.resolve(o.runDir ?? path.join(path.dirname(o.out), `${path.basename(o.out).replace(/\.[^.]*$/, '')}-run`));
+  fs.mkdirSync(runDir, { recursive: true });
+  const metricsFile = path.join(runDir, METRICS_FILE);
+  fs.writeFileSync(metricsFile, '');
+  const record = (r: Record<string, unknown>) => { fs.appendFileSync(metricsFile, JSON.stringify(r) + '\n'); log(JSON.stringify(r)); };
+  const { log: _log, ...options } = o;
+  const runFile: RunFile = {
+    command: 'pretrain', started: new Date().toISOString(), options,
+    resolved: { kind: PRETRAIN_KIND, backbone, modelConfig: cfg, steps, batchSize: B, lr, seed, itmWeight, mlmPass, maskProb: o.maskProb ?? 0.25, hardFraction: o.hardFraction ?? 0.5, imageSize, maxTextLen },
+  };
+  writeRunFile(runDir, runFile);
   const gate = (step: number) => {
     const g = { step, ...evaluateGates(bb, heads, val, { padId: tok.padId, batchSize: B, seed }) };
     gates.push(g);
-    log(JSON.stringify({ type: 'gate', ...g, seconds: +((performance.now() - t0) / 1000).toFixed(1) }));
+    record({ type: 'gate', ...g, seconds: +((performance.now() - t0) / 1000).toFixed(1) });
   };
   const evalEvery = o.evalEvery ?? 100;
-  const itmWeight = o.itmWeight ?? recipe.itmWeight, mlmPass = o.mlmPass ?? recipe.mlmPass;
   for (let step = 1; step <= steps; step++) {
     const idx = next();
     const rec = scope(() => {
       const batch = buildBatch(train, idx, { maskProb: o.maskProb ?? 0.25, maskId: tok.maskId!, padId: tok.padId, seed, step, hardFraction: o.hardFraction, mlmPass });
       const l = pretrainLosses(bb, heads, batch, itmWeight);
-      const r = { loss: l.total.item(), itm: l.itm.item(), mlm: l.mlm ? l.mlm.item() : null, itc: l.itc.item() };
+      const lg = l.itmLogits.toArray(), lab = batch.host.labels;
+      const itmTrainAcc = lab.reduce((s, y, b) => s + ((lg[2 * b + 1] > lg[2 * b] ? 1 : 0) === y ? 1 : 0), 0) / lab.length;
+      const r = { loss: l.total.item(), itm: l.itm.item(), mlm: l.mlm ? l.mlm.item() : null, itc: l.itc.item(), metric: itmTrainAcc };
       l.total.backward();
       opt.step();
       opt.zeroGrad();
@@ -704,7 +721,7 @@ export async function runPretrain(o: PretrainOptions): Promise<PretrainResult> {
     });
     if (!Number.isFinite(rec.loss)) throw new Error(`pretrain: loss is ${rec.loss} at step ${step}`);
     losses.push(rec.loss);
-    if (step % 10 === 0 || step === 1) log(JSON.stringify({ type: 'train', step, ...rec, lr: opt.groups[0].lr, scale: +itcScaleValue(bb).toFixed(2), seconds: +((performance.now() - t0) / 1000).toFixed(1) }));
+    if (step % 10 === 0 || step === 1) record({ type: 'train', step, ...rec, lr: opt.groups[0].lr, scale: +itcScaleValue(bb).toFixed(2), seconds: +((performance.now() - t0) / 1000).toFixed(1) });
     if (evalEvery && step % evalEvery === 0 && step !== steps) gate(step);
   }
   gate(steps);
@@ -723,9 +740,14 @@ export async function runPretrain(o: PretrainOptions): Promise<PretrainResult> {
     recipe: { command: o.command ?? commandLine(), commit, synthVersion: synthReport.version, dataSeed: synthReport.seed, dataSize: synthReport.size, seconds: +seconds.toFixed(1), machine: machineLine(), threads: process.env.APTUNE_THREADS ?? 'default' },
     vocab: [...vocab.keys()],
   });
-  log(`wrote ${o.out} and ${vocabPath} (${steps} steps, ${seconds.toFixed(0)} s)`);
+  writeRunFile(runDir, { ...runFile, summary: {
+    method: 'pretrain', task: 'itm+mlm+itc', backbone, score: { name: 'itm_acc', value: last.itmAcc }, steps, trainableParams: nParams,
+    updatedParams: nParams, additionalFlops: null, msPerStep: (seconds * 1000) / steps, peakRssBytes: process.resourceUsage().maxRSS * 1024, wallSeconds: seconds, finished: true,
+  } });
+  writeReport([runDir], path.join(runDir, 'report.html'), { title: `aptune pretrain ${backbone}` });
+  log(`wrote ${o.out} and ${vocabPath} (${steps} steps, ${seconds.toFixed(0)} s); run files in ${runDir}`);
   log(verdict.line);
-  return { checkpoint: o.out, vocab: vocabPath, steps, seconds, losses, gates, pass: verdict.pass };
+  return { checkpoint: o.out, vocab: vocabPath, runDir, steps, seconds, losses, gates, pass: verdict.pass };
 }
 
 /** The config of a pre-training checkpoint, or null when the file is not one (train/run.ts uses this). */

@@ -21,6 +21,7 @@ import { BertTokenizer, buildWordPieceVocab, VILT_TEXT_PREFIX } from '../../trai
 import { dataTexts, runTrain } from '../../train/run.ts';
 import { main } from '../../train/cli.ts';
 import { loadCheckpoint } from '../../train/checkpoint.ts';
+import { readRun } from '../../train/report.ts';
 import { AdamW } from '../../train/optim.ts';
 
 const dir = mkdtempSync(join(tmpdir(), 'aptune-pretrain-'));
@@ -249,6 +250,14 @@ test('CLI: pretrain writes a checkpoint + vocab.txt that aptune train --pretrain
   assert.is(cfg.kind, 'pretrain');
   assert.equal(readFileSync(join(dir, 'pre', 'vocab.txt'), 'utf8').trim().split('\n'), cfg.vocab);
   for (const k of ['itm_score.fc.weight', 'mlm_score.decoder.weight', 'mlm_score.bias', 'mlm_score.transform.LayerNorm.weight', 'itc_logit_scale', 'transformer.blocks.0.attn.qkv.weight']) assert.ok(ck.tensors.has(k), k);
+  // the run directory beside it: every train and gate record, run.json with its summary, the HTML report
+  const run = readRun(join(dir, 'pre', 'tiny-run'));
+  assert.equal(run.train.map((r) => r.step), [1]);
+  assert.equal(run.evals.map((r) => r.step), [2]);
+  assert.is(run.run!.command, 'pretrain');
+  assert.is(run.run!.summary!.steps, 2);
+  assert.is(run.run!.summary!.score!.value, (ck.config as { gates: { itmAcc: number } }).gates.itmAcc);
+  assert.ok(existsSync(join(dir, 'pre', 'tiny-run', 'report.html')));
   // --init continues from it (lr tiny: the weights stay close to the file's, far from a fresh init)
   const out2 = join(dir, 'pre2', 'tiny.safetensors');
   assert.is(await main(['pretrain', '--data', dir, '--out', out2, '--preset', 'tiny', '--steps', '1', '--batch-size', '4', '--lr', '1e-9', '--hard-fraction', '0', '--init', out, '--seed', '5']), 0);
