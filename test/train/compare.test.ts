@@ -133,6 +133,20 @@ test('--pretrained: preset and text length come from an aptune pretrain checkpoi
   assert.match(r.err, /pretrained .*tensors loaded/);
 });
 
+test('without --json: each run shows its progress (status lines off a terminal) on stderr, the table on stdout', async () => {
+  const write = process.stderr.write;
+  let err = '';
+  process.stderr.write = ((s: string | Uint8Array) => { err += String(s); return true; }) as typeof process.stderr.write;
+  let r: Awaited<ReturnType<typeof quiet>>;
+  try {
+    r = await quiet(['compare', '--data', DATA, '--config', 'tiny', '--methods', 'apt', '--seeds', '0', '--steps', '2', '--batch-size', '8', '--max-text-len', String(TEXT_LEN)]);
+  } finally { process.stderr.write = write; }
+  assert.is(r.code, 0, r.err);
+  assert.match(err, /\[1\/1 vilt vqa apt lr [^\]]+ seed 0\] step 2\/2 {2}epoch \d+ {2}loss \d/);
+  assert.not.match(err, /\x1b\[/); // no terminal control codes when stderr is not a terminal
+  assert.match(r.out, /^ {2}apt /m);
+});
+
 test('usage errors exit 2: unknown method, bad seeds, other task, missing --data', async () => {
   const bad = await quiet(['compare', '--data', DATA, '--config', 'tiny', '--methods', 'apt,nope', '--steps', '1']);
   assert.is(bad.code, 2);
