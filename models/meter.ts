@@ -53,14 +53,12 @@ const SELF_ATTN = [`${FUSION}.attention.self`, `${FUSION}.crossattention.self`];
 const ATTN_OUT = [`${FUSION}.attention.output`, `${FUSION}.crossattention.output`];
 /** Where methods attach in METER (module paths and their local hook points): the fusion layers. */
 export const METER_POINTS: InsertionPoints = Object.freeze({
-  hooks: {
-    'attn.q': { paths: SELF_ATTN, point: 'q' },
-    'attn.v': { paths: SELF_ATTN, point: 'v' },
-    'attn.out': { paths: ATTN_OUT, point: 'dense_out' },
-    'attn.parallel': { paths: ATTN_OUT, point: 'post_ln' },
-    'attn.branch': { paths: ATTN_OUT, point: 'dense_out' },
-    'ffn.branch': { paths: [`${FUSION}.output`], point: 'dense_out' },
-  },
+  hooks: [
+    { paths: SELF_ATTN, offers: { 'attn.q': 'q', 'attn.v': 'v' } },
+    // APT and the sequential adapter both act on the dense output, before dropout; PA after the post-LN
+    { paths: ATTN_OUT, offers: { 'attn.out': 'dense_out', 'attn.branch': 'dense_out', 'attn.parallel': 'post_ln' } },
+    { paths: [`${FUSION}.output`], offers: { 'ffn.branch': 'dense_out' } },
+  ],
   tokens: {
     // stream 0 (prompts.0) is read by the image layers' cross-attention, stream 1 by the text layers' (§3.2)
     'layer.kv': [{ paths: ['cross_modal_image_layers.*'], point: 'cross_kv' }, { paths: ['cross_modal_text_layers.*'], point: 'cross_kv' }],

@@ -62,14 +62,10 @@ const ATTN = ['transformer.blocks.*.attn'];
 const BLOCKS = ['transformer.blocks.*'];
 /** Where methods attach in ViLT (module paths and their local hook points). */
 export const VILT_POINTS: InsertionPoints = Object.freeze({
-  hooks: {
-    'attn.q': { paths: ATTN, point: 'q' },
-    'attn.v': { paths: ATTN, point: 'v' },
-    'attn.out': { paths: ATTN, point: 'out' },
-    'attn.parallel': { paths: ATTN, point: 'out_dropped' },
-    'attn.branch': { paths: BLOCKS, point: 'attn_branch' },
-    'ffn.branch': { paths: BLOCKS, point: 'mlp_branch' },
-  },
+  hooks: [
+    { paths: ATTN, offers: { 'attn.q': 'q', 'attn.v': 'v', 'attn.out': 'out', 'attn.parallel': 'out_dropped' } },
+    { paths: BLOCKS, offers: { 'attn.branch': 'attn_branch', 'ffn.branch': 'mlp_branch' } },
+  ],
   tokens: {
     'layer.kv': [{ paths: BLOCKS, point: 'prompt' }],
     input: [{ paths: [''], point: 'sequence' }],

@@ -14,7 +14,7 @@
 import { Module, type HookFn } from '../nn/module.ts';
 import { uniform } from '../nn/init.ts';
 import type { Tensor } from '../../engine/index.ts';
-import { siteModules, type HookPointName, type PetlHost, type TokenPointName } from './points.ts';
+import { hookSite, offeredHooks, siteModules, type HookPointName, type PetlHost, type TokenPointName } from './points.ts';
 
 export type { PetlHost } from './points.ts';
 /** A backbone as injection sees it. */
@@ -127,10 +127,10 @@ function hostLabel(host: Module): string {
 
 /** The hook attachments of a method: modules registered under their hosts, hooks added. Returns the full names. */
 export function attachHooks(host: PetlHost, method: string, list: readonly HookAttachment<MethodOptions>[], o: MethodOptions): string[] {
-  const points = host.insertionPoints().hooks;
+  const points = host.insertionPoints();
   const sites = list.map((a) => {
-    const site = points[a.at];
-    if (!site) throw new Error(`method '${method}': ${hostLabel(host)} declares no insertion point '${a.at}' (it has: ${Object.keys(points).join(', ') || 'none'})`);
+    const site = hookSite(points, a.at);
+    if (!site) throw new Error(`method '${method}': ${hostLabel(host)} declares no insertion point '${a.at}' (it has: ${offeredHooks(points).join(', ') || 'none'})`);
     return siteModules(host, site).map(([n, m]) => ({ a, name: n, module: m, point: site.point }));
   });
   const sameHosts = sites.every((s) => s.length === sites[0].length && s.every((x, i) => x.module === sites[0][i].module));

@@ -3,6 +3,8 @@
 // A method names only insertion points ('attn.q', 'attn.out', 'layer.kv', ...); each backbone maps them to module
 // paths of its own tree (models/vilt.ts, models/meter.ts), so a new backbone takes every method by declaring its points.
 // Deliberately NOT here: any method (petl/<method>.ts), the registry (petl/registry.ts), attaching (petl/inject.ts).
+// A backbone declares its hooks by host modules: the module paths and, for each point they offer, the hosts' own
+// hook point.
 // Invariants: paths are dotted module names with `*` standing for one name segment or part of one
 // ('cross_modal_*_layers.*.attention.self'); '' is the backbone itself; the modules of a point are taken in
 // namedModules (torch named_modules) order; every hook keeps the shape of what it receives (nn/module.ts).
@@ -36,10 +38,28 @@ export interface PointSite {
   point: string;
 }
 
+/** Host modules (path patterns) and the insertion points they offer: point name -> the hosts' local hook point. */
+export interface HookHosts {
+  paths: readonly string[];
+  offers: Partial<Record<HookPointName, string>>;
+}
+
 export interface InsertionPoints {
-  hooks: Partial<Record<HookPointName, PointSite>>;
+  /** by host modules; a point is offered by one entry */
+  hooks: readonly HookHosts[];
   /** one site per token stream (ViLT one sequence; METER text and image): stream k reads row(s) of table k */
   tokens: Partial<Record<TokenPointName, readonly PointSite[]>>;
+}
+
+/** The site of hook point `at` in a declaration, or undefined when the backbone does not offer it. */
+export function hookSite(ip: InsertionPoints, at: HookPointName): PointSite | undefined {
+  const h = ip.hooks.find((x) => x.offers[at] !== undefined);
+  return h && { paths: h.paths, point: h.offers[at]! };
+}
+
+/** Every hook point a declaration offers. */
+export function offeredHooks(ip: InsertionPoints): HookPointName[] {
+  return ip.hooks.flatMap((h) => Object.keys(h.offers) as HookPointName[]);
 }
 
 /** What injection needs of a backbone (VLBackbone implements it; any Module tree can). */

@@ -57,25 +57,20 @@ export function getMethod(name: string): MethodDef {
   return DEFS[name];
 }
 
-export interface MethodInfo { name: string; description: string; mergeable: boolean; options: (OptionSpec & { allowed: string })[] }
+export interface MethodInfo {
+  name: string; description: string; mergeable: boolean;
+  /** the insertion points it uses (petl/points.ts; each backbone maps them to its modules) */
+  points: string[];
+  options: (OptionSpec & { allowed: string })[];
+}
 
 export function listMethods(): MethodInfo[] {
   return METHOD_NAMES.map((n) => DEFS[n]).map((m) => ({
-    name: m.name, description: m.description, mergeable: m.mergeable, options: m.options.map((o) => ({ ...o, allowed: describeOption(o) })),
+    name: m.name, description: m.description, mergeable: m.mergeable,
+    points: [...(m.hooks ?? []).map((h) => h.at), ...(m.prompts ? [m.prompts.at] : [])],
+    options: m.options.map((o) => ({ ...o, allowed: describeOption(o) })),
   }));
 }
-
-/** Sizes used by the tiny test presets (hidden 64). */
-export const TINY_METHOD_OPTIONS: MethodOptionsMap = {
-  apt: { tokens: 6, rank: 2 },
-  deep_prompt: { tokens: 4 },
-  shallow_prompt: { tokens: 4 },
-  lora: { rank: 2 },
-  adapter: { rank: 8 },
-  parallel_adapter: { rank: 8, scale: 4 },
-  classifier_only: {},
-  full: {},
-};
 
 export interface InjectResult {
   method: string;

@@ -49,6 +49,8 @@ test('a bad option names the method, the option and what it accepts', () => {
   assert.throws(mk('apt', { heads: 2 }), /method 'apt': unknown option 'heads' \(options: tokens, rank, dropout, trainScale\)/);
   const apt = listMethods().find((m) => m.name === 'apt')!;
   assert.is(apt.options.find((o) => o.name === 'dropout')!.allowed, 'number in [0, 0.99]');
+  assert.equal(listMethods().find((m) => m.name === 'lora')!.points, ['attn.q', 'attn.v']);
+  assert.equal(listMethods().find((m) => m.name === 'deep_prompt')!.points, ['layer.kv']);
 });
 
 // compile-time: wrong option names and types do not type-check (never called)
@@ -102,7 +104,7 @@ class TinyNet extends Module implements PetlHost {
     this.registerModule('classifier', new Linear(this.hidden, 2));
   }
   insertionPoints(): InsertionPoints {
-    return { hooks: { 'attn.q': { paths: ['layers.*.mix'], point: 'q_out' }, 'attn.v': { paths: ['layers.*.mix'], point: 'v_out' } }, tokens: {} };
+    return { hooks: [{ paths: ['layers.*.mix'], offers: { 'attn.q': 'q_out', 'attn.v': 'v_out' } }], tokens: {} };
   }
   forward(x: Tensor): Tensor {
     for (const l of this.layers.items) x = l.mix.forward(x);
