@@ -12,7 +12,7 @@
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
-import { DEFAULT_METHOD, METHOD_NAMES, PAPER_METHODS, isMethodName, listMethods } from '../models/petl/index.ts';
+import { DEFAULT_METHOD, METHOD_NAMES, PAPER_METHODS, getMethod, isMethodName, listMethods, validateOptions } from '../models/petl/index.ts';
 import { ACCOUNT_METHODS, CONVENTION, DEFAULT_TOKENS, accountingTable, formatAccountingTable, type AccountMethod, type AccountModel, type TokenCounts } from '../models/accounting.ts';
 
 import { UsageError } from './usage-error.ts';
@@ -168,8 +168,8 @@ function numOpt(o: Record<string, string | boolean>, name: string): number | und
   return n;
 }
 
-/** --opt KEY=VALUE[,KEY=VALUE..] -> method options (numbers / booleans). */
-function methodOpts(v: string | boolean | undefined): Record<string, number | boolean> | undefined {
+/** --opt KEY=VALUE[,KEY=VALUE..] -> method options (numbers / booleans), checked against `method`'s definition. */
+function methodOpts(v: string | boolean | undefined, method?: string): Record<string, number | boolean> | undefined {
   if (typeof v !== 'string') return undefined;
   const options: Record<string, number | boolean> = {};
   for (const kv of v.split(',')) {
@@ -178,6 +178,7 @@ function methodOpts(v: string | boolean | undefined): Record<string, number | bo
     options[m[1]] = m[2] === 'true' ? true : m[2] === 'false' ? false : Number.isFinite(Number(m[2])) ? Number(m[2]) : NaN;
     if (Number.isNaN(options[m[1]])) throw new UsageError(`--opt ${m[1]}: '${m[2]}' is not a number or boolean`);
   }
+  if (method) try { validateOptions(getMethod(method), options); } catch (e) { throw new UsageError(`--opt: ${(e as Error).message}`); }
   return options;
 }
 
@@ -199,7 +200,7 @@ function accounting(o: Record<string, string | boolean>, columns: ('params' | 'f
     for (const m of methods) if (!ACCOUNT_METHODS.includes(m)) throw new UsageError(`unknown method '${m}' (methods: ${ACCOUNT_METHODS.join(', ')})`);
   }
   if (typeof o.opt === 'string' && (!methods || methods.length !== 1)) throw new UsageError('--opt needs exactly one --method');
-  const options = methodOpts(o.opt);
+  const options = methodOpts(o.opt, methods?.[0]);
   const rows = accountingTable(models, { tokens, methods, options });
   if (o.json) console.log(JSON.stringify(rows.map((r) => ({ model: r.model, method: r.method, params: r.params, flops: r.flops }))));
   else console.log(formatAccountingTable(rows, columns));
@@ -479,7 +480,7 @@ const COMMANDS: Command[] = [
       let r;
       try {
         r = await runTrain({
-        data, task: task as 'vqa', backbone, config: config as 'tiny' | 'base' | 'synth' | undefined, modelOverrides, method, methodOptions: methodOpts(o.opt),
+        data, task: task as 'vqa', backbone, config: config as 'tiny' | 'base' | 'synth' | undefined, modelOverrides, method, methodOptions: methodOpts(o.opt, method),
         pretrained: typeof o.pretrained === 'string' ? o.pretrained : undefined,
         epochs: intOpt(o, 'epochs'), maxSteps: intOpt(o, 'max-steps'), batchSize: intOpt(o, 'batch-size'), accumulate: intOpt(o, 'accumulate'),
         lr: numOpt(o, 'lr'), out,
