@@ -14,6 +14,8 @@
 // The run directory gets run.json (options + resolved run config at the start, plus the summary of train/report.ts
 // at the end). Display hooks: onRecord (each logged record), onStart (total steps), onEvalBatch (evaluation batches).
 // Does not: multi-device runs, draw progress (the CLI's train/progress.ts does).
+// The run configuration has one type (RunConfig) and one way back from a checkpoint (rebuildFromCheckpoint), shared by
+// `eval` and the comparison's scoring (train/compare.ts).
 // Invariants: the checkpoint's run config holds everything needed to rebuild the same model (backbone, task,
 // method + options, resolved model config, numAnswers, seed, tokenizer path, text length, image size, pre-trained
 // file), so `eval` needs only --data and --checkpoint; a config that does not match is an error naming the key;
