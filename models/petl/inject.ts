@@ -80,7 +80,7 @@ export interface MethodDef<O extends readonly OptionSpec[] = readonly OptionSpec
 export type MethodSpec = MethodDef;
 
 /** A method definition with its option types inferred from `options` (the callbacks get them typed). */
-export function defineMethod<const O extends readonly OptionSpec[]>(d: MethodDef<O>): MethodDef<O> {
+export function defineMethod<const N extends string, const O extends readonly OptionSpec[]>(d: MethodDef<O> & { name: N }): MethodDef<O> & { name: N } {
   return d;
 }
 

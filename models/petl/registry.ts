@@ -25,9 +25,10 @@ export const METHODS = {
   classifier_only: classifierOnly, full,
 } as const;
 export type MethodName = keyof typeof METHODS;
-// compile-time check: each key is its definition's name
-const _keysAreNames: { [K in MethodName]: (typeof METHODS)[K] extends { name: K } ? true : never } = {} as never;
-void _keysAreNames;
+// compile-time check: each key is its definition's name (a wrong key makes this a type error naming it)
+type MisnamedKeys = { [K in MethodName]: (typeof METHODS)[K]['name'] extends K ? never : K }[MethodName];
+const keysAreNames: [MisnamedKeys] extends [never] ? true : MisnamedKeys = true;
+void keysAreNames;
 
 export const METHOD_NAMES = Object.keys(METHODS) as MethodName[];
 /** The method of `aptune train`, createModel and the CLI when none is named. */
