@@ -2,7 +2,8 @@
 // measured on the instantiated modules, never copied from the paper.
 // - Parameters: the elements of the parameters owned by the method's injected modules (the names injectMethod
 //   returns), i.e. PETL modules only; heads, poolers, type tables and token4classifier are excluded (§7.1).
-//   'full' counts every backbone parameter (task heads excluded); 'classifier_only' owns none.
+//   A method whose definition says updatedParams 'backbone' (full) counts every backbone parameter (task heads
+//   excluded); 'classifier_only' owns none.
 // - FLOPs: an actual forward pass on the shape backend (engine/backends/shape.ts), full size, batch 1:
 //   additional = work(forward with the method) - work(same backbone with classifier_only). The forward is the
 //   models' own forwardTokens (models/backbone.ts), i.e. the real forward after the embeddings, started from zero
@@ -13,18 +14,22 @@
 // Convention (fvcore style, the "best single consistent assumption" of §7.3): one multiply-add = one FLOP; count
 // the MACs of every matmul/linear, plus LayerNorms whose weights belong to the method's own modules (PA's LN,
 // 5 ops per element); the prompts' pass through the backbone's norm1 is NOT counted; element-wise ops, softmax,
-// ReLU, max are not counted. LoRA is reported as 0 because A·B merges into the frozen weight at inference (the
-// unmerged cost is measured and shown as a note). Default token counts: ViLT 41 text + 201 visual = 242,
+// ReLU, max are not counted. A mergeable method (LoRA) is reported as 0 because A·B merges into the frozen weight at
+// inference (the unmerged cost is measured and shown as a note).
+// The rows are the registry's (petl/registry.ts ACCOUNTED_METHODS: the paper's table order, then the other methods);
+// what is method-specific here (updatedParams, mergeable) is read from the method definitions. Default token counts: ViLT 41 text + 201 visual = 242,
 // METER 41 text + 577 image (384 px, ViT-B/16) = 618; both are options.
 // The paper's values appear only in PAPER_REFERENCE, printed as a labelled reference column.
 // Invariants: measuring never changes the default backend (restored even on error); rows are raw counts.
 import { getBackend, setBackend, zeros, type Storage } from '../engine/index.ts';
 import { shapeBackend, LAYER_NORM_OPS_PER_ELEMENT, type WorkTally } from '../engine/backends/shape.ts';
 import { createModel, type BackboneName, type MeterConfig, type ViltConfig, type VLModel } from './index.ts';
+import { ACCOUNTED_METHODS, getMethod, type MethodName } from './petl/registry.ts';
 
 export type AccountModel = BackboneName;
-export const ACCOUNT_METHODS = ['full', 'classifier_only', 'deep_prompt', 'lora', 'parallel_adapter', 'adapter', 'apt', 'shallow_prompt'] as const;
-export type AccountMethod = (typeof ACCOUNT_METHODS)[number];
+/** Every method, in the accounting's row order (from the registry). */
+export const ACCOUNT_METHODS: readonly MethodName[] = ACCOUNTED_METHODS;
+export type AccountMethod = MethodName;
 
 export interface TokenCounts { text: number; image: number }
 /** §7.3: one extra text token over the harness (ViLT 40 + 201, METER 40 + 577). */
@@ -129,8 +134,9 @@ export function accountMethod(model: AccountModel, method: AccountMethod, opts: 
     const mods = m.injected.modules;
     const owned = ownedBy(mods);
     const named = m.namedParameters();
+    const spec = getMethod(method);
     let params = 0;
-    if (method === 'full') for (const [n, p] of named) { if (!isHead(n)) params += p.size; }
+    if (spec.updatedParams === 'backbone') for (const [n, p] of named) { if (!isHead(n)) params += p.size; }
     else for (const [n, p] of named) if (owned(n)) params += p.size;
     const ownedStorages = new Set<Storage>(named.filter(([n]) => owned(n)).map(([, p]) => p._handle.storage));
     const withWork = work(sb.measure(() => tokenForward(m, tokens)).tally, ownedStorages);
@@ -144,7 +150,7 @@ export function accountMethod(model: AccountModel, method: AccountMethod, opts: 
     }
     const measured = withWork - base;
     const row: AccountRow = { model, method, params, flops: measured, tokens, options: { ...m.methodOptions } };
-    if (method === 'lora') { row.unmergedFlops = measured; row.flops = 0; }
+    if (spec.mergeable) { row.unmergedFlops = measured; row.flops = 0; }
     return row;
   });
 }
@@ -189,7 +195,7 @@ export function formatAccountingTable(rows: AccountRow[], columns: ('params' | '
         else if (paper) mark = ours === paper ? ' =' : ' !=';
         cells.push(`${ours} (${r[c].toLocaleString('en-US')})`, `[${paper || 'n/a'}]${mark}`);
       }
-      if (r.unmergedFlops !== undefined && columns.includes('flops')) notes.push(`${model} lora: 0 by convention (mergeable); unmerged it costs ${paperRound('flops', r.unmergedFlops)} (${r.unmergedFlops.toLocaleString('en-US')})`);
+      if (r.unmergedFlops !== undefined && columns.includes('flops')) notes.push(`${model} ${r.method}: 0 by convention (mergeable); unmerged it costs ${paperRound('flops', r.unmergedFlops)} (${r.unmergedFlops.toLocaleString('en-US')})`);
       body.push(cells);
     }
     const widths = head.map((h, i) => Math.max(h.length, ...body.map((b) => b[i].length)));

@@ -2,6 +2,7 @@
 // split of the one forward into embed() (ids and pixels -> modality tokens) and forwardTokens() (tokens ->
 // features and cls_feats), the modality type rows, and the learnable `token4classifier` that replaces text
 // position 0 in every PETL / classifier-only variant.
+// Each backbone also declares its insertion points (insertionPoints(): which of its modules the methods hook).
 // Deliberately NOT here: any layer of either model, heads, methods, checkpoint names.
 // Invariants: infer(inp) is exactly forwardTokens(embed(inp)); forwardTokens is the whole trainable part of the
 // forward (method token sources, blocks / fusion layers, poolers) and reads no tensor data, so the accounting
@@ -10,6 +11,7 @@ import { Tensor, concat, noGrad } from '../engine/index.ts';
 import { Module } from './nn/module.ts';
 import type { Embedding } from './nn/layers.ts';
 import { normal } from './nn/init.ts';
+import type { InsertionPoints, PetlHost } from './petl/points.ts';
 
 export interface BackboneInput {
   textIds: Tensor; // int32 [B, L]
@@ -38,8 +40,14 @@ export interface TokenInput {
   imageMask: number[][] | null;
 }
 
-export abstract class VLBackbone extends Module {
+export abstract class VLBackbone extends Module implements PetlHost {
   abstract readonly kind: 'vilt' | 'meter';
+  /** where methods attach: the named insertion points (petl/points.ts) as module paths of this backbone */
+  abstract insertionPoints(): InsertionPoints;
+  /** names every PETL method keeps frozen (none unless the backbone says so) */
+  readonly petlFrozen: readonly string[] = [];
+  /** full tuning: gradients reach the parts this backbone otherwise runs without gradient (METER's encoders) */
+  encoderGrad = false;
   /** the modality type table (2 rows; 3 for NLVR2) */
   abstract token_type_embeddings: Embedding;
   /** width D of the tokens forwardTokens takes */

@@ -10,8 +10,8 @@
 // naming the fields (typos of our own names never pass silently); other snake_case keys of a config.json
 // (architectures, id2label, torch_dtype, ...) have no meaning for the model and are returned in `ignored`; values
 // are checked (positive integers, hidden divisible by heads, eps and dropout ranges, hidden_act 'gelu').
-// Also here: the per-method option types (MethodOptionsFor<'apt'> = { tokens?: number; rank?: number; ... }),
-// derived from the method specs themselves, so the types and the runtime validation cannot drift apart.
+// The per-method option types (MethodOptionsFor<'apt'>) are re-exported from petl/registry.ts, where they derive from
+// the method definitions themselves, so the types and the runtime validation cannot drift apart.
 // Does not: size a config to a tokenizer (train/run.ts does), read weights.
 import { readFileSync } from 'node:fs';
 import { VILT_BASE, VILT_TINY, type ViltConfig } from './vilt.ts';
@@ -19,40 +19,7 @@ import { METER_BASE, METER_TINY, type MeterConfig } from './meter.ts';
 import { VILT_SYNTH } from './pretrain.ts';
 import type { ClipConfig } from './clip.ts';
 import type { RobertaConfig } from './roberta.ts';
-import type { OptionSpec } from './petl/inject.ts';
-import type { apt } from './petl/apt.ts';
-import type { deepPrompt } from './petl/deep_prompt.ts';
-import type { shallowPrompt } from './petl/shallow_prompt.ts';
-import type { lora } from './petl/lora.ts';
-import type { adapter } from './petl/adapter.ts';
-import type { parallelAdapter } from './petl/parallel_adapter.ts';
-import type { classifierOnly } from './petl/classifier_only.ts';
-import type { full } from './petl/full.ts';
-
-// ---- method options, typed per method ----------------------------------------------------------------------------
-
-type OptionValue<O extends OptionSpec> = O['type'] extends 'bool' ? boolean : number;
-type OptionsOf<S extends { options: readonly OptionSpec[] }> = S['options'] extends readonly []
-  ? Record<string, never>
-  : { [O in S['options'][number] as O['name']]?: OptionValue<O> };
-
-/** The options each method takes (all optional: defaults are the paper's table configuration). */
-export interface MethodOptionsMap {
-  apt: OptionsOf<typeof apt>;
-  deep_prompt: OptionsOf<typeof deepPrompt>;
-  shallow_prompt: OptionsOf<typeof shallowPrompt>;
-  lora: OptionsOf<typeof lora>;
-  adapter: OptionsOf<typeof adapter>;
-  parallel_adapter: OptionsOf<typeof parallelAdapter>;
-  classifier_only: OptionsOf<typeof classifierOnly>;
-  full: OptionsOf<typeof full>;
-}
-export type TypedMethodName = keyof MethodOptionsMap;
-/** e.g. MethodOptionsFor<'lora'> = { rank?: number; dropout?: number; scale?: number } */
-export type MethodOptionsFor<M extends TypedMethodName> = MethodOptionsMap[M];
-/** Options for a method name known at compile time; a plain `string` method (e.g. read from a CLI flag) takes any
- *  record and is validated at run time only. */
-export type MethodOptionsOf<M extends string> = M extends TypedMethodName ? MethodOptionsFor<M> : Record<string, unknown>;
+export type { MethodOptionsMap, MethodOptionsFor, MethodOptionsOf, TypedMethodName } from './petl/registry.ts';
 
 // ---- model configs ------------------------------------------------------------------------------------------------
 

@@ -16,20 +16,23 @@ import type { BackboneOutput } from './backbone.ts';
 import { MeterModel, METER_BASE, METER_TINY, type MeterConfig } from './meter.ts';
 import { resizeClipPosTable } from './clip.ts';
 import { ItmHead, ceLoss, classifierMlp, vqaLoss } from './heads.ts';
-import { getMethod, injectMethod, type InjectResult } from './petl/index.ts';
-import { resolveModelConfig, type MethodOptionsOf, type ModelConfigInput } from './config.ts';
+import { DEFAULT_METHOD, getMethod, injectMethod, type InjectResult, type MethodOptionsOf } from './petl/index.ts';
+import { resolveModelConfig, type ModelConfigInput } from './config.ts';
 
 export { VILT_BASE, VILT_TINY, METER_BASE, METER_TINY };
 export type { ViltConfig, MeterConfig };
 export { ViltModel } from './vilt.ts';
 export { MeterModel } from './meter.ts';
 export { VLBackbone, type BackboneInput, type BackboneOutput, type TokenInput } from './backbone.ts';
-export { listMethods, getMethod, TINY_METHOD_OPTIONS, type MethodName } from './petl/index.ts';
+export {
+  listMethods, getMethod, isMethodName, TINY_METHOD_OPTIONS, DEFAULT_METHOD, METHOD_NAMES, PAPER_METHODS, ACCOUNTED_METHODS,
+  type MethodName, type MethodOptionsMap, type MethodOptionsFor, type MethodOptionsOf, type TypedMethodName, type MethodDef,
+  type InsertionPoints, type PetlHost, type HookPointName, type TokenPointName,
+} from './petl/index.ts';
 export { vqaLoss, vqaScore, ceLoss, accuracy } from './heads.ts';
 export {
   resolveModelConfig, resolveModelConfigReport, resolveModelConfigFile,
   type ModelPreset, type ModelConfigInput, type ViltConfigInput, type MeterConfigInput, type HfConfigNames,
-  type MethodOptionsMap, type MethodOptionsFor, type MethodOptionsOf, type TypedMethodName,
 } from './config.ts';
 export { setDropoutRate, setDropoutGenerator } from './nn/layers.ts';
 
@@ -44,7 +47,7 @@ export interface CreateModelOptions<M extends string = string> {
   task: Task;
   /** VQA answer vocabulary size (3129 for VQAv2) */
   numAnswers?: number;
-  /** default 'apt' */
+  /** default DEFAULT_METHOD (petl/registry.ts) */
   method?: M;
   /** typed per method when `method` is a literal (MethodOptionsFor<'lora'>); checked at run time in any case */
   methodOptions?: MethodOptionsOf<M>;
@@ -182,9 +185,9 @@ export class VLModel {
   }
 }
 
-export function createModel<const M extends string = 'apt'>(o: CreateModelOptions<M>): VLModel {
+export function createModel<const M extends string = typeof DEFAULT_METHOD>(o: CreateModelOptions<M>): VLModel {
   const cfg = resolveModelConfig(o.backbone, o.config);
-  const method = o.method ?? 'apt';
+  const method: string = o.method ?? DEFAULT_METHOD;
   const spec = getMethod(method);
   if (o.task === 'vqa' && !(o.numAnswers && o.numAnswers > 0)) throw new Error('createModel: task vqa needs numAnswers > 0');
   const seed = o.seed ?? 0;

@@ -8,6 +8,7 @@
 // BertCrossLayer 'cross_kv' tokens are PREPENDED to the other stream (deep prompt, §3.2); MeterModel
 // 'fusion_text' / 'fusion_image' tokens are PREPENDED to x / y before layer 1 (shallow prompt, §3.3).
 // Encoders run without gradient unless `encoderGrad` (full tuning) is set.
+// Insertion points (METER_POINTS, petl/points.ts): the fusion layers only; PETL methods keep the encoders frozen.
 import { Tensor, concat, tensor, zeros } from '../engine/index.ts';
 import { Module, ModuleList } from './nn/module.ts';
 import { Embedding, Linear } from './nn/layers.ts';
@@ -15,6 +16,7 @@ import { additiveKeyMask } from './nn/attention.ts';
 import { BertAttention, BertIntermediate, BertOutput, RobertaModel, ROBERTA_BASE, ROBERTA_TINY, type BertLayerConfig, type RobertaConfig } from './roberta.ts';
 import { ClipModel, CLIP_B16, CLIP_TINY, type ClipConfig } from './clip.ts';
 import { Pooler } from './heads.ts';
+import type { InsertionPoints } from './petl/points.ts';
 import { VLBackbone, type BackboneInput, type BackboneOutput, type TokenInput } from './backbone.ts';
 
 export interface MeterConfig {
@@ -45,6 +47,24 @@ export const METER_TINY: MeterConfig = Object.freeze({
 });
 
 const NEG = -10000;
+
+const FUSION = 'cross_modal_*_layers.*';
+const SELF_ATTN = [`${FUSION}.attention.self`, `${FUSION}.crossattention.self`];
+const ATTN_OUT = [`${FUSION}.attention.output`, `${FUSION}.crossattention.output`];
+/** Where methods attach in METER (module paths and their local hook points): the fusion layers. */
+export const METER_POINTS: InsertionPoints = Object.freeze({
+  hooks: [
+    { paths: SELF_ATTN, offers: { 'attn.q': 'q', 'attn.v': 'v' } },
+    // APT and the sequential adapter both act on the dense output, before dropout; PA after the post-LN
+    { paths: ATTN_OUT, offers: { 'attn.out': 'dense_out', 'attn.branch': 'dense_out', 'attn.parallel': 'post_ln' } },
+    { paths: [`${FUSION}.output`], offers: { 'ffn.branch': 'dense_out' } },
+  ],
+  tokens: {
+    // stream 0 (prompts.0) is read by the image layers' cross-attention, stream 1 by the text layers' (§3.2)
+    'layer.kv': [{ paths: ['cross_modal_image_layers.*'], point: 'cross_kv' }, { paths: ['cross_modal_text_layers.*'], point: 'cross_kv' }],
+    input: [{ paths: [''], point: 'fusion_text' }, { paths: [''], point: 'fusion_image' }],
+  },
+});
 
 export class BertCrossLayer extends Module {
   readonly attention: BertAttention;
@@ -88,8 +108,8 @@ export class MeterModel extends VLBackbone {
   readonly cross_modal_text_layers: ModuleList<BertCrossLayer>;
   readonly cross_modal_image_pooler: Pooler;
   readonly cross_modal_text_pooler: Pooler;
-  /** full tuning: let gradients reach CLIP and the RoBERTa embeddings (the reference wraps both in no_grad) */
-  encoderGrad = false;
+  /** PETL methods never train the encoders (§3.0) */
+  override readonly petlFrozen = ['text_transformer', 'vit_model'] as const;
   constructor(readonly cfg: MeterConfig, opts: { typeRows?: number } = {}) {
     super();
     const D = cfg.hidden;
@@ -117,6 +137,9 @@ export class MeterModel extends VLBackbone {
   }
   override hookPoints(): readonly string[] {
     return ['fusion_text', 'fusion_image'];
+  }
+  insertionPoints(): InsertionPoints {
+    return METER_POINTS;
   }
 
   protected embedClassifierId(): Tensor {

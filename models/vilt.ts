@@ -14,6 +14,7 @@
 // Hook points: ViltAttention 'q', 'v', 'out' (before proj_drop), 'out_dropped' (after proj_drop);
 // ViltBlock 'prompt' (token source appended as extra keys/values), 'attn_branch', 'mlp_branch';
 // ViltModel 'sequence' (token source appended after the image tokens, carried through all blocks).
+// Insertion points (VILT_POINTS, petl/points.ts) map the methods' point names onto these.
 import { Tensor, concat, indexSelect, pad, resizeBilinear, scope, tensor, zeros } from '../engine/index.ts';
 import { Module, ModuleList, type HookContext } from './nn/module.ts';
 import { Dropout, Embedding, LayerNorm, Linear } from './nn/layers.ts';
@@ -21,6 +22,7 @@ import { truncNormal, zerosInit } from './nn/init.ts';
 import { additiveKeyMask, mergeHeads, scaledDotProduct, splitHeads } from './nn/attention.ts';
 import { Pooler } from './heads.ts';
 import { BertEmbeddings } from './roberta.ts';
+import type { InsertionPoints } from './petl/points.ts';
 import { VLBackbone, validRows, type BackboneInput, type BackboneOutput, type TokenInput } from './backbone.ts';
 
 export type { BackboneInput, BackboneOutput, TokenInput } from './backbone.ts';
@@ -55,6 +57,20 @@ export const VILT_TINY: ViltConfig = Object.freeze({
 });
 
 const NEG = -1e9;
+
+const ATTN = ['transformer.blocks.*.attn'];
+const BLOCKS = ['transformer.blocks.*'];
+/** Where methods attach in ViLT (module paths and their local hook points). */
+export const VILT_POINTS: InsertionPoints = Object.freeze({
+  hooks: [
+    { paths: ATTN, offers: { 'attn.q': 'q', 'attn.v': 'v', 'attn.out': 'out', 'attn.parallel': 'out_dropped' } },
+    { paths: BLOCKS, offers: { 'attn.branch': 'attn_branch', 'ffn.branch': 'mlp_branch' } },
+  ],
+  tokens: {
+    'layer.kv': [{ paths: BLOCKS, point: 'prompt' }],
+    input: [{ paths: [''], point: 'sequence' }],
+  },
+});
 
 /** Conv2d(3 -> D, kernel = stride = patch, bias) as patchify + matmul; weight [D, 3, P, P] like torch. */
 export class PatchConv extends Module {
@@ -292,6 +308,9 @@ export class ViltModel extends VLBackbone {
   }
   override hookPoints(): readonly string[] {
     return ['sequence'];
+  }
+  insertionPoints(): InsertionPoints {
+    return VILT_POINTS;
   }
 
   protected embedClassifierId(): Tensor {

@@ -12,7 +12,7 @@
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
-import { listMethods } from '../models/petl/index.ts';
+import { DEFAULT_METHOD, METHOD_NAMES, PAPER_METHODS, getMethod, isMethodName, listMethods, validateOptions } from '../models/petl/index.ts';
 import { ACCOUNT_METHODS, CONVENTION, DEFAULT_TOKENS, accountingTable, formatAccountingTable, type AccountMethod, type AccountModel, type TokenCounts } from '../models/accounting.ts';
 
 import { UsageError } from './usage-error.ts';
@@ -168,8 +168,8 @@ function numOpt(o: Record<string, string | boolean>, name: string): number | und
   return n;
 }
 
-/** --opt KEY=VALUE[,KEY=VALUE..] -> method options (numbers / booleans). */
-function methodOpts(v: string | boolean | undefined): Record<string, number | boolean> | undefined {
+/** --opt KEY=VALUE[,KEY=VALUE..] -> method options (numbers / booleans), checked against `method`'s definition. */
+function methodOpts(v: string | boolean | undefined, method?: string): Record<string, number | boolean> | undefined {
   if (typeof v !== 'string') return undefined;
   const options: Record<string, number | boolean> = {};
   for (const kv of v.split(',')) {
@@ -178,6 +178,7 @@ function methodOpts(v: string | boolean | undefined): Record<string, number | bo
     options[m[1]] = m[2] === 'true' ? true : m[2] === 'false' ? false : Number.isFinite(Number(m[2])) ? Number(m[2]) : NaN;
     if (Number.isNaN(options[m[1]])) throw new UsageError(`--opt ${m[1]}: '${m[2]}' is not a number or boolean`);
   }
+  if (method) try { validateOptions(getMethod(method), options); } catch (e) { throw new UsageError(`--opt: ${(e as Error).message}`); }
   return options;
 }
 
@@ -198,17 +199,8 @@ function accounting(o: Record<string, string | boolean>, columns: ('params' | 'f
     methods = o.method.split(',').map((m) => m.trim()) as AccountMethod[];
     for (const m of methods) if (!ACCOUNT_METHODS.includes(m)) throw new UsageError(`unknown method '${m}' (methods: ${ACCOUNT_METHODS.join(', ')})`);
   }
-  let options: Record<string, number | boolean> | undefined;
-  if (typeof o.opt === 'string') {
-    if (!methods || methods.length !== 1) throw new UsageError('--opt needs exactly one --method');
-    options = {};
-    for (const kv of o.opt.split(',')) {
-      const m = /^([A-Za-z_][\w]*)=(.+)$/.exec(kv.trim());
-      if (!m) throw new UsageError(`--opt expects KEY=VALUE, got '${kv}'`);
-      options[m[1]] = m[2] === 'true' ? true : m[2] === 'false' ? false : Number.isFinite(Number(m[2])) ? Number(m[2]) : NaN;
-      if (Number.isNaN(options[m[1]])) throw new UsageError(`--opt ${m[1]}: '${m[2]}' is not a number or boolean`);
-    }
-  }
+  if (typeof o.opt === 'string' && (!methods || methods.length !== 1)) throw new UsageError('--opt needs exactly one --method');
+  const options = methodOpts(o.opt, methods?.[0]);
   const rows = accountingTable(models, { tokens, methods, options });
   if (o.json) console.log(JSON.stringify(rows.map((r) => ({ model: r.model, method: r.method, params: r.params, flops: r.flops }))));
   else console.log(formatAccountingTable(rows, columns));
@@ -243,8 +235,8 @@ const COMMANDS: Command[] = [
       'Without --mini: the accounting of the full-size ViLT-B/32 and METER (updated parameters and additional FLOPs of every',
       'method, measured on the instantiated modules), beside the paper\'s values.',
       '',
-      'With --mini: every method of the paper\'s table (full, classifier_only, deep_prompt, lora, adapter, parallel_adapter,',
-      'apt) fine-tuned from the shipped backbones (pretrained/vilt-synth.safetensors, pretrained/meter-synth.safetensors) on',
+      `With --mini: every method of the paper's table (${PAPER_METHODS.join(', ')})`,
+      'fine-tuned from the shipped backbones (pretrained/vilt-synth.safetensors, pretrained/meter-synth.safetensors) on',
       'the embedded synthetic benchmark: ViLT on VQA (test VQA score), NLVR2 (test1 accuracy) and retrieval (test IR/TR',
       'R@1), METER on VQA. Each method gets its learning rate from the same grid, chosen on the validation table with the',
       'first seed and the same step budget; then every seed at the chosen rate. Writes OUT/mini-table.json (one row per',
@@ -410,7 +402,7 @@ const COMMANDS: Command[] = [
     name: 'train', summary: 'fine-tune a method on a task (ViLT Arrow tables) and write a method checkpoint',
     usage: 'aptune train --data DIR --task vqa|nlvr2|irtr --backbone vilt|meter [--preset tiny|base|synth] [--model-config FILE.json] [--config run.json] [--json] [--method NAME] [--opt K=V,..] [--pretrained FILE] [--epochs N | --max-steps N] [--batch-size N] [--accumulate N] [--lr X] [--out DIR] [--resume FILE] [--save-every N] [--seed N] [--eval-every N] [--eval-every-epochs N] [--vocab FILE] [--no-randaug]',
     details: [
-      'Trains the chosen parameter-efficient method (default apt) with AdamW (betas 0.9/0.98, eps 1e-8, wd 0.01 except',
+      `Trains the chosen parameter-efficient method (default ${DEFAULT_METHOD}) with AdamW (betas 0.9/0.98, eps 1e-8, wd 0.01 except`,
       'biases and norms), the head / cross-modal lr multipliers of the reference, linear warmup over 10% of the',
       'optimizer steps then linear decay to 0, and the loss of each micro-batch divided by --accumulate.',
       'Training images get RandAugment(2, 9) before the pixelbert (ViLT) / clip (METER) transform, as the reference\'s',
@@ -446,7 +438,7 @@ const COMMANDS: Command[] = [
       { name: 'backbone', arg: 'vilt|meter', help: 'the backbone', required: true },
       { name: 'preset', arg: 'tiny|base|synth', help: "model size (synth: the aptune pretrain preset); older spelling: --config tiny|base|synth", default: "the pretrain checkpoint's preset, else base" },
       { name: 'model-config', arg: 'FILE.json|JSON', help: 'model config overrides on top of the preset: aptune names ({"hidden": 96}) or a Hugging Face config.json (hidden_size, num_hidden_layers, ...)', default: 'none' },
-      { name: 'method', arg: 'NAME', help: 'method (default apt; see aptune methods)' },
+      { name: 'method', arg: 'NAME', help: `method (default ${DEFAULT_METHOD}; see aptune methods)` },
       { name: 'opt', arg: 'KEY=VALUE[,KEY=VALUE..]', help: 'method options, e.g. tokens=50,rank=4 (tiny config: tiny defaults)' },
       { name: 'pretrained', arg: 'FILE|synth', help: "pre-trained backbone weights (.ckpt, HF ViLT safetensors, an aptune import or pretrain file), or 'synth': the shipped backbone pretrained/<backbone>-synth.safetensors", default: 'random init' },
       { name: 'epochs', arg: 'N', help: 'epochs (default 10); total steps = batches x epochs / accumulate' },
@@ -490,14 +482,14 @@ const COMMANDS: Command[] = [
       const config = o.preset as string | undefined;
       if (config !== undefined && config !== 'tiny' && config !== 'base' && config !== 'synth') throw new UsageError(`--preset must be tiny, base or synth, got '${config}'`);
       if (o.epochs !== undefined && o['max-steps'] !== undefined) throw new UsageError('give either --epochs or --max-steps, not both');
-      const method = typeof o.method === 'string' ? o.method : 'apt';
-      if (!listMethods().some((m) => m.name === method)) throw new UsageError(`unknown method '${method}' (methods: ${listMethods().map((m) => m.name).join(', ')})`);
+      const method = typeof o.method === 'string' ? o.method : DEFAULT_METHOD;
+      if (!isMethodName(method)) throw new UsageError(`unknown method '${method}' (methods: ${METHOD_NAMES.join(', ')})`);
       const progress = new Progress({ mode: progressMode(o.json === true), every: intOpt(o, 'log-every'), metricName: task === 'vqa' ? 'vqa' : task === 'nlvr2' ? 'acc' : 'top1' });
       const out = typeof o.out === 'string' ? o.out : `runs/${backbone}-${task}-${method}`;
       let r;
       try {
         r = await runTrain({
-        data, task: task as 'vqa', backbone, config: config as 'tiny' | 'base' | 'synth' | undefined, modelOverrides, method, methodOptions: methodOpts(o.opt),
+        data, task: task as 'vqa', backbone, config: config as 'tiny' | 'base' | 'synth' | undefined, modelOverrides, method, methodOptions: methodOpts(o.opt, method),
         pretrained: typeof o.pretrained === 'string' ? o.pretrained : undefined,
         epochs: intOpt(o, 'epochs'), maxSteps: intOpt(o, 'max-steps'), batchSize: intOpt(o, 'batch-size'), accumulate: intOpt(o, 'accumulate'),
         lr: numOpt(o, 'lr'), out,

@@ -27,15 +27,13 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { noGrad, scope } from '../engine/index.ts';
-import { createModel, listMethods, type MeterConfig, type ViltConfig, type VLModel } from '../models/index.ts';
+import { METHOD_NAMES, type MeterConfig, type ViltConfig, type VLModel } from '../models/index.ts';
 import { CONVENTION, accountMethod, type AccountMethod } from '../models/accounting.ts';
 import { TaskDataset, type TaskName } from './data/tasks.ts';
 import { taskLoader, type TaskLoaderOptions } from './data/task-batches.ts';
-import { loadTokenizer } from './tokenizers/index.ts';
 import { toModelBatch, type ModelTask } from './batch.ts';
 import { evaluateNlvr2, evaluateRetrieval, evaluateVqa } from './evaluate.ts';
-import { importPretrained, loadCheckpoint, loadMethodCheckpoint } from './checkpoint.ts';
-import { defaultHyper, pretrainConfigOf, runTrain, transformFor, type Backbone, type Preset } from './run.ts';
+import { defaultHyper, pretrainConfigOf, rebuildFromCheckpoint, runTrain, type Backbone, type Preset, type RunConfig } from './run.ts';
 import { resolvePretrained } from './pretrained.ts';
 import { writeFileAtomicSync } from './atomic.ts';
 import { UsageError } from './usage-error.ts';
@@ -199,11 +197,6 @@ export function accountVilt(cfg: ViltConfig, method: string, methodOptions: Reco
   return accountRun('vilt', cfg, method, methodOptions, tokens);
 }
 
-interface MethodRunConfig {
-  kind?: string; backbone: Backbone; task: ModelTask; method: string; methodOptions: Record<string, number | boolean>; modelConfig: ViltConfig | MeterConfig;
-  numAnswers: number; seed: number; vocab: string; maxTextLen: number; imageSize: number; pretrained?: string;
-}
-
 const TASK_DATA: Record<ModelTask, TaskName> = { vqa: 'vqa', nlvr2: 'nlvr2', irtr: 'f30k' };
 
 /** The labelled table a split of the comparison scores on (the synthetic vqav2_test has answers). */
@@ -214,22 +207,14 @@ export function comparisonTable(task: ModelTask, split: 'val' | 'test'): string 
 }
 
 /**
- * Rebuild a trained model from its method checkpoint (as runEval does) and score it on one labelled table of its
- * task; also the run's token counts from a real embed of one item.
+ * Rebuild a trained model from its method checkpoint (rebuildFromCheckpoint, as aptune eval) and score it on one
+ * labelled table of its task; also the run's token counts from a real embed of one item.
  */
-export async function scoreRun(ckpt: string, data: string, batchSize: number, table: string): Promise<{ model: VLModel; rc: MethodRunConfig; metrics: Record<string, number>; score: number; count: number; tokens: { text: number; image: number } }> {
-  const rc = loadCheckpoint(ckpt).config as MethodRunConfig;
-  if (!rc || rc.kind !== 'method' || !rc.backbone || !rc.task) throw new Error(`${ckpt}: not a method checkpoint written by aptune train`);
-  const tok = loadTokenizer(rc.vocab);
-  const model = createModel({ backbone: rc.backbone, config: rc.modelConfig, task: rc.task, numAnswers: rc.numAnswers, method: rc.method, methodOptions: rc.methodOptions, seed: rc.seed });
-  if (rc.pretrained) importPretrained(rc.pretrained, model);
-  loadMethodCheckpoint(ckpt, model.backbone);
+export async function scoreRun(ckpt: string, data: string, batchSize: number, table: string): Promise<{ model: VLModel; rc: RunConfig; metrics: Record<string, number>; score: number; count: number; tokens: { text: number; image: number } }> {
+  const { model, rc, loaderBase } = await rebuildFromCheckpoint(ckpt, { data });
   const ds = await TaskDataset.open(data, rc.backbone, TASK_DATA[rc.task], 'val', { tables: [table] }); // opened as a labelled split
   try {
-    const opts: TaskLoaderOptions = { // as runTrain's eval loader
-      model: rc.backbone, tokenizer: tok, transform: transformFor(rc.backbone, rc.modelConfig, rc.imageSize), maxLength: rc.maxTextLen,
-      numClasses: rc.numAnswers || undefined, seed: rc.seed, concurrency: 4, batchSize, shuffle: false, drawFalseText: 0, drawFalseImage: 0, augment: null,
-    };
+    const opts: TaskLoaderOptions = { ...loaderBase, batchSize, shuffle: false, drawFalseText: 0, drawFalseImage: 0, augment: null }; // as runTrain's eval loader
     let tokens: { text: number; image: number } | null = null;
     for await (const tb of taskLoader(ds, { ...opts, batchSize: 1, drawFalseText: rc.task === 'irtr' ? 1 : 0 }).epoch(0)) { // the run's token counts, from a real embed
       tokens = noGrad(() => scope(() => {
@@ -248,7 +233,7 @@ export async function scoreRun(ckpt: string, data: string, batchSize: number, ta
 }
 
 /** scoreRun on a VQA table (default vqav2_test). */
-export async function scoreVqaTable(ckpt: string, data: string, batchSize: number, table = 'vqav2_test'): Promise<{ model: VLModel; rc: MethodRunConfig; score: number; count: number; tokens: { text: number; image: number } }> {
+export async function scoreVqaTable(ckpt: string, data: string, batchSize: number, table = 'vqav2_test'): Promise<{ model: VLModel; rc: RunConfig; score: number; count: number; tokens: { text: number; image: number } }> {
   return scoreRun(ckpt, data, batchSize, table);
 }
 
@@ -262,8 +247,8 @@ export function std(a: number[]): number {
 
 /** Validates method names against the registry (a UsageError names the bad one); 'all' = every method. */
 export function parseMethods(v: string): string[] {
-  const known = listMethods().map((m) => m.name);
-  const ms = v === 'all' ? known : v.split(',').map((s) => s.trim()).filter(Boolean);
+  const known: readonly string[] = METHOD_NAMES;
+  const ms = v === 'all' ? [...known] : v.split(',').map((s) => s.trim()).filter(Boolean);
   if (!ms.length) throw new UsageError('--methods is empty');
   for (const m of ms) if (!known.includes(m)) throw new UsageError(`unknown method '${m}' (methods: ${known.join(', ')}, or all)`);
   if (new Set(ms).size !== ms.length) throw new UsageError(`--methods lists a method twice: ${v}`);

@@ -15,6 +15,7 @@ import type { ProgressMode } from './progress.ts';
 import { runCompare, floorRows, primaryMetricName, type CompareResult, type Floors } from './compare.ts';
 import type { Backbone, Preset } from './run.ts';
 import type { ModelTask } from './batch.ts';
+import { PAPER_METHODS } from '../models/index.ts';
 import { ensureSynthData } from './synth-cache.ts';
 import { writeFileAtomicSync } from './atomic.ts';
 import { commandLine, machineLine, sourceCommit } from './provenance.ts';
@@ -25,8 +26,8 @@ export const MINI_CELLS: readonly MiniCell[] = Object.freeze([
   { backbone: 'vilt', task: 'vqa' }, { backbone: 'vilt', task: 'nlvr2' }, { backbone: 'vilt', task: 'irtr' }, { backbone: 'meter', task: 'vqa' },
 ]);
 
-/** The paper's table, in its row order. */
-export const MINI_METHODS: readonly string[] = Object.freeze(['full', 'classifier_only', 'deep_prompt', 'lora', 'adapter', 'parallel_adapter', 'apt']);
+/** The paper's table, in its row order (the registry's PAPER_METHODS). */
+export const MINI_METHODS: readonly string[] = PAPER_METHODS;
 
 /** One small grid for every method: the reference's full-tuning rate, its PETL rate, and 4x above it. */
 export const MINI_LR_GRID: readonly number[] = Object.freeze([1e-4, 5e-4, 2e-3]);

@@ -14,6 +14,8 @@
 // The run directory gets run.json (options + resolved run config at the start, plus the summary of train/report.ts
 // at the end). Display hooks: onRecord (each logged record), onStart (total steps), onEvalBatch (evaluation batches).
 // Does not: multi-device runs, draw progress (the CLI's train/progress.ts does).
+// The run configuration has one type (RunConfig) and one way back from a checkpoint (rebuildFromCheckpoint), shared by
+// `eval` and the comparison's scoring (train/compare.ts).
 // Invariants: the checkpoint's run config holds everything needed to rebuild the same model (backbone, task,
 // method + options, resolved model config, numAnswers, seed, tokenizer path, text length, image size, pre-trained
 // file), so `eval` needs only --data and --checkpoint; a config that does not match is an error naming the key;
@@ -25,7 +27,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import {
   createModel, parameterGroups, resolveModelConfigReport, type ModelConfigInput, METER_TINY, VILT_BASE, VILT_TINY, METER_BASE, TINY_METHOD_OPTIONS,
-  type MeterConfig, type ViltConfig, type VLModel, type MethodName,
+  DEFAULT_METHOD, isMethodName, type MeterConfig, type ViltConfig, type VLModel,
 } from '../models/index.ts';
 import { ArrowTableReader, LAYOUTS } from './data/arrow.ts';
 import { TASK_TABLES, TaskDataset, loadVqaVocab, type Split, type TaskName } from './data/tasks.ts';
@@ -55,6 +57,7 @@ export interface RunOptions {
   config?: Preset;
   /** model config on top of the preset (sized to the tokenizer): aptune or Hugging Face names (models/config.ts) */
   modelOverrides?: Record<string, unknown>;
+  /** default DEFAULT_METHOD (models/petl/registry.ts) */
   method?: string;
   methodOptions?: Record<string, number | boolean>;
   pretrained?: string;
@@ -177,16 +180,39 @@ export function defaultImageSize(backbone: Backbone, preset: Preset, cfg: ViltCo
   return preset === 'tiny' ? 4 * (cfg as ViltConfig).patch : 384;
 }
 
-interface Built {
-  model: VLModel; tok: Tokenizer; runConfig: Record<string, unknown>; loaderBase: Omit<TaskLoaderOptions, 'batchSize'>;
+/**
+ * THE run configuration: what a method checkpoint stores (kind 'method') and run.json's `resolved`, written by runTrain
+ * and read back by rebuildFromCheckpoint (aptune eval, the comparison's scoring) and train/report.ts. Everything needed
+ * to rebuild the same model: backbone, task, method + options, resolved model config, answers, seed, tokenizer, text
+ * length, image size, pre-trained file; then the training settings.
+ */
+export interface RunConfig {
+  kind?: string;
+  backbone: Backbone; task: ModelTask; method: string; methodOptions: Record<string, number | boolean>;
+  modelConfig: ViltConfig | MeterConfig; numAnswers: number; preset: Preset; seed: number;
+  /** tokenizer vocabulary file */
+  vocab: string; maxTextLen: number; imageSize: number;
+  /** IRTR negatives per image */
+  negatives: number;
+  modelOverrides?: Record<string, unknown>;
+  /** absolute path of the pre-trained backbone file */
+  pretrained?: string;
+  lr?: number; batchSize?: number; accumulate?: number; maxSteps?: number; randaug?: boolean;
+  /** optimizer step of a checkpoint */
+  step?: number;
 }
 
+interface Built {
+  model: VLModel; tok: Tokenizer; runConfig: RunConfig; loaderBase: Omit<TaskLoaderOptions, 'batchSize'>;
+}
+
+/** What build() needs: the identity part of a RunConfig before the model config is resolved, plus the data. */
+type BuildInput = Pick<RunConfig, 'backbone' | 'task' | 'preset' | 'method' | 'methodOptions' | 'maxTextLen' | 'seed' | 'pretrained' | 'negatives' | 'modelOverrides'> & {
+  data: string; vocabPath: string; tok: Tokenizer; imageSize?: number;
+};
+
 /** Build the model and the loader options from a run config (shared by train, resume and eval). */
-async function build(rc: {
-  data: string; backbone: Backbone; task: ModelTask; preset: Preset; method: string; methodOptions: Record<string, number | boolean>;
-  vocabPath: string; tok: Tokenizer; maxTextLen: number; imageSize?: number; seed: number; pretrained?: string; negatives: number;
-  modelOverrides?: Record<string, unknown>;
-}, log: (s: string) => void): Promise<Built> {
+async function build(rc: BuildInput, log: (s: string) => void): Promise<Built> {
   const presetConfig = resolveModelConfig(rc.backbone, rc.preset, rc.tok, rc.maxTextLen);
   const resolved = rc.modelOverrides ? resolveModelConfigReport(rc.backbone, rc.modelOverrides as ModelConfigInput, presetConfig) : null;
   if (resolved?.ignored.length) log(`model config: ignored keys without a model field: ${resolved.ignored.join(', ')}`);
@@ -204,7 +230,7 @@ async function build(rc: {
     log(`pretrained ${rc.pretrained}: ${rep.loaded.length} tensors loaded, ${rep.missing.length} missing`);
   }
   const imageSize = rc.imageSize ?? defaultImageSize(rc.backbone, rc.preset, modelConfig);
-  const runConfig: Record<string, unknown> = {
+  const runConfig: RunConfig = {
     backbone: rc.backbone, task: rc.task, method: model.method, methodOptions: model.methodOptions, modelConfig, numAnswers,
     preset: rc.preset, seed: rc.seed, vocab: rc.vocabPath, maxTextLen: rc.maxTextLen, imageSize, negatives: rc.negatives,
     ...(rc.modelOverrides ? { modelOverrides: rc.modelOverrides } : {}),
@@ -243,7 +269,7 @@ export async function runTrain(o: RunOptions): Promise<TrainResult> {
   if (o.pretrained) o = { ...o, pretrained: resolvePretrained(o.pretrained, o.backbone) };
   const pre = o.pretrained ? pretrainConfigOf(o.pretrained) : null;
   const preset = o.config ?? ((pre?.preset as Preset | undefined) ?? 'base');
-  const method = o.method ?? 'apt';
+  const method = o.method ?? DEFAULT_METHOD;
   const seed = o.seed ?? 0;
   const taskName = TASK_DATA[o.task];
   if (!fs.existsSync(o.data) || !fs.statSync(o.data).isDirectory()) throw new Error(`${o.data}: data directory not found`);
@@ -269,7 +295,7 @@ export async function runTrain(o: RunOptions): Promise<TrainResult> {
     }
   }
   const presetOptions = preset === 'tiny' ? TINY_METHOD_OPTIONS : preset === 'synth' ? SYNTH_METHOD_OPTIONS : null;
-  const methodOptions = { ...(presetOptions?.[method as MethodName] ?? {}), ...(o.methodOptions ?? {}) };
+  const methodOptions = { ...(presetOptions && isMethodName(method) ? presetOptions[method] : {}), ...(o.methodOptions ?? {}) };
   const negatives = o.negatives ?? 15;
   const b = await build({ data: o.data, backbone: o.backbone, task: o.task, preset, method, methodOptions, vocabPath, tok, maxTextLen, imageSize: o.imageSize, seed, pretrained: o.pretrained, negatives, modelOverrides: o.modelOverrides }, log);
   const batchSize = o.batchSize ?? 32, accumulate = o.accumulate ?? 1;
@@ -341,24 +367,38 @@ export interface EvalRunOptions {
   onEvalBatch?: (done: number, total: number) => void;
 }
 
+export interface Rebuilt extends Built { rc: RunConfig }
+
 /**
- * Rebuild the model from a method checkpoint's run config, load it and evaluate the task's eval split (or
+ * THE way back from a method checkpoint to its model: reads the run config (kind 'method'), checks it against `task`
+ * when given, opens its tokenizer (or `vocab`), rebuilds the model exactly as runTrain built it (preset sized to the
+ * tokenizer, overrides, answers of `data`, pre-trained file) and refuses a rebuilt config that differs from the stored
+ * one (naming the key), then loads the checkpoint's trainable weights. Serves aptune eval and the comparison's scoring.
+ */
+export async function rebuildFromCheckpoint(checkpoint: string, o: { data: string; task?: ModelTask; vocab?: string; log?: (s: string) => void }): Promise<Rebuilt> {
+  const log = o.log ?? (() => undefined);
+  const rc = loadCheckpoint(checkpoint).config as RunConfig | null;
+  if (!rc || rc.kind !== 'method' || !rc.backbone || !rc.task) throw new Error(`${checkpoint}: not a method checkpoint written by aptune train (no run config)`);
+  if (o.task) checkRunConfig(checkpoint, rc, { task: o.task });
+  if (!fs.existsSync(o.data) || !fs.statSync(o.data).isDirectory()) throw new Error(`${o.data}: data directory not found`);
+  const vocabPath = o.vocab ?? rc.vocab;
+  if (!fs.existsSync(vocabPath)) throw new Error(`${checkpoint}: its tokenizer ${vocabPath} is missing (pass --vocab)`);
+  const tok = loadTokenizer(vocabPath);
+  const b = await build({ ...rc, data: o.data, vocabPath, tok }, log);
+  checkRunConfig(checkpoint, rc, b.runConfig as unknown as Record<string, unknown>);
+  loadMethodCheckpoint(checkpoint, b.model.backbone);
+  return { ...b, rc };
+}
+
+/**
+ * Rebuild the model from a method checkpoint (rebuildFromCheckpoint) and evaluate the task's eval split (or
  * `split`); with `submit` (VQA), write the split's predictions and return their count (plus the score when the
  * split is labelled).
  */
 export async function runEval(o: EvalRunOptions): Promise<Record<string, number>> {
   const log = o.log ?? ((s: string) => console.log(s));
-  const { config } = loadCheckpoint(o.checkpoint);
-  const rc = config as Record<string, unknown> & { backbone: Backbone; task: ModelTask; preset: Preset; method: string; methodOptions: Record<string, number | boolean>; seed: number; vocab: string; maxTextLen: number; imageSize: number; pretrained?: string; negatives: number; modelOverrides?: Record<string, unknown> };
-  if (!rc || rc.kind !== 'method' || !rc.backbone) throw new Error(`${o.checkpoint}: not a method checkpoint written by aptune train (no run config)`);
-  checkRunConfig(o.checkpoint, rc, { task: o.task });
-  if (!fs.existsSync(o.data) || !fs.statSync(o.data).isDirectory()) throw new Error(`${o.data}: data directory not found`);
-  const vocabPath = o.vocab ?? rc.vocab;
-  if (!fs.existsSync(vocabPath)) throw new Error(`${o.checkpoint}: its tokenizer ${vocabPath} is missing (pass --vocab)`);
-  const tok = loadTokenizer(vocabPath);
-  const b = await build({ data: o.data, backbone: rc.backbone, task: rc.task, preset: rc.preset, method: rc.method, methodOptions: rc.methodOptions, vocabPath, tok, maxTextLen: rc.maxTextLen, imageSize: rc.imageSize, seed: rc.seed, pretrained: rc.pretrained, negatives: rc.negatives, modelOverrides: rc.modelOverrides }, log);
-  checkRunConfig(o.checkpoint, rc, b.runConfig);
-  loadMethodCheckpoint(o.checkpoint, b.model.backbone);
+  const b = await rebuildFromCheckpoint(o.checkpoint, { data: o.data, task: o.task, vocab: o.vocab, log });
+  const rc = b.rc;
   const split = o.split ?? EVAL_SPLIT[rc.task];
   let r: Record<string, number> = {};
   if (o.submit) {

@@ -1,15 +1,14 @@
 // Sequential bottleneck adapter (apt-spec §3.5): z -> z + up(ReLU(down(z))), weights N(0, 0.01), zero biases.
-// ViLT: `adapter0` on the attention branch (after proj_drop) and `adapter1` on the MLP branch of every block;
-// METER: `adapter` inside every fusion BertSelfOutput (self and cross, before dropout) and BertOutput (FFN).
+// Insertion points 'attn.branch' and 'ffn.branch'. ViLT: both on each block (attention branch after proj_drop, MLP
+// branch), so one block holds two: `adapter0`, `adapter1`; METER: `adapter` inside every fusion BertSelfOutput (self
+// and cross, before dropout) and BertOutput (FFN).
 // Deliberately NOT here: adapter LayerNorms or scales (the reference has none).
 // Invariants: names `adapterK.down_sampler.*`, `adapterK.up_sampler.*`; the output changes at init (both weights
 // are non-zero), unlike LoRA.
 import type { Tensor } from '../../engine/index.ts';
-import { Module, type HookFn } from '../nn/module.ts';
+import { Module } from '../nn/module.ts';
 import { Linear } from '../nn/layers.ts';
-import { ViltBlock } from '../vilt.ts';
-import { BertOutput, BertSelfOutput } from '../roberta.ts';
-import { attachChild, findModules, inFusion, type Backbone, type MethodOptions, type MethodSpec } from './inject.ts';
+import { defineMethod, type HookAttachment, type ResolvedOptions } from './inject.ts';
 
 export class Adapter extends Module {
   readonly down_sampler: Linear;
@@ -24,26 +23,27 @@ export class Adapter extends Module {
   }
 }
 
-export const adapter = {
+const options = [
+  { name: 'rank', type: 'int', default: 96, min: 1, description: 'bottleneck width' },
+  { name: 'initStd', type: 'number', default: 0.01, min: 0, description: 'std of the Normal init of both weights' },
+] as const;
+
+const adapterAt = (at: 'attn.branch' | 'ffn.branch'): HookAttachment<ResolvedOptions<typeof options>> => ({
+  at, child: 'adapter',
+  create(D, o) {
+    const a = new Adapter(D, o.rank, o.initStd);
+    return { module: a, hook: (x) => a.forward(x) };
+  },
+});
+
+export const adapter = defineMethod({
   name: 'adapter',
   description: 'Sequential bottleneck adapters after attention and FFN outputs (paper Table: r=96)',
-  options: [
-    { name: 'rank', type: 'int', default: 96, min: 1, description: 'bottleneck width' },
-    { name: 'initStd', type: 'number', default: 0.01, min: 0, description: 'std of the Normal init of both weights' },
-  ],
+  options,
   tokenForClassifier: true,
+  mergeable: false,
+  updatedParams: 'modules',
+  paperRow: 5,
   trainable: () => ['adapter'],
-  inject(model: Backbone, o: MethodOptions): string[] {
-    const r = o.rank as number, std = o.initStd as number;
-    const make = () => new Adapter(model.hidden, r, std);
-    const hook = (a: Adapter): HookFn => (x) => a.forward(x);
-    if (model.kind === 'vilt') {
-      return findModules(model, ViltBlock).flatMap((t) => [
-        attachChild('adapter', t, 'adapter0', make(), 'attn_branch', hook),
-        attachChild('adapter', t, 'adapter1', make(), 'mlp_branch', hook),
-      ]);
-    }
-    return [...findModules(model, BertSelfOutput, inFusion), ...findModules(model, BertOutput, inFusion)]
-      .map((t) => attachChild('adapter', t, 'adapter', make(), 'dense_out', hook));
-  },
-} as const satisfies MethodSpec;
+  hooks: [adapterAt('attn.branch'), adapterAt('ffn.branch')],
+});

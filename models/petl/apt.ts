@@ -1,18 +1,16 @@
-// APT, the `approximate_prompt` module (apt-spec §3.1), and its injection: ViLT one per block at the attention's
-// output projection (hook 'out', before proj_drop, R = LN1(x)); METER one per BertSelfOutput of the fusion
-// layers (self- and cross-attention, hook 'dense_out' before dropout, R = the sub-block's residual input).
+// APT, the `approximate_prompt` module (apt-spec §3.1), and its method definition: one module at insertion point
+// 'attn.out' (the attention output projection before its dropout, R = the sub-block input): ViLT one per block
+// (R = LN1(x)), METER one per BertSelfOutput of the fusion layers (self- and cross-attention, R = the residual).
 // Deliberately NOT here: the commented-out MLP placement of the reference.
 // Invariants: names `APT.mm_tokens` [M, D], `APT.mm.0.weight` [h, D], `APT.mm.1.weight` [D, h], `APT.scale` [1];
 // out = (X + ReLU(R Kᵀ) P ⊙ w) · exp(s) with K = P + W_b W_a P, w = max over M of the scores, detached.
 // Quirk choice: the scale trains in both backbones (trainScale=true); trainScale=false reproduces METER's
 // reference, whose 'mm' pattern leaves the scale frozen.
 import type { Tensor } from '../../engine/index.ts';
-import { Module, type HookFn } from '../nn/module.ts';
+import { Module } from '../nn/module.ts';
 import { Dropout, Linear, Sequential } from '../nn/layers.ts';
 import { normal, zerosInit } from '../nn/init.ts';
-import { ViltAttention } from '../vilt.ts';
-import { BertSelfOutput } from '../roberta.ts';
-import { attachChild, findModules, inFusion, type Backbone, type MethodOptions, type MethodSpec } from './inject.ts';
+import { defineMethod } from './inject.ts';
 
 export class ApproximatePrompt extends Module {
   readonly mm: Sequential;
@@ -39,7 +37,7 @@ export class ApproximatePrompt extends Module {
   }
 }
 
-export const apt = {
+export const apt = defineMethod({
   name: 'apt',
   description: 'Approximated prompt tuning: M memory tokens read by a ReLU kernel after each attention output (paper Table: M=200, h=4)',
   options: [
@@ -49,12 +47,15 @@ export const apt = {
     { name: 'trainScale', type: 'bool', default: true, description: 'train the exp(s) scale (METER reference leaves it frozen)' },
   ],
   tokenForClassifier: true,
-  trainable: (o: MethodOptions) => (o.trainScale ? ['APT'] : ['APT.mm']),
-  inject(model: Backbone, o: MethodOptions): string[] {
-    const M = o.tokens as number, h = o.rank as number, p = o.dropout as number;
-    const make = () => new ApproximatePrompt(model.hidden, h, M, p);
-    const hook = (m: ApproximatePrompt): HookFn => (x, ctx) => m.forward(x, ctx.input!);
-    if (model.kind === 'vilt') return findModules(model, ViltAttention).map((t) => attachChild('apt', t, 'APT', make(), 'out', hook));
-    return findModules(model, BertSelfOutput, inFusion).map((t) => attachChild('apt', t, 'APT', make(), 'dense_out', hook));
-  },
-} as const satisfies MethodSpec;
+  mergeable: false,
+  updatedParams: 'modules',
+  paperRow: 6,
+  trainable: (o) => (o.trainScale ? ['APT'] : ['APT.mm']),
+  hooks: [{
+    at: 'attn.out', child: 'APT',
+    create(D, o) {
+      const m = new ApproximatePrompt(D, o.rank, o.tokens, o.dropout);
+      return { module: m, hook: (x, ctx) => m.forward(x, ctx.input!) };
+    },
+  }],
+});

@@ -1,16 +1,13 @@
 // Scaled parallel adapter `Adapter_Layer` (apt-spec §3.6): PA(u) = scale · up(ReLU(down(LN(u)))), no residual,
 // fixed scale 4, "bert" init (weights N(0, 0.02), biases 0, LN 1/0), LN eps 1e-5 ("in" option).
-// ViLT: `attn.PA` fed LN1(x), added after the projection dropout (hook 'out_dropped');
-// METER: `output.PA` of every fusion BertSelfOutput, fed the residual input and added after the post-LN
-// (hook 'post_ln').
+// Insertion point 'attn.parallel': ViLT `attn.PA` fed LN1(x), added after the projection dropout; METER `output.PA`
+// of every fusion BertSelfOutput, fed the residual input and added after the post-LN.
 // Deliberately NOT here: the learnable-scalar and "out"/"lora" variants the reference never uses.
 // Invariants: names `PA.adapter_layer_norm_before.*`, `PA.down_proj.*`, `PA.up_proj.*`.
 import type { Tensor } from '../../engine/index.ts';
-import { Module, type HookFn } from '../nn/module.ts';
+import { Module } from '../nn/module.ts';
 import { Dropout, LayerNorm, Linear } from '../nn/layers.ts';
-import { ViltAttention } from '../vilt.ts';
-import { BertSelfOutput } from '../roberta.ts';
-import { attachChild, findModules, inFusion, type Backbone, type MethodOptions, type MethodSpec } from './inject.ts';
+import { defineMethod } from './inject.ts';
 
 export class ParallelAdapter extends Module {
   readonly adapter_layer_norm_before: LayerNorm;
@@ -31,7 +28,7 @@ export class ParallelAdapter extends Module {
   }
 }
 
-export const parallelAdapter = {
+export const parallelAdapter = defineMethod({
   name: 'parallel_adapter',
   description: 'Scaled parallel adapter beside each attention block (paper Table: r=96, scale 4)',
   options: [
@@ -39,12 +36,15 @@ export const parallelAdapter = {
     { name: 'scale', type: 'number', default: 4, description: 'fixed output scale' },
   ],
   tokenForClassifier: true,
+  mergeable: false,
+  updatedParams: 'modules',
+  paperRow: 4,
   trainable: () => ['PA'],
-  inject(model: Backbone, o: MethodOptions): string[] {
-    const r = o.rank as number, s = o.scale as number;
-    const make = () => new ParallelAdapter(model.hidden, r, s);
-    const hook = (pa: ParallelAdapter): HookFn => (x, ctx) => x.add(pa.forward(ctx.input!));
-    if (model.kind === 'vilt') return findModules(model, ViltAttention).map((t) => attachChild('parallel_adapter', t, 'PA', make(), 'out_dropped', hook));
-    return findModules(model, BertSelfOutput, inFusion).map((t) => attachChild('parallel_adapter', t, 'PA', make(), 'post_ln', hook));
-  },
-} as const satisfies MethodSpec;
+  hooks: [{
+    at: 'attn.parallel', child: 'PA',
+    create(D, o) {
+      const pa = new ParallelAdapter(D, o.rank, o.scale);
+      return { module: pa, hook: (x, ctx) => x.add(pa.forward(ctx.input!)) };
+    },
+  }],
+});

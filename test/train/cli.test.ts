@@ -48,6 +48,15 @@ test('--method and --opt select methods and their options (APT M = 50: the commi
   assert.match(e.err, /--opt needs exactly one --method/);
 });
 
+test('a bad --opt is a usage error naming the method, the option and what it accepts', () => {
+  const r = run('params', '--model', 'vilt', '--method', 'lora', '--opt', 'rank=0');
+  assert.is(r.code, 2, r.err);
+  assert.match(r.err, /--opt: method 'lora': option 'rank' must be >= 1, got 0 \(allowed: integer >= 1\)/);
+  const t = run('train', '--data', 'nowhere', '--task', 'vqa', '--backbone', 'vilt', '--method', 'apt', '--opt', 'trainScale=3');
+  assert.is(t.code, 2, t.err);
+  assert.match(t.err, /option 'trainScale' must be a boolean, got 3 \(allowed: true or false\)/);
+});
+
 test('usage errors exit 2 and name the culprit', () => {
   const a = run('params', '--bogus');
   assert.is(a.code, 2);
