@@ -364,11 +364,19 @@ const COMMANDS: Command[] = [
       { name: 'eval-every', arg: 'N', help: 'report the gates every N steps (default 100; always at the end)' },
       { name: 'itm-weight', arg: 'X', help: "weight of the ITM loss beside MLM and contrastive (default: the recipe's)" },
       { name: 'run-dir', arg: 'DIR', help: 'where metrics.jsonl, run.json and report.html go', default: '<out without extension>-run beside --out' },
+      { name: 'hard-start', arg: 'X', help: "fraction of the run before the verified hard negatives start (random negatives only until then) (default: the recipe's)" },
       { name: 'mlm-pass', arg: 'joint|separate', help: "MLM in the ITM pass on masked texts, or in its own pass (ITM then sees clean text) (default: the recipe's)" },
       ...PROGRESS_OPTS,
     ],
     async run(o) {
       const { runPretrain } = await import('./pretrain.ts');
+      const unitOpt = (oo: Record<string, string | boolean>, name: string): number | undefined => {
+        const v = oo[name];
+        if (v === undefined) return undefined;
+        const n = Number(v);
+        if (typeof v !== 'string' || v.trim() === '' || !(n >= 0 && n <= 1)) throw new UsageError(`--${name} must be in [0, 1], got '${String(v)}'`);
+        return n;
+      };
       const mlmPassOpt = (v: unknown): 'joint' | 'separate' | undefined => {
         if (v === undefined) return undefined;
         if (v !== 'joint' && v !== 'separate') throw new UsageError(`--mlm-pass must be joint or separate, got '${String(v)}'`);
@@ -390,7 +398,7 @@ const COMMANDS: Command[] = [
         log: progress.log,
         backbone: bbOpt(o), data: typeof o.data === 'string' ? o.data : undefined, out: o.out as string, steps: intOpt(o, 'steps'), batchSize: intOpt(o, 'batch-size'), lr: numOpt(o, 'lr'),
         preset, hidden: intOpt(o, 'hidden'), layers: intOpt(o, 'layers'), heads: intOpt(o, 'heads'), mlp: intOpt(o, 'mlp'), patch: intOpt(o, 'patch'),
-        imageSize: intOpt(o, 'image-size'), maskProb: mp, hardFraction: hf, init: typeof o.init === 'string' ? o.init : undefined, seed: o.seed === undefined ? undefined : intOpt0(o, 'seed'), evalEvery: intOpt(o, 'eval-every'), itmWeight: numOpt(o, 'itm-weight'), mlmPass: mlmPassOpt(o['mlm-pass']), runDir: typeof o['run-dir'] === 'string' ? o['run-dir'] : undefined,
+        imageSize: intOpt(o, 'image-size'), maskProb: mp, hardFraction: hf, init: typeof o.init === 'string' ? o.init : undefined, seed: o.seed === undefined ? undefined : intOpt0(o, 'seed'), evalEvery: intOpt(o, 'eval-every'), itmWeight: numOpt(o, 'itm-weight'), mlmPass: mlmPassOpt(o['mlm-pass']), hardStart: unitOpt(o, 'hard-start'), runDir: typeof o['run-dir'] === 'string' ? o['run-dir'] : undefined,
         });
       } finally { progress.finish(); }
       const g = r.gates[r.gates.length - 1];

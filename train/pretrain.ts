@@ -560,6 +560,11 @@ export interface PretrainOptions {
   hardFraction?: number;
   /** weight of the ITM loss in the sum (default the recipe's itmWeight) */
   itmWeight?: number;
+  /**
+   * fraction of the run before the hard negatives start (default the recipe's): before it every ITM negative is a
+   * random other caption (labelled by its truth), after it hardFraction of them are the verified hard negatives
+   */
+  hardStart?: number;
   /** where MLM runs (default the recipe's; see BatchOptions.mlmPass) */
   mlmPass?: MlmPass;
   /** start from this `aptune pretrain` checkpoint (same model config and vocabulary) instead of a fresh init */
@@ -582,9 +587,9 @@ export interface PretrainResult { checkpoint: string; vocab: string; runDir: str
  * accuracy 0.53) and text->image R@1 0.50, so the gates need a longer run; ITM follows retrieval (synthetic-benchmark.md).
  * About 0.8 s per step on an idle core.
  */
-export const SYNTH_RECIPE = Object.freeze({ steps: 3000, batchSize: 64, lr: 2e-3, itmWeight: 1, mlmPass: 'joint' as MlmPass });
+export const SYNTH_RECIPE = Object.freeze({ steps: 2500, batchSize: 64, lr: 2e-3, itmWeight: 8, hardStart: 0.4, mlmPass: 'joint' as MlmPass });
 
-export const METER_SYNTH_RECIPE = Object.freeze({ steps: 3000, batchSize: 64, lr: 1.5e-3, itmWeight: 1, mlmPass: 'joint' as MlmPass });
+export const METER_SYNTH_RECIPE = Object.freeze({ steps: 2000, batchSize: 64, lr: 1.5e-3, itmWeight: 8, hardStart: 0.4, mlmPass: 'joint' as MlmPass });
 
 export const PRETRAIN_KIND = 'pretrain';
 
@@ -684,7 +689,9 @@ export async function runPretrain(o: PretrainOptions): Promise<PretrainResult> {
     }
     return out;
   };
-  const itmWeight = o.itmWeight ?? recipe.itmWeight, mlmPass = o.mlmPass ?? recipe.mlmPass;
+  const itmWeight = o.itmWeight ?? recipe.itmWeight, mlmPass = o.mlmPass ?? recipe.mlmPass, hardStart = o.hardStart ?? recipe.hardStart;
+  if (!(hardStart >= 0 && hardStart <= 1)) throw new Error(`pretrain: hardStart must be in [0, 1], got ${hardStart}`);
+  const hardFrom = Math.floor(hardStart * steps) + 1; // the first step with hard negatives
   const losses: number[] = [];
   const gates: (GateMetrics & { step: number })[] = [];
   // the run directory (as aptune train's): metrics.jsonl from scratch, run.json now and with its summary at the end
@@ -696,7 +703,7 @@ export async function runPretrain(o: PretrainOptions): Promise<PretrainResult> {
   const { log: _log, ...options } = o;
   const runFile: RunFile = {
     command: 'pretrain', started: new Date().toISOString(), options,
-    resolved: { kind: PRETRAIN_KIND, backbone, modelConfig: cfg, steps, batchSize: B, lr, seed, itmWeight, mlmPass, maskProb: o.maskProb ?? 0.25, hardFraction: o.hardFraction ?? 0.5, imageSize, maxTextLen },
+    resolved: { kind: PRETRAIN_KIND, backbone, modelConfig: cfg, steps, batchSize: B, lr, seed, itmWeight, mlmPass, hardStart, maskProb: o.maskProb ?? 0.25, hardFraction: o.hardFraction ?? 0.5, imageSize, maxTextLen },
   };
   writeRunFile(runDir, runFile);
   const gate = (step: number) => {
@@ -708,7 +715,7 @@ export async function runPretrain(o: PretrainOptions): Promise<PretrainResult> {
   for (let step = 1; step <= steps; step++) {
     const idx = next();
     const rec = scope(() => {
-      const batch = buildBatch(train, idx, { maskProb: o.maskProb ?? 0.25, maskId: tok.maskId!, padId: tok.padId, seed, step, hardFraction: o.hardFraction, mlmPass });
+      const batch = buildBatch(train, idx, { maskProb: o.maskProb ?? 0.25, maskId: tok.maskId!, padId: tok.padId, seed, step, hardFraction: step >= hardFrom ? o.hardFraction : 0, mlmPass });
       const l = pretrainLosses(bb, heads, batch, itmWeight);
       const lg = l.itmLogits.toArray(), lab = batch.host.labels;
       const itmTrainAcc = lab.reduce((s, y, b) => s + ((lg[2 * b + 1] > lg[2 * b] ? 1 : 0) === y ? 1 : 0), 0) / lab.length;
@@ -735,7 +742,7 @@ export async function runPretrain(o: PretrainOptions): Promise<PretrainResult> {
   const verdict = gateReport(last);
   saveCheckpoint(o.out, bb.stateDict(), {
     kind: PRETRAIN_KIND, backbone, preset: o.preset ?? 'synth', modelConfig: cfg, maxTextLen, imageSize, textPrefix,
-    seed, steps, batchSize: B, lr, itcPool: heads.pool, maskProb: o.maskProb ?? 0.25, hardFraction: o.hardFraction ?? 0.5, itmWeight, mlmPass, ...(o.init ? { init: path.resolve(o.init) } : {}),
+    seed, steps, batchSize: B, lr, itcPool: heads.pool, maskProb: o.maskProb ?? 0.25, hardFraction: o.hardFraction ?? 0.5, hardStart, itmWeight, mlmPass, ...(o.init ? { init: path.resolve(o.init) } : {}),
     gates: last, gatesPassed: verdict.pass, gateThresholds: PRETRAIN_GATES,
     recipe: { command: o.command ?? commandLine(), commit, synthVersion: synthReport.version, dataSeed: synthReport.seed, dataSize: synthReport.size, seconds: +seconds.toFixed(1), machine: machineLine(), threads: process.env.APTUNE_THREADS ?? 'default' },
     vocab: [...vocab.keys()],
