@@ -17,6 +17,7 @@ import { ACCOUNT_METHODS, CONVENTION, DEFAULT_TOKENS, accountingTable, formatAcc
 
 import { UsageError } from './usage-error.ts';
 import { Progress, progressMode } from './progress.ts';
+import { METER_SYNTH_RECIPE, PRETRAIN_GATES, SYNTH_RECIPE } from './pretrain-recipe.ts';
 
 interface OptSpec {
   name: string;
@@ -327,28 +328,30 @@ const COMMANDS: Command[] = [
     },
   },
   {
-    name: 'pretrain', summary: 'pre-train a small ViLT on the synthetic caption corpus (MLM + ITM + contrastive)',
-    usage: 'aptune pretrain --data DIR --out FILE [--steps N] [--batch-size N] [--lr X] [--preset synth|tiny] [--hidden N] [--layers N] [--heads N] [--mlp N] [--patch N] [--image-size S] [--mask-prob X] [--hard-fraction X] [--init FILE] [--seed N] [--eval-every N]',
+    name: 'pretrain', summary: 'pre-train a small ViLT or METER on the synthetic caption corpus (MLM + ITM + contrastive)',
+    usage: 'aptune pretrain --out FILE [--preset synth|tiny] [--backbone vilt|meter] [--seed N] [--data DIR] [--steps N] [--batch-size N] [--lr X] [--hidden N] [--layers N] [--heads N] [--mlp N] [--patch N] [--image-size S] [--mask-prob X] [--hard-fraction X] [--hard-start X] [--itm-weight X] [--mlm-pass joint|separate] [--init FILE] [--eval-every N] [--run-dir DIR] [--json]',
     details: [
-      'Trains a ViLT from scratch on DIR/synth_caption_train.arrow (written by `aptune synth`): one joint pass for ITM',
-      '(half the rows get a negative: a verified hard negative or a random other caption, labelled by its truth in the',
-      'scene) and MLM (content words masked in matched and mismatched rows alike; the loss counts rows whose text is',
-      'true), plus an in-batch image-text contrastive loss on text-only and image-only passes through the same layers.',
-      'AdamW (betas 0.9/0.98, wd 0.01), warmup 10% then linear decay, dropout 0. Every --eval-every steps and at the',
-      'end it reports the gates on synth_caption_val: ITM accuracy (>= 0.75) and contrastive R@1 (>= 0.70).',
-      'Writes FILE (backbone + itm_score + mlm_score + itc heads, the model config and the vocabulary) and vocab.txt',
-      'beside it; fine-tune with `aptune train --data DIR --backbone vilt --config synth --pretrained FILE ...`.',
+      'Trains a ViLT (or METER) from random initialisation on synth_caption_train.arrow of the embedded synthetic',
+      'benchmark (or DIR): ITM (half the rows get a negative: a random other caption labelled by its truth in the scene',
+      `and, after ${100 * SYNTH_RECIPE.hardStart}% of the run, verified one-word-swap hard negatives; loss weighted ${SYNTH_RECIPE.itmWeight}), MLM (content words`,
+      'masked in matched and mismatched rows alike; the loss counts rows whose text is true), and an in-batch',
+      'image-text contrastive loss on single-modality passes (ViLT: text-only and image-only through the same layers;',
+      'METER: its two encoders). AdamW (betas 0.9/0.98, wd 0.01), warmup 10% then linear decay, dropout 0. Every',
+      '--eval-every steps and at the end it reports the gates on synth_caption_val: ' +
+        `ITM accuracy >= ${PRETRAIN_GATES.itmAcc}, image->text R@1 >= ${PRETRAIN_GATES.r1I2T}, text->image R@1 >= ${PRETRAIN_GATES.r1T2I}.`,
+      'Writes FILE (backbone + itm_score + mlm_score + itc heads, the model config, the vocabulary and the recipe),',
+      'vocab.txt beside it, and a run directory (metrics.jsonl, run.json, report.html).',
       '',
       'examples:',
-      '  aptune synth --out synth --size default',
-      '  aptune pretrain --data synth --out pre/vilt-synth.safetensors --steps 1500 --lr 2e-3',
+      '  aptune pretrain --preset synth --seed 0 --out pretrained/vilt-synth.safetensors',
+      '  aptune pretrain --preset synth --backbone meter --seed 0 --out pretrained/meter-synth.safetensors',
     ].join('\n'),
     options: [
-      { name: 'data', arg: 'DIR', help: 'directory of the synthetic tables (synth_caption_{train,val}.arrow + the task tables for the vocabulary)', required: true },
+      { name: 'data', arg: 'DIR', help: 'directory of the synthetic tables (synth_caption_{train,val}.arrow + the task tables for the vocabulary)', default: 'the embedded benchmark, generated into the cache on first use' },
       { name: 'out', arg: 'FILE', help: 'the checkpoint to write (safetensors, atomic); vocab.txt goes beside it', required: true },
-      { name: 'steps', arg: 'N', help: 'optimizer steps (default 1000)' },
-      { name: 'batch-size', arg: 'N', help: 'images per step (default 64)' },
-      { name: 'lr', arg: 'X', help: 'peak learning rate (default 1e-3)' },
+      { name: 'steps', arg: 'N', help: `optimizer steps (default ${SYNTH_RECIPE.steps} ViLT, ${METER_SYNTH_RECIPE.steps} METER)` },
+      { name: 'batch-size', arg: 'N', help: `images per step (default ${SYNTH_RECIPE.batchSize})` },
+      { name: 'lr', arg: 'X', help: `peak learning rate (default ${SYNTH_RECIPE.lr} ViLT, ${METER_SYNTH_RECIPE.lr} METER)` },
       { name: 'backbone', arg: 'vilt|meter', help: 'vilt or meter: CLIP-style image encoder + RoBERTa-style text encoder + co-attention fusion', default: 'vilt' },
       { name: 'preset', arg: 'synth|tiny', help: 'model size (default synth: hidden 128, 4 layers, 4 heads, MLP 512, patch 16; METER: models/pretrain.ts meterSynthConfig)' },
       { name: 'hidden', arg: 'N', help: 'override the preset hidden size', default: 'the preset\'s' },
@@ -362,10 +365,10 @@ const COMMANDS: Command[] = [
       { name: 'init', arg: 'FILE', help: 'continue from an aptune pretrain checkpoint (same config and data vocabulary; fresh optimizer and schedule)', default: 'random init' },
       { name: 'seed', arg: 'N', help: 'seed of init, data order, negatives and masks (default 0)' },
       { name: 'eval-every', arg: 'N', help: 'report the gates every N steps (default 100; always at the end)' },
-      { name: 'itm-weight', arg: 'X', help: "weight of the ITM loss beside MLM and contrastive (default: the recipe's)" },
+      { name: 'itm-weight', arg: 'X', help: `weight of the ITM loss beside MLM and contrastive (default ${SYNTH_RECIPE.itmWeight})` },
       { name: 'run-dir', arg: 'DIR', help: 'where metrics.jsonl, run.json and report.html go', default: '<out without extension>-run beside --out' },
-      { name: 'hard-start', arg: 'X', help: "fraction of the run before the verified hard negatives start (random negatives only until then) (default: the recipe's)" },
-      { name: 'mlm-pass', arg: 'joint|separate', help: "MLM in the ITM pass on masked texts, or in its own pass (ITM then sees clean text) (default: the recipe's)" },
+      { name: 'hard-start', arg: 'X', help: `fraction of the run before the verified hard negatives start (random negatives only until then) (default ${SYNTH_RECIPE.hardStart})` },
+      { name: 'mlm-pass', arg: 'joint|separate', help: `MLM in the ITM pass on masked texts, or in its own pass (ITM then sees clean text) (default ${SYNTH_RECIPE.mlmPass})` },
       ...PROGRESS_OPTS,
     ],
     async run(o) {
@@ -390,7 +393,6 @@ const COMMANDS: Command[] = [
       const hf = hfRaw === undefined ? undefined : Number(hfRaw);
       if (hf !== undefined && !(typeof hfRaw === 'string' && hfRaw.trim() !== '' && hf >= 0 && hf <= 1)) throw new UsageError(`--hard-fraction must be in [0, 1], got '${String(hfRaw)}'`);
       if (mp !== undefined && !(mp < 1)) throw new UsageError(`--mask-prob must be in (0, 1), got '${String(o['mask-prob'])}'`);
-      const { SYNTH_RECIPE, METER_SYNTH_RECIPE } = await import('./pretrain.ts');
       const progress = new Progress({ mode: progressMode(o.json === true), total: intOpt(o, 'steps') ?? (bbOpt(o) === 'meter' ? METER_SYNTH_RECIPE : SYNTH_RECIPE).steps, every: intOpt(o, 'log-every'), metricName: 'itm acc' });
       let r;
       try {

@@ -1,16 +1,19 @@
-// Pre-training a small ViLT on the synthetic image-caption corpus (`aptune pretrain`), following
-// shared/reference/synthetic-benchmark.md: one joint pass for ITM (50% negatives: the corpus's verified hard
-// negatives and random other captions, every negative labelled by its truth in the scene) and MLM (content words
-// masked in matched and mismatched rows alike, the loss counted on rows whose text is true of the image), plus the
-// in-batch image-text contrastive loss on a text-only and an image-only pass through the same shared layers (small
-// projections of token 0 of each pass, centred on the batch, learnable temperature). Dropout 0. Gates on synth_caption_val: held-out ITM accuracy and
-// contrastive R@1 (text->image and image->text over the whole split).
+// Pre-training a small ViLT or METER on the synthetic image-caption corpus (`aptune pretrain`), following
+// shared/reference/synthetic-benchmark.md: a joint pass for ITM (50% negatives: random other captions and, after the
+// recipe's hardStart fraction of the run, the corpus's verified hard negatives; every negative labelled by its truth
+// in the scene; loss weighted by the recipe's itmWeight) and MLM (content words masked in matched and mismatched rows
+// alike, the loss counted on rows whose text is true of the image; or, mlmPass 'separate', its own pass so ITM sees
+// clean text), plus the in-batch image-text contrastive loss on single-modality passes (ViLT: text-only and
+// image-only through the same shared layers; METER: its two encoders; small projections of token 0, centred on the
+// batch, learnable temperature). Dropout 0. Gates on synth_caption_val: held-out ITM accuracy and R@1 (text->image
+// and image->text over the whole split, a retrieval counted correct when the caption is true of the image).
+// Recipes and gates: train/pretrain-recipe.ts.
 // Writes an aptune checkpoint of the whole backbone + heads (kind 'pretrain') whose config carries the resolved
-// model config and the vocabulary, so `aptune train --pretrained FILE --config synth` rebuilds the same model
-// with the same tokenizer; vocab.txt is also written beside the checkpoint.
+// model config, the vocabulary and the recipe, so `aptune train --pretrained FILE` rebuilds the same model with the
+// same tokenizer; vocab.txt beside the checkpoint; a run directory (metrics.jsonl, run.json, report.html).
 // Does not: read the VQA / NLVR2 / F30K tables except for the vocabulary (built from every table of the data
-// directory exactly as `aptune train` builds it), run METER, resume, or use the task loaders (the corpus is small:
-// it is decoded once into memory).
+// directory exactly as `aptune train` builds it), resume, or use the task loaders (the corpus is small: it is
+// decoded once into memory).
 // Invariants: masking depends only on (text, seed, step, row), never on the ITM label; special tokens and the
 // ViLT prefix are never masked; a step runs inside an engine scope; the checkpoint is written atomically.
 import * as fs from 'node:fs';
@@ -36,7 +39,10 @@ import { dataTexts, defaultImageSize } from './run.ts';
 import { ensureSynthData } from './synth-cache.ts';
 import { SYNTH_VERSION } from './data/synthetic.ts';
 import { commandLine, machineLine, sourceCommit } from './provenance.ts';
+import { METER_SYNTH_RECIPE, PRETRAIN_GATES, SYNTH_RECIPE, type MlmPass } from './pretrain-recipe.ts';
 import { METRICS_FILE, writeReport, writeRunFile, type RunFile } from './report.ts';
+
+export { METER_SYNTH_RECIPE, PRETRAIN_GATES, SYNTH_RECIPE, type MlmPass } from './pretrain-recipe.ts';
 
 // ------------------------------------------------------------------------------------------ caption truth
 
@@ -249,8 +255,6 @@ export interface BatchOptions {
   mlmPass?: MlmPass;
 }
 
-/** Where MLM runs: in the ITM pass on its masked texts, or in a pass of its own (see BatchOptions.mlmPass). */
-export type MlmPass = 'joint' | 'separate';
 
 /**
  * The batch of one step over corpus rows `idx`: each image gets one of its captions; a shuffled half of the rows
@@ -409,8 +413,6 @@ function textEmbedding(bb: ViltModel | MeterModel, heads: PretrainHeads, ids: Te
  */
 export interface GateMetrics { itmAcc: number; itmAccHard: number; itmAccRandom: number; r1T2I: number; r1I2T: number; r1T2IStrict: number; r1I2TStrict: number }
 
-/** The gates a shipped backbone must reach on the held-out corpus (issue 8). */
-export const PRETRAIN_GATES = Object.freeze({ itmAcc: 0.80, r1I2T: 0.85, r1T2I: 0.70 });
 
 /** Whether every gate is reached, and a one-line account of it. */
 export function gateReport(g: GateMetrics): { pass: boolean; line: string } {
@@ -580,16 +582,6 @@ export interface PretrainOptions {
 }
 
 export interface PretrainResult { checkpoint: string; vocab: string; runDir: string; steps: number; seconds: number; losses: number[]; gates: (GateMetrics & { step: number })[]; pass: boolean }
-
-/**
- * The recipe of the 'synth' preset: batch 64, peak lr 2e-3, 3,000 steps. Measured on 2 shared cores: 1,000 steps (the
- * PyTorch prototype's budget) reached held-out image->text R@1 0.905 but ITM stayed at chance (loss 0.69 throughout,
- * accuracy 0.53) and text->image R@1 0.50, so the gates need a longer run; ITM follows retrieval (synthetic-benchmark.md).
- * About 0.8 s per step on an idle core.
- */
-export const SYNTH_RECIPE = Object.freeze({ steps: 2500, batchSize: 64, lr: 2e-3, itmWeight: 8, hardStart: 0.4, mlmPass: 'joint' as MlmPass });
-
-export const METER_SYNTH_RECIPE = Object.freeze({ steps: 2000, batchSize: 64, lr: 1.5e-3, itmWeight: 8, hardStart: 0.4, mlmPass: 'joint' as MlmPass });
 
 export const PRETRAIN_KIND = 'pretrain';
 

@@ -1,0 +1,22 @@
+// The recipes of `aptune pretrain --preset synth` (ViLT and METER) and the gates a shipped backbone must reach, in a
+// module of their own so the CLI's help prints the real defaults without loading the pre-training code.
+// Invariants: plain frozen data, no imports; train/pretrain.ts reads its defaults from here and nowhere else.
+
+/** Where MLM runs: in the ITM pass on its masked texts, or in a pass of its own (see BatchOptions.mlmPass). */
+export type MlmPass = 'joint' | 'separate';
+
+/**
+ * The recipe of the 'synth' preset (ViLT): batch 64, peak lr 2e-3, 2,500 steps, the ITM loss weighted 8 beside MLM and
+ * the contrastive loss, and the verified hard negatives only after 40% of the run. Why (measured on 2 shared cores,
+ * seed 0): with weight 1 and hard negatives from the start, ITM stayed at chance for 1,000 steps (loss 0.69, held-out
+ * accuracy 0.53) while image->text R@1 reached 0.905; weight 8 gave 0.60 after 800 steps; continuing that model with
+ * random negatives only took held-out ITM from 0.56 to 0.70 in 300 steps (train ITM loss 0.69 -> 0.62 within 130):
+ * the one-word-swap negatives, indistinguishable from positives before the model grounds, hold ITM at chance.
+ * METER: the same rules, peak lr 1.5e-3, 2,000 steps.
+ */
+export const SYNTH_RECIPE = Object.freeze({ steps: 2500, batchSize: 64, lr: 2e-3, itmWeight: 8, hardStart: 0.4, mlmPass: 'joint' as MlmPass });
+
+export const METER_SYNTH_RECIPE = Object.freeze({ steps: 2000, batchSize: 64, lr: 1.5e-3, itmWeight: 8, hardStart: 0.4, mlmPass: 'joint' as MlmPass });
+
+/** The gates a shipped backbone must reach on the held-out corpus (issue 8). */
+export const PRETRAIN_GATES = Object.freeze({ itmAcc: 0.80, r1I2T: 0.85, r1T2I: 0.70 });
