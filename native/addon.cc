@@ -470,33 +470,14 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("emptyCache", Napi::Function::New(env, EmptyCache, "emptyCache"));
   exports.Set("setGemmMode", Napi::Function::New(env, SetGemmMode, "setGemmMode"));
   exports.Set("gemmMode", Napi::Function::New(env, GemmMode, "gemmMode"));
-  APT_ENTRY("add", binary_fn<APT_add>);
-  APT_ENTRY("sub", binary_fn<APT_sub>);
-  APT_ENTRY("mul", binary_fn<APT_mul>);
-  APT_ENTRY("div", binary_fn<APT_div>);
-  APT_ENTRY("pow", binary_fn<APT_pow>);
-  APT_ENTRY("maximum", binary_fn<APT_maximum>);
-  APT_ENTRY("minimum", binary_fn<APT_minimum>);
-  APT_ENTRY("eq", binary_fn<APT_eq>);
-  APT_ENTRY("ne", binary_fn<APT_ne>);
-  APT_ENTRY("lt", binary_fn<APT_lt>);
-  APT_ENTRY("le", binary_fn<APT_le>);
-  APT_ENTRY("gt", binary_fn<APT_gt>);
-  APT_ENTRY("ge", binary_fn<APT_ge>);
+  // one entry per op of the binary and unary families (X-macro lists generated from engine/op-contract.ts)
+#define APT_BINARY_ENTRY(OP) APT_ENTRY(#OP, binary_fn<APT_##OP>);
+  APT_BINARY_OPS(APT_BINARY_ENTRY)
+#undef APT_BINARY_ENTRY
   APT_ENTRY("where", where_fn);
-  APT_ENTRY("neg", unary_fn<APT_neg>);
-  APT_ENTRY("exp", unary_fn<APT_exp>);
-  APT_ENTRY("log", unary_fn<APT_log>);
-  APT_ENTRY("sqrt", unary_fn<APT_sqrt>);
-  APT_ENTRY("rsqrt", unary_fn<APT_rsqrt>);
-  APT_ENTRY("abs", unary_fn<APT_abs>);
-  APT_ENTRY("sign", unary_fn<APT_sign>);
-  APT_ENTRY("tanh", unary_fn<APT_tanh>);
-  APT_ENTRY("sigmoid", unary_fn<APT_sigmoid>);
-  APT_ENTRY("relu", unary_fn<APT_relu>);
-  APT_ENTRY("erf", unary_fn<APT_erf>);
-  APT_ENTRY("gelu", unary_fn<APT_gelu>);
-  APT_ENTRY("quick_gelu", unary_fn<APT_quick_gelu>);
+#define APT_UNARY_ENTRY(OP) APT_ENTRY(#OP, unary_fn<APT_##OP>);
+  APT_UNARY_OPS(APT_UNARY_ENTRY)
+#undef APT_UNARY_ENTRY
   APT_ENTRY("gelu_backward", gelu_backward_fn);
   APT_ENTRY("quick_gelu_backward", quick_gelu_backward_fn);
   APT_ENTRY("affine", affine_fn);

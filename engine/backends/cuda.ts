@@ -18,6 +18,7 @@ import { registerBackend } from '../registry.ts';
 import type { Backend, DType, KernelTable, OpAttrs, Storage, TensorRef, TypedArray } from '../backend.ts';
 import type { CudaAddon, CudaMemoryStats, CudaProbe, DTypeCode } from '../../native/index.d.ts';
 import { broadcastStridesChecked, coalesce, stridesOf } from '../shape.ts';
+import { takesInt } from '../op-contract.ts';
 
 export type GemmMode = 'fp32' | 'tf32' | 'bf16';
 const GEMM_CODE: Record<GemmMode, 0 | 1 | 2> = { fp32: 0, tf32: 1, bf16: 2 };
@@ -289,13 +290,12 @@ export class CudaBackend implements Backend {
         A[op](dt, ...t(o, op), ...t(a, op), ...t(b, op), c.shape, c.strides[0], c.strides[1]);
       };
 
-    const INT_UNARY = new Set(['neg', 'abs', 'sign', 'relu']);
     const unary = (op: 'neg' | 'exp' | 'log' | 'sqrt' | 'rsqrt' | 'abs' | 'sign' | 'tanh' | 'sigmoid' | 'relu' | 'erf' | 'gelu' | 'quick_gelu') =>
       (inputs: TensorRef[], outputs: TensorRef[]): void => {
         const x = inputs[0], o = outputs[0];
         const n = numel(o.shape);
         if (n === 0) return;
-        const dt = dtypeCode(o, op, !INT_UNARY.has(op));
+        const dt = dtypeCode(o, op, !takesInt(op));
         A[op](dt, ...t(o, op), ...t(x, op), n);
       };
 
