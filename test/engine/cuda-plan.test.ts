@@ -13,7 +13,8 @@ import * as assert from 'uvu/assert';
 import { registerBackend } from '../../engine/registry.ts';
 import { CudaBackend } from '../../engine/backends/cuda.ts';
 import type { CudaAddon, CudaProbe } from '../../native/index.d.ts';
-import { erfScalar } from '../../engine/backends/ref.ts';
+import { BINARY_SCALAR, UNARY_BACKWARD_SCALAR, UNARY_SCALAR } from '../../engine/backends/ref.ts';
+import { addonEntries, familyOps, type AddonArg, type FamilyOp } from '../../engine/op-contract.ts';
 import { normalBlock, uniformBlock } from '../../engine/random.ts';
 import { OP_NAMES } from '../../engine/backend.ts';
 import { CASES, runCase } from './conformance.ts';
@@ -45,14 +46,6 @@ function makeEmulatedAddon(): CudaAddon {
   const view = (dt: number, h: H) => (dt === 1 ? buf(h).i : buf(h).f);
   const f = (h: H) => buf(h).f;
   const store = (dt: number, v: number) => (dt === 1 ? v | 0 : Math.fround(v));
-  const BIN: Record<string, (a: number, b: number, dt: number) => number> = {
-    add: (a, b) => a + b, sub: (a, b) => a - b, mul: (a, b, dt) => (dt === 1 ? Math.imul(a, b) : a * b),
-    div: (a, b, dt) => (dt === 1 ? (b === 0 ? 0 : Math.trunc(a / b)) : a / b), pow: (a, b) => Math.pow(a, b),
-    maximum: (a, b) => (Number.isNaN(a) || Number.isNaN(b) ? NaN : Math.max(a, b)),
-    minimum: (a, b) => (Number.isNaN(a) || Number.isNaN(b) ? NaN : Math.min(a, b)),
-    eq: (a, b) => +(a === b), ne: (a, b) => +(a !== b), lt: (a, b) => +(a < b), le: (a, b) => +(a <= b),
-    gt: (a, b) => +(a > b), ge: (a, b) => +(a >= b),
-  };
   const A: Record<string, unknown> = {
     probe: () => ({}) as CudaProbe,
     alloc: (bytes: number) => {
@@ -167,13 +160,29 @@ function makeEmulatedAddon(): CudaAddon {
       }
     },
   };
-  for (const op of Object.keys(BIN)) {
+  // the binary, unary and unary backward families: one entry per op of the contract, arithmetic of the reference
+  for (const op of familyOps('binary')) {
+    const [fF, fI] = BINARY_SCALAR[op as FamilyOp<'binary'>];
     A[op] = (dt: number, oh: H, oo: number, ah: H, ao: number, bh: H, bo: number, shape: number[], sa: number[], sb: number[]) => {
-      const O = view(dt, oh), Av = view(dt, ah), B = view(dt, bh);
+      const O = view(dt, oh), Av = view(dt, ah), B = view(dt, bh), fn = dt === 1 && fI ? fI : fF;
       for (let i = 0; i < numel(shape); i++) {
         const [a, b] = offsets(i, shape, [sa, sb]);
-        O[oo + i] = BIN[op](Av[ao + a], B[bo + b], dt);
+        O[oo + i] = fn(Av[ao + a], B[bo + b]);
       }
+    };
+  }
+  for (const op of familyOps('unary')) {
+    const fn = UNARY_SCALAR[op as FamilyOp<'unary'>];
+    A[op] = (dt: number, oh: H, oo: number, xh: H, xo: number, n: number) => {
+      const O = view(dt, oh), X = view(dt, xh);
+      for (let i = 0; i < n; i++) O[oo + i] = fn(X[xo + i]);
+    };
+  }
+  for (const op of familyOps('unary_backward')) {
+    const fn = UNARY_BACKWARD_SCALAR[op as FamilyOp<'unary_backward'>];
+    A[op] = (oh: H, oo: number, xh: H, xo: number, gh: H, go: number, n: number) => {
+      const O = f(oh), X = f(xh), G = f(gh);
+      for (let i = 0; i < n; i++) O[oo + i] = fn(X[xo + i], G[go + i]);
     };
   }
   // softmax / log_softmax(out, x, rows, D, mask h (< 0: none), mask off, maskRowShape, maskRowStrides, maskCol)
@@ -275,31 +284,6 @@ function makeEmulatedAddon(): CudaAddon {
   };
   // single-pointer maps (dtype, out, x, n) and the other scalar-attribute entries
   const toI32 = (v: number) => (Number.isFinite(v) ? Number(BigInt.asIntN(32, BigInt(Math.trunc(v)))) : 0);
-  const UN: Record<string, (x: number) => number> = {
-    neg: (x) => -x, exp: Math.exp, log: Math.log, sqrt: Math.sqrt, rsqrt: (x) => 1 / Math.sqrt(x), abs: Math.abs,
-    sign: (x) => (x > 0 ? 1 : x < 0 ? -1 : x), tanh: Math.tanh, sigmoid: sig, relu: (x) => (x > 0 ? x : x === x ? 0 : x),
-    erf: erfScalar, gelu: (x) => 0.5 * x * (1 + erfScalar(x * Math.SQRT1_2)), quick_gelu: (x) => x * sig(1.702 * x),
-  };
-  for (const op of Object.keys(UN)) {
-    A[op] = (dt: number, oh: H, oo: number, xh: H, xo: number, n: number) => {
-      const O = view(dt, oh), X = view(dt, xh);
-      for (let i = 0; i < n; i++) O[oo + i] = UN[op](X[xo + i]);
-    };
-  }
-  A.gelu_backward = (oh: H, oo: number, xh: H, xo: number, gh: H, go: number, n: number) => {
-    const O = f(oh), X = f(xh), G = f(gh);
-    for (let i = 0; i < n; i++) {
-      const x = X[xo + i];
-      O[oo + i] = G[go + i] * (0.5 * (1 + erfScalar(x * Math.SQRT1_2)) + x * Math.exp(-0.5 * x * x) / Math.sqrt(2 * Math.PI));
-    }
-  };
-  A.quick_gelu_backward = (oh: H, oo: number, xh: H, xo: number, gh: H, go: number, n: number) => {
-    const O = f(oh), X = f(xh), G = f(gh);
-    for (let i = 0; i < n; i++) {
-      const x = X[xo + i], sv = sig(1.702 * x);
-      O[oo + i] = G[go + i] * (sv + 1.702 * x * sv * (1 - sv));
-    }
-  };
   A.affine = (dt: number, oh: H, oo: number, xh: H, xo: number, n: number, scale: number, shift: number) => {
     const O = view(dt, oh), X = view(dt, xh);
     for (let i = 0; i < n; i++) O[oo + i] = dt === 1 ? toI32(X[xo + i] * scale + shift) : X[xo + i] * scale + shift;
@@ -382,7 +366,28 @@ function makeEmulatedAddon(): CudaAddon {
       O[oo + i] = s;
     }
   };
-  return A as unknown as CudaAddon;
+  return checkedAgainstContract(A) as unknown as CudaAddon;
+}
+
+/** Every kernel entry of the op contract is emulated, and each call's arguments match the entry's declared list
+ *  (engine/op-contract.ts, the source of native/index.d.ts): count, and kind of each (a tensor is handle + offset). */
+function checkedAgainstContract(A: Record<string, unknown>): Record<string, unknown> {
+  const ok: Record<AddonArg['kind'], (v: unknown) => boolean> = {
+    T: (v) => Number.isInteger(v) && (v as number) >= 0, 'T?': Number.isInteger, dt: (v) => v === 0 || v === 1,
+    dims: (v) => Array.isArray(v) && v.every(Number.isInteger), n: (v) => typeof v === 'number', b: (v) => typeof v === 'boolean',
+  };
+  const out: Record<string, unknown> = { ...A };
+  for (const [entry, { args }] of addonEntries()) {
+    const fn = A[entry] as ((...a: unknown[]) => unknown) | undefined;
+    if (!fn) throw new Error(`emulated addon: no emulation of the contract's entry ${entry}`);
+    const flat = args.flatMap((a) => (a.kind === 'T' || a.kind === 'T?' ? [a, { name: `${a.name} offset`, kind: 'n' as const }] : [a]));
+    out[entry] = (...v: unknown[]) => {
+      if (v.length !== flat.length) throw new Error(`emulated addon: ${entry} called with ${v.length} arguments, the contract declares ${flat.length}`);
+      flat.forEach((a, i) => { if (!ok[a.kind](v[i])) throw new Error(`emulated addon: ${entry} argument ${i} (${a.name}, ${a.kind}) is ${JSON.stringify(v[i])}`); });
+      return fn(...v);
+    };
+  }
+  return out;
 }
 
 // every op of OP_NAMES goes through an emulated entry (the addon's `max` serves both max and argmax)
