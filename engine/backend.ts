@@ -9,7 +9,8 @@
 // - Every backend's table is a `KernelTable` literal (all ops, checked by tsc); `Backend.kernels` stays
 //   `Partial<KernelTable>` so that the engine raises one error naming op, backend and dtype for a missing kernel.
 
-export type DType = 'float32' | 'float64' | 'int32';
+import type { DType } from './op-contract.ts';
+export type { DType } from './op-contract.ts';
 export type TypedArray = Float32Array | Float64Array | Int32Array;
 
 /** A backend's memory cannot hold an allocation. `apply` (dispatch.ts) rethrows it as an Error naming the op, the bytes

@@ -5,10 +5,11 @@
 // and entry lists (cuda/op_codes.cuh) and the addon's kernel declarations (the generated block of native/index.d.ts);
 // test/engine/gen-ops.test.ts fails when a generated file differs from what this file gives.
 // Does not: hold shape rules or gradient rules (engine/op-table.ts) or kernels (engine/backends/*).
-// Invariants: pure data, imports nothing at run time (the generator and every backend read it); a family's codes are
+// Invariants: pure data, imports nothing (the generator and every backend read it); a family's codes are
 // the positions of its ops in declaration order, so the order of entries below is part of the contract.
 
-import type { DType } from './backend.ts';
+/** Element types of tensors (backend.ts re-exports it; declared here so that this file imports nothing). */
+export type DType = 'float32' | 'float64' | 'int32';
 
 type NoAttrs = Record<string, never>;
 

@@ -1,6 +1,6 @@
 // The CUDA backend: storages are device buffers held by integer handles in the native addon (native/, cuda/), and
 // every op of OP_NAMES has a kernel (float32; int32 where an op moves, compares or produces indices).
-// Does not: decide shapes (ops.ts does and allocates outputs), compute on the host, or read device memory except in
+// Does not: decide shapes (op-table.ts does; dispatch.ts allocates outputs), compute on the host, or read device memory except in
 // read(). float64 is not stored here. GEMMs go to cuBLAS (fp32, or tf32 / bf16 with fp32 accumulation: option
 // `gemm` or env APTUNE_CUDA_GEMM); fp32 master weights are untouched by the mode.
 // Invariants:

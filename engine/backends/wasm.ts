@@ -1,7 +1,7 @@
 // The WebAssembly backend: storages in one linear memory owned by WasmRuntime, a kernel for every op of OP_NAMES
 // (float32; int32 for every int32 variant of the conformance suite: arithmetic, comparisons, where, neg/abs/sign/relu,
 // affine, sum, max/argmax, movement, fill), large kernels split across worker threads (reductions included).
-// Does not: decide shapes (ops.ts does and allocates outputs), keep views of tensors, or read data back except in
+// Does not: decide shapes (op-table.ts does; dispatch.ts allocates outputs), keep views of tensors, or read data back except in
 // read(). float64 is not stored here (the reference backend does float64 gradient checks).
 // Invariants:
 // - A kernel only computes descriptors (coalesced shapes and element strides) on the host and calls one export of
