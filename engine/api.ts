@@ -11,7 +11,7 @@ import { backwardActive, isGradEnabled, noGrad, record } from './autograd.ts';
 import { allocOrExplain, apply, apply1, resolveBackend } from './dispatch.ts';
 import { getBackend } from './registry.ts';
 import { defaultGenerator, type Generator } from './random.ts';
-import { checkShape, normAxes, normAxis, numel, resolveReshape, sameShape, shapeStr, type Shape } from './shape.ts';
+import { checkShape, normAxes, normAxis, numel, resizedShape, resolveReshape, sameShape, shapeStr, type Shape } from './shape.ts';
 
 
 /** A 0-d tensor holding `v`, like `like` (dtype, backend). */
@@ -503,9 +503,56 @@ export function bceWithLogits(x: Tensor, target: Tensor, opts: { reduction?: Red
 export function resizeBilinear(x: Tensor, outH: number, outW: number, alignCorners = false): Tensor {
   return apply1('resize_bilinear', [x], { outH, outW, alignCorners });
 }
-/** [..., H, W] -> [..., outH, outW], torch interpolate(mode='bicubic') (a = -0.75); no gradient. */
+/**
+ * [..., H, W] -> [..., outH, outW], torch interpolate(mode='bicubic') (a = -0.75, taps clamped to the border); no
+ * gradient. A plain function, not an op: its one use resizes a position table once, at checkpoint import, so it
+ * computes on the host in float64 (rounded once on store, like the reference backend) and returns a new tensor on
+ * x's backend and dtype.
+ */
 export function resizeBicubic(x: Tensor, outH: number, outW: number, alignCorners = false): Tensor {
-  return apply1('resize_bicubic', [x], { outH, outW, alignCorners });
+  x._check('resize_bicubic');
+  if (x.dtype === 'int32') throw new Error(`resize_bicubic: expected a float tensor, got ${x.dtype}`);
+  const shape = resizedShape('resize_bicubic', x.shape, outH, outW);
+  const H = x.shape[x.ndim - 2], W = x.shape[x.ndim - 1];
+  const planes = H * W === 0 ? 0 : x.size / (H * W);
+  const X = x.toArray();
+  const O = x.dtype === 'float64' ? new Float64Array(numel(shape)) : new Float32Array(numel(shape));
+  const ty = cubicTaps(H, outH, alignCorners), tx = cubicTaps(W, outW, alignCorners);
+  for (let p = 0; p < planes; p++) {
+    const xb = p * H * W, ob = p * outH * outW;
+    for (let i = 0; i < outH; i++) {
+      for (let j = 0; j < outW; j++) {
+        let s = 0;
+        for (let ky = 0; ky < 4; ky++) {
+          let r = 0;
+          const row = xb + ty.idx[i * 4 + ky] * W;
+          for (let kx = 0; kx < 4; kx++) r += X[row + tx.idx[j * 4 + kx]] * tx.w[j * 4 + kx];
+          s += r * ty.w[i * 4 + ky];
+        }
+        O[ob + i * outW + j] = s;
+      }
+    }
+  }
+  return tensor(O, shape, { dtype: x.dtype, backend: x.backend });
+}
+
+/** Source rows and weights of the 4 cubic-convolution taps (a = -0.75) of each output position along one axis. */
+function cubicTaps(inSize: number, outSize: number, align: boolean): { idx: Int32Array; w: Float64Array } {
+  const A = -0.75;
+  const cc1 = (x: number) => ((A + 2) * x - (A + 3)) * x * x + 1;
+  const cc2 = (x: number) => ((A * x - 5 * A) * x + 8 * A) * x - 4 * A;
+  const idx = new Int32Array(outSize * 4), w = new Float64Array(outSize * 4);
+  for (let d = 0; d < outSize; d++) {
+    const src = align ? (outSize > 1 ? (d * (inSize - 1)) / (outSize - 1) : 0) : ((d + 0.5) * inSize) / outSize - 0.5;
+    const f = Math.floor(src);
+    const t = src - f;
+    const ws = [cc2(t + 1), cc1(t), cc1(1 - t), cc2(2 - t)];
+    for (let k = 0; k < 4; k++) {
+      idx[d * 4 + k] = Math.min(Math.max(f - 1 + k, 0), inSize - 1);
+      w[d * 4 + k] = ws[k];
+    }
+  }
+  return { idx, w };
 }
 
 // ================================================================================================================

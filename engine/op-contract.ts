@@ -67,8 +67,6 @@ export interface OpAttrs {
   /** [..., H, W] -> [..., outH, outW] */
   resize_bilinear: { outH: number; outW: number; alignCorners: boolean };
   resize_bilinear_backward: { inH: number; inW: number; alignCorners: boolean };
-  /** bicubic (a = -0.75, like torch), align_corners false, for checkpoint position tables; no gradient */
-  resize_bicubic: { outH: number; outW: number; alignCorners: boolean };
   fill: { value: number };
   random_uniform: { seed: number; offset: number; low: number; high: number };
   random_normal: { seed: number; offset: number; mean: number; std: number };
@@ -124,10 +122,7 @@ export const OP_CONTRACT = {
   max: { arity: 1, dtypes: 'any', addon: 'dtype:dt values:T? indices:T x:T outerShape:dims outerStrides:dims axisSize:n axisStride:n' },
   argmax: { arity: 1, dtypes: 'any', addon: '@max' },
   // batched matmul with numpy broadcasting over batch dims and transpose flags on the last two axes
-  matmul: {
-    arity: 2, dtypes: 'float',
-    addon: 'out:T a:T b:T M:n N:n K:n transA:b transB:b aOffsets:dims bOffsets:dims batch:n strideA:n strideB:n',
-  },
+  matmul: { arity: 2, dtypes: 'float', addon: 'out:T a:T b:T M:n N:n K:n transA:b transB:b aOffsets:dims bOffsets:dims batch:n strideA:n strideB:n' },
   // fused routines with their backward kernels
   softmax: { arity: [1, 2], dtypes: 'float', addon: 'out:T x:T rows:n D:n mask:T? maskRowShape:dims maskRowStrides:dims maskColStride:n' },
   softmax_backward: { arity: 2, dtypes: 'float', addon: 'out:T y:T g:T rows:n D:n' },
@@ -155,16 +150,12 @@ export const OP_CONTRACT = {
   // resizing of [..., H, W] maps (position tables)
   resize_bilinear: { arity: 1, dtypes: 'float', addon: 'out:T x:T P:n H:n W:n outH:n outW:n alignCorners:b' },
   resize_bilinear_backward: { arity: 1, dtypes: 'float', addon: 'gx:T g:T P:n inH:n inW:n outH:n outW:n alignCorners:b' },
-  resize_bicubic: { arity: 1, dtypes: 'float', addon: 'out:T x:T P:n H:n W:n outH:n outW:n alignCorners:b' },
   // creation
   fill: { arity: 0, dtypes: 'any', addon: 'dtype:dt out:T n:n value:n' },
   random_uniform: { arity: 0, dtypes: 'float', addon: 'dtype:dt out:T n:n seed:n offset:n low:n high:n' },
   random_normal: { arity: 0, dtypes: 'float', addon: 'dtype:dt out:T n:n seed:n offset:n mean:n std:n' },
   // optimiser updates, in place (no outputs)
-  adamw_step: {
-    arity: 4, dtypes: 'float',
-    addon: 'param:T grad:T m:T v:T n:n lr:n beta1:n beta2:n eps:n weightDecay:n stepSize:n',
-  },
+  adamw_step: { arity: 4, dtypes: 'float', addon: 'param:T grad:T m:T v:T n:n lr:n beta1:n beta2:n eps:n weightDecay:n stepSize:n' },
   sgd_step: { arity: [2, 3], dtypes: 'float', addon: 'param:T grad:T buf:T? n:n lr:n momentum:n weightDecay:n' },
 } as const satisfies { readonly [K in keyof OpAttrs]: OpSpec };
 

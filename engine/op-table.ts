@@ -14,7 +14,7 @@ import {
   affine, cast, div, exp, expand, ge, gt, le, log, matmul, mul, neg, pow, powScalar, reshape, sign, slice, sub, sumTo,
   where, zerosLike,
 } from './api.ts';
-import { broadcastShapes, checkShape, normAxis, reducedShape, sameShape, shapeStr, type Shape } from './shape.ts';
+import { broadcastShapes, checkShape, normAxis, reducedShape, resizedShape, sameShape, shapeStr, type Shape } from './shape.ts';
 
 const FLOAT: readonly DType[] = ['float32', 'float64'];
 
@@ -65,14 +65,6 @@ function matmulDims(op: string, a: Shape, b: Shape, tA: boolean, tB: boolean) {
   }
   const batch = broadcastShapes(op, a.slice(0, -2), b.slice(0, -2));
   return { M, K, N, batch };
-}
-
-function resizeInfer(op: string, s: Shape, outH: number, outW: number): number[] {
-  if (s.length < 2) throw new Error(`${op}: input must be [..., H, W], got ${shapeStr(s)}`);
-  if (!Number.isInteger(outH) || !Number.isInteger(outW) || outH < 1 || outW < 1) {
-    throw new Error(`${op}: invalid output size ${outH}x${outW}`);
-  }
-  return [...s.slice(0, -2), outH, outW];
 }
 
 /** Two-input products (mul, matmul): input 1 is read for input 0's gradient and input 0 for input 1's. */
@@ -542,22 +534,20 @@ export const OPS: OpTable = {
 
   // ---- resizing ------------------------------------------------------------------------------------------------
   resize_bilinear: {
-    infer: (s, d, a) => { requireFloat('resize_bilinear', d[0]); return [{ shape: resizeInfer('resize_bilinear', s[0], a.outH, a.outW), dtype: d[0] }]; },
+    infer: (s, d, a) => { requireFloat('resize_bilinear', d[0]); return [{ shape: resizedShape('resize_bilinear', s[0], a.outH, a.outW), dtype: d[0] }]; },
     grad: (c, [g]) => {
       const s = c.inShapes[0];
       return [apply('resize_bilinear_backward', [g!], { inH: s[s.length - 2], inW: s[s.length - 1], alignCorners: c.attrs.alignCorners })[0]];
     },
   },
   resize_bilinear_backward: {
-    infer: (s, d, a) => [{ shape: resizeInfer('resize_bilinear_backward', s[0], a.inH, a.inW), dtype: d[0] }],
+    infer: (s, d, a) => [{ shape: resizedShape('resize_bilinear_backward', s[0], a.inH, a.inW), dtype: d[0] }],
     grad: (c, [g]) => {
       const s = c.inShapes[0];
       return [apply('resize_bilinear', [g!], { outH: s[s.length - 2], outW: s[s.length - 1], alignCorners: c.attrs.alignCorners })[0]];
     },
   },
-  resize_bicubic: {
-    infer: (s, d, a) => { requireFloat('resize_bicubic', d[0]); return [{ shape: resizeInfer('resize_bicubic', s[0], a.outH, a.outW), dtype: d[0] }]; },
-  },
+
 
   // ---- creation ------------------------------------------------------------------------------------------------
   fill: { infer: (_s, _d, _a, c) => creationInfer('fill', c, false) },

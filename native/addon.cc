@@ -333,10 +333,6 @@ void resize_bilinear_backward_fn(const Args& a) {
   const int64_t P = a.i64(4), H = a.i64(5), W = a.i64(6), OH = a.i64(7), OW = a.i64(8);
   launch_resize_bilinear_backward(apt::stream(), a.f(0, P * H * W), a.f(2, P * OH * OW), P, H, W, OH, OW, a.flag(9));
 }
-void resize_bicubic_fn(const Args& a) {
-  const int64_t P = a.i64(4), H = a.i64(5), W = a.i64(6), OH = a.i64(7), OW = a.i64(8);
-  launch_resize_bicubic(apt::stream(), a.f(0, P * OH * OW), a.f(2, P * H * W), P, H, W, OH, OW, a.flag(9));
-}
 
 // ---- optimisers ----
 void adamw_step_fn(const Args& a) {
@@ -505,7 +501,6 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   APT_ENTRY("cast", cast_fn);
   APT_ENTRY("resize_bilinear", resize_bilinear_fn);
   APT_ENTRY("resize_bilinear_backward", resize_bilinear_backward_fn);
-  APT_ENTRY("resize_bicubic", resize_bicubic_fn);
   APT_ENTRY("fill", fill_fn);
   APT_ENTRY("random_uniform", random_uniform_fn);
   APT_ENTRY("random_normal", random_normal_fn);

@@ -165,8 +165,6 @@ export interface CudaKernels {
   resize_bilinear(...r: [...T, ...T, number, number, number, number, number, boolean]): void;
   /** (gx, g, P, inH, inW, outH, outW, alignCorners) */
   resize_bilinear_backward(...r: [...T, ...T, number, number, number, number, number, boolean]): void;
-  /** (out, x, P, H, W, outH, outW, alignCorners) */
-  resize_bicubic(...r: [...T, ...T, number, number, number, number, number, boolean]): void;
   /** (dtype, out, n, value) */
   fill(dtype: DTypeCode, ...r: [...T, number, number]): void;
   /** (dtype, out, n, seed, offset, low, high) */

@@ -351,7 +351,7 @@ export class CudaBackend implements Backend {
       A.copy_strided(oh, oo + oBase, xh, xo + xBase, c.shape, c.strides[0], c.strides[1]);
     };
 
-    const resize = (op: 'resize_bilinear' | 'resize_bicubic') => (inputs: TensorRef[], outputs: TensorRef[], a: OpAttrs['resize_bilinear']): void => {
+    const resize = (op: 'resize_bilinear') => (inputs: TensorRef[], outputs: TensorRef[], a: OpAttrs['resize_bilinear']): void => {
       const x = inputs[0], o = outputs[0];
       dtypeCode(x, op, true);
       const H = x.shape[x.shape.length - 2], W = x.shape[x.shape.length - 1];
@@ -564,7 +564,6 @@ export class CudaBackend implements Backend {
         if (numel(o.shape) === 0) return;
         A.resize_bilinear_backward(...t(o, 'resize_bilinear_backward'), ...t(g, 'resize_bilinear_backward'), planes, a.inH, a.inW, oh, ow, a.alignCorners);
       },
-      resize_bicubic: resize('resize_bicubic'),
 
       fill: (_inputs, outputs, a) => {
         const o = outputs[0];

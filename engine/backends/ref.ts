@@ -186,24 +186,6 @@ function bilinearTaps(inSize: number, outSize: number, align: boolean): { i0: In
   }
   return { i0, i1, w1 };
 }
-function cubicTaps(inSize: number, outSize: number, align: boolean): { idx: Int32Array; w: Float64Array } {
-  const A = -0.75;
-  const cc1 = (x: number) => ((A + 2) * x - (A + 3)) * x * x + 1;
-  const cc2 = (x: number) => ((A * x - 5 * A) * x + 8 * A) * x - 4 * A;
-  const idx = new Int32Array(outSize * 4), w = new Float64Array(outSize * 4);
-  for (let d = 0; d < outSize; d++) {
-    const src = align ? (outSize > 1 ? (d * (inSize - 1)) / (outSize - 1) : 0) : ((d + 0.5) * inSize) / outSize - 0.5;
-    const f = Math.floor(src);
-    const t = src - f;
-    const ws = [cc2(t + 1), cc1(t), cc1(1 - t), cc2(2 - t)];
-    for (let k = 0; k < 4; k++) {
-      idx[d * 4 + k] = Math.min(Math.max(f - 1 + k, 0), inSize - 1);
-      w[d * 4 + k] = ws[k];
-    }
-  }
-  return { idx, w };
-}
-
 function softmaxRows(inputs: TensorRef[], outputs: TensorRef[], log: boolean): void {
   const x = inputs[0], o = outputs[0];
   const X = arr(x), O = arr(o);
@@ -652,28 +634,7 @@ const kernels: KernelTable = {
       for (let k = 0; k < H * W; k++) O[o.offset + p * H * W + k] = acc[k];
     }
   },
-  resize_bicubic: (inputs, outputs, a) => {
-    const x = inputs[0], o = outputs[0];
-    const X = arr(x), O = arr(o);
-    const H = x.shape[x.shape.length - 2], W = x.shape[x.shape.length - 1];
-    const planes = H * W === 0 ? 0 : numel(x.shape) / (H * W);
-    const ty = cubicTaps(H, a.outH, a.alignCorners), tx = cubicTaps(W, a.outW, a.alignCorners);
-    for (let p = 0; p < planes; p++) {
-      const xb = x.offset + p * H * W, ob = o.offset + p * a.outH * a.outW;
-      for (let i = 0; i < a.outH; i++) {
-        for (let j = 0; j < a.outW; j++) {
-          let s = 0;
-          for (let ky = 0; ky < 4; ky++) {
-            let r = 0;
-            const row = xb + ty.idx[i * 4 + ky] * W;
-            for (let kx = 0; kx < 4; kx++) r += X[row + tx.idx[j * 4 + kx]] * tx.w[j * 4 + kx];
-            s += r * ty.w[i * 4 + ky];
-          }
-          O[ob + i * a.outW + j] = s;
-        }
-      }
-    }
-  },
+
 
   fill: (_inputs, outputs, a) => {
     const o = outputs[0];

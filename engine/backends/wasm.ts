@@ -548,13 +548,7 @@ export class WasmBackend implements Backend {
         rt.exports.fill_32(this.p(dx), 0, 0, n);
         rt.exports.resize_bilinear_f32(this.p(dx), this.p(g), 1, P, attrs.inH, attrs.inW, H, W, attrs.alignCorners ? 1 : 0);
       },
-      resize_bicubic: (inputs, outputs, attrs) => {
-        const x = inputs[0], out = outputs[0];
-        this.f32only('resize_bicubic', x);
-        const { P, H, W } = planes(x, 'resize_bicubic');
-        if (P * attrs.outH * attrs.outW === 0) return;
-        rt.exports.resize_bicubic_f32(this.p(x), this.p(out), P, H, W, attrs.outH, attrs.outW, attrs.alignCorners ? 1 : 0);
-      },
+
       fill: (_i, outputs, attrs) => {
         const out = outputs[0];
         const bits = out.dtype === 'int32' ? attrs.value | 0 : new Uint32Array(new Float32Array([attrs.value]).buffer)[0];

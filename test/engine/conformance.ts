@@ -216,15 +216,13 @@ add('cast', 'cast float32 -> int32 (truncation)', () => [rt([50], -20, 20)], { d
 add('cast', 'cast int32 -> float32', () => [ints([50], 1000, -1000)], { dtype: 'float32' }, { rtol: 0, atol: 0 });
 add('cast', 'cast float32 -> float32 (clone)', () => [rt([3, 7])], { dtype: 'float32' }, { rtol: 0, atol: 0 });
 
-// ---- resizing (bilinear / bicubic of position tables) -------------------------------------------------------------
+// ---- resizing (bilinear of position tables; bicubic is a host function, ops.test.ts) -------------------------------------------------------------
 for (const alignCorners of [true, false]) {
   add('resize_bilinear', `resize_bilinear up align=${alignCorners}`, () => [rt([2, 12, 12])], { outH: 19, outW: 24, alignCorners });
   add('resize_bilinear', `resize_bilinear down align=${alignCorners}`, () => [rt([3, 1, 9, 7])], { outH: 4, outW: 5, alignCorners });
   add('resize_bilinear', `resize_bilinear up H down W align=${alignCorners}`, () => [rt([2, 3, 5, 7])], { outH: 9, outW: 4, alignCorners });
   add('resize_bilinear_backward', `resize_bilinear_backward align=${alignCorners}`, () => [rt([2, 19, 24])], { inH: 12, inW: 12, alignCorners });
   add('resize_bilinear_backward', `resize_bilinear_backward up H down W align=${alignCorners}`, () => [rt([2, 3, 9, 4])], { inH: 5, inW: 7, alignCorners });
-  add('resize_bicubic', `resize_bicubic up align=${alignCorners}`, () => [rt([4, 7, 7])], { outH: 12, outW: 10, alignCorners });
-  add('resize_bicubic', `resize_bicubic down align=${alignCorners}`, () => [rt([1, 24, 24])], { outH: 9, outW: 13, alignCorners });
 }
 
 // ---- creation (random ops are bit-exact for uniforms; normals differ only through float64 libm ulps) ------------

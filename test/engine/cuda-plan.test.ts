@@ -2,7 +2,7 @@
 // addon (4-byte words in ArrayBuffers behind integer handles) whose entries mirror the argument lists of
 // native/addon.cc and the index math of cuda/*.cu (broadcast strides, reduction plans, max/argmax, the matmul
 // plan evaluated as native/cublas.cc calls column-major cuBLAS with swapped operands, softmax mask plans, strided
-// copies for permute/slice/concat/expand, pad, gathers/scatters, layer norm, losses, resize taps, optimiser steps,
+// copies for permute/slice/concat/expand, pad, gathers/scatters, layer norm, losses, bilinear taps, optimiser steps,
 // random ops through engine/random.ts). EVERY conformance case of test/engine/conformance.ts then runs through
 // `apply` and through offset views in sentinel-padded storages (runCase).
 // Catches: a wrong argument order or index between cuda.ts and the addon, wrong strides / offsets / plans, an
@@ -317,13 +317,13 @@ function makeEmulatedAddon(): CudaAddon {
     for (let i = 0; i < n; i++) O[oo + i] = mean + sd * z[i];
   };
   // resize entries (out, x, P, H, W, OH, OW, alignCorners), index math as in cuda/resize.cu
-  const src = (d: number, inn: number, out: number, ac: boolean, cubic: boolean) => {
+  const src = (d: number, inn: number, out: number, ac: boolean) => {
     if (ac) return out > 1 ? (d * (inn - 1)) / (out - 1) : 0;
     const v = ((d + 0.5) * inn) / out - 0.5;
-    return !cubic && v < 0 ? 0 : v;
+    return v < 0 ? 0 : v;
   };
   const lin = (d: number, inn: number, out: number, ac: boolean) => {
-    const v = src(d, inn, out, ac, false), i0 = Math.min(Math.floor(v), inn - 1);
+    const v = src(d, inn, out, ac), i0 = Math.min(Math.floor(v), inn - 1);
     return { i0, i1: Math.min(i0 + 1, inn - 1), w: v - i0 };
   };
   A.resize_bilinear = (oh: H, oo: number, xh: H, xo: number, P: number, Hh: number, W: number, OH: number, OW: number, ac: boolean) => {
@@ -348,24 +348,7 @@ function makeEmulatedAddon(): CudaAddon {
     }
     for (let k = 0; k < acc.length; k++) O[oo + k] = acc[k];
   };
-  A.resize_bicubic = (oh: H, oo: number, xh: H, xo: number, P: number, Hh: number, W: number, OH: number, OW: number, ac: boolean) => {
-    const O = f(oh), X = f(xh), a = -0.75;
-    const c1 = (x: number) => ((a + 2) * x - (a + 3)) * x * x + 1, c2 = (x: number) => ((a * x - 5 * a) * x + 8 * a) * x - 4 * a;
-    const cl = (v: number, n: number) => Math.min(Math.max(v, 0), n - 1);
-    for (let i = 0; i < P * OH * OW; i++) {
-      const ox = i % OW, t = Math.floor(i / OW), oy = t % OH, p = Math.floor(t / OH);
-      const sy = src(oy, Hh, OH, ac, true), sx = src(ox, W, OW, ac, true), fy = Math.floor(sy), fx = Math.floor(sx);
-      const ty = sy - fy, tx = sx - fx;
-      const cy = [c2(ty + 1), c1(ty), c1(1 - ty), c2(2 - ty)], cx = [c2(tx + 1), c1(tx), c1(1 - tx), c2(2 - tx)];
-      let s = 0;
-      for (let r = 0; r < 4; r++) {
-        let row = 0;
-        for (let q = 0; q < 4; q++) row += X[xo + p * Hh * W + cl(fy - 1 + r, Hh) * W + cl(fx - 1 + q, W)] * cx[q];
-        s += row * cy[r];
-      }
-      O[oo + i] = s;
-    }
-  };
+
   return checkedAgainstContract(A) as unknown as CudaAddon;
 }
 
