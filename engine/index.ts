@@ -1,7 +1,8 @@
 // Public API of the engine: everything models/ and train/ import comes from here.
 // Does not define anything itself; it re-exports and registers the backends (one import line each).
-// Invariant: importing this module registers every backend compiled into the tree; selection happens lazily on the
-// first tensor (registry.ts: APTUNE_BACKEND, else highest priority available).
+// Invariants: importing this module installs the op table (op-table.ts, into dispatch.ts) and Tensor's op methods
+// (methods.ts), and registers every backend compiled into the tree; selection happens lazily on the first tensor
+// (registry.ts: APTUNE_BACKEND, else highest priority available). Import the engine through this file.
 
 export { Tensor } from './tensor.ts';
 export type { NestedArray, TensorOrScalar } from './tensor.ts';

@@ -250,7 +250,6 @@ export interface TensorMethods {
   softmax(axis?: number, mask?: Tensor): Tensor;
   logSoftmax(axis?: number, mask?: Tensor): Tensor;
 }
-// eslint-disable-next-line @typescript-eslint/no-unsafe-declaration-merging
 export interface Tensor extends TensorMethods {}
 
 setTensorPredicate((v) => v instanceof Tensor);

@@ -1,10 +1,12 @@
 // The CUDA backend's host side on every machine: engine/backends/cuda.ts driven against a host EMULATION of the
-// addon (4-byte words in ArrayBuffers behind integer handles) whose entries mirror the argument lists of
-// native/addon.cc and the index math of cuda/*.cu (broadcast strides, reduction plans, max/argmax, the matmul
-// plan evaluated as native/cublas.cc calls column-major cuBLAS with swapped operands, softmax mask plans, strided
-// copies for permute/slice/concat/expand, pad, gathers/scatters, layer norm, losses, bilinear taps, optimiser steps,
-// random ops through engine/random.ts). EVERY conformance case of test/engine/conformance.ts then runs through
-// `apply` and through offset views in sentinel-padded storages (runCase).
+// addon (4-byte words in ArrayBuffers behind integer handles). Every call is checked against the argument list the
+// op contract declares for the entry (engine/op-contract.ts, the source of native/index.d.ts). The emulation models
+// the index math of cuda/*.cu where the addon plans (broadcast strides, reduction plans, max/argmax, the matmul plan
+// evaluated as native/cublas.cc calls column-major cuBLAS with swapped operands, softmax mask plans, strided copies
+// for permute/slice/concat/expand, pad, gathers/scatters, bilinear taps); the arithmetic is the reference backend's
+// (its family scalars, and its kernels on views of the emulated buffers for contiguous fused entries), so it is not a
+// fifth implementation of the ops. EVERY conformance case of test/engine/conformance.ts then runs through `apply`
+// and through offset views in sentinel-padded storages (runCase).
 // Catches: a wrong argument order or index between cuda.ts and the addon, wrong strides / offsets / plans, an
 // output element not written or a write outside a view. Does not: run CUDA code (that is `npm run test:gpu`);
 // emulated arithmetic is float64 like the reference, so device rounding and atomics are not modelled.
@@ -13,9 +15,9 @@ import * as assert from 'uvu/assert';
 import { registerBackend } from '../../engine/registry.ts';
 import { CudaBackend } from '../../engine/backends/cuda.ts';
 import type { CudaAddon, CudaProbe } from '../../native/index.d.ts';
-import { BINARY_SCALAR, UNARY_BACKWARD_SCALAR, UNARY_SCALAR } from '../../engine/backends/ref.ts';
+import { BINARY_SCALAR, UNARY_BACKWARD_SCALAR, UNARY_SCALAR, refKernels } from '../../engine/backends/ref.ts';
+import type { Storage, TensorRef } from '../../engine/backend.ts';
 import { addonEntries, familyOps, type AddonArg, type FamilyOp } from '../../engine/op-contract.ts';
-import { normalBlock, uniformBlock } from '../../engine/random.ts';
 import { OP_NAMES } from '../../engine/backend.ts';
 import { CASES, runCase } from './conformance.ts';
 
@@ -45,6 +47,11 @@ function makeEmulatedAddon(): CudaAddon {
   };
   const view = (dt: number, h: H) => (dt === 1 ? buf(h).i : buf(h).f);
   const f = (h: H) => buf(h).f;
+  /** A reference-backend view of an emulated buffer (dtype code 0 float32, 1 int32). */
+  const t = (h: H, offset: number, shape: number[], dt = 0): TensorRef => {
+    const data = dt === 1 ? buf(h).i : buf(h).f, dtype = dt === 1 ? 'int32' : 'float32';
+    return { storage: { backend: 'ref', numel: data.length, dtype, data, freed: false } as Storage, offset, shape, dtype };
+  };
   const store = (dt: number, v: number) => (dt === 1 ? v | 0 : Math.fround(v));
   const A: Record<string, unknown> = {
     probe: () => ({}) as CudaProbe,
@@ -198,72 +205,43 @@ function makeEmulatedAddon(): CudaAddon {
       }
     };
   }
-  // multi-operand fused entries: argument order as in native/addon.cc
-  A.layer_norm = (yh: H, yo: number, mh: H, mo: number, rh: H, ro: number, xh: H, xo: number, wh: H, wo: number, bh: H, bo: number, R: number, D: number, eps: number) => {
-    const Y = f(yh), Mn = f(mh), Rs = f(rh), X = f(xh), W = f(wh), Bv = f(bh);
-    for (let r = 0; r < R; r++) {
-      let m = 0, v = 0;
-      for (let c = 0; c < D; c++) m += X[xo + r * D + c];
-      m /= D;
-      for (let c = 0; c < D; c++) v += (X[xo + r * D + c] - m) ** 2;
-      const rs = 1 / Math.sqrt(v / D + eps);
-      for (let c = 0; c < D; c++) Y[yo + r * D + c] = (X[xo + r * D + c] - m) * rs * W[wo + c] + Bv[bo + c];
-      Mn[mo + r] = m;
-      Rs[ro + r] = rs;
-    }
-  };
-  A.layer_norm_backward = (dxh: H, dxo: number, dwh: H, dwo: number, dbh: H, dbo: number, gh: H, go: number, xh: H, xo: number, wh: H, wo: number, mh: H, mo: number, rh: H, ro: number, R: number, D: number) => {
-    const DX = f(dxh), DW = f(dwh), DB = f(dbh), G = f(gh), X = f(xh), W = f(wh), Mn = f(mh), Rs = f(rh);
-    const aw = new Float64Array(D), ab = new Float64Array(D);
-    for (let r = 0; r < R; r++) {
-      const m = Mn[mo + r], rs = Rs[ro + r];
-      let s1 = 0, s2 = 0;
-      for (let c = 0; c < D; c++) {
-        const gv = G[go + r * D + c], xh2 = (X[xo + r * D + c] - m) * rs, gw = gv * W[wo + c];
-        s1 += gw; s2 += gw * xh2; aw[c] += gv * xh2; ab[c] += gv;
-      }
-      for (let c = 0; c < D; c++) {
-        const xh2 = (X[xo + r * D + c] - m) * rs;
-        DX[dxo + r * D + c] = rs * (G[go + r * D + c] * W[wo + c] - s1 / D - xh2 * (s2 / D));
-      }
-    }
-    for (let c = 0; c < D; c++) { DW[dwo + c] = aw[c]; DB[dbo + c] = ab[c]; }
-  };
-  const lse = (X: Float32Array, base: number, C: number) => {
-    let m = -Infinity, s = 0;
-    for (let c = 0; c < C; c++) m = Math.max(m, X[base + c]);
-    for (let c = 0; c < C; c++) s += Math.exp(X[base + c] - m);
-    return m + Math.log(s);
-  };
-  A.cross_entropy = (oh: H, oo: number, xh: H, xo: number, lh: H, lo: number, B: number, C: number, ign: number) => {
-    const O = f(oh), X = f(xh), L = buf(lh).i;
-    for (let r = 0; r < B; r++) O[oo + r] = L[lo + r] === ign ? 0 : lse(X, xo + r * C, C) - X[xo + r * C + L[lo + r]];
-  };
-  A.cross_entropy_backward = (oh: H, oo: number, xh: H, xo: number, lh: H, lo: number, gh: H, go: number, B: number, C: number, ign: number) => {
-    const O = f(oh), X = f(xh), L = buf(lh).i, G = f(gh);
-    for (let r = 0; r < B; r++) {
-      const l = L[lo + r], z = l === ign ? 0 : lse(X, xo + r * C, C);
-      for (let c = 0; c < C; c++) O[oo + r * C + c] = l === ign ? 0 : G[go + r] * (Math.exp(X[xo + r * C + c] - z) - (c === l ? 1 : 0));
-    }
-  };
-  for (const log of [false, true]) {
-    A[log ? 'log_softmax_backward' : 'softmax_backward'] = (oh: H, oo: number, yh: H, yo: number, gh: H, go: number, rows: number, D: number) => {
-      const O = f(oh), Y = f(yh), G = f(gh);
-      for (let r = 0; r < rows; r++) {
-        let s = 0;
-        for (let c = 0; c < D; c++) s += log ? G[go + r * D + c] : G[go + r * D + c] * Y[yo + r * D + c];
-        for (let c = 0; c < D; c++) {
-          const y = Y[yo + r * D + c], g = G[go + r * D + c];
-          O[oo + r * D + c] = log ? g - Math.exp(y) * s : y * (g - s);
-        }
-      }
-    };
+
+
+
+
+
+
+  // entries that take contiguous operands: the argument lists are unpacked here (as native/addon.cc does), the
+  // arithmetic is the reference backend's own kernel on views of the emulated buffers
+  const R = refKernels;
+  A.layer_norm = (yh: H, yo: number, mh: H, mo: number, rh: H, ro: number, xh: H, xo: number, wh: H, wo: number, bh: H, bo: number, Rn: number, D: number, eps: number) =>
+    R.layer_norm([t(xh, xo, [Rn, D]), t(wh, wo, [D]), t(bh, bo, [D])], [t(yh, yo, [Rn, D]), t(mh, mo, [Rn]), t(rh, ro, [Rn])], { eps });
+  A.layer_norm_backward = (dxh: H, dxo: number, dwh: H, dwo: number, dbh: H, dbo: number, gh: H, go: number, xh: H, xo: number, wh: H, wo: number, mh: H, mo: number, rh: H, ro: number, Rn: number, D: number) =>
+    R.layer_norm_backward([t(gh, go, [Rn, D]), t(xh, xo, [Rn, D]), t(wh, wo, [D]), t(mh, mo, [Rn]), t(rh, ro, [Rn])], [t(dxh, dxo, [Rn, D]), t(dwh, dwo, [D]), t(dbh, dbo, [D])], {});
+  A.cross_entropy = (oh: H, oo: number, xh: H, xo: number, lh: H, lo: number, B: number, C: number, ignoreIndex: number) =>
+    R.cross_entropy([t(xh, xo, [B, C]), t(lh, lo, [B], 1)], [t(oh, oo, [B])], { ignoreIndex });
+  A.cross_entropy_backward = (oh: H, oo: number, xh: H, xo: number, lh: H, lo: number, gh: H, go: number, B: number, C: number, ignoreIndex: number) =>
+    R.cross_entropy_backward([t(xh, xo, [B, C]), t(lh, lo, [B], 1), t(gh, go, [B])], [t(oh, oo, [B, C])], { ignoreIndex });
+  for (const op of ['softmax_backward', 'log_softmax_backward'] as const) {
+    A[op] = (oh: H, oo: number, yh: H, yo: number, gh: H, go: number, rows: number, D: number) =>
+      R[op]([t(yh, yo, [rows, D]), t(gh, go, [rows, D])], [t(oh, oo, [rows, D])], {});
   }
-  const sig = (x: number) => 1 / (1 + Math.exp(-x));
-  A.bce_with_logits_backward = (oh: H, oo: number, xh: H, xo: number, th: H, to: number, gh: H, go: number, n: number) => {
-    const O = f(oh), X = f(xh), T = f(th), G = f(gh);
-    for (let i = 0; i < n; i++) O[oo + i] = G[go + i] * (sig(X[xo + i]) - T[to + i]);
-  };
+  A.bce_with_logits = (oh: H, oo: number, xh: H, xo: number, th: H, to: number, n: number) =>
+    R.bce_with_logits([t(xh, xo, [n]), t(th, to, [n])], [t(oh, oo, [n])], {});
+  A.bce_with_logits_backward = (oh: H, oo: number, xh: H, xo: number, th: H, to: number, gh: H, go: number, n: number) =>
+    R.bce_with_logits_backward([t(xh, xo, [n]), t(th, to, [n]), t(gh, go, [n])], [t(oh, oo, [n])], {});
+  A.sgd_step = (ph: H, po: number, gh: H, go: number, bh: H, bo: number, n: number, lr: number, momentum: number, weightDecay: number) =>
+    R.sgd_step([t(ph, po, [n]), t(gh, go, [n]), ...(bh < 0 ? [] : [t(bh, bo, [n])])], [], { lr, momentum, weightDecay });
+  A.affine = (dt: number, oh: H, oo: number, xh: H, xo: number, n: number, scale: number, shift: number) =>
+    R.affine([t(xh, xo, [n], dt)], [t(oh, oo, [n], dt)], { scale, shift });
+  A.pow_scalar = (oh: H, oo: number, xh: H, xo: number, n: number, exponent: number) => R.pow_scalar([t(xh, xo, [n])], [t(oh, oo, [n])], { exponent });
+  A.fill = (dt: number, oh: H, oo: number, n: number, value: number) => R.fill([], [t(oh, oo, [n], dt)], { value });
+  A.dropout = (yh: H, yo: number, mh: H, mo: number, xh: H, xo: number, n: number, p: number, seed: number, offset: number) =>
+    R.dropout([t(xh, xo, [n])], [t(yh, yo, [n]), t(mh, mo, [n])], { p, seed, offset });
+  A.random_uniform = (dt: number, oh: H, oo: number, n: number, seed: number, offset: number, low: number, high: number) =>
+    R.random_uniform([], [t(oh, oo, [n], dt)], { seed, offset, low, high });
+  A.random_normal = (dt: number, oh: H, oo: number, n: number, seed: number, offset: number, mean: number, std: number) =>
+    R.random_normal([], [t(oh, oo, [n], dt)], { seed, offset, mean, std });
   A.adamw_step = (ph: H, po: number, gh: H, go: number, mh: H, mo: number, vh: H, vo: number, n: number, lr: number, b1: number, b2: number, eps: number, wd: number, stepSize: number) => {
     const P = f(ph), G = f(gh), Mm = f(mh), V = f(vh);
     for (let i = 0; i < n; i++) {
@@ -274,48 +252,19 @@ function makeEmulatedAddon(): CudaAddon {
       if (lr * wd !== 0) P[po + i] = P[po + i] - lr * wd * P[po + i];
     }
   };
-  A.sgd_step = (ph: H, po: number, gh: H, go: number, bh: H, bo: number, n: number, lr: number, mom: number, wd: number) => {
-    const P = f(ph), G = f(gh), Bf = bh < 0 ? null : f(bh);
-    for (let i = 0; i < n; i++) {
-      let d = G[go + i] + wd * P[po + i];
-      if (Bf && mom !== 0) { Bf[bo + i] = mom * Bf[bo + i] + d; d = Bf[bo + i]; }
-      P[po + i] = P[po + i] - lr * d;
-    }
-  };
+
   // single-pointer maps (dtype, out, x, n) and the other scalar-attribute entries
   const toI32 = (v: number) => (Number.isFinite(v) ? Number(BigInt.asIntN(32, BigInt(Math.trunc(v)))) : 0);
-  A.affine = (dt: number, oh: H, oo: number, xh: H, xo: number, n: number, scale: number, shift: number) => {
-    const O = view(dt, oh), X = view(dt, xh);
-    for (let i = 0; i < n; i++) O[oo + i] = dt === 1 ? toI32(X[xo + i] * scale + shift) : X[xo + i] * scale + shift;
-  };
-  A.pow_scalar = (oh: H, oo: number, xh: H, xo: number, n: number, e: number) => {
-    const O = f(oh), X = f(xh);
-    for (let i = 0; i < n; i++) O[oo + i] = Math.pow(X[xo + i], e);
-  };
-  A.bce_with_logits = (oh: H, oo: number, xh: H, xo: number, th: H, to: number, n: number) => {
-    const O = f(oh), X = f(xh), T = f(th);
-    for (let i = 0; i < n; i++) { const v = X[xo + i]; O[oo + i] = Math.max(v, 0) - v * T[to + i] + Math.log1p(Math.exp(-Math.abs(v))); }
-  };
-  A.fill = (dt: number, oh: H, oo: number, n: number, v: number) => view(dt, oh).fill(dt === 1 ? toI32(v) : v, oo, oo + n);
+
+
+
   A.cast = (from: number, to: number, oh: H, oo: number, xh: H, xo: number, n: number) => {
     const O = view(to, oh), X = view(from, xh);
     for (let i = 0; i < n; i++) O[oo + i] = to === 1 && from === 0 ? toI32(X[xo + i]) : X[xo + i];
   };
-  A.dropout = (yh: H, yo: number, mh: H, mo: number, xh: H, xo: number, n: number, p: number, seed: number, offset: number) => {
-    const Y = f(yh), Mk = f(mh), X = f(xh), u = new Float64Array(n);
-    uniformBlock(seed, offset, n, u);
-    for (let i = 0; i < n; i++) { Mk[mo + i] = u[i] >= p ? 1 / (1 - p) : 0; Y[yo + i] = X[xo + i] * Mk[mo + i]; }
-  };
-  A.random_uniform = (dt: number, oh: H, oo: number, n: number, seed: number, offset: number, lo: number, hi: number) => {
-    const O = view(dt, oh), u = new Float64Array(n);
-    uniformBlock(seed, offset, n, u);
-    for (let i = 0; i < n; i++) O[oo + i] = lo + (hi - lo) * u[i];
-  };
-  A.random_normal = (dt: number, oh: H, oo: number, n: number, seed: number, offset: number, mean: number, sd: number) => {
-    const O = view(dt, oh), z = new Float64Array(n);
-    normalBlock(seed, offset, n, z);
-    for (let i = 0; i < n; i++) O[oo + i] = mean + sd * z[i];
-  };
+
+
+
   // resize entries (out, x, P, H, W, OH, OW, alignCorners), index math as in cuda/resize.cu
   const src = (d: number, inn: number, out: number, ac: boolean) => {
     if (ac) return out > 1 ? (d * (inn - 1)) / (out - 1) : 0;
