@@ -18,7 +18,7 @@ import { registerBackend } from '../registry.ts';
 import type { Backend, DType, KernelTable, OpAttrs, Storage, TensorRef, TypedArray } from '../backend.ts';
 import type { CudaAddon, CudaMemoryStats, CudaProbe, DTypeCode } from '../../native/index.d.ts';
 import { broadcastStridesChecked, coalesce, stridesOf } from '../shape.ts';
-import { takesInt } from '../op-contract.ts';
+import { familyKernels, takesInt, type FamilyOp } from '../op-contract.ts';
 
 export type GemmMode = 'fp32' | 'tf32' | 'bf16';
 const GEMM_CODE: Record<GemmMode, 0 | 1 | 2> = { fp32: 0, tf32: 1, bf16: 2 };
@@ -279,7 +279,7 @@ export class CudaBackend implements Backend {
     const A = this.A;
     const t = (r: TensorRef, op: string) => this.t(r, op);
 
-    const binary = (op: 'add' | 'sub' | 'mul' | 'div' | 'pow' | 'maximum' | 'minimum' | 'eq' | 'ne' | 'lt' | 'le' | 'gt' | 'ge') =>
+    const binary = (op: FamilyOp<'binary'>) =>
       (inputs: TensorRef[], outputs: TensorRef[]): void => {
         const [a, b] = inputs, o = outputs[0];
         const n = numel(o.shape);
@@ -290,7 +290,7 @@ export class CudaBackend implements Backend {
         A[op](dt, ...t(o, op), ...t(a, op), ...t(b, op), c.shape, c.strides[0], c.strides[1]);
       };
 
-    const unary = (op: 'neg' | 'exp' | 'log' | 'sqrt' | 'rsqrt' | 'abs' | 'sign' | 'tanh' | 'sigmoid' | 'relu' | 'erf' | 'gelu' | 'quick_gelu') =>
+    const unary = (op: FamilyOp<'unary'>) =>
       (inputs: TensorRef[], outputs: TensorRef[]): void => {
         const x = inputs[0], o = outputs[0];
         const n = numel(o.shape);
@@ -299,7 +299,7 @@ export class CudaBackend implements Backend {
         A[op](dt, ...t(o, op), ...t(x, op), n);
       };
 
-    const pair = (op: 'gelu_backward' | 'quick_gelu_backward') => (inputs: TensorRef[], outputs: TensorRef[]): void => {
+    const pair = (op: FamilyOp<'unary_backward'>) => (inputs: TensorRef[], outputs: TensorRef[]): void => {
       const [x, g] = inputs, o = outputs[0];
       const n = numel(o.shape);
       if (n === 0) return;
@@ -367,9 +367,9 @@ export class CudaBackend implements Backend {
     };
 
     const table: KernelTable = {
-      add: binary('add'), sub: binary('sub'), mul: binary('mul'), div: binary('div'), pow: binary('pow'),
-      maximum: binary('maximum'), minimum: binary('minimum'),
-      eq: binary('eq'), ne: binary('ne'), lt: binary('lt'), le: binary('le'), gt: binary('gt'), ge: binary('ge'),
+      ...familyKernels('binary', binary),
+      ...familyKernels('unary', unary),
+      ...familyKernels('unary_backward', pair),
       where: (inputs, outputs) => {
         const [c, a, b] = inputs, o = outputs[0];
         const n = numel(o.shape);
@@ -379,10 +379,6 @@ export class CudaBackend implements Backend {
         const co = coalesce(o.shape, [broadcastStridesTo(c.shape, o.shape, 'where'), broadcastStridesTo(a.shape, o.shape, 'where'), broadcastStridesTo(b.shape, o.shape, 'where')]);
         A.where(dt, dtypeCode(c, 'where'), ...t(o, 'where'), ...t(c, 'where'), ...t(a, 'where'), ...t(b, 'where'), co.shape, co.strides[0], co.strides[1], co.strides[2]);
       },
-      neg: unary('neg'), exp: unary('exp'), log: unary('log'), sqrt: unary('sqrt'), rsqrt: unary('rsqrt'), abs: unary('abs'),
-      sign: unary('sign'), tanh: unary('tanh'), sigmoid: unary('sigmoid'), relu: unary('relu'), erf: unary('erf'),
-      gelu: unary('gelu'), gelu_backward: pair('gelu_backward'),
-      quick_gelu: unary('quick_gelu'), quick_gelu_backward: pair('quick_gelu_backward'),
       affine: (inputs, outputs, a) => {
         const x = inputs[0], o = outputs[0];
         const n = numel(o.shape);
