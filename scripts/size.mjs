@@ -10,9 +10,9 @@ import { join, relative } from 'node:path';
 /** area, budget (lines; set about 5% above the figures of December 2026), and what belongs to it: folders (prefix
  *  match) and single files. */
 const AREAS = [
-  { area: 'engine kernels (AssemblyScript)', budget: 1100, folders: ['engine/assembly/'], files: [] },
-  { area: 'engine (TypeScript)', budget: 4900, folders: ['engine/'], files: [] },
-  { area: 'models', budget: 2450, folders: ['models/'], files: [] },
+  { area: 'engine kernels (AssemblyScript)', budget: 1070, folders: ['engine/assembly/'], files: [] },
+  { area: 'engine (TypeScript)', budget: 4870, folders: ['engine/'], files: [] },
+  { area: 'models', budget: 2430, folders: ['models/'], files: [] },
   {
     area: 'experiments (synthetic pre-training, comparisons)', budget: 1900, folders: ['train/experiments/'],
     files: ['train/pretrain.ts', 'train/compare.ts', 'train/mini-table.ts', 'train/start.ts', 'train/synth-cache.ts',
@@ -20,7 +20,7 @@ const AREAS = [
   },
   { area: 'data (train/data, tokenizers)', budget: 3500, folders: ['train/data/', 'train/tokenizers/'], files: [] },
   { area: 'training (rest of train/)', budget: 3550, folders: ['train/'], files: [] },
-  { area: 'native + cuda', budget: 2650, folders: ['native/', 'cuda/'], files: [] },
+  { area: 'native + cuda', budget: 2600, folders: ['native/', 'cuda/'], files: [] },
 ];
 const EXT = /\.(ts|mjs|cc|h|cu|cuh)$/;
 const SKIP = /(^|\/)(build|node_modules)\//;
