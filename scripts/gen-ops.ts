@@ -2,7 +2,9 @@
 // - engine/assembly/op-codes.ts: the numeric codes of the elementwise families, as AssemblyScript constants;
 // - cuda/op_codes.cuh: the same codes as C++ enums, plus X-macro lists of each family (native/addon.cc registers
 //   one entry per op from them, cuda/elementwise.cu instantiates one kernel per op);
-// - native/index.d.ts, the block between the GENERATED markers: the addon's kernel entries with their arguments.
+// - native/index.d.ts, the block between the GENERATED markers: the addon's kernel entries with their arguments;
+// - native/entries.h: the same entries as an X-macro list with their argument counts (native/addon.cc registers and
+//   checks them).
 // `npm run gen` writes them (build-wasm and build-native run it first in a checkout); `--check` writes nothing and
 // exits 1 naming each file that differs (test/engine/gen-ops.test.ts runs the same comparison).
 // Invariants: output depends on the contract alone (no dates, no paths), so regenerating gives identical bytes.
@@ -43,6 +45,16 @@ function cudaCodes(): string {
   return lines.join('\n') + '\n';
 }
 
+function addonEntryList(): string {
+  const list = [...addonEntries()].map(([entry, { args }]) => `X(${entry}, ${args.reduce((n, a) => n + (a.kind === 'T' || a.kind === 'T?' ? 2 : 1), 0)})`);
+  const lines = [`// ${HEAD}.`,
+    '// The CUDA addon\'s kernel entries: X(name, argc) for each, argc counting a tensor as (handle, element offset).',
+    '// native/addon.cc registers NAME_fn under each name and checks the argument count of every call against argc.',
+    '#pragma once', '', '#define APT_KERNEL_ENTRIES(X) \\'];
+  list.forEach((x, i) => lines.push(`  ${x}${i < list.length - 1 ? ' \\' : ''}`));
+  return lines.join('\n') + '\n';
+}
+
 const TS_KIND: Record<AddonArg['kind'], string> = { T: '...T', 'T?': '...T', dt: 'DTypeCode', dims: 'Dims', n: 'number', b: 'boolean' };
 
 function addonDeclarations(): string {
@@ -74,6 +86,7 @@ export function generated(): Map<string, string> {
     ['engine/assembly/op-codes.ts', assemblyCodes()],
     ['cuda/op_codes.cuh', cudaCodes()],
     ['native/index.d.ts', spliceBlock('native/index.d.ts', addonDeclarations())],
+    ['native/entries.h', addonEntryList()],
   ]);
 }
 
