@@ -228,9 +228,7 @@ void launch_unary(cudaStream_t st, int op, int dtype, void* out, const void* x, 
   const float* v = (const float*)x;
 #define APT_UNARY_CASE(NAME) case APT_##NAME: unary_kernel_f<APT_##NAME><<<g, T256, 0, st>>>(o, v, n); break;
   switch (op) {
-    APT_UNARY_CASE(neg) APT_UNARY_CASE(exp) APT_UNARY_CASE(log) APT_UNARY_CASE(sqrt) APT_UNARY_CASE(rsqrt)
-    APT_UNARY_CASE(abs) APT_UNARY_CASE(sign) APT_UNARY_CASE(tanh) APT_UNARY_CASE(sigmoid) APT_UNARY_CASE(relu)
-    APT_UNARY_CASE(erf) APT_UNARY_CASE(gelu) APT_UNARY_CASE(quick_gelu)
+    APT_UNARY_OPS(APT_UNARY_CASE)
   }
 #undef APT_UNARY_CASE
 }

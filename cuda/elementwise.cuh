@@ -4,11 +4,8 @@
 // Invariants: outputs are contiguous; dtype 0 = float32, 1 = int32; comparisons write 0/1 in the input dtype.
 #pragma once
 #include "common.cuh"
+#include "op_codes.cuh"  // AptBinaryOp, AptUnaryOp and their X-macro lists, generated from engine/op-contract.ts
 
-enum AptBinaryOp { APT_add, APT_sub, APT_mul, APT_div, APT_pow, APT_maximum, APT_minimum,
-                   APT_eq, APT_ne, APT_lt, APT_le, APT_gt, APT_ge };
-enum AptUnaryOp { APT_neg, APT_exp, APT_log, APT_sqrt, APT_rsqrt, APT_abs, APT_sign, APT_tanh, APT_sigmoid,
-                  APT_relu, APT_erf, APT_gelu, APT_quick_gelu };
 
 // out[i] = op(a[off_a(i)], b[off_b(i)]) over s.shape; s.st[0] = a strides, s.st[1] = b strides.
 void launch_binary(cudaStream_t st, int op, int dtype, void* out, const void* a, const void* b,

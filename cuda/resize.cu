@@ -6,15 +6,15 @@
 #include <math.h>
 
 namespace {
-__device__ __forceinline__ double src_coord(int64_t d, int64_t in, int64_t out, bool ac, bool cubic) {
+__device__ __forceinline__ double src_coord(int64_t d, int64_t in, int64_t out, bool ac) {
   if (ac) return out > 1 ? __ddiv_rn((double)(d * (in - 1)), (double)(out - 1)) : 0.0;
   const double s = __ddiv_rn(__dmul_rn((double)d + 0.5, (double)in), (double)out) - 0.5;
-  return (!cubic && s < 0.0) ? 0.0 : s;
+  return s < 0.0 ? 0.0 : s;
 }
 
 struct Lin { int64_t i0, i1; double w1; };
 __device__ __forceinline__ Lin lin(int64_t dst, int64_t in, int64_t out, bool ac) {
-  const double s = src_coord(dst, in, out, ac, false);
+  const double s = src_coord(dst, in, out, ac);
   int64_t f = (int64_t)floor(s);
   if (f > in - 1) f = in - 1;
   Lin r;
@@ -50,39 +50,6 @@ __global__ void resize_bilinear_backward_kernel(float* __restrict__ gx, const fl
   }
 }
 
-__device__ __forceinline__ double cc1(double x) {
-  const double A = -0.75;
-  return ((A + 2.0) * x - (A + 3.0)) * x * x + 1.0;
-}
-__device__ __forceinline__ double cc2(double x) {
-  const double A = -0.75;
-  return ((A * x - 5.0 * A) * x + 8.0 * A) * x - 4.0 * A;
-}
-__device__ __forceinline__ int64_t clampi(int64_t v, int64_t n) { return v < 0 ? 0 : (v > n - 1 ? n - 1 : v); }
-
-__global__ void resize_bicubic_kernel(float* __restrict__ out, const float* __restrict__ x, int64_t H, int64_t W,
-                                      int64_t OH, int64_t OW, bool ac, int64_t n) {
-  APT_GRID_LOOP(i, n, int64_t) {
-    const int64_t ox = i % OW, t = i / OW, oy = t % OH, p = t / OH;
-    const double sy = src_coord(oy, H, OH, ac, true), sx = src_coord(ox, W, OW, ac, true);
-    const double fy = floor(sy), fx = floor(sx);
-    const double ty = sy - fy, tx = sx - fx;
-    const double cy[4] = {cc2(ty + 1.0), cc1(ty), cc1(1.0 - ty), cc2(2.0 - ty)};
-    const double cx[4] = {cc2(tx + 1.0), cc1(tx), cc1(1.0 - tx), cc2(2.0 - tx)};
-    const int64_t iy = (int64_t)fy, ix = (int64_t)fx;
-    const float* xp = x + p * H * W;
-    double acc = 0.0;
-#pragma unroll
-    for (int a = 0; a < 4; ++a) {
-      const int64_t yy = clampi(iy - 1 + a, H);
-      double row = 0.0;
-#pragma unroll
-      for (int b = 0; b < 4; ++b) row += (double)xp[yy * W + clampi(ix - 1 + b, W)] * cx[b];
-      acc += row * cy[a];
-    }
-    out[i] = (float)acc;
-  }
-}
 constexpr int T256 = 256;
 }  // namespace
 
@@ -97,9 +64,4 @@ void launch_resize_bilinear_backward(cudaStream_t st, float* gx, const float* g,
   const int64_t n = P * OH * OW;
   if (n > 0)
     resize_bilinear_backward_kernel<<<apt_blocks(n, T256), T256, 0, st>>>(gx, g, H, W, OH, OW, align_corners, n);
-}
-void launch_resize_bicubic(cudaStream_t st, float* out, const float* x, int64_t P, int64_t H, int64_t W, int64_t OH,
-                           int64_t OW, bool align_corners) {
-  const int64_t n = P * OH * OW;
-  if (n > 0) resize_bicubic_kernel<<<apt_blocks(n, T256), T256, 0, st>>>(out, x, H, W, OH, OW, align_corners, n);
 }

@@ -1,14 +1,16 @@
 // Public API of the engine: everything models/ and train/ import comes from here.
 // Does not define anything itself; it re-exports and registers the backends (one import line each).
-// Invariant: importing this module registers every backend compiled into the tree; selection happens lazily on the
-// first tensor (registry.ts: APTUNE_BACKEND, else highest priority available).
+// Invariants: importing this module installs the op table (op-table.ts, into dispatch.ts) and Tensor's op methods
+// (methods.ts), and registers every backend compiled into the tree; selection happens lazily on the first tensor
+// (registry.ts: APTUNE_BACKEND, else highest priority available). Import the engine through this file.
 
 export { Tensor } from './tensor.ts';
 export type { NestedArray, TensorOrScalar } from './tensor.ts';
 export type { Backend, DType, OpName, OpAttrs, Storage, TensorRef, TypedArray, Kernel, KernelTable } from './backend.ts';
 export { OP_NAMES, OutOfMemoryError } from './backend.ts';
+export { OPS } from './op-table.ts';
+export { apply } from './dispatch.ts';
 export {
-  OPS, apply,
   add, sub, mul, div, pow, maximum, minimum, eq, ne, lt, le, gt, ge, where, maskedFill, affine, powScalar,
   neg, exp, log, sqrt, rsqrt, abs, sign, tanh, sigmoid, relu, erf, gelu, quickGelu,
   sum, mean, max, maxWithIndices, argmax, sumTo,
@@ -18,8 +20,10 @@ export {
   softmax, logSoftmax, layerNorm, dropout, crossEntropy, bceWithLogits, resizeBilinear, resizeBicubic, MASK_NEG,
   tensor, full, zeros, ones, zerosLike, onesLike, fullLike, randn, rand, arange,
   adamwStep, sgdStep,
-} from './ops.ts';
-export type { CreateOpts, RandOpts, OpDef, OpTable, GradCtx } from './ops.ts';
+} from './api.ts';
+export type { CreateOpts, RandOpts } from './api.ts';
+export type { OpDef, OpTable, GradCtx } from './dispatch.ts';
+import './methods.ts'; // installs Tensor's op methods
 export { noGrad, enableGrad, isGradEnabled } from './autograd.ts';
 export { scope, liveTensors, checkLeaks, setKernelChecks, kernelChecks } from './memory.ts';
 export { Generator, manualSeed, defaultGenerator, philox } from './random.ts';

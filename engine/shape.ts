@@ -167,3 +167,12 @@ export function nextIndex(idx: number[], shape: Shape): boolean {
   }
   return false;
 }
+
+/** [..., H, W] resized to [..., outH, outW]; throws naming the op. */
+export function resizedShape(op: string, s: Shape, outH: number, outW: number): number[] {
+  if (s.length < 2) throw new Error(`${op}: input must be [..., H, W], got ${shapeStr(s)}`);
+  if (!Number.isInteger(outH) || !Number.isInteger(outW) || outH < 1 || outW < 1) {
+    throw new Error(`${op}: invalid output size ${outH}x${outW}`);
+  }
+  return [...s.slice(0, -2), outH, outW];
+}

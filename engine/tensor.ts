@@ -1,5 +1,6 @@
 // The Tensor handle: shape, dtype, a (refcounted) backend storage at an element offset, autograd links.
-// Methods are thin PyTorch-flavoured wrappers over engine/ops.ts; this file does no arithmetic itself.
+// Its op methods (add, matmul, backward, ...) are declared here (TensorMethods) and installed by methods.ts as thin
+// wrappers over the functional API (api.ts), so this file imports no op and does no arithmetic itself.
 // Invariants:
 // - Contiguous row-major data: element (i0..ik) lives at storage[offset + sum(i_j * stride_j)].
 // - reshape/squeeze/unsqueeze/flatten/detach return a new Tensor SHARING the storage (refcount + 1); every other op
@@ -7,11 +8,11 @@
 // - A disposed tensor raises on any use; toArray() is the only host read (Backend.read).
 
 import type { Backend, DType, TensorRef, TypedArray } from './backend.ts';
-import { disposeTensor, keepTensor, setTensorPredicate, trackTensor, type MemTensor, type Scope, type StorageHandle } from './memory.ts';
+import {
+  disposeTensor, graphDrop, graphHold, keepTensor, setTensorPredicate, trackTensor, type GraphNodeLike, type MemTensor, type Scope,
+  type StorageHandle,
+} from './memory.ts';
 import { numel, shapeStr } from './shape.ts';
-import type { Node } from './autograd.ts';
-import { backward as runBackward } from './autograd.ts';
-import * as F from './ops.ts';
 
 let nextId = 1;
 
@@ -133,78 +134,122 @@ export class Tensor implements MemTensor {
     this.requiresGrad = flag;
     return this;
   }
-  /** Reverse-mode autograd from this tensor; a non-scalar needs a seed gradient of the same shape. */
-  backward(seed?: Tensor): void {
-    runBackward(this, seed);
-  }
-  /** Same data (shared storage), no graph. */
-  detach(): Tensor {
-    return F.detach(this);
-  }
-  clone(): Tensor {
-    return F.clone(this);
-  }
-  to(backend: string | Backend): Tensor {
-    return F.to(this, backend);
-  }
-  cast(dtype: DType): Tensor {
-    return F.cast(this, dtype);
-  }
 
-  // ---- elementwise -----------------------------------------------------------------------------------------------
-  add(o: TensorOrScalar): Tensor { return F.add(this, o); }
-  sub(o: TensorOrScalar): Tensor { return F.sub(this, o); }
-  mul(o: TensorOrScalar): Tensor { return F.mul(this, o); }
-  div(o: TensorOrScalar): Tensor { return F.div(this, o); }
-  pow(o: TensorOrScalar): Tensor { return F.pow(this, o); }
-  maximum(o: TensorOrScalar): Tensor { return F.maximum(this, o); }
-  minimum(o: TensorOrScalar): Tensor { return F.minimum(this, o); }
-  eq(o: TensorOrScalar): Tensor { return F.eq(this, o); }
-  ne(o: TensorOrScalar): Tensor { return F.ne(this, o); }
-  lt(o: TensorOrScalar): Tensor { return F.lt(this, o); }
-  le(o: TensorOrScalar): Tensor { return F.le(this, o); }
-  gt(o: TensorOrScalar): Tensor { return F.gt(this, o); }
-  ge(o: TensorOrScalar): Tensor { return F.ge(this, o); }
-  neg(): Tensor { return F.neg(this); }
-  exp(): Tensor { return F.exp(this); }
-  log(): Tensor { return F.log(this); }
-  sqrt(): Tensor { return F.sqrt(this); }
-  rsqrt(): Tensor { return F.rsqrt(this); }
-  abs(): Tensor { return F.abs(this); }
-  sign(): Tensor { return F.sign(this); }
-  tanh(): Tensor { return F.tanh(this); }
-  sigmoid(): Tensor { return F.sigmoid(this); }
-  relu(): Tensor { return F.relu(this); }
-  gelu(): Tensor { return F.gelu(this); }
-  quickGelu(): Tensor { return F.quickGelu(this); }
-  erf(): Tensor { return F.erf(this); }
-  /** this * scale + shift */
-  affine(scale: number, shift = 0): Tensor { return F.affine(this, scale, shift); }
-  /** masked fill: value where mask is nonzero. */
-  maskedFill(mask: Tensor, value: number): Tensor { return F.maskedFill(this, mask, value); }
-
-  // ---- reductions ------------------------------------------------------------------------------------------------
-  sum(axes?: number | number[], keepdim = false): Tensor { return F.sum(this, axes, keepdim); }
-  mean(axes?: number | number[], keepdim = false): Tensor { return F.mean(this, axes, keepdim); }
-  max(axis: number, keepdim = false): Tensor { return F.max(this, axis, keepdim); }
-  maxWithIndices(axis: number, keepdim = false): { values: Tensor; indices: Tensor } { return F.maxWithIndices(this, axis, keepdim); }
-  argmax(axis: number, keepdim = false): Tensor { return F.argmax(this, axis, keepdim); }
-
-  // ---- linear algebra --------------------------------------------------------------------------------------------
-  matmul(o: Tensor, opts: { transA?: boolean; transB?: boolean } = {}): Tensor { return F.matmul(this, o, opts); }
-
-  // ---- movement --------------------------------------------------------------------------------------------------
-  reshape(shape: readonly number[]): Tensor { return F.reshape(this, shape); }
-  view(shape: readonly number[]): Tensor { return F.reshape(this, shape); }
-  permute(...axes: number[]): Tensor { return F.permute(this, axes); }
-  transpose(a: number, b: number): Tensor { return F.transpose(this, a, b); }
-  unsqueeze(axis: number): Tensor { return F.unsqueeze(this, axis); }
-  squeeze(axis?: number): Tensor { return F.squeeze(this, axis); }
-  flatten(start = 0, end = -1): Tensor { return F.flatten(this, start, end); }
-  slice(axis: number, start: number, end?: number): Tensor { return F.slice(this, axis, start, end); }
-  expand(shape: readonly number[]): Tensor { return F.expand(this, shape); }
-  softmax(axis = -1, mask?: Tensor): Tensor { return F.softmax(this, axis, mask); }
-  logSoftmax(axis = -1, mask?: Tensor): Tensor { return F.logSoftmax(this, axis, mask); }
 }
+
+// ---- graph nodes (recorded by autograd.ts, walked by backward.ts) ----------------------------------------------------
+
+export type BackwardFn = (grads: (Tensor | null)[], needs: boolean[]) => (Tensor | null)[];
+
+export class Node implements GraphNodeLike {
+  released = false;
+  /** outputs that carry this node as gradFn and are not disposed */
+  liveOutputs = 0;
+  /** edges from live nodes that consume one of this node's outputs */
+  consumers = 0;
+  /** set while a backward() pass owns this node: refcount cascades must not release it before it is processed */
+  walking = false;
+  constructor(
+    readonly name: string,
+    readonly inputs: readonly Tensor[],
+    readonly nOut: number,
+    readonly backwardFn: BackwardFn,
+    readonly saved: readonly Tensor[],
+  ) {
+    for (const t of saved) graphHold(t);
+    for (const t of inputs) if (t.gradFn) t.gradFn.consumers++;
+  }
+  outputDisposed(): void {
+    this.liveOutputs--;
+    this.maybeRelease();
+  }
+  private maybeRelease(): void {
+    if (!this.released && !this.walking && this.liveOutputs <= 0 && this.consumers <= 0) this.release();
+  }
+  /** Drop the saved tensors; producers lose one consumer each (and may be released in turn). */
+  release(): void {
+    if (this.released) return;
+    this.released = true;
+    for (const t of this.saved) graphDrop(t);
+    // iterative cascade (graphs can be thousands of nodes deep)
+    const stack: Node[] = [this];
+    while (stack.length) {
+      const n = stack.pop()!;
+      for (const t of n.inputs) {
+        const p = t.gradFn;
+        if (!p) continue;
+        p.consumers--;
+        if (!p.released && !p.walking && p.liveOutputs <= 0 && p.consumers <= 0) {
+          p.released = true;
+          for (const st of p.saved) graphDrop(st);
+          stack.push(p);
+        }
+      }
+    }
+  }
+}
+
+/** The op methods of a Tensor (installed on Tensor.prototype by methods.ts). */
+export interface TensorMethods {
+  /** Reverse-mode autograd from this tensor; a non-scalar needs a seed gradient of the same shape. */
+  backward(seed?: Tensor): void;
+  /** Same data (shared storage), no graph. */
+  detach(): Tensor;
+  clone(): Tensor;
+  to(backend: string | Backend): Tensor;
+  cast(dtype: DType): Tensor;
+  // ---- elementwise -----------------------------------------------------------------------------------------------
+  add(o: TensorOrScalar): Tensor;
+  sub(o: TensorOrScalar): Tensor;
+  mul(o: TensorOrScalar): Tensor;
+  div(o: TensorOrScalar): Tensor;
+  pow(o: TensorOrScalar): Tensor;
+  maximum(o: TensorOrScalar): Tensor;
+  minimum(o: TensorOrScalar): Tensor;
+  eq(o: TensorOrScalar): Tensor;
+  ne(o: TensorOrScalar): Tensor;
+  lt(o: TensorOrScalar): Tensor;
+  le(o: TensorOrScalar): Tensor;
+  gt(o: TensorOrScalar): Tensor;
+  ge(o: TensorOrScalar): Tensor;
+  neg(): Tensor;
+  exp(): Tensor;
+  log(): Tensor;
+  sqrt(): Tensor;
+  rsqrt(): Tensor;
+  abs(): Tensor;
+  sign(): Tensor;
+  tanh(): Tensor;
+  sigmoid(): Tensor;
+  relu(): Tensor;
+  gelu(): Tensor;
+  quickGelu(): Tensor;
+  erf(): Tensor;
+  /** this * scale + shift */
+  affine(scale: number, shift?: number): Tensor;
+  /** masked fill: value where mask is nonzero. */
+  maskedFill(mask: Tensor, value: number): Tensor;
+  // ---- reductions ------------------------------------------------------------------------------------------------
+  sum(axes?: number | number[], keepdim?: boolean): Tensor;
+  mean(axes?: number | number[], keepdim?: boolean): Tensor;
+  max(axis: number, keepdim?: boolean): Tensor;
+  maxWithIndices(axis: number, keepdim?: boolean): { values: Tensor; indices: Tensor };
+  argmax(axis: number, keepdim?: boolean): Tensor;
+  // ---- linear algebra --------------------------------------------------------------------------------------------
+  matmul(o: Tensor, opts?: { transA?: boolean; transB?: boolean }): Tensor;
+  // ---- movement --------------------------------------------------------------------------------------------------
+  reshape(shape: readonly number[]): Tensor;
+  view(shape: readonly number[]): Tensor;
+  permute(...axes: number[]): Tensor;
+  transpose(a: number, b: number): Tensor;
+  unsqueeze(axis: number): Tensor;
+  squeeze(axis?: number): Tensor;
+  flatten(start?: number, end?: number): Tensor;
+  slice(axis: number, start: number, end?: number): Tensor;
+  expand(shape: readonly number[]): Tensor;
+  softmax(axis?: number, mask?: Tensor): Tensor;
+  logSoftmax(axis?: number, mask?: Tensor): Tensor;
+}
+export interface Tensor extends TensorMethods {}
 
 setTensorPredicate((v) => v instanceof Tensor);

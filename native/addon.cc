@@ -4,7 +4,9 @@
 // download()/synchronize().
 // Invariants: a tensor argument is a (handle, element offset) pair and every pointer is range-checked against its
 // handle before a launch; every C++ or CUDA/cuBLAS error becomes a JS Error carrying the error string;
-// probe() never throws, everything else throws "unavailable: <reason>" when there is no usable device.
+// probe() never throws, everything else throws "unavailable: <reason>" when there is no usable device. The kernel
+// entries are registered from native/entries.h (generated from engine/op-contract.ts by scripts/gen-ops.ts): entry
+// NAME is NAME_fn below, and a call whose argument count differs from the contract's throws before anything else.
 #include <napi.h>
 
 #include <cstring>
@@ -13,6 +15,7 @@
 
 #include "cublas.h"
 #include "device.h"
+#include "entries.h"  // APT_KERNEL_ENTRIES, generated from engine/op-contract.ts
 #include "elementwise.cuh"
 #include "gather.cuh"
 #include "layer_norm.cuh"
@@ -98,9 +101,13 @@ Strides<N> strides(const Args& a, size_t shape_arg, const std::vector<size_t>& s
 using Fn = void (*)(const Args&);
 
 template <Fn F>
-Napi::Value entry(const Napi::CallbackInfo& info, const char* name) {
+Napi::Value entry(const Napi::CallbackInfo& info, const char* name, size_t argc) {
   Napi::Env env = info.Env();
   try {
+    if (info.Length() != argc)  // argc: the entry's argument list in engine/op-contract.ts (native/entries.h)
+      throw std::runtime_error(std::string("cuda.") + name + ": " + std::to_string(info.Length()) +
+                               " arguments given, the op contract (engine/op-contract.ts) declares " +
+                               std::to_string(argc));
     apt::require_device();
     Args a(info, name);
     F(a);
@@ -134,6 +141,13 @@ void unary_fn(const Args& a) {
   const int64_t n = a.i64(5);
   launch_unary(apt::stream(), OP, (int)a.i64(0), a.ptr(1, n), a.ptr(3, n), n);
 }
+// one NAME_fn per op of the binary and unary families (X-macro lists generated from engine/op-contract.ts)
+#define APT_BINARY_DEF(OP) void OP##_fn(const Args& a) { binary_fn<APT_##OP>(a); }
+APT_BINARY_OPS(APT_BINARY_DEF)
+#undef APT_BINARY_DEF
+#define APT_UNARY_DEF(OP) void OP##_fn(const Args& a) { unary_fn<APT_##OP>(a); }
+APT_UNARY_OPS(APT_UNARY_DEF)
+#undef APT_UNARY_DEF
 void gelu_backward_fn(const Args& a) {
   const int64_t n = a.i64(6);
   launch_gelu_backward(apt::stream(), a.f(0, n), a.f(2, n), a.f(4, n), n);
@@ -211,7 +225,7 @@ void matmul_fn(const Args& a) {
 
 // ---- softmax family ----
 template <bool LOG>
-void softmax_fn(const Args& a) {
+void softmax_impl(const Args& a) {
   // (out, x, rows, D, mask h (< 0: none), mask off, maskRowShape, maskRowStrides, maskCol)
   const int64_t rows = a.i64(4), D = a.i64(5);
   int64_t nr, reach;
@@ -225,11 +239,15 @@ void softmax_fn(const Args& a) {
   launch_softmax(apt::stream(), LOG, a.f(0, rows * D), a.f(2, rows * D), mask, mrow, mcol, rows, D);
 }
 template <bool LOG>
-void softmax_backward_fn(const Args& a) {
+void softmax_backward_impl(const Args& a) {
   // (out, y, g, rows, D)
   const int64_t rows = a.i64(6), D = a.i64(7), n = rows * D;
   launch_softmax_backward(apt::stream(), LOG, a.f(0, n), a.f(2, n), a.f(4, n), rows, D);
 }
+void softmax_fn(const Args& a) { softmax_impl<false>(a); }
+void log_softmax_fn(const Args& a) { softmax_impl<true>(a); }
+void softmax_backward_fn(const Args& a) { softmax_backward_impl<false>(a); }
+void log_softmax_backward_fn(const Args& a) { softmax_backward_impl<true>(a); }
 void cross_entropy_fn(const Args& a) {
   // (loss, logits, labels, B, C, ignore)
   const int64_t B = a.i64(6), C = a.i64(7);
@@ -332,10 +350,6 @@ void resize_bilinear_backward_fn(const Args& a) {
   // (gx, g, P, H, W, OH, OW, alignCorners)
   const int64_t P = a.i64(4), H = a.i64(5), W = a.i64(6), OH = a.i64(7), OW = a.i64(8);
   launch_resize_bilinear_backward(apt::stream(), a.f(0, P * H * W), a.f(2, P * OH * OW), P, H, W, OH, OW, a.flag(9));
-}
-void resize_bicubic_fn(const Args& a) {
-  const int64_t P = a.i64(4), H = a.i64(5), W = a.i64(6), OH = a.i64(7), OW = a.i64(8);
-  launch_resize_bicubic(apt::stream(), a.f(0, P * OH * OW), a.f(2, P * H * W), P, H, W, OH, OW, a.flag(9));
 }
 
 // ---- optimisers ----
@@ -454,9 +468,9 @@ Napi::Value SetGemmMode(const Napi::CallbackInfo& info) {
 }
 Napi::Value GemmMode(const Napi::CallbackInfo& info) { return Napi::Number::New(info.Env(), apt::gemm_mode()); }
 
-#define APT_ENTRY(NAME, FN)                                                                            \
+#define APT_ENTRY(NAME, FN, ARGC)                                                                      \
   exports.Set(NAME, Napi::Function::New(                                                                \
-                        env, [](const Napi::CallbackInfo& i) { return entry<FN>(i, NAME); }, NAME))
+                        env, [](const Napi::CallbackInfo& i) { return entry<FN>(i, NAME, ARGC); }, NAME))
 
 Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("probe", Napi::Function::New(env, Probe, "probe"));
@@ -470,66 +484,10 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("emptyCache", Napi::Function::New(env, EmptyCache, "emptyCache"));
   exports.Set("setGemmMode", Napi::Function::New(env, SetGemmMode, "setGemmMode"));
   exports.Set("gemmMode", Napi::Function::New(env, GemmMode, "gemmMode"));
-  APT_ENTRY("add", binary_fn<APT_add>);
-  APT_ENTRY("sub", binary_fn<APT_sub>);
-  APT_ENTRY("mul", binary_fn<APT_mul>);
-  APT_ENTRY("div", binary_fn<APT_div>);
-  APT_ENTRY("pow", binary_fn<APT_pow>);
-  APT_ENTRY("maximum", binary_fn<APT_maximum>);
-  APT_ENTRY("minimum", binary_fn<APT_minimum>);
-  APT_ENTRY("eq", binary_fn<APT_eq>);
-  APT_ENTRY("ne", binary_fn<APT_ne>);
-  APT_ENTRY("lt", binary_fn<APT_lt>);
-  APT_ENTRY("le", binary_fn<APT_le>);
-  APT_ENTRY("gt", binary_fn<APT_gt>);
-  APT_ENTRY("ge", binary_fn<APT_ge>);
-  APT_ENTRY("where", where_fn);
-  APT_ENTRY("neg", unary_fn<APT_neg>);
-  APT_ENTRY("exp", unary_fn<APT_exp>);
-  APT_ENTRY("log", unary_fn<APT_log>);
-  APT_ENTRY("sqrt", unary_fn<APT_sqrt>);
-  APT_ENTRY("rsqrt", unary_fn<APT_rsqrt>);
-  APT_ENTRY("abs", unary_fn<APT_abs>);
-  APT_ENTRY("sign", unary_fn<APT_sign>);
-  APT_ENTRY("tanh", unary_fn<APT_tanh>);
-  APT_ENTRY("sigmoid", unary_fn<APT_sigmoid>);
-  APT_ENTRY("relu", unary_fn<APT_relu>);
-  APT_ENTRY("erf", unary_fn<APT_erf>);
-  APT_ENTRY("gelu", unary_fn<APT_gelu>);
-  APT_ENTRY("quick_gelu", unary_fn<APT_quick_gelu>);
-  APT_ENTRY("gelu_backward", gelu_backward_fn);
-  APT_ENTRY("quick_gelu_backward", quick_gelu_backward_fn);
-  APT_ENTRY("affine", affine_fn);
-  APT_ENTRY("pow_scalar", pow_scalar_fn);
-  APT_ENTRY("sum", sum_fn);
-  APT_ENTRY("max", max_fn);
-  APT_ENTRY("matmul", matmul_fn);
-  APT_ENTRY("softmax", softmax_fn<false>);
-  APT_ENTRY("log_softmax", softmax_fn<true>);
-  APT_ENTRY("softmax_backward", softmax_backward_fn<false>);
-  APT_ENTRY("log_softmax_backward", softmax_backward_fn<true>);
-  APT_ENTRY("layer_norm", layer_norm_fn);
-  APT_ENTRY("layer_norm_backward", layer_norm_backward_fn);
-  APT_ENTRY("dropout", dropout_fn);
-  APT_ENTRY("cross_entropy", cross_entropy_fn);
-  APT_ENTRY("cross_entropy_backward", cross_entropy_backward_fn);
-  APT_ENTRY("bce_with_logits", bce_with_logits_fn);
-  APT_ENTRY("bce_with_logits_backward", bce_with_logits_backward_fn);
-  APT_ENTRY("index_select", index_select_fn);
-  APT_ENTRY("index_add", index_add_fn);
-  APT_ENTRY("gather", gather_fn);
-  APT_ENTRY("scatter_add", scatter_add_fn);
-  APT_ENTRY("copy_strided", copy_strided_fn);
-  APT_ENTRY("pad", pad_fn);
-  APT_ENTRY("cast", cast_fn);
-  APT_ENTRY("resize_bilinear", resize_bilinear_fn);
-  APT_ENTRY("resize_bilinear_backward", resize_bilinear_backward_fn);
-  APT_ENTRY("resize_bicubic", resize_bicubic_fn);
-  APT_ENTRY("fill", fill_fn);
-  APT_ENTRY("random_uniform", random_uniform_fn);
-  APT_ENTRY("random_normal", random_normal_fn);
-  APT_ENTRY("adamw_step", adamw_step_fn);
-  APT_ENTRY("sgd_step", sgd_step_fn);
+  // every kernel entry of the op contract, as NAME_fn with its argument count (native/entries.h, generated)
+#define APT_REGISTER(NAME, ARGC) APT_ENTRY(#NAME, NAME##_fn, ARGC);
+  APT_KERNEL_ENTRIES(APT_REGISTER)
+#undef APT_REGISTER
   return exports;
 }
 

@@ -13,6 +13,13 @@ const root = new URL('..', import.meta.url).pathname;
 const strict = process.argv.includes('--strict');
 const verbose = process.argv.includes('--verbose') || strict;
 
+// In a checkout, first regenerate what the op contract gives (cuda/op_codes.cuh, native/index.d.ts); an installed
+// package ships them generated. Never fatal here (npm install must not fail because of the addon).
+if (existsSync(join(root, 'scripts/gen-ops.ts'))) {
+  const g = spawnSync(process.execPath, ['--import', 'tsx', join(root, 'scripts/gen-ops.ts')], { cwd: root, stdio: verbose ? 'inherit' : 'ignore' });
+  if (g.status !== 0) console.log('aptune: WARNING: scripts/gen-ops.ts failed; building with the committed generated files');
+}
+
 function onPath(name) {
   for (const dir of (process.env.PATH ?? '').split(delimiter)) {
     if (dir && existsSync(join(dir, name))) return join(dir, name);

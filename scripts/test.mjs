@@ -1,4 +1,4 @@
-// Test driver: type-checks, then runs every test/**/*.test.ts file with uvu (through tsx), one process per file,
+// Test driver: type-checks, checks the size budget (scripts/size.mjs), then runs every test/**/*.test.ts file with uvu (through tsx), one process per file,
 // and ends with a plain "N passed, N failed" line carrying the real counts. Exit status is non-zero on any failure.
 // --gpu: the GPU suite with CUDA required: the backend conformance suite (test/engine/backends.test.ts, on cuda only)
 // plus the GPU-only files (test/gpu/), with APTUNE_BACKEND=cuda, APTUNE_CONFORMANCE_BACKENDS=cuda and
@@ -26,6 +26,12 @@ function walk(dir) {
 if (!gpu && !process.env.APTUNE_SKIP_TSC) {
   const tsc = spawnSync(process.execPath, [join(root, 'node_modules/typescript/bin/tsc'), '--noEmit', '-p', join(root, 'tsconfig.json')], { stdio: 'inherit' });
   if (tsc.status !== 0) { console.log('typecheck failed'); console.log('0 passed, 1 failed'); process.exit(1); }
+}
+
+if (!gpu && !process.env.APTUNE_SKIP_SIZE) {
+  // the size budget (scripts/size.mjs, `npm run size`) is part of the suite: over budget counts as one failure
+  const size = spawnSync(process.execPath, [join(root, 'scripts/size.mjs')], { stdio: 'inherit' });
+  if (size.status !== 0) { console.log('size budget exceeded (npm run size)'); console.log('0 passed, 1 failed'); process.exit(1); }
 }
 
 const GPU_SHARED = ['test/engine/backends.test.ts']; // suites that run in both modes (on cuda only under --gpu)

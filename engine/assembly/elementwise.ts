@@ -6,10 +6,12 @@
 // let the host split work across threads without changing any per-element result.
 
 import { fma4, vexp, verf, vsigmoid, vtanh } from './vmath';
+// op codes of the unary, unary backward and binary families: generated from engine/op-contract.ts (npm run gen)
+import {
+  ABS, ADD, DIV, EQ, ERF, EXP, GE, GELU, GELU_BACKWARD, GT, LE, LOG, LT, MAXIMUM, MINIMUM, MUL, NE, NEG, POW, QUICK_GELU,
+  QUICK_GELU_BACKWARD, RELU, RSQRT, SIGMOID, SIGN, SQRT, SUB, TANH,
+} from './op-codes';
 
-// unary op codes (host: UNARY in wasm.ts)
-const NEG = 0, EXP = 1, LOG = 2, SQRT = 3, RSQRT = 4, ABS = 5, SIGN = 6, TANH = 7, SIGMOID = 8, RELU = 9,
-  ERF = 10, GELU = 11, QUICK_GELU = 12;
 
 @inline function unaryV(op: i32, x: v128): v128 {
   switch (op) {
@@ -79,10 +81,9 @@ export function unary_i32(op: i32, x: usize, out: usize, i0: i32, i1: i32): void
 }
 
 // two same-shape inputs: gelu_backward(x, g), quick_gelu_backward(x, g)
-const GELU_BW = 0, QUICK_GELU_BW = 1;
 
 @inline function unary2V(op: i32, x: v128, g: v128): v128 {
-  if (op == GELU_BW) {
+  if (op == GELU_BACKWARD) {
     const cdf = f32x4.mul(f32x4.splat(0.5), f32x4.add(f32x4.splat(1.0), verf(f32x4.mul(x, f32x4.splat(0.7071067811865476)))));
     const pdf = f32x4.mul(vexp(f32x4.mul(f32x4.mul(x, x), f32x4.splat(-0.5))), f32x4.splat(0.3989422804014327));
     return f32x4.mul(g, fma4(x, pdf, cdf));
@@ -106,8 +107,8 @@ const GELU_BW = 0, QUICK_GELU_BW = 1;
 }
 
 export function unary2_f32(op: i32, x: usize, g: usize, out: usize, i0: i32, i1: i32): void {
-  if (op == GELU_BW) unary2Loop(GELU_BW, x, g, out, i0, i1);
-  else unary2Loop(QUICK_GELU_BW, x, g, out, i0, i1);
+  if (op == GELU_BACKWARD) unary2Loop(GELU_BACKWARD, x, g, out, i0, i1);
+  else unary2Loop(QUICK_GELU_BACKWARD, x, g, out, i0, i1);
 }
 
 /** out = x * scale + shift */
@@ -129,10 +130,6 @@ export function pow_scalar_f32(x: usize, out: usize, e: f32, i0: i32, i1: i32): 
   }
   for (; i < i1; i++) store<f32>(out + (<usize>i << 2), Mathf.pow(load<f32>(x + (<usize>i << 2)), e));
 }
-
-// binary op codes (host: BINARY in wasm.ts)
-const ADD = 0, SUB = 1, MUL = 2, DIV = 3, POW = 4, MAXIMUM = 5, MINIMUM = 6,
-  EQ = 7, NE = 8, LT = 9, LE = 10, GT = 11, GE = 12;
 
 @inline function binV(op: i32, a: v128, b: v128): v128 {
   const one = f32x4.splat(1.0);

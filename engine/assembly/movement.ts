@@ -111,36 +111,3 @@ export function resize_bilinear_f32(x: usize, out: usize, mode: i32, P: i32, ih:
     }
   }
 }
-
-@inline function cc1(t: f32): f32 { const A: f32 = -0.75; return ((A + 2) * t - (A + 3)) * t * t + 1; }
-@inline function cc2(t: f32): f32 { const A: f32 = -0.75; return ((A * t - 5 * A) * t + 8 * A) * t - 4 * A; }
-
-/** bicubic (a = -0.75, torch's convention): out [P, oh, ow] from x [P, ih, iw]; taps clamped to the border. */
-export function resize_bicubic_f32(x: usize, out: usize, P: i32, ih: i32, iw: i32, oh: i32, ow: i32, alignCorners: i32): void {
-  for (let y = 0; y < oh; y++) {
-    const sy = srcCoord(y, ih, oh, alignCorners, false);
-    const fy = <i32>Math.floor(sy);
-    const ty = <f32>(sy - <f64>fy);
-    const wy0 = cc2(ty + 1), wy1 = cc1(ty), wy2 = cc1(1 - ty), wy3 = cc2(2 - ty);
-    for (let xq = 0; xq < ow; xq++) {
-      const sx = srcCoord(xq, iw, ow, alignCorners, false);
-      const fx = <i32>Math.floor(sx);
-      const tx = <f32>(sx - <f64>fx);
-      const wx0 = cc2(tx + 1), wx1 = cc1(tx), wx2 = cc1(1 - tx), wx3 = cc2(2 - tx);
-      for (let p = 0; p < P; p++) {
-        const base = x + (<usize>(p * ih * iw) << 2);
-        let acc: f32 = 0;
-        for (let r = 0; r < 4; r++) {
-          const yy = min(max(fy - 1 + r, 0), ih - 1);
-          const row = base + (<usize>(yy * iw) << 2);
-          const v = wx0 * load<f32>(row + (<usize>min(max(fx - 1, 0), iw - 1) << 2))
-            + wx1 * load<f32>(row + (<usize>min(max(fx, 0), iw - 1) << 2))
-            + wx2 * load<f32>(row + (<usize>min(max(fx + 1, 0), iw - 1) << 2))
-            + wx3 * load<f32>(row + (<usize>min(max(fx + 2, 0), iw - 1) << 2));
-          acc += (r == 0 ? wy0 : r == 1 ? wy1 : r == 2 ? wy2 : wy3) * v;
-        }
-        store<f32>(out + (<usize>((p * oh + y) * ow + xq) << 2), acc);
-      }
-    }
-  }
-}

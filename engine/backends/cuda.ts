@@ -1,6 +1,6 @@
 // The CUDA backend: storages are device buffers held by integer handles in the native addon (native/, cuda/), and
 // every op of OP_NAMES has a kernel (float32; int32 where an op moves, compares or produces indices).
-// Does not: decide shapes (ops.ts does and allocates outputs), compute on the host, or read device memory except in
+// Does not: decide shapes (op-table.ts does; dispatch.ts allocates outputs), compute on the host, or read device memory except in
 // read(). float64 is not stored here. GEMMs go to cuBLAS (fp32, or tf32 / bf16 with fp32 accumulation: option
 // `gemm` or env APTUNE_CUDA_GEMM); fp32 master weights are untouched by the mode.
 // Invariants:
@@ -18,6 +18,7 @@ import { registerBackend } from '../registry.ts';
 import type { Backend, DType, KernelTable, OpAttrs, Storage, TensorRef, TypedArray } from '../backend.ts';
 import type { CudaAddon, CudaMemoryStats, CudaProbe, DTypeCode } from '../../native/index.d.ts';
 import { broadcastStridesChecked, coalesce, stridesOf } from '../shape.ts';
+import { familyKernels, takesInt, type FamilyOp } from '../op-contract.ts';
 
 export type GemmMode = 'fp32' | 'tf32' | 'bf16';
 const GEMM_CODE: Record<GemmMode, 0 | 1 | 2> = { fp32: 0, tf32: 1, bf16: 2 };
@@ -278,7 +279,7 @@ export class CudaBackend implements Backend {
     const A = this.A;
     const t = (r: TensorRef, op: string) => this.t(r, op);
 
-    const binary = (op: 'add' | 'sub' | 'mul' | 'div' | 'pow' | 'maximum' | 'minimum' | 'eq' | 'ne' | 'lt' | 'le' | 'gt' | 'ge') =>
+    const binary = (op: FamilyOp<'binary'>) =>
       (inputs: TensorRef[], outputs: TensorRef[]): void => {
         const [a, b] = inputs, o = outputs[0];
         const n = numel(o.shape);
@@ -289,17 +290,16 @@ export class CudaBackend implements Backend {
         A[op](dt, ...t(o, op), ...t(a, op), ...t(b, op), c.shape, c.strides[0], c.strides[1]);
       };
 
-    const INT_UNARY = new Set(['neg', 'abs', 'sign', 'relu']);
-    const unary = (op: 'neg' | 'exp' | 'log' | 'sqrt' | 'rsqrt' | 'abs' | 'sign' | 'tanh' | 'sigmoid' | 'relu' | 'erf' | 'gelu' | 'quick_gelu') =>
+    const unary = (op: FamilyOp<'unary'>) =>
       (inputs: TensorRef[], outputs: TensorRef[]): void => {
         const x = inputs[0], o = outputs[0];
         const n = numel(o.shape);
         if (n === 0) return;
-        const dt = dtypeCode(o, op, !INT_UNARY.has(op));
+        const dt = dtypeCode(o, op, !takesInt(op));
         A[op](dt, ...t(o, op), ...t(x, op), n);
       };
 
-    const pair = (op: 'gelu_backward' | 'quick_gelu_backward') => (inputs: TensorRef[], outputs: TensorRef[]): void => {
+    const pair = (op: FamilyOp<'unary_backward'>) => (inputs: TensorRef[], outputs: TensorRef[]): void => {
       const [x, g] = inputs, o = outputs[0];
       const n = numel(o.shape);
       if (n === 0) return;
@@ -351,7 +351,7 @@ export class CudaBackend implements Backend {
       A.copy_strided(oh, oo + oBase, xh, xo + xBase, c.shape, c.strides[0], c.strides[1]);
     };
 
-    const resize = (op: 'resize_bilinear' | 'resize_bicubic') => (inputs: TensorRef[], outputs: TensorRef[], a: OpAttrs['resize_bilinear']): void => {
+    const resize = (op: 'resize_bilinear') => (inputs: TensorRef[], outputs: TensorRef[], a: OpAttrs['resize_bilinear']): void => {
       const x = inputs[0], o = outputs[0];
       dtypeCode(x, op, true);
       const H = x.shape[x.shape.length - 2], W = x.shape[x.shape.length - 1];
@@ -367,9 +367,9 @@ export class CudaBackend implements Backend {
     };
 
     const table: KernelTable = {
-      add: binary('add'), sub: binary('sub'), mul: binary('mul'), div: binary('div'), pow: binary('pow'),
-      maximum: binary('maximum'), minimum: binary('minimum'),
-      eq: binary('eq'), ne: binary('ne'), lt: binary('lt'), le: binary('le'), gt: binary('gt'), ge: binary('ge'),
+      ...familyKernels('binary', binary),
+      ...familyKernels('unary', unary),
+      ...familyKernels('unary_backward', pair),
       where: (inputs, outputs) => {
         const [c, a, b] = inputs, o = outputs[0];
         const n = numel(o.shape);
@@ -379,10 +379,6 @@ export class CudaBackend implements Backend {
         const co = coalesce(o.shape, [broadcastStridesTo(c.shape, o.shape, 'where'), broadcastStridesTo(a.shape, o.shape, 'where'), broadcastStridesTo(b.shape, o.shape, 'where')]);
         A.where(dt, dtypeCode(c, 'where'), ...t(o, 'where'), ...t(c, 'where'), ...t(a, 'where'), ...t(b, 'where'), co.shape, co.strides[0], co.strides[1], co.strides[2]);
       },
-      neg: unary('neg'), exp: unary('exp'), log: unary('log'), sqrt: unary('sqrt'), rsqrt: unary('rsqrt'), abs: unary('abs'),
-      sign: unary('sign'), tanh: unary('tanh'), sigmoid: unary('sigmoid'), relu: unary('relu'), erf: unary('erf'),
-      gelu: unary('gelu'), gelu_backward: pair('gelu_backward'),
-      quick_gelu: unary('quick_gelu'), quick_gelu_backward: pair('quick_gelu_backward'),
       affine: (inputs, outputs, a) => {
         const x = inputs[0], o = outputs[0];
         const n = numel(o.shape);
@@ -564,7 +560,6 @@ export class CudaBackend implements Backend {
         if (numel(o.shape) === 0) return;
         A.resize_bilinear_backward(...t(o, 'resize_bilinear_backward'), ...t(g, 'resize_bilinear_backward'), planes, a.inH, a.inW, oh, ow, a.alignCorners);
       },
-      resize_bicubic: resize('resize_bicubic'),
 
       fill: (_inputs, outputs, a) => {
         const o = outputs[0];

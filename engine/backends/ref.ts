@@ -9,6 +9,7 @@
 
 import type { Backend, DType, KernelTable, Storage, TensorRef, TypedArray } from '../backend.ts';
 import { registerBackend } from '../registry.ts';
+import { familyKernels, type FamilyOp } from '../op-contract.ts';
 import { broadcastStrides, numel, stridesOf, type Shape } from '../shape.ts';
 import { normalBlock, uniformBlock } from '../random.ts';
 
@@ -185,24 +186,6 @@ function bilinearTaps(inSize: number, outSize: number, align: boolean): { i0: In
   }
   return { i0, i1, w1 };
 }
-function cubicTaps(inSize: number, outSize: number, align: boolean): { idx: Int32Array; w: Float64Array } {
-  const A = -0.75;
-  const cc1 = (x: number) => ((A + 2) * x - (A + 3)) * x * x + 1;
-  const cc2 = (x: number) => ((A * x - 5 * A) * x + 8 * A) * x - 4 * A;
-  const idx = new Int32Array(outSize * 4), w = new Float64Array(outSize * 4);
-  for (let d = 0; d < outSize; d++) {
-    const src = align ? (outSize > 1 ? (d * (inSize - 1)) / (outSize - 1) : 0) : ((d + 0.5) * inSize) / outSize - 0.5;
-    const f = Math.floor(src);
-    const t = src - f;
-    const ws = [cc2(t + 1), cc1(t), cc1(1 - t), cc2(2 - t)];
-    for (let k = 0; k < 4; k++) {
-      idx[d * 4 + k] = Math.min(Math.max(f - 1 + k, 0), inSize - 1);
-      w[d * 4 + k] = ws[k];
-    }
-  }
-  return { idx, w };
-}
-
 function softmaxRows(inputs: TensorRef[], outputs: TensorRef[], log: boolean): void {
   const x = inputs[0], o = outputs[0];
   const X = arr(x), O = arr(o);
@@ -228,25 +211,54 @@ function softmaxRows(inputs: TensorRef[], outputs: TensorRef[], log: boolean): v
   }
 }
 
+/** The arithmetic of the binary family: float (JS numbers), and int32 where it differs. Also the host emulation of
+ *  the CUDA addon (test/engine/cuda-plan.test.ts) computes with these. */
+export const BINARY_SCALAR: { readonly [K in FamilyOp<'binary'>]: readonly [(a: number, b: number) => number, ((a: number, b: number) => number)?] } = {
+  add: [(a, b) => a + b],
+  sub: [(a, b) => a - b],
+  mul: [(a, b) => a * b, (a, b) => Math.imul(a, b)],
+  div: [(a, b) => a / b, (a, b) => {
+    if (b === 0) throw new Error('div: int32 division by zero');
+    return Math.trunc(a / b);
+  }],
+  pow: [(a, b) => Math.pow(a, b)],
+  maximum: [(a, b) => (Number.isNaN(a) || Number.isNaN(b) ? NaN : Math.max(a, b))],
+  minimum: [(a, b) => (Number.isNaN(a) || Number.isNaN(b) ? NaN : Math.min(a, b))],
+  eq: [(a, b) => (a === b ? 1 : 0)],
+  ne: [(a, b) => (a !== b ? 1 : 0)],
+  lt: [(a, b) => (a < b ? 1 : 0)],
+  le: [(a, b) => (a <= b ? 1 : 0)],
+  gt: [(a, b) => (a > b ? 1 : 0)],
+  ge: [(a, b) => (a >= b ? 1 : 0)],
+};
+
+/** The arithmetic of the unary family (int32 inputs go through the same functions and are stored truncated). */
+export const UNARY_SCALAR: { readonly [K in FamilyOp<'unary'>]: (x: number) => number } = {
+  neg: (x) => -x,
+  exp: Math.exp,
+  log: Math.log,
+  sqrt: Math.sqrt,
+  rsqrt: (x) => 1 / Math.sqrt(x),
+  abs: Math.abs,
+  sign: (x) => (x > 0 ? 1 : x < 0 ? -1 : x === 0 ? 0 : NaN),
+  tanh: Math.tanh,
+  sigmoid: sigmoidScalar,
+  relu: (x) => (x > 0 ? x : x === x ? 0 : NaN),
+  erf: erfScalar,
+  gelu: geluScalar,
+  quick_gelu: (x) => x * sigmoidScalar(1.702 * x),
+};
+
+/** The arithmetic of the unary backward family: (x, g) -> g * f'(x). */
+export const UNARY_BACKWARD_SCALAR: { readonly [K in FamilyOp<'unary_backward'>]: (x: number, g: number) => number } = {
+  gelu_backward: (x, g) => g * geluGrad(x),
+  quick_gelu_backward: (x, g) => g * quickGeluGrad(x),
+};
+
 // ---- the table -------------------------------------------------------------------------------------------------------
 
 const kernels: KernelTable = {
-  add: binaryKernel((a, b) => a + b),
-  sub: binaryKernel((a, b) => a - b),
-  mul: binaryKernel((a, b) => a * b, (a, b) => Math.imul(a, b)),
-  div: binaryKernel((a, b) => a / b, (a, b) => {
-    if (b === 0) throw new Error('div: int32 division by zero');
-    return Math.trunc(a / b);
-  }),
-  pow: binaryKernel((a, b) => Math.pow(a, b)),
-  maximum: binaryKernel((a, b) => (Number.isNaN(a) || Number.isNaN(b) ? NaN : Math.max(a, b))),
-  minimum: binaryKernel((a, b) => (Number.isNaN(a) || Number.isNaN(b) ? NaN : Math.min(a, b))),
-  eq: binaryKernel((a, b) => (a === b ? 1 : 0)),
-  ne: binaryKernel((a, b) => (a !== b ? 1 : 0)),
-  lt: binaryKernel((a, b) => (a < b ? 1 : 0)),
-  le: binaryKernel((a, b) => (a <= b ? 1 : 0)),
-  gt: binaryKernel((a, b) => (a > b ? 1 : 0)),
-  ge: binaryKernel((a, b) => (a >= b ? 1 : 0)),
+  ...familyKernels('binary', (op) => binaryKernel(...BINARY_SCALAR[op])),
   where: (inputs, outputs) => {
     const [c, a, b] = inputs;
     const o = outputs[0];
@@ -256,21 +268,8 @@ const kernels: KernelTable = {
     for (let i = 0; i < n; i++) O[o.offset + i] = C[c.offset + ic[i]] !== 0 ? A[a.offset + ia[i]] : B[b.offset + ib[i]];
   },
 
-  neg: unaryKernel((x) => -x),
-  exp: unaryKernel(Math.exp),
-  log: unaryKernel(Math.log),
-  sqrt: unaryKernel(Math.sqrt),
-  rsqrt: unaryKernel((x) => 1 / Math.sqrt(x)),
-  abs: unaryKernel(Math.abs),
-  sign: unaryKernel((x) => (x > 0 ? 1 : x < 0 ? -1 : x === 0 ? 0 : NaN)),
-  tanh: unaryKernel(Math.tanh),
-  sigmoid: unaryKernel(sigmoidScalar),
-  relu: unaryKernel((x) => (x > 0 ? x : x === x ? 0 : NaN)),
-  erf: unaryKernel(erfScalar),
-  gelu: unaryKernel(geluScalar),
-  gelu_backward: pairKernel((x, g) => g * geluGrad(x)),
-  quick_gelu: unaryKernel((x) => x * sigmoidScalar(1.702 * x)),
-  quick_gelu_backward: pairKernel((x, g) => g * quickGeluGrad(x)),
+  ...familyKernels('unary', (op) => unaryKernel(UNARY_SCALAR[op])),
+  ...familyKernels('unary_backward', (op) => pairKernel(UNARY_BACKWARD_SCALAR[op])),
   affine: (inputs, outputs, a) => unaryKernel((x) => x * a.scale + a.shift)(inputs, outputs),
   pow_scalar: (inputs, outputs, a) => unaryKernel((x) => Math.pow(x, a.exponent))(inputs, outputs),
 
@@ -635,28 +634,7 @@ const kernels: KernelTable = {
       for (let k = 0; k < H * W; k++) O[o.offset + p * H * W + k] = acc[k];
     }
   },
-  resize_bicubic: (inputs, outputs, a) => {
-    const x = inputs[0], o = outputs[0];
-    const X = arr(x), O = arr(o);
-    const H = x.shape[x.shape.length - 2], W = x.shape[x.shape.length - 1];
-    const planes = H * W === 0 ? 0 : numel(x.shape) / (H * W);
-    const ty = cubicTaps(H, a.outH, a.alignCorners), tx = cubicTaps(W, a.outW, a.alignCorners);
-    for (let p = 0; p < planes; p++) {
-      const xb = x.offset + p * H * W, ob = o.offset + p * a.outH * a.outW;
-      for (let i = 0; i < a.outH; i++) {
-        for (let j = 0; j < a.outW; j++) {
-          let s = 0;
-          for (let ky = 0; ky < 4; ky++) {
-            let r = 0;
-            const row = xb + ty.idx[i * 4 + ky] * W;
-            for (let kx = 0; kx < 4; kx++) r += X[row + tx.idx[j * 4 + kx]] * tx.w[j * 4 + kx];
-            s += r * ty.w[i * 4 + ky];
-          }
-          O[ob + i * a.outW + j] = s;
-        }
-      }
-    }
-  },
+
 
   fill: (_inputs, outputs, a) => {
     const o = outputs[0];

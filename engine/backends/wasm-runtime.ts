@@ -7,7 +7,7 @@
 //   rounded to size classes) come from 1 MiB slabs and return to exact-size free lists; large ones (64 KiB granules)
 //   from an address-ordered free list (best fit, split, coalesced with both neighbours on free; a free block that
 //   reaches the top lowers it), else the top, growing the memory in pages up to 4 GiB. Exhaustion throws
-//   WasmOutOfMemory (requested bytes, bytes in use, heap size); ops.ts turns it into an error naming the op.
+//   WasmOutOfMemory (requested bytes, bytes in use, heap size); dispatch.ts turns it into an error naming the op.
 // - Addresses are unsigned numbers below 2^32: typed views are indexed with `addr >>> 2` (a signed `>> 2` turns an
 //   address above 2 GiB negative, and typed arrays silently drop such writes and read from the end in slice()).
 // - Typed views (f32, i32, u8) are re-created after every grow; nothing else grows the memory (kernels never do).

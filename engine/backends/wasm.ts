@@ -1,7 +1,7 @@
 // The WebAssembly backend: storages in one linear memory owned by WasmRuntime, a kernel for every op of OP_NAMES
 // (float32; int32 for every int32 variant of the conformance suite: arithmetic, comparisons, where, neg/abs/sign/relu,
 // affine, sum, max/argmax, movement, fill), large kernels split across worker threads (reductions included).
-// Does not: decide shapes (ops.ts does and allocates outputs), keep views of tensors, or read data back except in
+// Does not: decide shapes (op-table.ts does; dispatch.ts allocates outputs), keep views of tensors, or read data back except in
 // read(). float64 is not stored here (the reference backend does float64 gradient checks).
 // Invariants:
 // - A kernel only computes descriptors (coalesced shapes and element strides) on the host and calls one export of
@@ -14,7 +14,8 @@
 //   out-of-bounds matmul). Element offsets and sizes inside one tensor stay below 2^30 and fit the kernels' i32.
 
 import { registerBackend } from '../registry.ts';
-import type { Backend, DType, Kernel, KernelTable, OpName, Storage, TensorRef, TypedArray } from '../backend.ts';
+import type { Backend, DType, Kernel, KernelTable, Storage, TensorRef, TypedArray } from '../backend.ts';
+import { familyCodes, familyKernels, takesInt, type FamilyOp } from '../op-contract.ts';
 import { WasmRuntime, splitRange, type RuntimeOptions } from './wasm-runtime.ts';
 import { broadcastStridesChecked, coalesce, stridesOf } from '../shape.ts';
 import { loadCpuAddon, nativeCpuGemmStatus, type CpuAddon } from './native-cpu.ts';
@@ -36,13 +37,7 @@ export interface WasmBackendOptions extends RuntimeOptions {
   nativeGemm?: boolean;
 }
 
-const UNARY: Record<string, number> = {
-  neg: 0, exp: 1, log: 2, sqrt: 3, rsqrt: 4, abs: 5, sign: 6, tanh: 7, sigmoid: 8, relu: 9, erf: 10, gelu: 11, quick_gelu: 12,
-};
-const UNARY_I32 = new Set(['neg', 'abs', 'sign', 'relu']);
-const BINARY: Record<string, number> = {
-  add: 0, sub: 1, mul: 2, div: 3, pow: 4, maximum: 5, minimum: 6, eq: 7, ne: 8, lt: 9, le: 10, gt: 11, ge: 12,
-};
+const BINARY = familyCodes('binary'), UNARY = familyCodes('unary'), UNARY_BACKWARD = familyCodes('unary_backward');
 
 /** Multiply-adds below which a matmul stays in WebAssembly even when the native GEMM is on (call overhead). */
 const NATIVE_MIN_MACS = 1 << 15;
@@ -212,101 +207,40 @@ export class WasmBackend implements Backend {
 
   private makeKernels(): KernelTable {
     const rt = this.rt;
-    const k = {} as KernelTable;
-    const set = (op: string, f: Kernel<any>) => { (k as Record<string, Kernel<any>>)[op] = f; };
-
-    for (const op of Object.keys(BINARY)) {
-      set(op, (inputs: TensorRef[], outputs: TensorRef[]) => {
-        const [a, b] = inputs, out = outputs[0];
-        const n = numel(out.shape);
-        if (n === 0) return;
-        if (a.dtype !== b.dtype) throw new Error(`wasm ${op}: dtypes ${a.dtype} and ${b.dtype} differ`);
-        const fn = a.dtype === 'float32' ? 'binary_f32' : a.dtype === 'int32' && op !== 'pow' ? 'binary_i32' : '';
-        if (!fn) throw new Error(`wasm backend: op ${op} has no kernel for dtype ${a.dtype}`);
-        if (fn === 'binary_i32' && op === 'div') {
-          const bi = this.p(b) >>> 2, nb = numel(b.shape);
-          for (let i = 0; i < nb; i++) if (rt.i32[bi + i] === 0) throw new Error('div: int32 division by zero');
-        }
-        const c = coalesce(out.shape, [broadcastStrides(a.shape, out.shape, op), broadcastStrides(b.shape, out.shape, op)]);
-        const rank = c.shape.length;
-        const d = this.desc(c.shape, c.strides[0], c.strides[1]);
-        const rows = numel(c.shape.slice(0, -1));
-        const pa = this.p(a), pb = this.p(b), po = this.p(out);
-        rt.dispatch(fn, this.parts(rows, c.shape[rank - 1]).map(([r0, r1]) => [BINARY[op], pa, pb, po, rank, d, r0, r1]));
-      });
-    }
-
-    k.where = (inputs, outputs) => {
-      const [cnd, a, b] = inputs, out = outputs[0];
-      if (numel(out.shape) === 0) return;
-      const c = coalesce(out.shape, [cnd, a, b].map((t) => broadcastStrides(t.shape, out.shape, 'where')));
+    const binary = (op: FamilyOp<'binary'>): Kernel => (inputs, outputs) => {
+      const [a, b] = inputs, out = outputs[0];
+      const n = numel(out.shape);
+      if (n === 0) return;
+      if (a.dtype !== b.dtype) throw new Error(`wasm ${op}: dtypes ${a.dtype} and ${b.dtype} differ`);
+      const fn = a.dtype === 'float32' ? 'binary_f32' : a.dtype === 'int32' && takesInt(op) ? 'binary_i32' : '';
+      if (!fn) throw new Error(`wasm backend: op ${op} has no kernel for dtype ${a.dtype}`);
+      if (fn === 'binary_i32' && op === 'div') {
+        const bi = this.p(b) >>> 2, nb = numel(b.shape);
+        for (let i = 0; i < nb; i++) if (rt.i32[bi + i] === 0) throw new Error('div: int32 division by zero');
+      }
+      const c = coalesce(out.shape, [broadcastStrides(a.shape, out.shape, op), broadcastStrides(b.shape, out.shape, op)]);
       const rank = c.shape.length;
-      const d = this.desc(c.shape, ...c.strides);
+      const d = this.desc(c.shape, c.strides[0], c.strides[1]);
       const rows = numel(c.shape.slice(0, -1));
-      const args = [this.p(cnd), this.p(a), this.p(b), this.p(out), cnd.dtype === 'int32' ? 0 : 1, rank, d];
-      rt.dispatch('where_32', this.parts(rows, c.shape[rank - 1]).map(([r0, r1]) => [...args, r0, r1]));
+      const pa = this.p(a), pb = this.p(b), po = this.p(out);
+      rt.dispatch(fn, this.parts(rows, c.shape[rank - 1]).map(([r0, r1]) => [BINARY[op], pa, pb, po, rank, d, r0, r1]));
+    };
+    const unary = (op: FamilyOp<'unary'>): Kernel => (inputs, outputs) => {
+      const x = inputs[0], out = outputs[0];
+      const n = numel(out.shape);
+      let fn = 'unary_f32';
+      if (x.dtype === 'int32' && takesInt(op)) fn = 'unary_i32';
+      else this.f32only(op, x);
+      const px = this.p(x), po = this.p(out);
+      this.elementwise(fn, n, (a, b) => [UNARY[op], px, po, a, b]);
     };
 
-    for (const op of Object.keys(UNARY)) {
-      set(op, (inputs: TensorRef[], outputs: TensorRef[]) => {
-        const x = inputs[0], out = outputs[0];
-        const n = numel(out.shape);
-        let fn = 'unary_f32';
-        if (x.dtype === 'int32' && UNARY_I32.has(op)) fn = 'unary_i32';
-        else this.f32only(op, x);
-        const px = this.p(x), po = this.p(out);
-        this.elementwise(fn, n, (a, b) => [UNARY[op], px, po, a, b]);
-      });
-    }
-
-    const unary2 = (op: string, code: number): Kernel<any> => (inputs, outputs) => {
+    const unary2 = (op: FamilyOp<'unary_backward'>): Kernel => (inputs, outputs) => {
       const [x, g] = inputs, out = outputs[0];
       this.f32only(op, x, g);
       if (numel(x.shape) !== numel(g.shape)) throw new Error(`wasm ${op}: x [${x.shape}] and grad [${g.shape}] differ`);
       const px = this.p(x), pg = this.p(g), po = this.p(out);
-      this.elementwise('unary2_f32', numel(out.shape), (a, b) => [code, px, pg, po, a, b]);
-    };
-    k.gelu_backward = unary2('gelu_backward', 0);
-    k.quick_gelu_backward = unary2('quick_gelu_backward', 1);
-
-    k.affine = (inputs, outputs, attrs) => {
-      const x = inputs[0], out = outputs[0];
-      if (x.dtype !== 'int32') this.f32only('affine', x);
-      const px = this.p(x), po = this.p(out);
-      this.elementwise(x.dtype === 'int32' ? 'affine_i32' : 'affine_f32', numel(out.shape), (a, b) => [px, po, attrs.scale, attrs.shift, a, b]);
-    };
-    k.pow_scalar = (inputs, outputs, attrs) => {
-      const x = inputs[0], out = outputs[0];
-      this.f32only('pow_scalar', x);
-      const px = this.p(x), po = this.p(out);
-      this.elementwise('pow_scalar_f32', numel(out.shape), (a, b) => [px, po, attrs.exponent, a, b]);
-    };
-
-    k.sum = (inputs, outputs, attrs) => {
-      const x = inputs[0], out = outputs[0];
-      if (x.dtype !== 'int32') this.f32only('sum', x);
-      const on = numel(out.shape);
-      if (on === 0) return;
-      rt.exports.fill_32(this.p(out), 0, 0, on);
-      if (numel(x.shape) === 0) return;
-      const red = new Set(attrs.axes);
-      const kept = x.shape.map((s, i) => (red.has(i) ? 1 : s));
-      const ks = contiguousStrides(kept);
-      const os = x.shape.map((_, i) => (red.has(i) ? 0 : ks[i]));
-      const c = coalesce(x.shape, [contiguousStrides(x.shape), os]);
-      const rank = c.shape.length, n = c.shape[rank - 1], rows = numel(c.shape.slice(0, -1));
-      const args = [this.p(x), this.p(out), rank, this.desc(c.shape, c.strides[1])];
-      // threads own disjoint outputs and add rows in the same order: columns of a kept last dim, or (last dim
-      // reduced) blocks of a kept first dim; a single full reduction stays on one thread
-      const fn = x.dtype === 'int32' ? 'sum_i32' : 'sum_f32';
-      if (rank === 1 && c.strides[1][0] === 0 && n >= 2 * SUM_CHUNK) { this.fullSum(fn, this.p(x), this.p(out), n, x.dtype); return; }
-      let parts: number[][];
-      if (c.strides[1][rank - 1] !== 0) parts = this.parts(n, rows, 4).map(([c0, c1]) => [...args, 0, rows, c0, c1]);
-      else if (rank > 1 && c.strides[1][0] !== 0) {
-        const block = rows / c.shape[0];
-        parts = this.parts(c.shape[0], block * n).map(([a, b]) => [...args, a * block, b * block, 0, n]);
-      } else parts = [[...args, 0, rows, 0, n]];
-      rt.dispatch(fn, parts);
+      this.elementwise('unary2_f32', numel(out.shape), (a, b) => [UNARY_BACKWARD[op], px, pg, po, a, b]);
     };
 
     const maxLike = (inputs: TensorRef[], vals: TensorRef | null, idx: TensorRef | null, axis: number, op: string) => {
@@ -319,10 +253,6 @@ export class WasmBackend implements Backend {
       const args = [this.p(x), vals ? this.p(vals) : 0, idx ? this.p(idx) : 0, vals ? 1 : 0, idx ? 1 : 0, R, inner];
       rt.dispatch(x.dtype === 'int32' ? 'max_i32' : 'max_f32', this.parts(outer * inner, R).map(([p0, p1]) => [...args, p0, p1]));
     };
-    k.max = (inputs, outputs, attrs) => maxLike(inputs, outputs[0], outputs[1] ?? null, attrs.axis, 'max');
-    k.argmax = (inputs, outputs, attrs) => maxLike(inputs, null, outputs[0], attrs.axis, 'argmax');
-
-    k.matmul = (inputs, outputs, attrs) => this.matmul(inputs[0], inputs[1], outputs[0], attrs.transA, attrs.transB);
 
     const softmaxLike = (log: number, op: string): Kernel<any> => (inputs, outputs) => {
       const x = inputs[0], mask = inputs[1], out = outputs[0];
@@ -341,8 +271,7 @@ export class WasmBackend implements Backend {
       const px = this.p(x), po = this.p(out);
       rt.dispatch('softmax_f32', this.parts(rows, D * 8).map(([a, b]) => [px, pm, po, mask ? 1 : 0, log, D, rank, d, a, b]));
     };
-    k.softmax = softmaxLike(0, 'softmax');
-    k.log_softmax = softmaxLike(1, 'log_softmax');
+
     const softmaxBw = (log: number, op: string): Kernel<any> => (inputs, outputs) => {
       const [y, g] = inputs, dx = outputs[0];
       this.f32only(op, y, g);
@@ -351,61 +280,6 @@ export class WasmBackend implements Backend {
       if (rows * D === 0) return;
       const py = this.p(y), pg = this.p(g), pd = this.p(dx);
       rt.dispatch('softmax_backward_f32', this.parts(rows, D * 4).map(([a, b]) => [py, pg, pd, log, D, a, b]));
-    };
-    k.softmax_backward = softmaxBw(0, 'softmax_backward');
-    k.log_softmax_backward = softmaxBw(1, 'log_softmax_backward');
-
-    k.layer_norm = (inputs, outputs, attrs) => {
-      const [x, w, b] = inputs, [y, mean, rstd] = outputs;
-      this.f32only('layer_norm', x, w, b);
-      const D = x.shape[x.shape.length - 1];
-      const rows = numel(x.shape.slice(0, -1));
-      if (rows * D === 0) return;
-      if (numel(w.shape) !== D || numel(b.shape) !== D) throw new Error(`wasm layer_norm: weight [${w.shape}] / bias [${b.shape}] do not match last dim ${D}`);
-      const args = [this.p(x), this.p(w), this.p(b), this.p(y), this.p(mean), this.p(rstd), D, attrs.eps];
-      rt.dispatch('layer_norm_f32', this.parts(rows, D * 4).map(([r0, r1]) => [...args, r0, r1]));
-    };
-    k.layer_norm_backward = (inputs, outputs) => {
-      const [g, x, w, mean, rstd] = inputs, [dx, dw, db] = outputs;
-      this.f32only('layer_norm_backward', g, x, w, mean, rstd);
-      const D = x.shape[x.shape.length - 1];
-      const rows = numel(x.shape.slice(0, -1));
-      if (D === 0) return;
-      const base = [this.p(g), this.p(x), this.p(w), this.p(mean), this.p(rstd), this.p(dx)];
-      // dw / db are summed per chunk of LN_CHUNK rows, then over chunks in order: the same bits on any thread count
-      const nChunks = Math.ceil(rows / LN_CHUNK);
-      if (nChunks <= 1) {
-        rt.exports.layer_norm_backward_f32(...base, this.p(dw), this.p(db), D, 0, rows, 1);
-        return;
-      }
-      const tp = this.tmp(nChunks * 2 * D * 4);
-      rt.dispatch('layer_norm_backward_chunks_f32', this.parts(nChunks, LN_CHUNK * D * 6).map(([c0, c1]) => [...base, tp, D, rows, LN_CHUNK, c0, c1]));
-      const f = rt.f32, dwI = this.p(dw) >>> 2, dbI = this.p(db) >>> 2, t0 = tp >>> 2;
-      for (let j = 0; j < D; j++) {
-        let sw = 0, sb = 0;
-        for (let c = 0; c < nChunks; c++) { sw = Math.fround(sw + f[t0 + c * 2 * D + j]); sb = Math.fround(sb + f[t0 + (c * 2 + 1) * D + j]); }
-        f[dwI + j] = sw; f[dbI + j] = sb;
-      }
-    };
-
-    k.dropout = (inputs, outputs, attrs) => {
-      const x = inputs[0], [y, mask] = outputs;
-      this.f32only('dropout', x);
-      if (!(attrs.p >= 0 && attrs.p < 1)) throw new Error(`wasm dropout: p must be in [0, 1), got ${attrs.p}`);
-      const px = this.p(x), py = this.p(y), pm = this.p(mask);
-      this.elementwise('random_f32', numel(x.shape), (a, b) => [pm, 2, attrs.seed, attrs.offset, attrs.p, 0, px, py, a, b]);
-    };
-    k.random_uniform = (_i, outputs, attrs) => {
-      const out = outputs[0];
-      this.f32only('random_uniform', out);
-      const po = this.p(out);
-      this.elementwise('random_f32', numel(out.shape), (a, b) => [po, 0, attrs.seed, attrs.offset, attrs.low, attrs.high, 0, 0, a, b]);
-    };
-    k.random_normal = (_i, outputs, attrs) => {
-      const out = outputs[0];
-      this.f32only('random_normal', out);
-      const po = this.p(out);
-      this.elementwise('random_f32', numel(out.shape), (a, b) => [po, 1, attrs.seed, attrs.offset, attrs.mean, attrs.std, 0, 0, a, b]);
     };
 
     const ceCheck = (op: string, logits: TensorRef, labels: TensorRef, ignore: number) => {
@@ -419,186 +293,288 @@ export class WasmBackend implements Backend {
       }
       return [B, C];
     };
-    k.cross_entropy = (inputs, outputs, attrs) => {
-      const [x, lab] = inputs;
-      this.f32only('cross_entropy', x);
-      const [B, C] = ceCheck('cross_entropy', x, lab, attrs.ignoreIndex);
-      if (B === 0) return;
-      const args = [this.p(x), this.p(lab), this.p(outputs[0]), C, attrs.ignoreIndex];
-      rt.dispatch('cross_entropy_f32', this.parts(B, C * 4).map(([r0, r1]) => [...args, r0, r1]));
-    };
-    k.cross_entropy_backward = (inputs, outputs, attrs) => {
-      const [x, lab, g] = inputs;
-      this.f32only('cross_entropy_backward', x, g);
-      const [B, C] = ceCheck('cross_entropy_backward', x, lab, attrs.ignoreIndex);
-      if (B === 0) return;
-      const args = [this.p(x), this.p(lab), this.p(g), this.p(outputs[0]), C, attrs.ignoreIndex];
-      rt.dispatch('cross_entropy_backward_f32', this.parts(B, C * 8).map(([r0, r1]) => [...args, r0, r1]));
-    };
-    k.bce_with_logits = (inputs, outputs) => {
-      const [x, t] = inputs;
-      this.f32only('bce_with_logits', x, t);
-      if (numel(x.shape) !== numel(t.shape)) throw new Error(`wasm bce_with_logits: input [${x.shape}] and target [${t.shape}] differ`);
-      const px = this.p(x), pt = this.p(t), po = this.p(outputs[0]);
-      this.elementwise('bce_with_logits_f32', numel(x.shape), (i0, i1) => [px, pt, po, i0, i1]);
-    };
-    k.bce_with_logits_backward = (inputs, outputs) => {
-      const [x, t, g] = inputs;
-      this.f32only('bce_with_logits_backward', x, t, g);
-      if (numel(x.shape) !== numel(t.shape) || numel(x.shape) !== numel(g.shape)) {
-        throw new Error(`wasm bce_with_logits_backward: input [${x.shape}], target [${t.shape}], grad [${g.shape}] differ`);
-      }
-      const px = this.p(x), pt = this.p(t), pg = this.p(g), po = this.p(outputs[0]);
-      this.elementwise('bce_with_logits_backward_f32', numel(x.shape), (i0, i1) => [px, pt, pg, po, i0, i1]);
-    };
-
-    k.index_select = (inputs, outputs, attrs) => {
-      const [x, idx] = inputs, out = outputs[0];
-      const ax = attrs.axis, A = x.shape[ax];
-      this.checkIndices('index_select', idx, A);
-      const outer = numel(x.shape.slice(0, ax)), inner = numel(x.shape.slice(ax + 1)), K = numel(idx.shape);
-      if (outer * inner * K === 0) return;
-      rt.exports.index_select_32(this.p(x), this.p(idx), this.p(out), outer, A, K, inner);
-    };
-    k.index_add = (inputs, outputs, attrs) => {
-      const [g, idx] = inputs, out = outputs[0];
-      this.f32only('index_add', g);
-      const ax = attrs.axis;
-      this.checkIndices('index_add', idx, attrs.size);
-      const outer = numel(g.shape.slice(0, ax)), inner = numel(g.shape.slice(ax + 1)), K = numel(idx.shape);
-      if (numel(out.shape) === 0) return;
-      rt.exports.index_add_f32(this.p(g), this.p(idx), this.p(out), outer, attrs.size, K, inner);
-    };
-    k.gather = (inputs, outputs, attrs) => {
-      const [x, idx] = inputs, out = outputs[0];
-      this.checkIndices('gather', idx, x.shape[attrs.axis]);
-      const n = numel(idx.shape);
-      if (n === 0) return;
-      const d = this.desc([...idx.shape], contiguousStrides(x.shape));
-      rt.exports.gather_32(this.p(x), this.p(idx), this.p(out), 0, idx.shape.length, attrs.axis, d, n);
-    };
-    k.scatter_add = (inputs, outputs, attrs) => {
-      const [g, idx] = inputs, out = outputs[0];
-      this.f32only('scatter_add', g);
-      this.checkIndices('scatter_add', idx, attrs.shape[attrs.axis]);
-      const on = numel(out.shape);
-      if (on === 0) return;
-      rt.exports.fill_32(this.p(out), 0, 0, on);
-      const n = numel(idx.shape);
-      if (n === 0) return;
-      const d = this.desc([...idx.shape], contiguousStrides(out.shape));
-      rt.exports.gather_32(this.p(out), this.p(idx), this.p(g), 1, idx.shape.length, attrs.axis, d, n);
-    };
-
-    k.permute = (inputs, outputs, attrs) => {
-      const x = inputs[0], out = outputs[0];
-      const xs = contiguousStrides(x.shape);
-      this.copy(out.shape, this.p(x), attrs.perm.map((a) => xs[a]), this.p(out), contiguousStrides(out.shape));
-    };
-    k.slice = (inputs, outputs, attrs) => {
-      const x = inputs[0], out = outputs[0];
-      const xs = contiguousStrides(x.shape);
-      const off = attrs.starts.reduce((acc, s, i) => acc + s * xs[i], 0);
-      this.copy(out.shape, this.p(x) + off * 4, xs, this.p(out), contiguousStrides(out.shape));
-    };
-    k.expand = (inputs, outputs) => {
-      const x = inputs[0], out = outputs[0];
-      this.copy(out.shape, this.p(x), broadcastStrides(x.shape, out.shape, 'expand'), this.p(out), contiguousStrides(out.shape));
-    };
-    k.pad = (inputs, outputs, attrs) => {
-      const x = inputs[0], out = outputs[0];
-      const on = numel(out.shape);
-      if (on === 0) return;
-      const bits = x.dtype === 'int32' ? attrs.value | 0 : new Uint32Array(new Float32Array([attrs.value]).buffer)[0];
-      const po = this.p(out);
-      this.elementwise('fill_32', on, (a, b) => [po, bits, a, b]);
-      // the part of x inside out (negative pads crop)
-      const xs = contiguousStrides(x.shape), os = contiguousStrides(out.shape);
-      let sOff = 0, dOff = 0;
-      const box = x.shape.map((s, i) => {
-        const [before, after] = attrs.pads[i] ?? [0, 0];
-        const lo = Math.max(0, -before), hi = s + Math.min(0, after);
-        sOff += lo * xs[i];
-        dOff += Math.max(0, before) * os[i];
-        return Math.max(0, hi - lo);
-      });
-      if (numel(box) > 0) this.copy(box, this.p(x) + sOff * 4, xs, po + dOff * 4, os);
-    };
-    k.concat = (inputs, outputs, attrs) => {
-      const out = outputs[0], ax = attrs.axis;
-      const os = contiguousStrides(out.shape);
-      let at = 0;
-      for (const x of inputs) {
-        this.copy(x.shape, this.p(x), contiguousStrides(x.shape), this.p(out) + at * os[ax] * 4, os);
-        at += x.shape[ax];
-      }
-    };
-    k.cast = (inputs, outputs) => {
-      const x = inputs[0], out = outputs[0];
-      const n = numel(x.shape);
-      if (n === 0) return;
-      if (x.dtype === out.dtype) { this.copy([n], this.p(x), [1], this.p(out), [1]); return; }
-      if (x.dtype === 'float32' && out.dtype === 'int32') rt.exports.cast_32(this.p(x), this.p(out), 0, n);
-      else if (x.dtype === 'int32' && out.dtype === 'float32') rt.exports.cast_32(this.p(x), this.p(out), 1, n);
-      else throw new Error(`wasm cast: ${x.dtype} -> ${out.dtype} not supported`);
-    };
 
     const planes = (t: TensorRef, op: string) => {
       if (t.shape.length < 2) throw new Error(`wasm ${op}: input must be [..., H, W], got [${t.shape}]`);
       const r = t.shape.length;
       return { P: numel(t.shape.slice(0, r - 2)), H: t.shape[r - 2], W: t.shape[r - 1] };
     };
-    k.resize_bilinear = (inputs, outputs, attrs) => {
-      const x = inputs[0], out = outputs[0];
-      this.f32only('resize_bilinear', x);
-      const { P, H, W } = planes(x, 'resize_bilinear');
-      if (P * attrs.outH * attrs.outW === 0) return;
-      rt.exports.resize_bilinear_f32(this.p(x), this.p(out), 0, P, H, W, attrs.outH, attrs.outW, attrs.alignCorners ? 1 : 0);
-    };
-    k.resize_bilinear_backward = (inputs, outputs, attrs) => {
-      const g = inputs[0], dx = outputs[0];
-      this.f32only('resize_bilinear_backward', g);
-      const { P, H, W } = planes(g, 'resize_bilinear_backward');
-      const n = numel(dx.shape);
-      if (n === 0) return;
-      rt.exports.fill_32(this.p(dx), 0, 0, n);
-      rt.exports.resize_bilinear_f32(this.p(dx), this.p(g), 1, P, attrs.inH, attrs.inW, H, W, attrs.alignCorners ? 1 : 0);
-    };
-    k.resize_bicubic = (inputs, outputs, attrs) => {
-      const x = inputs[0], out = outputs[0];
-      this.f32only('resize_bicubic', x);
-      const { P, H, W } = planes(x, 'resize_bicubic');
-      if (P * attrs.outH * attrs.outW === 0) return;
-      rt.exports.resize_bicubic_f32(this.p(x), this.p(out), P, H, W, attrs.outH, attrs.outW, attrs.alignCorners ? 1 : 0);
-    };
 
-    k.fill = (_i, outputs, attrs) => {
-      const out = outputs[0];
-      const bits = out.dtype === 'int32' ? attrs.value | 0 : new Uint32Array(new Float32Array([attrs.value]).buffer)[0];
-      const po = this.p(out);
-      this.elementwise('fill_32', numel(out.shape), (a, b) => [po, bits, a, b]);
-    };
+    const table = {
+      ...familyKernels('binary', binary),
+      ...familyKernels('unary', unary),
+      where: (inputs, outputs) => {
+        const [cnd, a, b] = inputs, out = outputs[0];
+        if (numel(out.shape) === 0) return;
+        const c = coalesce(out.shape, [cnd, a, b].map((t) => broadcastStrides(t.shape, out.shape, 'where')));
+        const rank = c.shape.length;
+        const d = this.desc(c.shape, ...c.strides);
+        const rows = numel(c.shape.slice(0, -1));
+        const args = [this.p(cnd), this.p(a), this.p(b), this.p(out), cnd.dtype === 'int32' ? 0 : 1, rank, d];
+        rt.dispatch('where_32', this.parts(rows, c.shape[rank - 1]).map(([r0, r1]) => [...args, r0, r1]));
+      },
+      gelu_backward: unary2('gelu_backward'),
+      quick_gelu_backward: unary2('quick_gelu_backward'),
+      affine: (inputs, outputs, attrs) => {
+        const x = inputs[0], out = outputs[0];
+        if (x.dtype !== 'int32') this.f32only('affine', x);
+        const px = this.p(x), po = this.p(out);
+        this.elementwise(x.dtype === 'int32' ? 'affine_i32' : 'affine_f32', numel(out.shape), (a, b) => [px, po, attrs.scale, attrs.shift, a, b]);
+      },
+      pow_scalar: (inputs, outputs, attrs) => {
+        const x = inputs[0], out = outputs[0];
+        this.f32only('pow_scalar', x);
+        const px = this.p(x), po = this.p(out);
+        this.elementwise('pow_scalar_f32', numel(out.shape), (a, b) => [px, po, attrs.exponent, a, b]);
+      },
+      sum: (inputs, outputs, attrs) => {
+        const x = inputs[0], out = outputs[0];
+        if (x.dtype !== 'int32') this.f32only('sum', x);
+        const on = numel(out.shape);
+        if (on === 0) return;
+        rt.exports.fill_32(this.p(out), 0, 0, on);
+        if (numel(x.shape) === 0) return;
+        const red = new Set(attrs.axes);
+        const kept = x.shape.map((s, i) => (red.has(i) ? 1 : s));
+        const ks = contiguousStrides(kept);
+        const os = x.shape.map((_, i) => (red.has(i) ? 0 : ks[i]));
+        const c = coalesce(x.shape, [contiguousStrides(x.shape), os]);
+        const rank = c.shape.length, n = c.shape[rank - 1], rows = numel(c.shape.slice(0, -1));
+        const args = [this.p(x), this.p(out), rank, this.desc(c.shape, c.strides[1])];
+        // threads own disjoint outputs and add rows in the same order: columns of a kept last dim, or (last dim
+        // reduced) blocks of a kept first dim; a single full reduction stays on one thread
+        const fn = x.dtype === 'int32' ? 'sum_i32' : 'sum_f32';
+        if (rank === 1 && c.strides[1][0] === 0 && n >= 2 * SUM_CHUNK) { this.fullSum(fn, this.p(x), this.p(out), n, x.dtype); return; }
+        let parts: number[][];
+        if (c.strides[1][rank - 1] !== 0) parts = this.parts(n, rows, 4).map(([c0, c1]) => [...args, 0, rows, c0, c1]);
+        else if (rank > 1 && c.strides[1][0] !== 0) {
+          const block = rows / c.shape[0];
+          parts = this.parts(c.shape[0], block * n).map(([a, b]) => [...args, a * block, b * block, 0, n]);
+        } else parts = [[...args, 0, rows, 0, n]];
+        rt.dispatch(fn, parts);
+      },
+      max: (inputs, outputs, attrs) => maxLike(inputs, outputs[0], outputs[1] ?? null, attrs.axis, 'max'),
+      argmax: (inputs, outputs, attrs) => maxLike(inputs, null, outputs[0], attrs.axis, 'argmax'),
+      matmul: (inputs, outputs, attrs) => this.matmul(inputs[0], inputs[1], outputs[0], attrs.transA, attrs.transB),
+      softmax: softmaxLike(0, 'softmax'),
+      log_softmax: softmaxLike(1, 'log_softmax'),
+      softmax_backward: softmaxBw(0, 'softmax_backward'),
+      log_softmax_backward: softmaxBw(1, 'log_softmax_backward'),
+      layer_norm: (inputs, outputs, attrs) => {
+        const [x, w, b] = inputs, [y, mean, rstd] = outputs;
+        this.f32only('layer_norm', x, w, b);
+        const D = x.shape[x.shape.length - 1];
+        const rows = numel(x.shape.slice(0, -1));
+        if (rows * D === 0) return;
+        if (numel(w.shape) !== D || numel(b.shape) !== D) throw new Error(`wasm layer_norm: weight [${w.shape}] / bias [${b.shape}] do not match last dim ${D}`);
+        const args = [this.p(x), this.p(w), this.p(b), this.p(y), this.p(mean), this.p(rstd), D, attrs.eps];
+        rt.dispatch('layer_norm_f32', this.parts(rows, D * 4).map(([r0, r1]) => [...args, r0, r1]));
+      },
+      layer_norm_backward: (inputs, outputs) => {
+        const [g, x, w, mean, rstd] = inputs, [dx, dw, db] = outputs;
+        this.f32only('layer_norm_backward', g, x, w, mean, rstd);
+        const D = x.shape[x.shape.length - 1];
+        const rows = numel(x.shape.slice(0, -1));
+        if (D === 0) return;
+        const base = [this.p(g), this.p(x), this.p(w), this.p(mean), this.p(rstd), this.p(dx)];
+        // dw / db are summed per chunk of LN_CHUNK rows, then over chunks in order: the same bits on any thread count
+        const nChunks = Math.ceil(rows / LN_CHUNK);
+        if (nChunks <= 1) {
+          rt.exports.layer_norm_backward_f32(...base, this.p(dw), this.p(db), D, 0, rows, 1);
+          return;
+        }
+        const tp = this.tmp(nChunks * 2 * D * 4);
+        rt.dispatch('layer_norm_backward_chunks_f32', this.parts(nChunks, LN_CHUNK * D * 6).map(([c0, c1]) => [...base, tp, D, rows, LN_CHUNK, c0, c1]));
+        const f = rt.f32, dwI = this.p(dw) >>> 2, dbI = this.p(db) >>> 2, t0 = tp >>> 2;
+        for (let j = 0; j < D; j++) {
+          let sw = 0, sb = 0;
+          for (let c = 0; c < nChunks; c++) { sw = Math.fround(sw + f[t0 + c * 2 * D + j]); sb = Math.fround(sb + f[t0 + (c * 2 + 1) * D + j]); }
+          f[dwI + j] = sw; f[dbI + j] = sb;
+        }
+      },
+      dropout: (inputs, outputs, attrs) => {
+        const x = inputs[0], [y, mask] = outputs;
+        this.f32only('dropout', x);
+        if (!(attrs.p >= 0 && attrs.p < 1)) throw new Error(`wasm dropout: p must be in [0, 1), got ${attrs.p}`);
+        const px = this.p(x), py = this.p(y), pm = this.p(mask);
+        this.elementwise('random_f32', numel(x.shape), (a, b) => [pm, 2, attrs.seed, attrs.offset, attrs.p, 0, px, py, a, b]);
+      },
+      random_uniform: (_i, outputs, attrs) => {
+        const out = outputs[0];
+        this.f32only('random_uniform', out);
+        const po = this.p(out);
+        this.elementwise('random_f32', numel(out.shape), (a, b) => [po, 0, attrs.seed, attrs.offset, attrs.low, attrs.high, 0, 0, a, b]);
+      },
+      random_normal: (_i, outputs, attrs) => {
+        const out = outputs[0];
+        this.f32only('random_normal', out);
+        const po = this.p(out);
+        this.elementwise('random_f32', numel(out.shape), (a, b) => [po, 1, attrs.seed, attrs.offset, attrs.mean, attrs.std, 0, 0, a, b]);
+      },
+      cross_entropy: (inputs, outputs, attrs) => {
+        const [x, lab] = inputs;
+        this.f32only('cross_entropy', x);
+        const [B, C] = ceCheck('cross_entropy', x, lab, attrs.ignoreIndex);
+        if (B === 0) return;
+        const args = [this.p(x), this.p(lab), this.p(outputs[0]), C, attrs.ignoreIndex];
+        rt.dispatch('cross_entropy_f32', this.parts(B, C * 4).map(([r0, r1]) => [...args, r0, r1]));
+      },
+      cross_entropy_backward: (inputs, outputs, attrs) => {
+        const [x, lab, g] = inputs;
+        this.f32only('cross_entropy_backward', x, g);
+        const [B, C] = ceCheck('cross_entropy_backward', x, lab, attrs.ignoreIndex);
+        if (B === 0) return;
+        const args = [this.p(x), this.p(lab), this.p(g), this.p(outputs[0]), C, attrs.ignoreIndex];
+        rt.dispatch('cross_entropy_backward_f32', this.parts(B, C * 8).map(([r0, r1]) => [...args, r0, r1]));
+      },
+      bce_with_logits: (inputs, outputs) => {
+        const [x, t] = inputs;
+        this.f32only('bce_with_logits', x, t);
+        if (numel(x.shape) !== numel(t.shape)) throw new Error(`wasm bce_with_logits: input [${x.shape}] and target [${t.shape}] differ`);
+        const px = this.p(x), pt = this.p(t), po = this.p(outputs[0]);
+        this.elementwise('bce_with_logits_f32', numel(x.shape), (i0, i1) => [px, pt, po, i0, i1]);
+      },
+      bce_with_logits_backward: (inputs, outputs) => {
+        const [x, t, g] = inputs;
+        this.f32only('bce_with_logits_backward', x, t, g);
+        if (numel(x.shape) !== numel(t.shape) || numel(x.shape) !== numel(g.shape)) {
+          throw new Error(`wasm bce_with_logits_backward: input [${x.shape}], target [${t.shape}], grad [${g.shape}] differ`);
+        }
+        const px = this.p(x), pt = this.p(t), pg = this.p(g), po = this.p(outputs[0]);
+        this.elementwise('bce_with_logits_backward_f32', numel(x.shape), (i0, i1) => [px, pt, pg, po, i0, i1]);
+      },
+      index_select: (inputs, outputs, attrs) => {
+        const [x, idx] = inputs, out = outputs[0];
+        const ax = attrs.axis, A = x.shape[ax];
+        this.checkIndices('index_select', idx, A);
+        const outer = numel(x.shape.slice(0, ax)), inner = numel(x.shape.slice(ax + 1)), K = numel(idx.shape);
+        if (outer * inner * K === 0) return;
+        rt.exports.index_select_32(this.p(x), this.p(idx), this.p(out), outer, A, K, inner);
+      },
+      index_add: (inputs, outputs, attrs) => {
+        const [g, idx] = inputs, out = outputs[0];
+        this.f32only('index_add', g);
+        const ax = attrs.axis;
+        this.checkIndices('index_add', idx, attrs.size);
+        const outer = numel(g.shape.slice(0, ax)), inner = numel(g.shape.slice(ax + 1)), K = numel(idx.shape);
+        if (numel(out.shape) === 0) return;
+        rt.exports.index_add_f32(this.p(g), this.p(idx), this.p(out), outer, attrs.size, K, inner);
+      },
+      gather: (inputs, outputs, attrs) => {
+        const [x, idx] = inputs, out = outputs[0];
+        this.checkIndices('gather', idx, x.shape[attrs.axis]);
+        const n = numel(idx.shape);
+        if (n === 0) return;
+        const d = this.desc([...idx.shape], contiguousStrides(x.shape));
+        rt.exports.gather_32(this.p(x), this.p(idx), this.p(out), 0, idx.shape.length, attrs.axis, d, n);
+      },
+      scatter_add: (inputs, outputs, attrs) => {
+        const [g, idx] = inputs, out = outputs[0];
+        this.f32only('scatter_add', g);
+        this.checkIndices('scatter_add', idx, attrs.shape[attrs.axis]);
+        const on = numel(out.shape);
+        if (on === 0) return;
+        rt.exports.fill_32(this.p(out), 0, 0, on);
+        const n = numel(idx.shape);
+        if (n === 0) return;
+        const d = this.desc([...idx.shape], contiguousStrides(out.shape));
+        rt.exports.gather_32(this.p(out), this.p(idx), this.p(g), 1, idx.shape.length, attrs.axis, d, n);
+      },
+      permute: (inputs, outputs, attrs) => {
+        const x = inputs[0], out = outputs[0];
+        const xs = contiguousStrides(x.shape);
+        this.copy(out.shape, this.p(x), attrs.perm.map((a) => xs[a]), this.p(out), contiguousStrides(out.shape));
+      },
+      slice: (inputs, outputs, attrs) => {
+        const x = inputs[0], out = outputs[0];
+        const xs = contiguousStrides(x.shape);
+        const off = attrs.starts.reduce((acc, s, i) => acc + s * xs[i], 0);
+        this.copy(out.shape, this.p(x) + off * 4, xs, this.p(out), contiguousStrides(out.shape));
+      },
+      expand: (inputs, outputs) => {
+        const x = inputs[0], out = outputs[0];
+        this.copy(out.shape, this.p(x), broadcastStrides(x.shape, out.shape, 'expand'), this.p(out), contiguousStrides(out.shape));
+      },
+      pad: (inputs, outputs, attrs) => {
+        const x = inputs[0], out = outputs[0];
+        const on = numel(out.shape);
+        if (on === 0) return;
+        const bits = x.dtype === 'int32' ? attrs.value | 0 : new Uint32Array(new Float32Array([attrs.value]).buffer)[0];
+        const po = this.p(out);
+        this.elementwise('fill_32', on, (a, b) => [po, bits, a, b]);
+        // the part of x inside out (negative pads crop)
+        const xs = contiguousStrides(x.shape), os = contiguousStrides(out.shape);
+        let sOff = 0, dOff = 0;
+        const box = x.shape.map((s, i) => {
+          const [before, after] = attrs.pads[i] ?? [0, 0];
+          const lo = Math.max(0, -before), hi = s + Math.min(0, after);
+          sOff += lo * xs[i];
+          dOff += Math.max(0, before) * os[i];
+          return Math.max(0, hi - lo);
+        });
+        if (numel(box) > 0) this.copy(box, this.p(x) + sOff * 4, xs, po + dOff * 4, os);
+      },
+      concat: (inputs, outputs, attrs) => {
+        const out = outputs[0], ax = attrs.axis;
+        const os = contiguousStrides(out.shape);
+        let at = 0;
+        for (const x of inputs) {
+          this.copy(x.shape, this.p(x), contiguousStrides(x.shape), this.p(out) + at * os[ax] * 4, os);
+          at += x.shape[ax];
+        }
+      },
+      cast: (inputs, outputs) => {
+        const x = inputs[0], out = outputs[0];
+        const n = numel(x.shape);
+        if (n === 0) return;
+        if (x.dtype === out.dtype) { this.copy([n], this.p(x), [1], this.p(out), [1]); return; }
+        if (x.dtype === 'float32' && out.dtype === 'int32') rt.exports.cast_32(this.p(x), this.p(out), 0, n);
+        else if (x.dtype === 'int32' && out.dtype === 'float32') rt.exports.cast_32(this.p(x), this.p(out), 1, n);
+        else throw new Error(`wasm cast: ${x.dtype} -> ${out.dtype} not supported`);
+      },
+      resize_bilinear: (inputs, outputs, attrs) => {
+        const x = inputs[0], out = outputs[0];
+        this.f32only('resize_bilinear', x);
+        const { P, H, W } = planes(x, 'resize_bilinear');
+        if (P * attrs.outH * attrs.outW === 0) return;
+        rt.exports.resize_bilinear_f32(this.p(x), this.p(out), 0, P, H, W, attrs.outH, attrs.outW, attrs.alignCorners ? 1 : 0);
+      },
+      resize_bilinear_backward: (inputs, outputs, attrs) => {
+        const g = inputs[0], dx = outputs[0];
+        this.f32only('resize_bilinear_backward', g);
+        const { P, H, W } = planes(g, 'resize_bilinear_backward');
+        const n = numel(dx.shape);
+        if (n === 0) return;
+        rt.exports.fill_32(this.p(dx), 0, 0, n);
+        rt.exports.resize_bilinear_f32(this.p(dx), this.p(g), 1, P, attrs.inH, attrs.inW, H, W, attrs.alignCorners ? 1 : 0);
+      },
 
-    k.adamw_step = (inputs, _o, a) => {
-      const [p, g, m, v] = inputs;
-      this.f32only('adamw_step', p, g, m, v);
-      const n = numel(p.shape);
-      if ([g, m, v].some((t) => numel(t.shape) !== n)) throw new Error(`wasm adamw_step: param, grad, m, v sizes differ`);
-      const stepSize = a.lr * Math.sqrt(1 - a.beta2 ** a.step) / (1 - a.beta1 ** a.step);
-      const pp = this.p(p), pg = this.p(g), pm = this.p(m), pv = this.p(v);
-      this.elementwise('adamw_step_f32', n, (i0, i1) => [pp, pg, pm, pv, a.beta1, a.beta2, a.eps, stepSize, a.lr * a.weightDecay, i0, i1]);
-    };
-    k.sgd_step = (inputs, _o, a) => {
-      const [p, g, buf] = inputs;
-      this.f32only('sgd_step', p, g);
-      const n = numel(p.shape);
-      if (numel(g.shape) !== n || (buf && numel(buf.shape) !== n)) throw new Error(`wasm sgd_step: param, grad, buffer sizes differ`);
-      const pp = this.p(p), pg = this.p(g), pb = buf ? this.p(buf) : 0;
-      const useBuf = buf && a.momentum !== 0 ? 1 : 0; // like torch: no buffer update without momentum
-      this.elementwise('sgd_step_f32', n, (i0, i1) => [pp, pg, pb, useBuf, a.lr, a.momentum, a.weightDecay, i0, i1]);
-    };
-
-    return k;
+      fill: (_i, outputs, attrs) => {
+        const out = outputs[0];
+        const bits = out.dtype === 'int32' ? attrs.value | 0 : new Uint32Array(new Float32Array([attrs.value]).buffer)[0];
+        const po = this.p(out);
+        this.elementwise('fill_32', numel(out.shape), (a, b) => [po, bits, a, b]);
+      },
+      adamw_step: (inputs, _o, a) => {
+        const [p, g, m, v] = inputs;
+        this.f32only('adamw_step', p, g, m, v);
+        const n = numel(p.shape);
+        if ([g, m, v].some((t) => numel(t.shape) !== n)) throw new Error(`wasm adamw_step: param, grad, m, v sizes differ`);
+        const stepSize = a.lr * Math.sqrt(1 - a.beta2 ** a.step) / (1 - a.beta1 ** a.step);
+        const pp = this.p(p), pg = this.p(g), pm = this.p(m), pv = this.p(v);
+        this.elementwise('adamw_step_f32', n, (i0, i1) => [pp, pg, pm, pv, a.beta1, a.beta2, a.eps, stepSize, a.lr * a.weightDecay, i0, i1]);
+      },
+      sgd_step: (inputs, _o, a) => {
+        const [p, g, buf] = inputs;
+        this.f32only('sgd_step', p, g);
+        const n = numel(p.shape);
+        if (numel(g.shape) !== n || (buf && numel(buf.shape) !== n)) throw new Error(`wasm sgd_step: param, grad, buffer sizes differ`);
+        const pp = this.p(p), pg = this.p(g), pb = buf ? this.p(buf) : 0;
+        const useBuf = buf && a.momentum !== 0 ? 1 : 0; // like torch: no buffer update without momentum
+        this.elementwise('sgd_step_f32', n, (i0, i1) => [pp, pg, pb, useBuf, a.lr, a.momentum, a.weightDecay, i0, i1]);
+      },
+    } satisfies KernelTable;
+    return table;
   }
 
   /** out[0] = sum of n contiguous elements at px (n >= 2 SUM_CHUNK): [chunks, SUM_CHUNK] row sums split across

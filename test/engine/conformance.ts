@@ -18,6 +18,7 @@ import {
 } from '../../engine/index.ts';
 import { AdamW } from '../../train/optim.ts';
 import { allclose, hostRandom, randomTensor } from '../helpers.ts';
+import { familyOps, takesInt } from '../../engine/op-contract.ts';
 
 export interface Case {
   op: OpName;
@@ -76,7 +77,7 @@ for (const op of ['eq', 'ne', 'lt', 'le', 'gt', 'ge'] as const) {
   for (const [a, b] of PAIRS.slice(0, 7)) add(op, `${op} ${JSON.stringify(a)} ${JSON.stringify(b)}`, () => [grid(a), grid(b)], {}, { rtol: 0, atol: 0 });
 }
 // int32 arithmetic and comparisons (ids, masks); division by a nonzero divisor
-for (const op of ['add', 'sub', 'mul', 'div', 'maximum', 'minimum', 'eq', 'ne', 'lt', 'le', 'gt', 'ge'] as const) {
+for (const op of familyOps('binary').filter(takesInt)) {
   add(op, `${op} int32 [3,4] [4]`, () => [ints([3, 4], 5, -5), op === 'div' ? ints([4], 4, 1) : ints([4], 5, -5)], {}, { rtol: 0, atol: 0, optionalInt: true });
 }
 add('where', 'where int cond broadcast', () => [ints([3, 1], 2), rt([3, 5]), rt([5])], {}, { rtol: 0, atol: 0 });
@@ -86,15 +87,15 @@ add('where', 'where int32 values', () => [ints([4], 2), ints([3, 4], 5, -5), int
 
 const UNARY_SHAPES = [[37], [3, 65], [1], [], [129, 261]];
 const unaryRange: Record<string, [number, number]> = { log: [0.05, 5], sqrt: [0, 5], rsqrt: [0.05, 5], exp: [-10, 10], tanh: [-6, 6], erf: [-4, 4], gelu: [-6, 6] };
-for (const op of ['neg', 'exp', 'log', 'sqrt', 'rsqrt', 'abs', 'sign', 'tanh', 'sigmoid', 'relu', 'erf', 'gelu', 'quick_gelu'] as const) {
+for (const op of familyOps('unary')) {
   const [lo, hi] = unaryRange[op] ?? [-5, 5];
   // erf / gelu / tanh: polynomial approximations in float32 are accurate to a few ulp, hence atol 1e-6 with rtol 1e-5
   for (const s of UNARY_SHAPES) add(op, `${op} ${JSON.stringify(s)}`, () => [rt(s, lo, hi)], {}, { rtol: 1e-5, atol: 1e-6 });
 }
-for (const op of ['neg', 'abs', 'sign', 'relu'] as const) {
+for (const op of familyOps('unary').filter(takesInt)) {
   add(op, `${op} int32`, () => [ints([17], 5, -5)], {}, { rtol: 0, atol: 0, optionalInt: true });
 }
-for (const op of ['gelu_backward', 'quick_gelu_backward'] as const) {
+for (const op of familyOps('unary_backward')) {
   for (const s of [[37], [4, 129], [100, 700]]) add(op, `${op} ${JSON.stringify(s)}`, () => [rt(s, -6, 6), rt(s)], {}, { rtol: 1e-5, atol: 1e-6 });
 }
 for (const s of [[37], [5, 3, 2], [200, 301]]) {
@@ -216,15 +217,13 @@ add('cast', 'cast float32 -> int32 (truncation)', () => [rt([50], -20, 20)], { d
 add('cast', 'cast int32 -> float32', () => [ints([50], 1000, -1000)], { dtype: 'float32' }, { rtol: 0, atol: 0 });
 add('cast', 'cast float32 -> float32 (clone)', () => [rt([3, 7])], { dtype: 'float32' }, { rtol: 0, atol: 0 });
 
-// ---- resizing (bilinear / bicubic of position tables) -------------------------------------------------------------
+// ---- resizing (bilinear of position tables; bicubic is a host function, ops.test.ts) -------------------------------------------------------------
 for (const alignCorners of [true, false]) {
   add('resize_bilinear', `resize_bilinear up align=${alignCorners}`, () => [rt([2, 12, 12])], { outH: 19, outW: 24, alignCorners });
   add('resize_bilinear', `resize_bilinear down align=${alignCorners}`, () => [rt([3, 1, 9, 7])], { outH: 4, outW: 5, alignCorners });
   add('resize_bilinear', `resize_bilinear up H down W align=${alignCorners}`, () => [rt([2, 3, 5, 7])], { outH: 9, outW: 4, alignCorners });
   add('resize_bilinear_backward', `resize_bilinear_backward align=${alignCorners}`, () => [rt([2, 19, 24])], { inH: 12, inW: 12, alignCorners });
   add('resize_bilinear_backward', `resize_bilinear_backward up H down W align=${alignCorners}`, () => [rt([2, 3, 9, 4])], { inH: 5, inW: 7, alignCorners });
-  add('resize_bicubic', `resize_bicubic up align=${alignCorners}`, () => [rt([4, 7, 7])], { outH: 12, outW: 10, alignCorners });
-  add('resize_bicubic', `resize_bicubic down align=${alignCorners}`, () => [rt([1, 24, 24])], { outH: 9, outW: 13, alignCorners });
 }
 
 // ---- creation (random ops are bit-exact for uniforms; normals differ only through float64 libm ulps) ------------

@@ -1,10 +1,12 @@
 // The CUDA backend's host side on every machine: engine/backends/cuda.ts driven against a host EMULATION of the
-// addon (4-byte words in ArrayBuffers behind integer handles) whose entries mirror the argument lists of
-// native/addon.cc and the index math of cuda/*.cu (broadcast strides, reduction plans, max/argmax, the matmul
-// plan evaluated as native/cublas.cc calls column-major cuBLAS with swapped operands, softmax mask plans, strided
-// copies for permute/slice/concat/expand, pad, gathers/scatters, layer norm, losses, resize taps, optimiser steps,
-// random ops through engine/random.ts). EVERY conformance case of test/engine/conformance.ts then runs through
-// `apply` and through offset views in sentinel-padded storages (runCase).
+// addon (4-byte words in ArrayBuffers behind integer handles). Every call is checked against the argument list the
+// op contract declares for the entry (engine/op-contract.ts, the source of native/index.d.ts). The emulation models
+// the index math of cuda/*.cu where the addon plans (broadcast strides, reduction plans, max/argmax, the matmul plan
+// evaluated as native/cublas.cc calls column-major cuBLAS with swapped operands, softmax mask plans, strided copies
+// for permute/slice/concat/expand, pad, gathers/scatters, bilinear taps); the arithmetic is the reference backend's
+// (its family scalars, and its kernels on views of the emulated buffers for contiguous fused entries), so it is not a
+// fifth implementation of the ops. EVERY conformance case of test/engine/conformance.ts then runs through `apply`
+// and through offset views in sentinel-padded storages (runCase).
 // Catches: a wrong argument order or index between cuda.ts and the addon, wrong strides / offsets / plans, an
 // output element not written or a write outside a view. Does not: run CUDA code (that is `npm run test:gpu`);
 // emulated arithmetic is float64 like the reference, so device rounding and atomics are not modelled.
@@ -13,8 +15,9 @@ import * as assert from 'uvu/assert';
 import { registerBackend } from '../../engine/registry.ts';
 import { CudaBackend } from '../../engine/backends/cuda.ts';
 import type { CudaAddon, CudaProbe } from '../../native/index.d.ts';
-import { erfScalar } from '../../engine/backends/ref.ts';
-import { normalBlock, uniformBlock } from '../../engine/random.ts';
+import { BINARY_SCALAR, UNARY_BACKWARD_SCALAR, UNARY_SCALAR, refKernels } from '../../engine/backends/ref.ts';
+import type { Storage, TensorRef } from '../../engine/backend.ts';
+import { addonEntries, familyOps, type AddonArg, type FamilyOp } from '../../engine/op-contract.ts';
 import { OP_NAMES } from '../../engine/backend.ts';
 import { CASES, runCase } from './conformance.ts';
 
@@ -44,15 +47,12 @@ function makeEmulatedAddon(): CudaAddon {
   };
   const view = (dt: number, h: H) => (dt === 1 ? buf(h).i : buf(h).f);
   const f = (h: H) => buf(h).f;
-  const store = (dt: number, v: number) => (dt === 1 ? v | 0 : Math.fround(v));
-  const BIN: Record<string, (a: number, b: number, dt: number) => number> = {
-    add: (a, b) => a + b, sub: (a, b) => a - b, mul: (a, b, dt) => (dt === 1 ? Math.imul(a, b) : a * b),
-    div: (a, b, dt) => (dt === 1 ? (b === 0 ? 0 : Math.trunc(a / b)) : a / b), pow: (a, b) => Math.pow(a, b),
-    maximum: (a, b) => (Number.isNaN(a) || Number.isNaN(b) ? NaN : Math.max(a, b)),
-    minimum: (a, b) => (Number.isNaN(a) || Number.isNaN(b) ? NaN : Math.min(a, b)),
-    eq: (a, b) => +(a === b), ne: (a, b) => +(a !== b), lt: (a, b) => +(a < b), le: (a, b) => +(a <= b),
-    gt: (a, b) => +(a > b), ge: (a, b) => +(a >= b),
+  /** A reference-backend view of an emulated buffer (dtype code 0 float32, 1 int32). */
+  const t = (h: H, offset: number, shape: number[], dt = 0): TensorRef => {
+    const data = dt === 1 ? buf(h).i : buf(h).f, dtype = dt === 1 ? 'int32' : 'float32';
+    return { storage: { backend: 'ref', numel: data.length, dtype, data, freed: false } as Storage, offset, shape, dtype };
   };
+  const store = (dt: number, v: number) => (dt === 1 ? v | 0 : Math.fround(v));
   const A: Record<string, unknown> = {
     probe: () => ({}) as CudaProbe,
     alloc: (bytes: number) => {
@@ -167,13 +167,29 @@ function makeEmulatedAddon(): CudaAddon {
       }
     },
   };
-  for (const op of Object.keys(BIN)) {
+  // the binary, unary and unary backward families: one entry per op of the contract, arithmetic of the reference
+  for (const op of familyOps('binary')) {
+    const [fF, fI] = BINARY_SCALAR[op as FamilyOp<'binary'>];
     A[op] = (dt: number, oh: H, oo: number, ah: H, ao: number, bh: H, bo: number, shape: number[], sa: number[], sb: number[]) => {
-      const O = view(dt, oh), Av = view(dt, ah), B = view(dt, bh);
+      const O = view(dt, oh), Av = view(dt, ah), B = view(dt, bh), fn = dt === 1 && fI ? fI : fF;
       for (let i = 0; i < numel(shape); i++) {
         const [a, b] = offsets(i, shape, [sa, sb]);
-        O[oo + i] = BIN[op](Av[ao + a], B[bo + b], dt);
+        O[oo + i] = fn(Av[ao + a], B[bo + b]);
       }
+    };
+  }
+  for (const op of familyOps('unary')) {
+    const fn = UNARY_SCALAR[op as FamilyOp<'unary'>];
+    A[op] = (dt: number, oh: H, oo: number, xh: H, xo: number, n: number) => {
+      const O = view(dt, oh), X = view(dt, xh);
+      for (let i = 0; i < n; i++) O[oo + i] = fn(X[xo + i]);
+    };
+  }
+  for (const op of familyOps('unary_backward')) {
+    const fn = UNARY_BACKWARD_SCALAR[op as FamilyOp<'unary_backward'>];
+    A[op] = (oh: H, oo: number, xh: H, xo: number, gh: H, go: number, n: number) => {
+      const O = f(oh), X = f(xh), G = f(gh);
+      for (let i = 0; i < n; i++) O[oo + i] = fn(X[xo + i], G[go + i]);
     };
   }
   // softmax / log_softmax(out, x, rows, D, mask h (< 0: none), mask off, maskRowShape, maskRowStrides, maskCol)
@@ -189,72 +205,43 @@ function makeEmulatedAddon(): CudaAddon {
       }
     };
   }
-  // multi-operand fused entries: argument order as in native/addon.cc
-  A.layer_norm = (yh: H, yo: number, mh: H, mo: number, rh: H, ro: number, xh: H, xo: number, wh: H, wo: number, bh: H, bo: number, R: number, D: number, eps: number) => {
-    const Y = f(yh), Mn = f(mh), Rs = f(rh), X = f(xh), W = f(wh), Bv = f(bh);
-    for (let r = 0; r < R; r++) {
-      let m = 0, v = 0;
-      for (let c = 0; c < D; c++) m += X[xo + r * D + c];
-      m /= D;
-      for (let c = 0; c < D; c++) v += (X[xo + r * D + c] - m) ** 2;
-      const rs = 1 / Math.sqrt(v / D + eps);
-      for (let c = 0; c < D; c++) Y[yo + r * D + c] = (X[xo + r * D + c] - m) * rs * W[wo + c] + Bv[bo + c];
-      Mn[mo + r] = m;
-      Rs[ro + r] = rs;
-    }
-  };
-  A.layer_norm_backward = (dxh: H, dxo: number, dwh: H, dwo: number, dbh: H, dbo: number, gh: H, go: number, xh: H, xo: number, wh: H, wo: number, mh: H, mo: number, rh: H, ro: number, R: number, D: number) => {
-    const DX = f(dxh), DW = f(dwh), DB = f(dbh), G = f(gh), X = f(xh), W = f(wh), Mn = f(mh), Rs = f(rh);
-    const aw = new Float64Array(D), ab = new Float64Array(D);
-    for (let r = 0; r < R; r++) {
-      const m = Mn[mo + r], rs = Rs[ro + r];
-      let s1 = 0, s2 = 0;
-      for (let c = 0; c < D; c++) {
-        const gv = G[go + r * D + c], xh2 = (X[xo + r * D + c] - m) * rs, gw = gv * W[wo + c];
-        s1 += gw; s2 += gw * xh2; aw[c] += gv * xh2; ab[c] += gv;
-      }
-      for (let c = 0; c < D; c++) {
-        const xh2 = (X[xo + r * D + c] - m) * rs;
-        DX[dxo + r * D + c] = rs * (G[go + r * D + c] * W[wo + c] - s1 / D - xh2 * (s2 / D));
-      }
-    }
-    for (let c = 0; c < D; c++) { DW[dwo + c] = aw[c]; DB[dbo + c] = ab[c]; }
-  };
-  const lse = (X: Float32Array, base: number, C: number) => {
-    let m = -Infinity, s = 0;
-    for (let c = 0; c < C; c++) m = Math.max(m, X[base + c]);
-    for (let c = 0; c < C; c++) s += Math.exp(X[base + c] - m);
-    return m + Math.log(s);
-  };
-  A.cross_entropy = (oh: H, oo: number, xh: H, xo: number, lh: H, lo: number, B: number, C: number, ign: number) => {
-    const O = f(oh), X = f(xh), L = buf(lh).i;
-    for (let r = 0; r < B; r++) O[oo + r] = L[lo + r] === ign ? 0 : lse(X, xo + r * C, C) - X[xo + r * C + L[lo + r]];
-  };
-  A.cross_entropy_backward = (oh: H, oo: number, xh: H, xo: number, lh: H, lo: number, gh: H, go: number, B: number, C: number, ign: number) => {
-    const O = f(oh), X = f(xh), L = buf(lh).i, G = f(gh);
-    for (let r = 0; r < B; r++) {
-      const l = L[lo + r], z = l === ign ? 0 : lse(X, xo + r * C, C);
-      for (let c = 0; c < C; c++) O[oo + r * C + c] = l === ign ? 0 : G[go + r] * (Math.exp(X[xo + r * C + c] - z) - (c === l ? 1 : 0));
-    }
-  };
-  for (const log of [false, true]) {
-    A[log ? 'log_softmax_backward' : 'softmax_backward'] = (oh: H, oo: number, yh: H, yo: number, gh: H, go: number, rows: number, D: number) => {
-      const O = f(oh), Y = f(yh), G = f(gh);
-      for (let r = 0; r < rows; r++) {
-        let s = 0;
-        for (let c = 0; c < D; c++) s += log ? G[go + r * D + c] : G[go + r * D + c] * Y[yo + r * D + c];
-        for (let c = 0; c < D; c++) {
-          const y = Y[yo + r * D + c], g = G[go + r * D + c];
-          O[oo + r * D + c] = log ? g - Math.exp(y) * s : y * (g - s);
-        }
-      }
-    };
+
+
+
+
+
+
+  // entries that take contiguous operands: the argument lists are unpacked here (as native/addon.cc does), the
+  // arithmetic is the reference backend's own kernel on views of the emulated buffers
+  const R = refKernels;
+  A.layer_norm = (yh: H, yo: number, mh: H, mo: number, rh: H, ro: number, xh: H, xo: number, wh: H, wo: number, bh: H, bo: number, Rn: number, D: number, eps: number) =>
+    R.layer_norm([t(xh, xo, [Rn, D]), t(wh, wo, [D]), t(bh, bo, [D])], [t(yh, yo, [Rn, D]), t(mh, mo, [Rn]), t(rh, ro, [Rn])], { eps });
+  A.layer_norm_backward = (dxh: H, dxo: number, dwh: H, dwo: number, dbh: H, dbo: number, gh: H, go: number, xh: H, xo: number, wh: H, wo: number, mh: H, mo: number, rh: H, ro: number, Rn: number, D: number) =>
+    R.layer_norm_backward([t(gh, go, [Rn, D]), t(xh, xo, [Rn, D]), t(wh, wo, [D]), t(mh, mo, [Rn]), t(rh, ro, [Rn])], [t(dxh, dxo, [Rn, D]), t(dwh, dwo, [D]), t(dbh, dbo, [D])], {});
+  A.cross_entropy = (oh: H, oo: number, xh: H, xo: number, lh: H, lo: number, B: number, C: number, ignoreIndex: number) =>
+    R.cross_entropy([t(xh, xo, [B, C]), t(lh, lo, [B], 1)], [t(oh, oo, [B])], { ignoreIndex });
+  A.cross_entropy_backward = (oh: H, oo: number, xh: H, xo: number, lh: H, lo: number, gh: H, go: number, B: number, C: number, ignoreIndex: number) =>
+    R.cross_entropy_backward([t(xh, xo, [B, C]), t(lh, lo, [B], 1), t(gh, go, [B])], [t(oh, oo, [B, C])], { ignoreIndex });
+  for (const op of ['softmax_backward', 'log_softmax_backward'] as const) {
+    A[op] = (oh: H, oo: number, yh: H, yo: number, gh: H, go: number, rows: number, D: number) =>
+      R[op]([t(yh, yo, [rows, D]), t(gh, go, [rows, D])], [t(oh, oo, [rows, D])], {});
   }
-  const sig = (x: number) => 1 / (1 + Math.exp(-x));
-  A.bce_with_logits_backward = (oh: H, oo: number, xh: H, xo: number, th: H, to: number, gh: H, go: number, n: number) => {
-    const O = f(oh), X = f(xh), T = f(th), G = f(gh);
-    for (let i = 0; i < n; i++) O[oo + i] = G[go + i] * (sig(X[xo + i]) - T[to + i]);
-  };
+  A.bce_with_logits = (oh: H, oo: number, xh: H, xo: number, th: H, to: number, n: number) =>
+    R.bce_with_logits([t(xh, xo, [n]), t(th, to, [n])], [t(oh, oo, [n])], {});
+  A.bce_with_logits_backward = (oh: H, oo: number, xh: H, xo: number, th: H, to: number, gh: H, go: number, n: number) =>
+    R.bce_with_logits_backward([t(xh, xo, [n]), t(th, to, [n]), t(gh, go, [n])], [t(oh, oo, [n])], {});
+  A.sgd_step = (ph: H, po: number, gh: H, go: number, bh: H, bo: number, n: number, lr: number, momentum: number, weightDecay: number) =>
+    R.sgd_step([t(ph, po, [n]), t(gh, go, [n]), ...(bh < 0 ? [] : [t(bh, bo, [n])])], [], { lr, momentum, weightDecay });
+  A.affine = (dt: number, oh: H, oo: number, xh: H, xo: number, n: number, scale: number, shift: number) =>
+    R.affine([t(xh, xo, [n], dt)], [t(oh, oo, [n], dt)], { scale, shift });
+  A.pow_scalar = (oh: H, oo: number, xh: H, xo: number, n: number, exponent: number) => R.pow_scalar([t(xh, xo, [n])], [t(oh, oo, [n])], { exponent });
+  A.fill = (dt: number, oh: H, oo: number, n: number, value: number) => R.fill([], [t(oh, oo, [n], dt)], { value });
+  A.dropout = (yh: H, yo: number, mh: H, mo: number, xh: H, xo: number, n: number, p: number, seed: number, offset: number) =>
+    R.dropout([t(xh, xo, [n])], [t(yh, yo, [n]), t(mh, mo, [n])], { p, seed, offset });
+  A.random_uniform = (dt: number, oh: H, oo: number, n: number, seed: number, offset: number, low: number, high: number) =>
+    R.random_uniform([], [t(oh, oo, [n], dt)], { seed, offset, low, high });
+  A.random_normal = (dt: number, oh: H, oo: number, n: number, seed: number, offset: number, mean: number, std: number) =>
+    R.random_normal([], [t(oh, oo, [n], dt)], { seed, offset, mean, std });
   A.adamw_step = (ph: H, po: number, gh: H, go: number, mh: H, mo: number, vh: H, vo: number, n: number, lr: number, b1: number, b2: number, eps: number, wd: number, stepSize: number) => {
     const P = f(ph), G = f(gh), Mm = f(mh), V = f(vh);
     for (let i = 0; i < n; i++) {
@@ -265,81 +252,27 @@ function makeEmulatedAddon(): CudaAddon {
       if (lr * wd !== 0) P[po + i] = P[po + i] - lr * wd * P[po + i];
     }
   };
-  A.sgd_step = (ph: H, po: number, gh: H, go: number, bh: H, bo: number, n: number, lr: number, mom: number, wd: number) => {
-    const P = f(ph), G = f(gh), Bf = bh < 0 ? null : f(bh);
-    for (let i = 0; i < n; i++) {
-      let d = G[go + i] + wd * P[po + i];
-      if (Bf && mom !== 0) { Bf[bo + i] = mom * Bf[bo + i] + d; d = Bf[bo + i]; }
-      P[po + i] = P[po + i] - lr * d;
-    }
-  };
+
   // single-pointer maps (dtype, out, x, n) and the other scalar-attribute entries
   const toI32 = (v: number) => (Number.isFinite(v) ? Number(BigInt.asIntN(32, BigInt(Math.trunc(v)))) : 0);
-  const UN: Record<string, (x: number) => number> = {
-    neg: (x) => -x, exp: Math.exp, log: Math.log, sqrt: Math.sqrt, rsqrt: (x) => 1 / Math.sqrt(x), abs: Math.abs,
-    sign: (x) => (x > 0 ? 1 : x < 0 ? -1 : x), tanh: Math.tanh, sigmoid: sig, relu: (x) => (x > 0 ? x : x === x ? 0 : x),
-    erf: erfScalar, gelu: (x) => 0.5 * x * (1 + erfScalar(x * Math.SQRT1_2)), quick_gelu: (x) => x * sig(1.702 * x),
-  };
-  for (const op of Object.keys(UN)) {
-    A[op] = (dt: number, oh: H, oo: number, xh: H, xo: number, n: number) => {
-      const O = view(dt, oh), X = view(dt, xh);
-      for (let i = 0; i < n; i++) O[oo + i] = UN[op](X[xo + i]);
-    };
-  }
-  A.gelu_backward = (oh: H, oo: number, xh: H, xo: number, gh: H, go: number, n: number) => {
-    const O = f(oh), X = f(xh), G = f(gh);
-    for (let i = 0; i < n; i++) {
-      const x = X[xo + i];
-      O[oo + i] = G[go + i] * (0.5 * (1 + erfScalar(x * Math.SQRT1_2)) + x * Math.exp(-0.5 * x * x) / Math.sqrt(2 * Math.PI));
-    }
-  };
-  A.quick_gelu_backward = (oh: H, oo: number, xh: H, xo: number, gh: H, go: number, n: number) => {
-    const O = f(oh), X = f(xh), G = f(gh);
-    for (let i = 0; i < n; i++) {
-      const x = X[xo + i], sv = sig(1.702 * x);
-      O[oo + i] = G[go + i] * (sv + 1.702 * x * sv * (1 - sv));
-    }
-  };
-  A.affine = (dt: number, oh: H, oo: number, xh: H, xo: number, n: number, scale: number, shift: number) => {
-    const O = view(dt, oh), X = view(dt, xh);
-    for (let i = 0; i < n; i++) O[oo + i] = dt === 1 ? toI32(X[xo + i] * scale + shift) : X[xo + i] * scale + shift;
-  };
-  A.pow_scalar = (oh: H, oo: number, xh: H, xo: number, n: number, e: number) => {
-    const O = f(oh), X = f(xh);
-    for (let i = 0; i < n; i++) O[oo + i] = Math.pow(X[xo + i], e);
-  };
-  A.bce_with_logits = (oh: H, oo: number, xh: H, xo: number, th: H, to: number, n: number) => {
-    const O = f(oh), X = f(xh), T = f(th);
-    for (let i = 0; i < n; i++) { const v = X[xo + i]; O[oo + i] = Math.max(v, 0) - v * T[to + i] + Math.log1p(Math.exp(-Math.abs(v))); }
-  };
-  A.fill = (dt: number, oh: H, oo: number, n: number, v: number) => view(dt, oh).fill(dt === 1 ? toI32(v) : v, oo, oo + n);
+
+
+
   A.cast = (from: number, to: number, oh: H, oo: number, xh: H, xo: number, n: number) => {
     const O = view(to, oh), X = view(from, xh);
     for (let i = 0; i < n; i++) O[oo + i] = to === 1 && from === 0 ? toI32(X[xo + i]) : X[xo + i];
   };
-  A.dropout = (yh: H, yo: number, mh: H, mo: number, xh: H, xo: number, n: number, p: number, seed: number, offset: number) => {
-    const Y = f(yh), Mk = f(mh), X = f(xh), u = new Float64Array(n);
-    uniformBlock(seed, offset, n, u);
-    for (let i = 0; i < n; i++) { Mk[mo + i] = u[i] >= p ? 1 / (1 - p) : 0; Y[yo + i] = X[xo + i] * Mk[mo + i]; }
-  };
-  A.random_uniform = (dt: number, oh: H, oo: number, n: number, seed: number, offset: number, lo: number, hi: number) => {
-    const O = view(dt, oh), u = new Float64Array(n);
-    uniformBlock(seed, offset, n, u);
-    for (let i = 0; i < n; i++) O[oo + i] = lo + (hi - lo) * u[i];
-  };
-  A.random_normal = (dt: number, oh: H, oo: number, n: number, seed: number, offset: number, mean: number, sd: number) => {
-    const O = view(dt, oh), z = new Float64Array(n);
-    normalBlock(seed, offset, n, z);
-    for (let i = 0; i < n; i++) O[oo + i] = mean + sd * z[i];
-  };
+
+
+
   // resize entries (out, x, P, H, W, OH, OW, alignCorners), index math as in cuda/resize.cu
-  const src = (d: number, inn: number, out: number, ac: boolean, cubic: boolean) => {
+  const src = (d: number, inn: number, out: number, ac: boolean) => {
     if (ac) return out > 1 ? (d * (inn - 1)) / (out - 1) : 0;
     const v = ((d + 0.5) * inn) / out - 0.5;
-    return !cubic && v < 0 ? 0 : v;
+    return v < 0 ? 0 : v;
   };
   const lin = (d: number, inn: number, out: number, ac: boolean) => {
-    const v = src(d, inn, out, ac, false), i0 = Math.min(Math.floor(v), inn - 1);
+    const v = src(d, inn, out, ac), i0 = Math.min(Math.floor(v), inn - 1);
     return { i0, i1: Math.min(i0 + 1, inn - 1), w: v - i0 };
   };
   A.resize_bilinear = (oh: H, oo: number, xh: H, xo: number, P: number, Hh: number, W: number, OH: number, OW: number, ac: boolean) => {
@@ -364,25 +297,29 @@ function makeEmulatedAddon(): CudaAddon {
     }
     for (let k = 0; k < acc.length; k++) O[oo + k] = acc[k];
   };
-  A.resize_bicubic = (oh: H, oo: number, xh: H, xo: number, P: number, Hh: number, W: number, OH: number, OW: number, ac: boolean) => {
-    const O = f(oh), X = f(xh), a = -0.75;
-    const c1 = (x: number) => ((a + 2) * x - (a + 3)) * x * x + 1, c2 = (x: number) => ((a * x - 5 * a) * x + 8 * a) * x - 4 * a;
-    const cl = (v: number, n: number) => Math.min(Math.max(v, 0), n - 1);
-    for (let i = 0; i < P * OH * OW; i++) {
-      const ox = i % OW, t = Math.floor(i / OW), oy = t % OH, p = Math.floor(t / OH);
-      const sy = src(oy, Hh, OH, ac, true), sx = src(ox, W, OW, ac, true), fy = Math.floor(sy), fx = Math.floor(sx);
-      const ty = sy - fy, tx = sx - fx;
-      const cy = [c2(ty + 1), c1(ty), c1(1 - ty), c2(2 - ty)], cx = [c2(tx + 1), c1(tx), c1(1 - tx), c2(2 - tx)];
-      let s = 0;
-      for (let r = 0; r < 4; r++) {
-        let row = 0;
-        for (let q = 0; q < 4; q++) row += X[xo + p * Hh * W + cl(fy - 1 + r, Hh) * W + cl(fx - 1 + q, W)] * cx[q];
-        s += row * cy[r];
-      }
-      O[oo + i] = s;
-    }
+
+  return checkedAgainstContract(A) as unknown as CudaAddon;
+}
+
+/** Every kernel entry of the op contract is emulated, and each call's arguments match the entry's declared list
+ *  (engine/op-contract.ts, the source of native/index.d.ts): count, and kind of each (a tensor is handle + offset). */
+function checkedAgainstContract(A: Record<string, unknown>): Record<string, unknown> {
+  const ok: Record<AddonArg['kind'], (v: unknown) => boolean> = {
+    T: (v) => Number.isInteger(v) && (v as number) >= 0, 'T?': Number.isInteger, dt: (v) => v === 0 || v === 1,
+    dims: (v) => Array.isArray(v) && v.every(Number.isInteger), n: (v) => typeof v === 'number', b: (v) => typeof v === 'boolean',
   };
-  return A as unknown as CudaAddon;
+  const out: Record<string, unknown> = { ...A };
+  for (const [entry, { args }] of addonEntries()) {
+    const fn = A[entry] as ((...a: unknown[]) => unknown) | undefined;
+    if (!fn) throw new Error(`emulated addon: no emulation of the contract's entry ${entry}`);
+    const flat = args.flatMap((a) => (a.kind === 'T' || a.kind === 'T?' ? [a, { name: `${a.name} offset`, kind: 'n' as const }] : [a]));
+    out[entry] = (...v: unknown[]) => {
+      if (v.length !== flat.length) throw new Error(`emulated addon: ${entry} called with ${v.length} arguments, the contract declares ${flat.length}`);
+      flat.forEach((a, i) => { if (!ok[a.kind](v[i])) throw new Error(`emulated addon: ${entry} argument ${i} (${a.name}, ${a.kind}) is ${JSON.stringify(v[i])}`); });
+      return fn(...v);
+    };
+  }
+  return out;
 }
 
 // every op of OP_NAMES goes through an emulated entry (the addon's `max` serves both max and argmax)

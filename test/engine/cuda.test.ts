@@ -14,6 +14,7 @@ import {
   addonPath, broadcastStridesTo, coalesce, contiguousStrides, createCudaBackend, cudaProbe, loadAddon, planMatmul, planReduce, valueBits,
 } from '../../engine/backends/cuda.ts';
 import { CASES, caseInputShapes } from './conformance.ts';
+import { addonEntries } from '../../engine/op-contract.ts';
 import { allclose, hostRandom } from '../helpers.ts';
 
 const REASON = /no CUDA driver|CUDA driver too old|no CUDA device|compute capability|cuBLAS not found|CUDA addon not built|CUDA addon failed to load|CUDA initialisation failed|unusable/;
@@ -35,6 +36,19 @@ test('the addon loads when built, and reports a precise reason when CUDA is unav
     assert.is(addon, null);
     assert.match(error, /CUDA addon not built/);
   }
+});
+
+test('the built addon has exactly the kernel entries of the op contract, and checks each call\'s argument count', () => {
+  const { addon } = loadAddon();
+  if (!addon) { console.log('skipping the addon entry check: the CUDA addon is not built'); return; }
+  const A = addon as unknown as Record<string, (...a: unknown[]) => unknown>;
+  for (const [entry, { args }] of addonEntries()) {
+    assert.type(A[entry], 'function', `addon entry ${entry}`);
+    const argc = args.reduce((n, a) => n + (a.kind === 'T' || a.kind === 'T?' ? 2 : 1), 0);
+    assert.throws(() => A[entry](...new Array(argc + 1).fill(0)), new RegExp(`cuda\\.${entry}: ${argc + 1} arguments given, the op contract .* declares ${argc}$`), entry);
+  }
+  const kernels = Object.keys(addon).filter((k) => !['probe', 'alloc', 'free', 'upload', 'download', 'synchronize', 'memoryStats', 'resetPeak', 'emptyCache', 'setGemmMode', 'gemmMode'].includes(k));
+  assert.equal(kernels.sort(), [...addonEntries().keys()].sort());
 });
 
 test('without CUDA the factory throws "unavailable: <reason>" and selection falls back', () => {

@@ -301,6 +301,17 @@ test('resizeBilinear (align corners and half-pixel) and resizeBicubic', leakGuar
   const ramp = tensor(Float32Array.from({ length: 8 }, (_, i) => i), [1, 8]);
   const up = E.resizeBicubic(ramp, 1, 15, true).toArray();
   for (let j = 2; j < 13; j++) assert.ok(Math.abs(up[j] - j * 0.5) < 1e-5, `ramp at ${j}: ${up[j]}`);
+  // a host function: the same values on every backend, in the input's dtype and on its backend
+  for (const be of ['ref', 'wasm']) {
+    if (!E.backends().includes(be)) continue;
+    for (const ac of [false, true]) {
+      const x = rt([2, 7, 6]).to(be);
+      const y = E.resizeBicubic(x, 12, 4, ac);
+      assert.equal([y.shape, y.dtype, y.backend.name], [[2, 12, 4], 'float32', be]);
+      assert.equal(Array.from(y.toArray()), Array.from(E.resizeBicubic(x.to('ref'), 12, 4, ac).toArray()));
+    }
+  }
+  assert.throws(() => E.resizeBicubic(tensor([1, 2], [2], { dtype: 'float32' }), 2, 2), /resize_bicubic: input must be \[\.\.\., H, W\]/);
   // 2x2 -> 3x3 align corners: the centre is the mean
   allclose(E.resizeBilinear(tensor([[[1, 2], [3, 4]]]), 3, 3, true).slice(1, 1, 2).slice(2, 1, 2), [2.5]);
 })));
