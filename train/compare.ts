@@ -60,6 +60,8 @@ export interface CompareOptions {
   lr?: number;
   /** lr of 'full' (default 1e-4); ignored with lrGrid */
   lrFull?: number;
+  /** per-method lr (wins over lr / lrFull; ignored with lrGrid) */
+  lrs?: Readonly<Record<string, number>>;
   /** choose each method's lr from this grid on the validation table (first seed, same step budget) */
   lrGrid?: number[];
   /** text length (default: the pretrain checkpoint's, else runTrain's 40) */
@@ -137,7 +139,7 @@ export interface CompareRow {
 export interface CompareResult {
   settings: {
     data: string; pretrained: string | null; backbone: Backbone; config: Preset; task: ModelTask; metric: string; steps: number; batchSize: number;
-    lr: number; lrFull: number; lrGrid: number[] | null; lrMultHead: number; seeds: number[]; randaug: boolean; maxTextLen: number; convention: string;
+    lr: number; lrFull: number; lrs?: Record<string, number>; lrGrid: number[] | null; lrMultHead: number; seeds: number[]; randaug: boolean; maxTextLen: number; convention: string;
   };
   floors: Floors | null;
   rows: CompareRow[];
@@ -289,7 +291,7 @@ export async function runCompare(o: CompareOptions): Promise<CompareResult> {
   const result: CompareResult = {
     settings: {
       data: path.resolve(o.data), pretrained: pretrained ? path.resolve(pretrained) : null, backbone, config, task, metric: primaryMetricName(task), steps: o.steps, batchSize,
-      lr, lrFull, lrGrid: o.lrGrid ? [...o.lrGrid] : null, lrMultHead: hyper.lrMultHead, seeds: [...o.seeds], randaug, maxTextLen, convention: CONVENTION,
+      lr, lrFull, ...(o.lrs ? { lrs: { ...o.lrs } } : {}), lrGrid: o.lrGrid ? [...o.lrGrid] : null, lrMultHead: hyper.lrMultHead, seeds: [...o.seeds], randaug, maxTextLen, convention: CONVENTION,
     },
     floors, rows: [],
   };
@@ -355,7 +357,7 @@ export async function runCompare(o: CompareOptions): Promise<CompareResult> {
         const trainable = ev.model.trainableParameters().reduce((s, [, p]) => s + p.size, 0);
         acct = { options: { ...ev.rc.methodOptions }, params: a.params, trainable, addMacs: a.addMacs, ...(a.unmergedMacs !== undefined ? { unmergedMacs: a.unmergedMacs } : {}), tokens: ev.tokens };
       };
-      let mlr = method === 'full' ? lrFull : lr;
+      let mlr = o.lrs?.[method] ?? (method === 'full' ? lrFull : lr);
       let lrSearch: { lr: number; val: number }[] | undefined;
       let first: SeedResult | null = null;
       if (grid) { // same grid, same budget, first seed, chosen on the validation table
@@ -419,7 +421,7 @@ export function formatCompareTable(r: CompareResult): string {
   const lines: string[] = [];
   const tk = r.rows[0]?.tokens;
   lines.push(`${s.metric ?? 'VQA score'} on the synthetic test split (${r.rows[0]?.seeds[0]?.testCount ?? '?'} items): ${s.backbone ?? 'vilt'}/${s.config} ${s.pretrained ? `from ${s.pretrained}` : 'from a RANDOM backbone (no --pretrained)'}`);
-  lines.push(`  ${s.steps} steps, batch ${s.batchSize}, ${s.lrGrid ? `lr per method chosen on the validation table from {${s.lrGrid.join(', ')}}` : `lr ${s.lr} (full: ${s.lrFull})`}, head x${s.lrMultHead}, RandAugment ${s.randaug ? 'on' : 'off'}, seeds ${s.seeds.join(',')}`);
+  lines.push(`  ${s.steps} steps, batch ${s.batchSize}, ${s.lrGrid ? `lr per method chosen on the validation table from {${s.lrGrid.join(', ')}}` : `lr ${s.lr} (full: ${s.lrFull}${s.lrs ? Object.entries(s.lrs).map(([m, v]) => `, ${m}: ${v}`).join('') : ''})`}, head x${s.lrMultHead}, RandAugment ${s.randaug ? 'on' : 'off'}, seeds ${s.seeds.join(',')}`);
   const head = ['method', 'lr', 'updated params', 'trainable', 'add. MACs/sample', 'mean ± std', '[min - max]', 'per seed', 'ms/step', 'peak RSS MB'];
   const body = r.rows.map((row) => [
     row.method, String(row.lr), int(row.params), int(row.trainable),

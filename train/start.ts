@@ -14,6 +14,12 @@ import type { ProgressMode } from './progress.ts';
 
 export const START_METHODS = 'apt,deep_prompt,lora,classifier_only';
 export const START_STEPS = 400;
+/**
+ * Learning rates of the start run: the comparison's default 5e-4 (head x10) for every method but deep prompt, which
+ * gets 2e-3: its fresh prompts perturb the frozen backbone from step 0 (scripts/init-disruption.ts), and on the
+ * validation split the rate moved deep prompt by 9.6 points against APT's 2.2 (README, "A fair comparison").
+ */
+export const START_LRS: Readonly<Record<string, number>> = Object.freeze({ deep_prompt: 2e-3 });
 
 export interface StartOptions { steps?: number; methods?: string; seed?: number; out?: string; log?: (s: string) => void; progress?: ProgressMode }
 
@@ -27,7 +33,7 @@ export async function runStart(o: StartOptions = {}): Promise<number> {
   const methods = parseMethods(o.methods ?? START_METHODS);
   const steps = o.steps ?? START_STEPS;
   log(`${stamp()} aptune start: ${methods.join(', ')} on synthetic VQA (${data}) from ${pretrained}, ${steps} steps each, seed ${o.seed ?? 0}; runs -> ${out}`);
-  const r = await runCompare({ data, pretrained, methods, seeds: [o.seed ?? 0], steps, out, log: (s) => log(`${stamp()} ${s}`), progress: o.progress });
+  const r = await runCompare({ data, pretrained, methods, seeds: [o.seed ?? 0], steps, out, lrs: START_LRS, log: (s) => log(`${stamp()} ${s}`), progress: o.progress });
   console.log(formatCompareTable(r));
   console.log(`runs written to ${path.join(out, 'runs')} (one directory per method: run.json, metrics.jsonl, last.safetensors); table: ${path.join(out, 'compare.json')}`);
   console.log(`total wall time ${((performance.now() - t0) / 1000).toFixed(0)} s. The full miniature table: aptune table --mini --seeds 0,1,2 --out results/`);
