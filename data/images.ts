@@ -10,7 +10,7 @@
 //     For speed (same bytes): cached coefficients re-laid as fixed-width zero-padded windows so each pass runs an
 //     unrolled kernel; only the output window (the CLIP centre crop) and the rows it reads are computed; the
 //     normalisation to float32 CHW is fused into the last pass (transformImage); scratch buffers are reused.
-//     test/train/data/images-fast.test.ts checks all of it against the earlier straightforward implementation.
+//     test/data/images-fast.test.ts checks all of it against the earlier straightforward implementation.
 //   'sharp': libvips in one decode+resize pipeline with kernel 'cubic', which is "straight Catmull-Rom"
 //     (libvips/libvips#966), i.e. the same a = -0.5 kernel. Measured against the 'pil' path on blocky noise it
 //     is the closest sharp kernel when shrinking (mean |diff| 0.26-0.45 grey levels; lanczos2 0.56-0.70,

@@ -30,7 +30,7 @@ import type { RandAugment } from './randaugment.ts';
 import { targetMatrix } from './vqa.ts';
 import { createRng, mixSeed } from './rng.ts';
 import type { F30kItem, ModelFamily, Nlvr2Item, TaskDataset, TaskItem, VqaItem } from './tasks.ts';
-import { VILT_TEXT_PREFIX, maxTextLength, type Encoding, type Tokenizer } from '../tokenizers/index.ts';
+import { VILT_TEXT_PREFIX, maxTextLength, type Encoding, type Tokenizer } from './tokenizers/index.ts';
 
 export interface TaskBatchOptions {
   model: ModelFamily;

@@ -9,7 +9,7 @@
 // one deliberate deviation).
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { ArrowTableReader, layoutForFile, asStringList, asNumberList, asNested, type LayoutSpec } from './arrow.ts';
+import { ArrowTableReader, layoutForFile, asStringList, asNumberList, asNested, type LayoutSpec } from './formats/arrow.ts';
 import { nlvr2Label, vocabFromLabelledAnswers } from './vqa.ts';
 
 /** A bad image cell (null, empty, or rejected by the image checker); the message names table, column and row. */

@@ -1,7 +1,7 @@
 // VQA answers and labels (apt-spec §4.1, §5.1): the official VQA answer normaliser as ViLT's write_vqa applies it,
 // the answer vocabulary (count >= 9, ids in first-appearance order), soft scores 0.3/0.6/0.9/1.0 from raw-answer
 // counts, dense targets, the training "VQA score", the official 10-annotator accuracy, and NLVR2 True/False labels.
-// Does not: tokenise questions (train/tokenizers), or touch the engine (plain arrays in, plain numbers out).
+// Does not: tokenise questions (data/tokenizers/), or touch the engine (plain arrays in, plain numbers out).
 // Invariants (all reproduce the reference, quirks included):
 //   * normalizeAnswer applies punctuation, period, number-word, article and contraction rules in the official
 //     order; the period rule removes at most 32 periods (the official code passes re.UNICODE as the `count`);

@@ -15,7 +15,7 @@
 // Invariants: each table is streamed in batches to a temporary file and renamed into place when complete.
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { ArrowTableWriter, VQAV2_LAYOUT, NLVR2_LAYOUT, F30K_LAYOUT } from './arrow.ts';
+import { ArrowTableWriter, VQAV2_LAYOUT, NLVR2_LAYOUT, F30K_LAYOUT } from './formats/arrow.ts';
 import { buildAnswerVocab, labelsAndScores, type AnswerVocab } from './vqa.ts';
 import { Rng } from './rng.ts';
 

@@ -1,9 +1,9 @@
-// Engine demonstration (`node --import tsx train/demo.ts [--steps N] [--backend NAME]`): trains a small MLP with
+// Engine demonstration (`node --import tsx experiments/demo.ts [--steps N] [--backend NAME]`): trains a small MLP with
 // AdamW on a generated 3-class spiral and prints loss and accuracy. Real training, deterministic for a given seed.
 // Does not touch models/ (it is the engine's smoke test on whatever backend is selected).
 
 import { Generator, Tensor, backends, crossEntropy, getBackend, linear, liveTensors, noGrad, randn, rand, scope, setBackend, tensor, zeros } from '../engine/index.ts';
-import { AdamW } from './optim.ts';
+import { AdamW } from '../train/optim.ts';
 
 export interface DemoResult {
   backend: string;

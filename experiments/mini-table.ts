@@ -1,7 +1,7 @@
 // `aptune table --mini`: the miniature version of the paper's table on the synthetic benchmark. Cells: the shipped
 // ViLT (pretrained/vilt-synth.safetensors) on VQA (test VQA score), NLVR2 (test1 accuracy) and retrieval (test IR and
 // TR R@1), and the shipped METER on VQA; rows: the seven methods of the paper's table. Every cell is one runCompare
-// (train/compare.ts; nothing here trains or scores by itself) with the same learning-rate grid for every method
+// (experiments/compare.ts; nothing here trains or scores by itself) with the same learning-rate grid for every method
 // (chosen on the validation table, first seed, same step budget), then the remaining seeds at the chosen rate.
 // Writes OUT/mini-table.json (one row per backbone x task x method with every seed's value, the chosen rate and the
 // grid's validation scores, params, additional MACs, ms/step, peak memory, the cell's floors) and OUT/mini-table.md,
@@ -11,14 +11,14 @@
 // Does not: run cells in parallel; gate on the backbones (aptune pretrain and test/train/shipped.test.ts do).
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import type { ProgressMode } from './progress.ts';
+import type { ProgressMode } from '../train/progress.ts';
 import { runCompare, floorRows, primaryMetricName, type CompareResult, type Floors } from './compare.ts';
-import type { Backbone, Preset } from './run.ts';
-import type { ModelTask } from './batch.ts';
+import type { Backbone, Preset } from '../train/run.ts';
+import type { ModelTask } from '../train/batch.ts';
 import { PAPER_METHODS } from '../models/index.ts';
 import { ensureSynthData } from './synth-cache.ts';
-import { writeFileAtomicSync } from './atomic.ts';
-import { commandLine, machineLine, sourceCommit } from './provenance.ts';
+import { writeFileAtomicSync } from '../data/formats/atomic.ts';
+import { commandLine, machineLine, sourceCommit } from '../train/provenance.ts';
 
 export interface MiniCell { backbone: Backbone; task: ModelTask }
 

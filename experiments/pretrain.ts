@@ -22,21 +22,21 @@ import {
   VILT_SYNTH, addPretrainHeads, encodeSingle, meterSynthConfig, meterText, meterImage, imageTokens, itcEmbed, itcProject, itcScale, itcScaleValue, textTokens,
   type PretrainHeads,
 } from '../models/pretrain.ts';
-import { ArrowTableReader } from './data/arrow.ts';
-import { clipTransform, pixelbertTransform, transformImage } from './data/images.ts';
-import { Rng, mixSeed } from './data/rng.ts';
-import { COLORS, SHAPES, SIZES, COLUMNS, ROWS, GRID, holds, type Claim, type ObjRef, type Relation, type Scene, type SceneObject } from './data/scenes.ts';
-import { BertTokenizer, buildWordPieceVocab, formatVocabTxt, maxTextLength, VILT_TEXT_PREFIX, type Tokenizer } from './tokenizers/index.ts';
+import { ArrowTableReader } from '../data/formats/arrow.ts';
+import { clipTransform, pixelbertTransform, transformImage } from '../data/images.ts';
+import { Rng, mixSeed } from '../data/rng.ts';
+import { COLORS, SHAPES, SIZES, COLUMNS, ROWS, GRID, holds, type Claim, type ObjRef, type Relation, type Scene, type SceneObject } from './scenes.ts';
+import { BertTokenizer, buildWordPieceVocab, formatVocabTxt, maxTextLength, VILT_TEXT_PREFIX, type Tokenizer } from '../data/tokenizers/index.ts';
 import { ceLoss } from '../models/heads.ts';
-import { AdamW } from './optim.ts';
-import { PolynomialDecayWithWarmup, warmupSteps } from './schedule.ts';
-import { fromHost, loadCheckpoint, saveCheckpoint } from './checkpoint.ts';
-import { writeFileAtomicSync } from './atomic.ts';
-import { dataTexts, defaultImageSize } from './run.ts';
+import { AdamW } from '../train/optim.ts';
+import { PolynomialDecayWithWarmup, warmupSteps } from '../train/schedule.ts';
+import { fromHost, loadCheckpoint, saveCheckpoint } from '../train/checkpoint.ts';
+import { writeFileAtomicSync } from '../data/formats/atomic.ts';
+import { dataTexts, defaultImageSize } from '../train/run.ts';
 import { ensureSynthData } from './synth-cache.ts';
-import { SYNTH_VERSION } from './data/synthetic.ts';
-import { commandLine, machineLine, sourceCommit } from './provenance.ts';
-import { METRICS_FILE, writeReport, writeRunFile, type RunFile } from './report.ts';
+import { SYNTH_VERSION } from './synthetic.ts';
+import { commandLine, machineLine, sourceCommit } from '../train/provenance.ts';
+import { METRICS_FILE, writeReport, writeRunFile, type RunFile } from '../train/report.ts';
 
 // ------------------------------------------------------------------------------------------ caption truth
 

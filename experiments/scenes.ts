@@ -6,7 +6,7 @@
 // (3x3), so "left of" / "above" and the position words are exact; `holds(scene, claim)` is the single source of
 // truth for every label the generator emits.
 import sharp from 'sharp';
-import { Rng } from './rng.ts';
+import { Rng } from '../data/rng.ts';
 
 export const COLORS = ['red', 'green', 'blue', 'yellow', 'purple', 'orange'] as const;
 export const COLOR_RGB: readonly [number, number, number][] = [

@@ -1,6 +1,6 @@
 // `npm start` (= `aptune start`): the product's main job on the embedded default. It generates the synthetic
-// benchmark into the cache folder if needed (train/synth-cache.ts), takes the shipped ViLT backbone
-// (pretrained/vilt-synth.safetensors, train/pretrained.ts) and runs `aptune compare` (train/compare.ts, nothing is
+// benchmark into the cache folder if needed (experiments/synth-cache.ts), takes the shipped ViLT backbone
+// (pretrained/vilt-synth.safetensors, train/pretrained.ts) and runs `aptune compare` (experiments/compare.ts, nothing is
 // re-implemented here) for APT, deep prompt, LoRA and classifier-only on synthetic VQA, one seed, with live progress
 // lines on stderr; then prints the comparison table (VQA test score beside the question-type prior and image-only
 // floors, updated params, additional MACs, ms/step, peak memory), where the runs are and the total wall time.
@@ -9,8 +9,8 @@
 import * as path from 'node:path';
 import { runCompare, formatCompareTable, parseMethods } from './compare.ts';
 import { ensureSynthData } from './synth-cache.ts';
-import { pretrainedPath } from './pretrained.ts';
-import type { ProgressMode } from './progress.ts';
+import { pretrainedPath } from '../train/pretrained.ts';
+import type { ProgressMode } from '../train/progress.ts';
 
 export const START_METHODS = 'apt,deep_prompt,lora,classifier_only';
 export const START_STEPS = 400;

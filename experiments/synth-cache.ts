@@ -1,4 +1,4 @@
-// The embedded default data set: the synthetic benchmark (train/data/synthetic.ts, default size, data seed 0)
+// The embedded default data set: the synthetic benchmark (experiments/synthetic.ts, default size, data seed 0)
 // generated on first use into a cache folder ($APTUNE_CACHE, else ~/.cache/aptune) named by SYNTH_VERSION, so
 // `aptune pretrain --preset synth`, `npm start` and `aptune table --mini` need no --data. Generation takes seconds.
 // Invariants: the folder appears only complete (generated into a temporary sibling, then renamed); its content is a
@@ -8,7 +8,7 @@
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { generateSynthetic, SYNTH_VERSION } from './data/synthetic.ts';
+import { generateSynthetic, SYNTH_VERSION } from './synthetic.ts';
 
 export const DEFAULT_DATA_SEED = 0;
 

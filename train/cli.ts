@@ -4,6 +4,8 @@
 // (scripts/build-native.mjs), start. Every command but synth takes --config FILE.json (its options as a JSON object;
 // the command line wins); `--config NAME` (not .json) keeps the command's own meaning: train's older spelling of
 // --preset, compare's preset.
+// Layering: the experiment commands (synth, pretrain, compare, table --mini, start) live in experiments/ and are
+// reached only through a lazy `import()` inside their command; that is the one place train/ names experiments/.
 // Deliberately NOT here: the training loop itself (train/trainer.ts, train/run.ts), any number that is not
 // computed by models/accounting.ts.
 // Invariants: unknown commands and options are errors (exit 2) naming them, in a --config file too; --help works on
@@ -261,8 +263,8 @@ const COMMANDS: Command[] = [
         for (const k of ['seeds', 'out', 'steps', 'cells', 'methods', 'lr-grid', 'batch-size', 'data']) if (o[k] !== undefined) throw new UsageError(`--${k} applies to aptune table --mini`);
         return accounting(o, ['params', 'flops']);
       }
-      const { runMiniTable, MINI_CELLS } = await import('./mini-table.ts');
-      const { parseMethods, parseSeeds } = await import('./compare.ts');
+      const { runMiniTable, MINI_CELLS } = await import('../experiments/mini-table.ts');
+      const { parseMethods, parseSeeds } = await import('../experiments/compare.ts');
       const cells = typeof o.cells === 'string' ? o.cells.split(',').map((c) => {
         const hit = MINI_CELLS.find((m) => `${m.backbone}-${m.task}` === c.trim());
         if (!hit) throw new UsageError(`--cells: unknown cell '${c}' (cells: ${MINI_CELLS.map((m) => `${m.backbone}-${m.task}`).join(', ')})`);
@@ -279,15 +281,15 @@ const COMMANDS: Command[] = [
         methods: typeof o.methods === 'string' ? parseMethods(o.methods) : undefined, lrGrid: grid, batchSize: intOpt(o, 'batch-size'),
         progress: progressMode(false),
       });
-      const { formatMiniTable } = await import('./mini-table.ts');
+      const { formatMiniTable } = await import('../experiments/mini-table.ts');
       console.log(formatMiniTable(t));
       return 0;
     },
   },
   {
-    name: 'synth', summary: 'generate the synthetic benchmark (options: see aptune synth --help)', usage: 'aptune synth [options of train/data/synthetic.ts]', options: [], passthrough: true,
+    name: 'synth', summary: 'generate the synthetic benchmark (options: see aptune synth --help)', usage: 'aptune synth [options of experiments/synthetic.ts]', options: [], passthrough: true,
     async run(_o, rest) {
-      const { runSynth } = await import('./data/synthetic.ts');
+      const { runSynth } = await import('../experiments/synthetic.ts');
       await runSynth(rest);
       return 0;
     },
@@ -368,7 +370,7 @@ const COMMANDS: Command[] = [
       ...PROGRESS_OPTS,
     ],
     async run(o) {
-      const { runPretrain } = await import('./pretrain.ts');
+      const { runPretrain } = await import('../experiments/pretrain.ts');
       const mlmPassOpt = (v: unknown): 'joint' | 'separate' | undefined => {
         if (v === undefined) return undefined;
         if (v !== 'joint' && v !== 'separate') throw new UsageError(`--mlm-pass must be joint or separate, got '${String(v)}'`);
@@ -382,7 +384,7 @@ const COMMANDS: Command[] = [
       const hf = hfRaw === undefined ? undefined : Number(hfRaw);
       if (hf !== undefined && !(typeof hfRaw === 'string' && hfRaw.trim() !== '' && hf >= 0 && hf <= 1)) throw new UsageError(`--hard-fraction must be in [0, 1], got '${String(hfRaw)}'`);
       if (mp !== undefined && !(mp < 1)) throw new UsageError(`--mask-prob must be in (0, 1), got '${String(o['mask-prob'])}'`);
-      const { SYNTH_RECIPE, METER_SYNTH_RECIPE } = await import('./pretrain.ts');
+      const { SYNTH_RECIPE, METER_SYNTH_RECIPE } = await import('../experiments/pretrain.ts');
       const progress = new Progress({ mode: progressMode(o.json === true), total: intOpt(o, 'steps') ?? (bbOpt(o) === 'meter' ? METER_SYNTH_RECIPE : SYNTH_RECIPE).steps, every: intOpt(o, 'log-every'), metricName: 'itm acc' });
       let r;
       try {
@@ -582,7 +584,7 @@ const COMMANDS: Command[] = [
       JSON_OPT,
     ],
     async run(o) {
-      const { compareCommand } = await import('./compare.ts');
+      const { compareCommand } = await import('../experiments/compare.ts');
       return compareCommand(o);
     },
   },
@@ -662,7 +664,7 @@ const COMMANDS: Command[] = [
         console.error(`aptune start: no shipped ViLT backbone, so nothing is fine-tuned: ${(e as Error).message}.\nUntil one ships, npm start prints the accounting table of the paper (updated parameters, additional FLOPs):\n`);
         return accounting({}, ['params', 'flops']);
       }
-      const { runStart } = await import('./start.ts');
+      const { runStart } = await import('../experiments/start.ts');
       return runStart({
         steps: intOpt(o, 'steps'), methods: typeof o.methods === 'string' ? o.methods : undefined,
         seed: o.seed === undefined ? undefined : intOpt0(o, 'seed'), out: typeof o.out === 'string' ? o.out : undefined,

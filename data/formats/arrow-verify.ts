@@ -7,10 +7,10 @@
 // type tag. Also reads the footer's record-batch blocks and each batch's field nodes and buffer regions itself
 // (numbers checked: non-negative, safe integers), so nothing of the batch metadata comes from unchecked code.
 // Does not: verify alignment (nothing here reads through aligned views), or know dictionary batches (refused).
-// Invariants: every access goes through ByteReader (train/bytes.ts); total work is bounded (MAX_VISITS tables, string
+// Invariants: every access goes through ByteReader (data/formats/bytes.ts); total work is bounded (MAX_VISITS tables, string
 // bytes reached at most 16x the buffer, each distinct string decoded once; a batch's values at most 8x its body);
 // every error names the file, the part of it, and the byte offset.
-import { ByteReader, InputError, decodeUtf8 } from '../bytes.ts';
+import { ByteReader, InputError, decodeUtf8 } from './bytes.ts';
 
 type Kind =
   | { k: 'scalar'; size: number }

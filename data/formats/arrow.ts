@@ -21,8 +21,8 @@ import {
   RecordBatchReader, DataType, Type, Field, Schema, List, Utf8, Binary, Int64, Float64,
   Table, vectorFromArray, RecordBatchFileWriter, type Vector,
 } from 'apache-arrow';
-import { tempPathFor } from '../atomic.ts';
-import { InputError, decodeUtf8, safeNumber } from '../bytes.ts';
+import { tempPathFor } from './atomic.ts';
+import { InputError, decodeUtf8, safeNumber } from './bytes.ts';
 import { verifyBatchMessage, verifyFooter } from './arrow-verify.ts';
 
 // ---------------------------------------------------------------------------------------------------------------

@@ -11,7 +11,7 @@
 // scalars) are recorded as OpaqueObject (name + arguments), never constructed; any other global is refused.
 // Does not: read the pre-0.4 tar format or storage views, or write checkpoints.
 // Invariants: a global outside GLOBAL_WHITELIST raises an error naming it; every length, offset, shape, stride and
-// storage size is checked (train/bytes.ts) against the bytes that exist before anything is allocated, so memory
+// storage size is checked (data/formats/bytes.ts) against the bytes that exist before anything is allocated, so memory
 // is about the file plus the valid tensors; tensor data is read lazily (optimizer states in a Lightning
 // checkpoint cost nothing unless asked for); every error names the file and, where it applies, the zip entry,
 // the tensor or storage, and the byte offset.

@@ -1,8 +1,8 @@
 // Collation: bottom/right zero padding to the batch max, pixel and patch masks, text padding (spec §5.3).
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { collateImages, collateTexts, maxImageSize } from '../../../train/data/collate.ts';
-import type { ImageTensor } from '../../../train/data/images.ts';
+import { collateImages, collateTexts, maxImageSize } from '../../data/collate.ts';
+import type { ImageTensor } from '../../data/images.ts';
 
 function img(h: number, w: number, base: number): ImageTensor {
   const data = new Float32Array(3 * h * w);

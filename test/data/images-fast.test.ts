@@ -1,4 +1,4 @@
-// Randomised equivalence of the fast PIL-exact resize (train/data/images.ts: windowed fixed-point passes,
+// Randomised equivalence of the fast PIL-exact resize (data/images.ts: windowed fixed-point passes,
 // fused crop and normalisation) with the previous straightforward implementation, kept here verbatim as the slow
 // reference (itself checked bit-identical to Pillow 9.4 in images.test.ts). Sizes cover up- and down-scaling,
 // odd and 1-pixel edges, unchanged axes and large shrink factors; contents are noise, flat, edges and extremes.
@@ -7,9 +7,9 @@ import * as assert from 'uvu/assert';
 import {
   resizeBicubicPIL, resizeCropBicubicPIL, resizeNormalizePIL, cropRGB, toNormalizedCHW, VILT_NORMALIZATION,
   CLIP_NORMALIZATION, type RGBImage,
-} from '../../../train/data/images.ts';
+} from '../../data/images.ts';
 
-import { referenceResize } from '../../reference/pil-resize.ts';
+import { referenceResize } from '../reference/pil-resize.ts';
 
 
 let seed = 12345;

@@ -8,9 +8,9 @@ import {
   pixelbertSize, clipResizeSize, centerCropOffsets, roundHalfEven, resizeBicubicPIL, cropRGB, decodeRGB,
   transformImage, pixelbertTransform, clipTransform, resizeRGB, toNormalizedCHW, CLIP_NORMALIZATION, ImageDecodeError,
   type RGBImage,
-} from '../../../train/data/images.ts';
+} from '../../data/images.ts';
 
-const golden = JSON.parse(readFileSync(new URL('../../fixtures/images/pil_golden.json', import.meta.url), 'utf8'));
+const golden = JSON.parse(readFileSync(new URL('../fixtures/images/pil_golden.json', import.meta.url), 'utf8'));
 const dec = (s: string): Uint8Array => new Uint8Array(Buffer.from(s, 'base64'));
 const input: RGBImage = { data: dec(golden.input), width: golden.width, height: golden.height };
 

@@ -3,10 +3,10 @@
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import sharp from 'sharp';
-import { DataLoader, ImageWorkerPool, sampleBatches, imageProcessor, imageItemOf, type ItemSource, type ImageItem } from '../../../train/data/loader.ts';
-import { collateImages, type ImageBatch } from '../../../train/data/collate.ts';
-import { pixelbertTransform } from '../../../train/data/images.ts';
-import { RandAugment } from '../../../train/data/randaugment.ts';
+import { DataLoader, ImageWorkerPool, sampleBatches, imageProcessor, imageItemOf, type ItemSource, type ImageItem } from '../../data/loader.ts';
+import { collateImages, type ImageBatch } from '../../data/collate.ts';
+import { pixelbertTransform } from '../../data/images.ts';
+import { RandAugment } from '../../data/randaugment.ts';
 
 async function makeImages(n: number): Promise<Buffer[]> {
   const out: Buffer[] = [];

@@ -1,4 +1,4 @@
-// Randomised equivalence of the optimised RandAugment point ops (train/data/randaugment.ts: word-at-a-time LUTs,
+// Randomised equivalence of the optimised RandAugment point ops (data/randaugment.ts: word-at-a-time LUTs,
 // tabulated blends, row-shared SMOOTH sums) with the previous straightforward per-byte implementations, kept
 // here as the slow reference (those were checked bit-identical to PIL on the golden images in
 // randaugment.test.ts). Covers odd lengths (LUT tails), unaligned input views (the bytewise fallback), 1- and
@@ -8,8 +8,8 @@ import * as assert from 'uvu/assert';
 import {
   autoContrast, equalize, posterize, solarize, solarizeAdd, color, contrast, brightness, sharpness, smooth, luma,
   affineNearest, translateX, translateY,
-} from '../../../train/data/randaugment.ts';
-import type { RGBImage } from '../../../train/data/images.ts';
+} from '../../data/randaugment.ts';
+import type { RGBImage } from '../../data/images.ts';
 
 // ---- slow reference: the pre-optimisation implementations ----
 function refLUT(img: RGBImage, lut: Uint8Array, perChannel: boolean): Uint8Array {

@@ -6,11 +6,11 @@ import { readFileSync } from 'node:fs';
 import {
   RandAugment, OP_NAMES, opValue, applyOp, posterize, solarize, solarizeAdd, brightness,
   translateX, luma, type OpName,
-} from '../../../train/data/randaugment.ts';
-import type { RGBImage } from '../../../train/data/images.ts';
-import { createRng, mixSeed } from '../../../train/data/rng.ts';
+} from '../../data/randaugment.ts';
+import type { RGBImage } from '../../data/images.ts';
+import { createRng, mixSeed } from '../../data/rng.ts';
 
-const golden = JSON.parse(readFileSync(new URL('../../fixtures/images/pil_golden.json', import.meta.url), 'utf8'));
+const golden = JSON.parse(readFileSync(new URL('../fixtures/images/pil_golden.json', import.meta.url), 'utf8'));
 const dec = (s: string): Uint8Array => new Uint8Array(Buffer.from(s, 'base64'));
 const input: RGBImage = { data: dec(golden.input), width: golden.width, height: golden.height };
 const big: RGBImage = { data: dec(golden.big.data), width: golden.big.width, height: golden.big.height };

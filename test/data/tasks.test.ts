@@ -5,8 +5,8 @@ import * as assert from 'uvu/assert';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { writeTable, VQAV2_LAYOUT, NLVR2_LAYOUT } from '../../../train/data/arrow.ts';
-import { TaskDataset, ComposedTables, TASK_TABLES, BadImageError, type VqaItem } from '../../../train/data/tasks.ts';
+import { writeTable, VQAV2_LAYOUT, NLVR2_LAYOUT } from '../../data/formats/arrow.ts';
+import { TaskDataset, ComposedTables, TASK_TABLES, BadImageError, type VqaItem } from '../../data/tasks.ts';
 
 const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'aptune-tasks-'));
 const vqaRow = (id: number, nq: number, imageByte = id) => ({

@@ -6,7 +6,7 @@ import * as assert from 'uvu/assert';
 import {
   normalizeAnswer, buildAnswerVocab, softScore, labelsAndScores, targetVector, targetMatrix, argmaxRows, vqaScore,
   officialVqaAccuracy, nlvr2Label, vocabFromLabelledAnswers,
-} from '../../../train/data/vqa.ts';
+} from '../../data/vqa.ts';
 
 test('normaliser: number words, articles, case, punctuation, periods, commas, contractions', () => {
   const cases: [string, string][] = [

@@ -6,9 +6,9 @@ import * as assert from 'uvu/assert';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { writeVqaV2, writeNlvr2, writeF30kKarpathy, cocoImageId } from '../../../train/data/writers.ts';
-import { TaskDataset, loadVqaVocab, type VqaItem, type Nlvr2Item, type F30kItem } from '../../../train/data/tasks.ts';
-import { ArrowTableReader } from '../../../train/data/arrow.ts';
+import { writeVqaV2, writeNlvr2, writeF30kKarpathy, cocoImageId } from '../../data/writers.ts';
+import { TaskDataset, loadVqaVocab, type VqaItem, type Nlvr2Item, type F30kItem } from '../../data/tasks.ts';
+import { ArrowTableReader } from '../../data/formats/arrow.ts';
 
 const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'aptune-writers-'));
 const put = (p: string, data: string | Uint8Array) => { fs.mkdirSync(path.dirname(p), { recursive: true }); fs.writeFileSync(p, data); };

@@ -1,6 +1,6 @@
 // `aptune table --mini`'s code path on a TINY generated synthetic set (32 px scenes) with tiny ViLT and METER
 // backbones pre-trained here for 1 step: two cells (ViLT retrieval, METER VQA; ViLT VQA is
-// test/train/compare.test.ts's, NLVR2 goes through the same scoreRun), two methods, one seed, 2 steps, a two-rate grid. Checks the rows (one per cell x
+// test/experiments/compare.test.ts's, NLVR2 goes through the same scoreRun), two methods, one seed, 2 steps, a two-rate grid. Checks the rows (one per cell x
 // method, every seed's value, the chosen rate is the grid rate with the best validation score), the retrieval parts,
 // the floors, the generated JSON / Markdown (command, commit, machine), the run directories (run.json with the
 // resolved config and wall time, metrics.jsonl, the method checkpoint); and that re-running a cell with the same seed
@@ -10,9 +10,9 @@ import * as assert from 'uvu/assert';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { generateSynthetic } from '../../train/data/synthetic.ts';
-import { runPretrain } from '../../train/pretrain.ts';
-import { runMiniTable, formatMiniTable, type MiniTable } from '../../train/mini-table.ts';
+import { generateSynthetic } from '../../experiments/synthetic.ts';
+import { runPretrain } from '../../experiments/pretrain.ts';
+import { runMiniTable, formatMiniTable, type MiniTable } from '../../experiments/mini-table.ts';
 import { runTrain } from '../../train/run.ts';
 
 const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'aptune-mini-'));

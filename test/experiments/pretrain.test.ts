@@ -1,4 +1,4 @@
-// Pre-training (train/pretrain.ts, models/pretrain.ts): the caption truth check against the generator's own
+// Pre-training (experiments/pretrain.ts, models/pretrain.ts): the caption truth check against the generator's own
 // scenes, each loss against a hand value or an independent host computation, masking (content words only, the
 // same rule for matched and mismatched rows, MLM labels only on true rows), a few steps reducing the loss on a
 // fixed batch, and the CLI writing a checkpoint that `aptune train --pretrained` loads with the same vocabulary.
@@ -12,12 +12,12 @@ import { concat, noGrad, randn, scope, tensor, Generator } from '../../engine/in
 import { encodeSingle, imageTokens, itcEmbed, itcProject, textTokens } from '../../models/pretrain.ts';
 import { ceLoss } from '../../models/heads.ts';
 import type { ViltModel } from '../../models/vilt.ts';
-import { generateSynthetic } from '../../train/data/synthetic.ts';
+import { generateSynthetic } from '../../experiments/synthetic.ts';
 import {
   buildBatch, buildPretrainModel, captionHolds, contrastiveLoss, loadCaptionCorpus, maskPositions, maskSeed, mlmLoss,
   parseCaption, pretrainLosses, pretrainModelConfig, sceneFromJson, centerNormalize, CONTENT_WORDS, type CaptionCorpus,
-} from '../../train/pretrain.ts';
-import { BertTokenizer, buildWordPieceVocab, VILT_TEXT_PREFIX } from '../../train/tokenizers/index.ts';
+} from '../../experiments/pretrain.ts';
+import { BertTokenizer, buildWordPieceVocab, VILT_TEXT_PREFIX } from '../../data/tokenizers/index.ts';
 import { dataTexts, runTrain } from '../../train/run.ts';
 import { main } from '../../train/cli.ts';
 import { loadCheckpoint } from '../../train/checkpoint.ts';

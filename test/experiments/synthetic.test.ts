@@ -6,11 +6,11 @@ import * as assert from 'uvu/assert';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { generateSynthetic, runSynth, SIZE_PRESETS, type SynthReport } from '../../../train/data/synthetic.ts';
-import { ArrowTableReader } from '../../../train/data/arrow.ts';
-import { TaskDataset } from '../../../train/data/tasks.ts';
-import { randomScene, holds, falsify, type Claim } from '../../../train/data/scenes.ts';
-import { Rng } from '../../../train/data/rng.ts';
+import { generateSynthetic, runSynth, SIZE_PRESETS, type SynthReport } from '../../experiments/synthetic.ts';
+import { ArrowTableReader } from '../../data/formats/arrow.ts';
+import { TaskDataset } from '../../data/tasks.ts';
+import { randomScene, holds, falsify, type Claim } from '../../experiments/scenes.ts';
+import { Rng } from '../../data/rng.ts';
 
 const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'aptune-synth-'));
 const arrowFiles = (d: string) => fs.readdirSync(d).filter((f) => f.endsWith('.arrow')).sort();

@@ -11,8 +11,8 @@ import * as vm from 'node:vm';
 import { tableToIPC, tableFromArrays, Table, vectorFromArray, List, Field, Null, Utf8, Binary, Int32 } from 'apache-arrow';
 import {
   ArrowTableReader, ArrowTableWriter, writeTable, VQAV2_LAYOUT, NLVR2_LAYOUT, F30K_LAYOUT, layoutForFile,
-} from '../../../train/data/arrow.ts';
-import { writeFileAtomic } from '../../../train/atomic.ts';
+} from '../../../data/formats/arrow.ts';
+import { writeFileAtomic } from '../../../data/formats/atomic.ts';
 
 v8.setFlagsFromString('--expose-gc');
 const gc = vm.runInNewContext('gc') as () => void;

@@ -4,7 +4,7 @@ import * as assert from 'uvu/assert';
 import { mkdtempSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { halfToFloat, parseSafetensors, readSafetensors, serializeSafetensors, writeSafetensors, type HostTensor } from '../../train/safetensors.ts';
+import { halfToFloat, parseSafetensors, readSafetensors, serializeSafetensors, writeSafetensors, type HostTensor } from '../../../data/formats/safetensors.ts';
 
 const dir = mkdtempSync(join(tmpdir(), 'aptune-st-'));
 

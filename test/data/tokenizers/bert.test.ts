@@ -5,8 +5,8 @@ import * as assert from 'uvu/assert';
 import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { BertTokenizer, isPunctuation, isControl, isWhitespace, buildWordPieceVocab, formatVocabTxt } from '../../../train/tokenizers/bert.ts';
-import { loadTokenizer, VILT_TEXT_PREFIX, maxTextLength } from '../../../train/tokenizers/index.ts';
+import { BertTokenizer, isPunctuation, isControl, isWhitespace, buildWordPieceVocab, formatVocabTxt } from '../../../data/tokenizers/bert.ts';
+import { loadTokenizer, VILT_TEXT_PREFIX, maxTextLength } from '../../../data/tokenizers/index.ts';
 
 const dir = new URL('../../fixtures/tokenizers/bert/', import.meta.url).pathname;
 const tok = BertTokenizer.fromVocabTxt(join(dir, 'vocab.txt'));

@@ -5,8 +5,8 @@ import * as assert from 'uvu/assert';
 import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { RobertaTokenizer, bytesToUnicode } from '../../../train/tokenizers/roberta.ts';
-import { loadTokenizer } from '../../../train/tokenizers/index.ts';
+import { RobertaTokenizer, bytesToUnicode } from '../../../data/tokenizers/roberta.ts';
+import { loadTokenizer } from '../../../data/tokenizers/index.ts';
 
 const dir = new URL('../../fixtures/tokenizers/roberta/', import.meta.url).pathname;
 const tok = RobertaTokenizer.fromFiles(join(dir, 'vocab.json'), join(dir, 'merges.txt'));
