@@ -3,24 +3,24 @@
 // worker thread per core), with augmentation on and off, for both resamplers ('pil' exact, 'sharp' libvips).
 // Peers measured in the same run: the same loader in the main thread alone (concurrency 4), and a per-stage
 // breakdown in one thread, in which the PIL-exact resize is also timed against `referenceResize` (the earlier
-// straightforward implementation, kept below as the peer; test/train/data/images-fast.test.ts proves the two
+// straightforward implementation, kept below as the peer; test/data/images-fast.test.ts proves the two
 // byte-identical) and against the fused resize + normalise that transformImage uses.
 // The test images are JPEGs of COCO-like sizes generated here with sharp (quality 90, textured content).
 // Required rate (an assumption, printed with the result): one GPU step of `--batch` images every `--step-ms`
 // milliseconds; defaults 32 images / 250 ms = 128 images/s, roughly a ViLT-B/32 fine-tuning step on one modern
 // GPU (the reference runs 64 images per GPU per step). Override with the flags.
 // Usage: npm run bench:data [-- --json] [--images N] [--batch B] [--step-ms MS] [--workers W]
-// Deliberately not here: Arrow reading (arrow.ts; its streaming is tested in test/train/data/arrow.test.ts), tokenisation (microseconds per text, negligible here).
+// Deliberately not here: Arrow reading (arrow.ts; its streaming is tested in test/data/formats/arrow.test.ts), tokenisation (microseconds per text, negligible here).
 import { availableParallelism } from 'node:os';
 import sharp from 'sharp';
 import {
   decodeRGB, resizeBicubicPIL, resizeNormalizePIL, resizeRGB, toNormalizedCHW, pixelbertTransform, pixelbertSize, VILT_NORMALIZATION,
   type ImageTensor, type Resampler, type RGBImage,
-} from '../train/data/images.ts';
-import { RandAugment } from '../train/data/randaugment.ts';
-import { createRng } from '../train/data/rng.ts';
-import { collateImages } from '../train/data/collate.ts';
-import { DataLoader, ImageWorkerPool, imageProcessor } from '../train/data/loader.ts';
+} from '../data/images.ts';
+import { RandAugment } from '../data/randaugment.ts';
+import { createRng } from '../data/rng.ts';
+import { collateImages } from '../data/collate.ts';
+import { DataLoader, ImageWorkerPool, imageProcessor } from '../data/loader.ts';
 // peer: the earlier straightforward PIL-exact resize (same bytes, no windows), shared with the equivalence test
 import { referenceResize } from '../test/reference/pil-resize.ts';
 

@@ -11,7 +11,7 @@
 // text encoder, co-attention fusion); the contrastive embeddings are token 0 of the unimodal encoders (RoBERTa <s> /
 // [CLS], CLIP class token after ln_post), as in CLIP, projected from the encoders' own widths; MLM reads the fusion's
 // text stream, ITM the fusion's cls_feats [text pooler; image pooler].
-// Deliberately NOT here: objectives, masking, data, the training loop (train/pretrain.ts).
+// Deliberately NOT here: objectives, masking, data, the training loop (experiments/pretrain.ts).
 // Invariants: heads are registered on the backbone itself, so their names are top-level like the reference's
 // (`mlm_score.*`, `itm_score.*`); single-modality passes run exactly the blocks + final norm of forwardTokens.
 import { Tensor, noGrad, tensor } from '../engine/index.ts';

@@ -12,9 +12,9 @@ import { createModel, listMethods } from '../models/index.ts';
 import { SYNTH_METHOD_OPTIONS } from '../models/pretrain.ts';
 import { importPretrained } from '../train/checkpoint.ts';
 import { pretrainConfigOf, transformFor, type Backbone } from '../train/run.ts';
-import { TaskDataset, loadVqaVocab } from '../train/data/tasks.ts';
-import { taskLoader } from '../train/data/task-batches.ts';
-import { BertTokenizer } from '../train/tokenizers/index.ts';
+import { TaskDataset, loadVqaVocab } from '../data/tasks.ts';
+import { taskLoader } from '../data/task-batches.ts';
+import { BertTokenizer } from '../data/tokenizers/index.ts';
 import { toModelBatch } from '../train/batch.ts';
 import type { MethodName } from '../models/petl/index.ts';
 

@@ -43,11 +43,11 @@ if (process.env.APTUNE_SKIP_PACK_TEST === '1') {
       const size = statSync(tgz).size;
       console.log(`tarball ${info[0].filename}: ${(size / MB).toFixed(2)} MB, ${files.length} files (packed in ${((Date.now() - t0) / 1000).toFixed(1)} s)`);
       assert.ok(size <= 3 * MB, `tarball is ${size} bytes, over 3 MB`);
-      for (const f of ['dist/index.js', 'dist/index.d.ts', 'dist/index.js.map', 'dist/train/cli.js', 'dist/engine/assembly/build/simd.wasm',
+      for (const f of ['dist/index.js', 'dist/index.d.ts', 'dist/index.js.map', 'dist/train/cli.js', 'dist/data/images.js', 'dist/experiments/index.js', 'dist/engine/assembly/build/simd.wasm',
         'dist/engine/assembly/build/relaxed-mt.wasm', 'bin/aptune.js', 'scripts/build-native.mjs', 'scripts/install.mjs', 'CMakeLists.txt',
         'native/addon.cc', 'README.md', 'LICENSE', 'package.json']) assert.ok(files.includes(f), `tarball lacks ${f}`);
       assert.ok(files.some((f) => f.startsWith('cuda/') && f.endsWith('.cu')), 'tarball lacks the CUDA kernels');
-      const stray = files.filter((f) => /^(test|bench|reference|node_modules)\/|\.test\.|fixtures|^(engine|models|train)\/.*\.ts$/.test(f));
+      const stray = files.filter((f) => /^(test|bench|reference|node_modules)\/|\.test\.|fixtures|^(engine|models|train|data|experiments)\/.*\.ts$/.test(f));
       assert.equal(stray, [], 'tarball ships files a user does not run');
 
       const proj = join(dir, 'consumer');
@@ -92,6 +92,7 @@ import { engine, models, optim } from 'aptune';
 import { tensor, type Tensor } from 'aptune/engine';
 import { createModel, resolveModelConfig, type MethodOptionsFor } from 'aptune/models';
 import { Trainer, writeReport, type StepRecord } from 'aptune/train';
+import { runCompare, type CompareOptions } from 'aptune/experiments';
 const t: Tensor = tensor([1, 2, 3]);
 const model = createModel({ backbone: 'vilt', config: { preset: 'tiny', hidden: 96 }, task: 'vqa', numAnswers: 7, method: 'lora', methodOptions: { rank: 2 } });
 const opt: optim.AdamW = new optim.AdamW(models.parameterGroups(model, { lr: 1e-3, weightDecay: 0.01 }), { lr: 1e-3 });
@@ -102,7 +103,8 @@ createModel({ backbone: 'vilt', config: 'tiny', task: 'vqa', method: 'lora', met
 // @ts-expect-error: rank is a number
 const bad: MethodOptionsFor<'apt'> = { rank: 'four' };
 const rec: StepRecord | undefined = undefined;
-void [t, opt, apt, cfg, bad, rec, Trainer, writeReport, engine];
+const cmp: Partial<CompareOptions> = {};
+void [t, opt, apt, cfg, bad, rec, cmp, Trainer, writeReport, runCompare, engine];
 `);
       writeFileSync(join(proj, 'tsconfig.json'), JSON.stringify({
         compilerOptions: { module: 'NodeNext', moduleResolution: 'NodeNext', target: 'ES2022', lib: ['ES2022'], strict: true, noEmit: true,

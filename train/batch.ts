@@ -1,4 +1,4 @@
-// Collated typed-array batches (train/data/task-batches.ts TaskBatch) -> engine tensors in the models' Batch
+// Collated typed-array batches (data/task-batches.ts TaskBatch) -> engine tensors in the models' Batch
 // format (models/index.ts), on the current backend (or the one named):
 //   vqa:   textIds int32 [B, L], textMasks float32 [B, L], image [B, 3, H, W], vqaTargets [B, C]
 //   nlvr2: + image1 [B, 3, H, W] (the second image column), labels int32 [B]
@@ -13,8 +13,8 @@
 // aliases caller memory); shapes are checked against the arrays and a mismatch names the field.
 import { tensor, type Tensor } from '../engine/index.ts';
 import type { Batch } from '../models/index.ts';
-import type { TaskBatch } from './data/task-batches.ts';
-import type { ImageBatch, TextBatch } from './data/collate.ts';
+import type { TaskBatch } from '../data/task-batches.ts';
+import type { ImageBatch, TextBatch } from '../data/collate.ts';
 
 export type ModelTask = 'vqa' | 'nlvr2' | 'irtr';
 

@@ -1,8 +1,8 @@
 // Checkpoints: the project's own format and the import of the original weights.
-// - Own format: safetensors (train/safetensors.ts) whose __metadata__ holds {"format": CHECKPOINT_FORMAT,
+// - Own format: safetensors (data/formats/safetensors.ts) whose __metadata__ holds {"format": CHECKPOINT_FORMAT,
 //   "config": JSON of the run/method config}. A method checkpoint holds only the trainable weights plus the config.
 // - Import: the original Lightning checkpoints (`vilt_200k_mlm_itm.ckpt`, `meter_clip16_288_roberta_pretrain.ckpt`,
-//   zip + pickle, read by train/torch_pickle.ts without executing anything) and HF ViLT safetensors
+//   zip + pickle, read by data/formats/torch_pickle.ts without executing anything) and HF ViLT safetensors
 //   (dandelin/vilt-b32-* naming, mapped to the original ViLT names). Loading is a name lookup against the model's
 //   own names (which equal the original checkpoint's), with a report of missing and unexpected keys, and the
 //   position-table resize of spec §2.1 (CLIP's table bicubically resized to the run's grid, CLS row kept) and the
@@ -16,8 +16,8 @@ import { sameShape, type Module } from '../models/nn/module.ts';
 import { createModel, loadPretrained, typeTableForNlvr2, METER_BASE, VILT_BASE, type MeterConfig, type ViltConfig, type VLModel } from '../models/index.ts';
 import { resizeClipPosTable } from '../models/clip.ts';
 import { onShapeBackend } from '../models/accounting.ts';
-import { parseSafetensors, writeSafetensors, type HostTensor } from './safetensors.ts';
-import { isLegacyTorch, readTorchStateDict } from './torch_pickle.ts';
+import { parseSafetensors, writeSafetensors, type HostTensor } from '../data/formats/safetensors.ts';
+import { isLegacyTorch, readTorchStateDict } from '../data/formats/torch_pickle.ts';
 
 export const CHECKPOINT_FORMAT = 'aptune-checkpoint/1';
 export type ModelKind = 'vilt' | 'meter';

@@ -4,6 +4,8 @@
 // (scripts/build-native.mjs), start. Every command but synth takes --config FILE.json (its options as a JSON object;
 // the command line wins); `--config NAME` (not .json) keeps the command's own meaning: train's older spelling of
 // --preset, compare's preset.
+// Layering: the experiment commands (synth, pretrain, compare, table --mini, start) live in experiments/ and are
+// reached only through a lazy `import()` inside their command; that is the one place train/ names experiments/.
 // Deliberately NOT here: the training loop itself (train/trainer.ts, train/run.ts), any number that is not
 // computed by models/accounting.ts.
 // Invariants: unknown commands and options are errors (exit 2) naming them, in a --config file too; --help works on
@@ -262,8 +264,8 @@ const COMMANDS: Command[] = [
         for (const k of ['seeds', 'out', 'steps', 'cells', 'methods', 'lr-grid', 'batch-size', 'data']) if (o[k] !== undefined) throw new UsageError(`--${k} applies to aptune table --mini`);
         return accounting(o, ['params', 'flops']);
       }
-      const { runMiniTable, MINI_CELLS } = await import('./mini-table.ts');
-      const { parseMethods, parseSeeds } = await import('./compare.ts');
+      const { runMiniTable, MINI_CELLS } = await import('../experiments/mini-table.ts');
+      const { parseMethods, parseSeeds } = await import('../experiments/compare.ts');
       const cells = typeof o.cells === 'string' ? o.cells.split(',').map((c) => {
         const hit = MINI_CELLS.find((m) => `${m.backbone}-${m.task}` === c.trim());
         if (!hit) throw new UsageError(`--cells: unknown cell '${c}' (cells: ${MINI_CELLS.map((m) => `${m.backbone}-${m.task}`).join(', ')})`);
@@ -280,15 +282,15 @@ const COMMANDS: Command[] = [
         methods: typeof o.methods === 'string' ? parseMethods(o.methods) : undefined, lrGrid: grid, batchSize: intOpt(o, 'batch-size'),
         progress: progressMode(false),
       });
-      const { formatMiniTable } = await import('./mini-table.ts');
+      const { formatMiniTable } = await import('../experiments/mini-table.ts');
       console.log(formatMiniTable(t));
       return 0;
     },
   },
   {
-    name: 'synth', summary: 'generate the synthetic benchmark (options: see aptune synth --help)', usage: 'aptune synth [options of train/data/synthetic.ts]', options: [], passthrough: true,
+    name: 'synth', summary: 'generate the synthetic benchmark (options: see aptune synth --help)', usage: 'aptune synth [options of experiments/synthetic.ts]', options: [], passthrough: true,
     async run(_o, rest) {
-      const { runSynth } = await import('./data/synthetic.ts');
+      const { runSynth } = await import('../experiments/synthetic.ts');
       await runSynth(rest);
       return 0;
     },
@@ -372,7 +374,7 @@ const COMMANDS: Command[] = [
       ...PROGRESS_OPTS,
     ],
     async run(o) {
-      const { runPretrain } = await import('./pretrain.ts');
+      const { runPretrain } = await import('../experiments/pretrain.ts');
       const unitOpt = (oo: Record<string, string | boolean>, name: string): number | undefined => {
         const v = oo[name];
         if (v === undefined) return undefined;
@@ -592,7 +594,7 @@ const COMMANDS: Command[] = [
       JSON_OPT,
     ],
     async run(o) {
-      const { compareCommand } = await import('./compare.ts');
+      const { compareCommand } = await import('../experiments/compare.ts');
       return compareCommand(o);
     },
   },
@@ -672,7 +674,7 @@ const COMMANDS: Command[] = [
         console.error(`aptune start: no shipped ViLT backbone, so nothing is fine-tuned: ${(e as Error).message}.\nUntil one ships, npm start prints the accounting table of the paper (updated parameters, additional FLOPs):\n`);
         return accounting({}, ['params', 'flops']);
       }
-      const { runStart } = await import('./start.ts');
+      const { runStart } = await import('../experiments/start.ts');
       return runStart({
         steps: intOpt(o, 'steps'), methods: typeof o.methods === 'string' ? o.methods : undefined,
         seed: o.seed === undefined ? undefined : intOpt0(o, 'seed'), out: typeof o.out === 'string' ? o.out : undefined,

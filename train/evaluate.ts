@@ -16,12 +16,12 @@
 // of captions), so it gives the same scores as the full forward up to float summation order.
 import { noGrad, scope, tensor, type Tensor } from '../engine/index.ts';
 import type { TokenInput, VLModel } from '../models/index.ts';
-import type { TaskBatch } from './data/task-batches.ts';
-import type { TextBatch } from './data/collate.ts';
+import type { TaskBatch } from '../data/task-batches.ts';
+import type { TextBatch } from '../data/collate.ts';
 import { pairBatch, toModelBatch } from './batch.ts';
 import { MeanMetric, accuracySum, argmaxRows, retrievalRecall, vqaScoreSum } from './metrics.ts';
 import { textTensors, imageTensor } from './batch.ts';
-import { writeFileAtomicSync } from './atomic.ts';
+import { writeFileAtomicSync } from '../data/formats/atomic.ts';
 
 async function inEvalMode<R>(model: VLModel, fn: () => Promise<R>): Promise<R> {
   const was = model.backbone.training;

@@ -1,7 +1,7 @@
 // Task metrics of apt-spec §4 on host arrays: the training VQA score (soft score of the argmax answer), NLVR2
 // accuracy (also per source table: dev vs test1), and image-text retrieval recall TR@K / IR@K from an
 // images x texts score matrix as the reference's compute_irtr_recall defines them.
-// Does not: run models (train/evaluate.ts), or compute the official VQA accuracy (train/data/vqa.ts has it).
+// Does not: run models (train/evaluate.ts), or compute the official VQA accuracy (data/vqa.ts has it).
 // Invariants: inputs are row-major typed arrays with explicit sizes, checked against each other; top-K is a stable
 // descending order (among equal scores the lower index ranks first, a deterministic choice where torch.topk leaves
 // the order unspecified); K larger than the candidate set is clamped to the set size (torch.topk would raise).

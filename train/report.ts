@@ -13,7 +13,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { accountMethod, ACCOUNT_METHODS, type AccountMethod, type AccountModel } from '../models/accounting.ts';
 import type { MeterConfig, ViltConfig } from '../models/index.ts';
-import { writeFileAtomicSync } from './atomic.ts';
+import { writeFileAtomicSync } from '../data/formats/atomic.ts';
 
 export const RUN_FILE = 'run.json';
 export const METRICS_FILE = 'metrics.jsonl';

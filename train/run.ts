@@ -15,7 +15,7 @@
 // at the end). Display hooks: onRecord (each logged record), onStart (total steps), onEvalBatch (evaluation batches).
 // Does not: multi-device runs, draw progress (the CLI's train/progress.ts does).
 // The run configuration has one type (RunConfig) and one way back from a checkpoint (rebuildFromCheckpoint), shared by
-// `eval` and the comparison's scoring (train/compare.ts).
+// `eval` and the comparison's scoring (experiments/compare.ts).
 // Invariants: the checkpoint's run config holds everything needed to rebuild the same model (backbone, task,
 // method + options, resolved model config, numAnswers, seed, tokenizer path, text length, image size, pre-trained
 // file), so `eval` needs only --data and --checkpoint; a config that does not match is an error naming the key;
@@ -29,13 +29,13 @@ import {
   createModel, parameterGroups, resolveModelConfigReport, type ModelConfigInput, METER_TINY, VILT_BASE, VILT_TINY, METER_BASE, TINY_METHOD_OPTIONS,
   DEFAULT_METHOD, isMethodName, type MeterConfig, type ViltConfig, type VLModel,
 } from '../models/index.ts';
-import { ArrowTableReader, LAYOUTS } from './data/arrow.ts';
-import { TASK_TABLES, TaskDataset, loadVqaVocab, type Split, type TaskName } from './data/tasks.ts';
-import { taskLoader, type TaskBatch, type TaskLoaderOptions } from './data/task-batches.ts';
-import { clipTransform, pixelbertTransform } from './data/images.ts';
-import { RandAugment } from './data/randaugment.ts';
-import { BertTokenizer, buildWordPieceVocab, formatVocabTxt, loadTokenizer, maxTextLength, VILT_TEXT_PREFIX, type Tokenizer } from './tokenizers/index.ts';
-import { writeFileAtomicSync } from './atomic.ts';
+import { ArrowTableReader, LAYOUTS } from '../data/formats/arrow.ts';
+import { TASK_TABLES, TaskDataset, loadVqaVocab, type Split, type TaskName } from '../data/tasks.ts';
+import { taskLoader, type TaskBatch, type TaskLoaderOptions } from '../data/task-batches.ts';
+import { clipTransform, pixelbertTransform } from '../data/images.ts';
+import { RandAugment } from '../data/randaugment.ts';
+import { BertTokenizer, buildWordPieceVocab, formatVocabTxt, loadTokenizer, maxTextLength, VILT_TEXT_PREFIX, type Tokenizer } from '../data/tokenizers/index.ts';
+import { writeFileAtomicSync } from '../data/formats/atomic.ts';
 import { AdamW } from './optim.ts';
 import { PolynomialDecayWithWarmup, warmupSteps } from './schedule.ts';
 import { Trainer, checkRunConfig, cleanCheckpointDir, truncateMetricsLog } from './trainer.ts';

@@ -26,9 +26,9 @@ import type { Batch, ForwardOutput, VLModel } from '../models/index.ts';
 import { Dropout, setDropoutGenerator } from '../models/nn/layers.ts';
 import { clipGradNorm, type AdamW } from './optim.ts';
 import type { PolynomialDecayWithWarmup } from './schedule.ts';
-import type { HostTensor } from './safetensors.ts';
+import type { HostTensor } from '../data/formats/safetensors.ts';
 import { TRAIN_STATE_PREFIX, fromHost, loadCheckpoint, loadMethodCheckpoint, saveCheckpoint } from './checkpoint.ts';
-import { removeStaleTemps, writeFileAtomicSync } from './atomic.ts';
+import { removeStaleTemps, writeFileAtomicSync } from '../data/formats/atomic.ts';
 import { accuracySum, vqaScoreSum } from './metrics.ts';
 
 /** Where the training data comes from: one epoch of raw items, and the conversion to a Batch (run inside a scope). */

@@ -17,10 +17,10 @@ import * as path from 'node:path';
 import { createInterface } from 'node:readline';
 import { crc32, deflateRawSync } from 'node:zlib';
 import sharp from 'sharp';
-import { readTorchStateDict } from '../../train/torch_pickle.ts';
-import { serializeSafetensors, type HostTensor } from '../../train/safetensors.ts';
-import { VQAV2_LAYOUT, writeTable } from '../../train/data/arrow.ts';
-import { verifyBatchMessage, verifyFooter } from '../../train/data/arrow-verify.ts';
+import { readTorchStateDict } from '../../data/formats/torch_pickle.ts';
+import { serializeSafetensors, type HostTensor } from '../../data/formats/safetensors.ts';
+import { VQAV2_LAYOUT, writeTable } from '../../data/formats/arrow.ts';
+import { verifyBatchMessage, verifyFooter } from '../../data/formats/arrow-verify.ts';
 import { legacyTorchSave } from '../train/torch-legacy-writer.ts';
 
 export type Format = 'torch-zip' | 'torch-legacy' | 'safetensors' | 'arrow' | 'png' | 'jpeg' | 'selftest';

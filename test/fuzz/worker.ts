@@ -8,10 +8,10 @@
 import { createHash } from 'node:crypto';
 import { createInterface } from 'node:readline';
 import { readFileSync } from 'node:fs';
-import { readTorchStateDict } from '../../train/torch_pickle.ts';
-import { readSafetensors, type HostTensor } from '../../train/safetensors.ts';
-import { ArrowTableReader } from '../../train/data/arrow.ts';
-import { decodeRGB } from '../../train/data/images.ts';
+import { readTorchStateDict } from '../../data/formats/torch_pickle.ts';
+import { readSafetensors, type HostTensor } from '../../data/formats/safetensors.ts';
+import { ArrowTableReader } from '../../data/formats/arrow.ts';
+import { decodeRGB } from '../../data/images.ts';
 
 function digestTensors(m: Map<string, HostTensor>): { summary: string; bad: string[] } {
   const h = createHash('sha256'), bad: string[] = [];

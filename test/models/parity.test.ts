@@ -9,7 +9,7 @@ import { readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { Tensor, tensor } from '../../engine/index.ts';
 import { AdamW } from '../../train/optim.ts';
-import { readSafetensors, type HostTensor } from '../../train/safetensors.ts';
+import { readSafetensors, type HostTensor } from '../../data/formats/safetensors.ts';
 import { createModel, setDropoutRate, type Batch, type VLModel } from '../../models/index.ts';
 
 const DIR = join(import.meta.dirname, '../fixtures/parity');

@@ -15,7 +15,7 @@ import {
   type InsertionPoints, type PetlHost,
 } from '../../models/petl/index.ts';
 import { createModel } from '../../models/index.ts';
-import { MINI_METHODS } from '../../train/mini-table.ts';
+import { MINI_METHODS } from '../../experiments/mini-table.ts';
 import { allclose } from '../helpers.ts';
 
 test('the accounting rows are the registry: every method once, the paper table first in its order', () => {

@@ -1,8 +1,8 @@
 // The slow reference of the PIL-exact bicubic resize: the straightforward pre-optimisation implementation of
-// train/data/images.ts (PIL's precompute_coeffs + 8bpc fixed point, horizontal then vertical pass), itself checked
-// bit-identical to Pillow 9.4 by test/train/data/images.test.ts. Used as the randomised-equivalence reference in
-// test/train/data/images-fast.test.ts and as the same-run peer of `npm run bench:data`. Never used by the library.
-import type { RGBImage } from '../../train/data/images.ts';
+// data/images.ts (PIL's precompute_coeffs + 8bpc fixed point, horizontal then vertical pass), itself checked
+// bit-identical to Pillow 9.4 by test/data/images.test.ts. Used as the randomised-equivalence reference in
+// test/data/images-fast.test.ts and as the same-run peer of `npm run bench:data`. Never used by the library.
+import type { RGBImage } from '../../data/images.ts';
 
 /** Keys' cubic convolution kernel with a = -0.5 (PIL's bicubic_filter). */
 function bicubicKernel(x: number): number {

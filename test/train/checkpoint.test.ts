@@ -8,9 +8,9 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { ViltModel, VILT_TINY, type ViltConfig } from '../../models/vilt.ts';
 import { createModel } from '../../models/index.ts';
-import { OpaqueObject, PickleGlobal, readTorchStateDict, readTorchZip, unpickle } from '../../train/torch_pickle.ts';
+import { OpaqueObject, PickleGlobal, readTorchStateDict, readTorchZip, unpickle } from '../../data/formats/torch_pickle.ts';
 import { legacyTorchSave } from './torch-legacy-writer.ts';
-import { writeSafetensors, type HostTensor } from '../../train/safetensors.ts';
+import { writeSafetensors, type HostTensor } from '../../data/formats/safetensors.ts';
 import {
   convertCheckpoint, detectFormat, readExternalWeights, expectedShapes, importCheckpoint, importPretrained, loadCheckpoint, loadMethodCheckpoint, mapHfViltNames, planImport, saveCheckpoint,
   saveMethodCheckpoint, resizePositionTable,

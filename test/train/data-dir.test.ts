@@ -6,9 +6,9 @@ import * as assert from 'uvu/assert';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { generateSynthetic } from '../../train/data/synthetic.ts';
-import { VQAV2_LAYOUT, writeTable } from '../../train/data/arrow.ts';
-import { TaskDataset } from '../../train/data/tasks.ts';
+import { generateSynthetic } from '../../experiments/synthetic.ts';
+import { VQAV2_LAYOUT, writeTable } from '../../data/formats/arrow.ts';
+import { TaskDataset } from '../../data/tasks.ts';
 import { runTrain } from '../../train/run.ts';
 
 const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'aptune-datadir-'));

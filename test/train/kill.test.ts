@@ -9,7 +9,7 @@ import { spawn } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { generateSynthetic } from '../../train/data/synthetic.ts';
+import { generateSynthetic } from '../../experiments/synthetic.ts';
 import { loadCheckpoint } from '../../train/checkpoint.ts';
 import { rng } from '../fuzz/harness.ts';
 

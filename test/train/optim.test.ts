@@ -4,7 +4,7 @@ import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { Tensor, liveTensors, setBackend, tensor } from '../../engine/index.ts';
 import { AdamW, SGD, clipGradNorm } from '../../train/optim.ts';
-import { runDemo } from '../../train/demo.ts';
+import { runDemo } from '../../experiments/demo.ts';
 import { allclose } from '../helpers.ts';
 
 setBackend('ref');

@@ -9,10 +9,10 @@ import * as assert from 'uvu/assert';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { generateSynthetic, SYNTH_VERSION } from '../../train/data/synthetic.ts';
-import { evaluatePretrainFile, loadPretrainModel } from '../../train/pretrain.ts';
+import { generateSynthetic, SYNTH_VERSION } from '../../experiments/synthetic.ts';
+import { evaluatePretrainFile, loadPretrainModel } from '../../experiments/pretrain.ts';
 import { PRETRAINED, PRETRAINED_DIR, pretrainedPath, resolvePretrained } from '../../train/pretrained.ts';
-import { DEFAULT_DATA_SEED } from '../../train/synth-cache.ts';
+import { DEFAULT_DATA_SEED } from '../../experiments/synth-cache.ts';
 
 const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'aptune-shipped-'));
 const DATA = path.join(tmp, 'synth');

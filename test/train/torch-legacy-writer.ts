@@ -2,9 +2,9 @@
 // torch.serialization._legacy_save lays it out: four protocol-2 pickles (magic number, protocol 1001, sys_info,
 // the OrderedDict whose tensors are _rebuild_tensor_v2 of a persistent id ('storage', torch.FloatStorage, key,
 // 'cpu', numel, None)), the sorted storage keys, then per storage an int64 element count and the raw bytes.
-// Used to test train/torch_pickle.ts's legacy reader and as a base file for the fuzz suite (no Python here).
+// Used to test data/formats/torch_pickle.ts's legacy reader and as a base file for the fuzz suite (no Python here).
 // Invariants: float32 -> FloatStorage, int32 -> IntStorage; tensors are contiguous (stride = row-major).
-import type { HostTensor } from '../../train/safetensors.ts';
+import type { HostTensor } from '../../data/formats/safetensors.ts';
 
 class Pickle {
   parts: number[] = [];

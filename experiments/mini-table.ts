@@ -1,0 +1,155 @@
+// `aptune table --mini`: the miniature version of the paper's table on the synthetic benchmark. Cells: the shipped
+// ViLT (pretrained/vilt-synth.safetensors) on VQA (test VQA score), NLVR2 (test1 accuracy) and retrieval (test IR and
+// TR R@1), and the shipped METER on VQA; rows: the seven methods of the paper's table. Every cell is one runCompare
+// (experiments/compare.ts; nothing here trains or scores by itself) with the same learning-rate grid for every method
+// (chosen on the validation table, first seed, same step budget), then the remaining seeds at the chosen rate.
+// Writes OUT/mini-table.json (one row per backbone x task x method with every seed's value, the chosen rate and the
+// grid's validation scores, params, additional MACs, ms/step, peak memory, the cell's floors) and OUT/mini-table.md,
+// both stating the command, the commit and the machine; runs go to OUT/cells/<backbone>-<task>/runs/. Both files
+// are rewritten after every finished method, so an interrupted table keeps what it measured and lists what was not run.
+// Invariants: rows are in MINI_CELLS x methods order; mean and std are over the seeds' test values (std: n - 1).
+// Does not: run cells in parallel; gate on the backbones (aptune pretrain and test/train/shipped.test.ts do).
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import type { ProgressMode } from '../train/progress.ts';
+import { runCompare, floorRows, primaryMetricName, type CompareResult, type Floors } from './compare.ts';
+import type { Backbone, Preset } from '../train/run.ts';
+import type { ModelTask } from '../train/batch.ts';
+import { PAPER_METHODS } from '../models/index.ts';
+import { ensureSynthData } from './synth-cache.ts';
+import { writeFileAtomicSync } from '../data/formats/atomic.ts';
+import { commandLine, machineLine, sourceCommit } from '../train/provenance.ts';
+
+export interface MiniCell { backbone: Backbone; task: ModelTask }
+
+export const MINI_CELLS: readonly MiniCell[] = Object.freeze([
+  { backbone: 'vilt', task: 'vqa' }, { backbone: 'vilt', task: 'nlvr2' }, { backbone: 'vilt', task: 'irtr' }, { backbone: 'meter', task: 'vqa' },
+]);
+
+/** The paper's table, in its row order (the registry's PAPER_METHODS). */
+export const MINI_METHODS: readonly string[] = PAPER_METHODS;
+
+/** One small grid for every method: the reference's full-tuning rate, its PETL rate, and 4x above it. */
+export const MINI_LR_GRID: readonly number[] = Object.freeze([1e-4, 5e-4, 2e-3]);
+
+export interface MiniOptions {
+  /** default: the embedded synthetic benchmark (synth-cache.ts) */
+  data?: string;
+  out: string;
+  seeds: number[];
+  steps: number;
+  methods?: readonly string[];
+  cells?: readonly MiniCell[];
+  lrGrid?: readonly number[];
+  batchSize?: number;
+  /** backbone file per backbone (default: the shipped preset 'synth'); preset = model config preset (default: the file's) */
+  pretrained?: Partial<Record<Backbone, string>>;
+  config?: Preset;
+  maxTextLen?: number;
+  command?: string;
+  log?: (s: string) => void;
+  /** live display of each run (CompareOptions.progress) */
+  progress?: ProgressMode;
+}
+
+export interface MiniRow {
+  backbone: Backbone; task: ModelTask; method: string; metric: string;
+  lr: number; lrSearch: { lr: number; val: number }[] | null;
+  seeds: { seed: number; value: number; metrics: Record<string, number> }[];
+  mean: number; std: number;
+  /** retrieval: IR and TR R@1 separately (mean ± std over seeds) */
+  parts?: Record<string, { mean: number; std: number }>;
+  params: number; trainable: number; addMacs: number; unmergedMacs?: number; tokens: { text: number; image: number };
+  msPerStep: number; peakRssMb: number;
+}
+
+export interface MiniTable {
+  command: string; commit: string; machine: string; date: string;
+  settings: { steps: number; seeds: number[]; lrGrid: number[]; batchSize: number | null; methods: string[]; data: string };
+  cells: { backbone: Backbone; task: ModelTask; metric: string; pretrained: string | null; floors: Floors | null; done: boolean; seconds: number | null }[];
+  rows: MiniRow[];
+  notRun: string[];
+}
+
+function meanStd(a: number[]): { mean: number; std: number } {
+  const m = a.reduce((s, x) => s + x, 0) / a.length;
+  return { mean: m, std: a.length < 2 ? 0 : Math.sqrt(a.reduce((s, x) => s + (x - m) ** 2, 0) / (a.length - 1)) };
+}
+
+function rowsOf(cell: MiniCell, r: CompareResult): MiniRow[] {
+  return r.rows.map((row) => {
+    const parts = cell.task === 'irtr'
+      ? { ir_r1: meanStd(row.seeds.map((s) => s.metrics.ir_r1)), tr_r1: meanStd(row.seeds.map((s) => s.metrics.tr_r1)) }
+      : undefined;
+    return {
+      backbone: cell.backbone, task: cell.task, method: row.method, metric: r.settings.metric, lr: row.lr, lrSearch: row.lrSearch ?? null,
+      seeds: row.seeds.map((s) => ({ seed: s.seed, value: s.test, metrics: s.metrics })), mean: row.mean, std: row.std, ...(parts ? { parts } : {}),
+      params: row.params, trainable: row.trainable, addMacs: row.addMacs, ...(row.unmergedMacs !== undefined ? { unmergedMacs: row.unmergedMacs } : {}), tokens: row.tokens,
+      msPerStep: row.msPerStep, peakRssMb: row.peakRssMb,
+    };
+  });
+}
+
+const pc = (x: number) => (100 * x).toFixed(2);
+const num = (x: number) => x.toLocaleString('en-US');
+
+/** The Markdown report of a (possibly partial) mini table. */
+export function formatMiniTable(t: MiniTable): string {
+  const L: string[] = [];
+  L.push('# Miniature paper table (synthetic benchmark)', '');
+  L.push(`Generated by \`${t.command}\` at commit \`${t.commit}\` on ${t.machine}, ${t.date}.`, '');
+  L.push(`${t.settings.steps} steps per run, seeds ${t.settings.seeds.join(', ')}; learning rate per method chosen from {${t.settings.lrGrid.join(', ')}} on the validation table with the first seed and the same step budget; cells give the test metric as mean ± std (sample std over seeds), in percent.`, '');
+  for (const c of t.cells) {
+    const rows = t.rows.filter((r) => r.backbone === c.backbone && r.task === c.task);
+    L.push(`## ${c.backbone.toUpperCase()} / ${c.task} (${c.metric})${c.done ? '' : ' - NOT COMPLETE'}`, '');
+    if (c.pretrained) L.push(`Backbone: \`${path.basename(c.pretrained)}\`${c.seconds !== null ? `; cell wall time ${(c.seconds / 60).toFixed(1)} min` : ''}.`, '');
+    const irtr = c.task === 'irtr';
+    L.push(`| method | ${irtr ? 'IR R@1 | TR R@1' : 'test'} | per seed | lr (val per grid rate) | updated params | add. MACs/sample | ms/step | peak RSS MB |`);
+    L.push(`|---|${irtr ? '---|---' : '---'}|---|---|---|---|---|---|`);
+    for (const r of rows) {
+      const score = irtr && r.parts ? `${pc(r.parts.ir_r1.mean)} ± ${pc(r.parts.ir_r1.std)} | ${pc(r.parts.tr_r1.mean)} ± ${pc(r.parts.tr_r1.std)}` : `${pc(r.mean)} ± ${pc(r.std)}`;
+      const search = r.lrSearch ? ` (${r.lrSearch.map((x) => `${x.lr}: ${pc(x.val)}`).join(', ')})` : '';
+      L.push(`| ${r.method} | ${score} | ${r.seeds.map((s) => pc(s.value)).join(' ')} | ${r.lr}${search} | ${num(r.params)} | ${r.unmergedMacs !== undefined ? `${num(r.addMacs)} (unmerged ${num(r.unmergedMacs)})` : num(r.addMacs)} | ${r.msPerStep.toFixed(0)} | ${r.peakRssMb.toFixed(0)} |`);
+    }
+    for (const [label, v] of floorRows(c.floors)) L.push(`| *${label}* | ${pc(v)}${irtr ? ' |' : ''} | | | | | | |`);
+    L.push('');
+  }
+  if (t.notRun.length) L.push('## Not run', '', ...t.notRun.map((x) => `- ${x}`), '');
+  return L.join('\n');
+}
+
+export async function runMiniTable(o: MiniOptions): Promise<MiniTable> {
+  const log = o.log ?? ((s: string) => console.error(s));
+  const data = o.data ?? await ensureSynthData({ log });
+  const cells = o.cells ?? MINI_CELLS;
+  const methods = [...(o.methods ?? MINI_METHODS)];
+  const grid = [...(o.lrGrid ?? MINI_LR_GRID)];
+  fs.mkdirSync(o.out, { recursive: true });
+  const t: MiniTable = {
+    command: o.command ?? commandLine(), commit: sourceCommit(), machine: machineLine(), date: new Date().toISOString(),
+    settings: { steps: o.steps, seeds: [...o.seeds], lrGrid: grid, batchSize: o.batchSize ?? null, methods, data: path.resolve(data) },
+    cells: cells.map((c) => ({ ...c, metric: primaryMetricName(c.task), pretrained: null, floors: null, done: false, seconds: null })),
+    rows: [], notRun: cells.map((c) => `${c.backbone} ${c.task}: ${methods.join(', ')} (not reached)`),
+  };
+  const write = () => {
+    writeFileAtomicSync(path.join(o.out, 'mini-table.json'), JSON.stringify(t, null, 2) + '\n');
+    writeFileAtomicSync(path.join(o.out, 'mini-table.md'), formatMiniTable(t));
+  };
+  write();
+  for (const [i, c] of cells.entries()) {
+    const t0 = performance.now();
+    const r = await runCompare({
+      data, pretrained: o.pretrained?.[c.backbone] ?? 'synth', backbone: c.backbone, task: c.task, config: o.config, methods, seeds: o.seeds, steps: o.steps,
+      batchSize: o.batchSize, lrGrid: grid, maxTextLen: o.maxTextLen, out: path.join(o.out, 'cells', `${c.backbone}-${c.task}`), log, progress: o.progress,
+      onRow: (row, partial) => { // each finished method is written at once (a long table keeps what it measured)
+        t.rows.push(...rowsOf(c, { ...partial, rows: [row] }));
+        t.cells[i] = { ...t.cells[i], pretrained: partial.settings.pretrained, floors: partial.floors };
+        write();
+      },
+    });
+    t.cells[i] = { ...t.cells[i], pretrained: r.settings.pretrained, floors: r.floors, done: true, seconds: (performance.now() - t0) / 1000 };
+    t.notRun = t.notRun.filter((x) => !x.startsWith(`${c.backbone} ${c.task}:`));
+    write();
+  }
+  return t;
+}

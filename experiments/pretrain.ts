@@ -1,0 +1,794 @@
+// Pre-training a small ViLT or METER on the synthetic image-caption corpus (`aptune pretrain`), following
+// shared/reference/synthetic-benchmark.md: a joint pass for ITM (50% negatives: random other captions and, after the
+// recipe's hardStart fraction of the run, the corpus's verified hard negatives; every negative labelled by its truth
+// in the scene; loss weighted by the recipe's itmWeight) and MLM (content words masked in matched and mismatched rows
+// alike, the loss counted on rows whose text is true of the image; or, mlmPass 'separate', its own pass so ITM sees
+// clean text), plus the in-batch image-text contrastive loss on single-modality passes (ViLT: text-only and
+// image-only through the same shared layers; METER: its two encoders; small projections of token 0, centred on the
+// batch, learnable temperature). Dropout 0. Gates on synth_caption_val: held-out ITM accuracy and R@1 (text->image
+// and image->text over the whole split, a retrieval counted correct when the caption is true of the image).
+// Recipes and gates: train/pretrain-recipe.ts (beside the CLI that prints them in its help).
+// Writes an aptune checkpoint of the whole backbone + heads (kind 'pretrain') whose config carries the resolved
+// model config, the vocabulary and the recipe, so `aptune train --pretrained FILE` rebuilds the same model with the
+// same tokenizer; vocab.txt beside the checkpoint; a run directory (metrics.jsonl, run.json, report.html).
+// Does not: read the VQA / NLVR2 / F30K tables except for the vocabulary (built from every table of the data
+// directory exactly as `aptune train` builds it), resume, or use the task loaders (the corpus is small: it is
+// decoded once into memory).
+// Invariants: masking depends only on (text, seed, step, row), never on the ITM label; special tokens and the
+// ViLT prefix are never masked; a step runs inside an engine scope; the checkpoint is written atomically.
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { crossEntropy, noGrad, scope, tensor, type Tensor } from '../engine/index.ts';
+import { createModel, METER_TINY, VILT_TINY, type MeterConfig, type MeterModel, type VLModel, type ViltConfig, type ViltModel } from '../models/index.ts';
+import { ItmHead } from '../models/heads.ts';
+import {
+  VILT_SYNTH, addPretrainHeads, encodeSingle, meterSynthConfig, meterText, meterImage, imageTokens, itcEmbed, itcProject, itcScale, itcScaleValue, textTokens,
+  type PretrainHeads,
+} from '../models/pretrain.ts';
+import { ArrowTableReader } from '../data/formats/arrow.ts';
+import { clipTransform, pixelbertTransform, transformImage } from '../data/images.ts';
+import { Rng, mixSeed } from '../data/rng.ts';
+import { COLORS, SHAPES, SIZES, COLUMNS, ROWS, GRID, holds, type Claim, type ObjRef, type Relation, type Scene, type SceneObject } from './scenes.ts';
+import { BertTokenizer, buildWordPieceVocab, formatVocabTxt, maxTextLength, VILT_TEXT_PREFIX, type Tokenizer } from '../data/tokenizers/index.ts';
+import { ceLoss } from '../models/heads.ts';
+import { AdamW } from '../train/optim.ts';
+import { PolynomialDecayWithWarmup, warmupSteps } from '../train/schedule.ts';
+import { fromHost, loadCheckpoint, saveCheckpoint } from '../train/checkpoint.ts';
+import { writeFileAtomicSync } from '../data/formats/atomic.ts';
+import { dataTexts, defaultImageSize } from '../train/run.ts';
+import { ensureSynthData } from './synth-cache.ts';
+import { SYNTH_VERSION } from './synthetic.ts';
+import { commandLine, machineLine, sourceCommit } from '../train/provenance.ts';
+import { METRICS_FILE, writeReport, writeRunFile, type RunFile } from '../train/report.ts';
+import { METER_SYNTH_RECIPE, PRETRAIN_GATES, SYNTH_RECIPE, type MlmPass } from '../train/pretrain-recipe.ts';
+
+export { METER_SYNTH_RECIPE, PRETRAIN_GATES, SYNTH_RECIPE, type MlmPass } from '../train/pretrain-recipe.ts';
+
+// ------------------------------------------------------------------------------------------ caption truth
+
+const NUMBERS = ['no', 'one', 'two', 'three', 'four', 'five', 'six', 'seven', 'eight', 'nine'];
+const RELS: Relation[] = ['left of', 'right of', 'above', 'below'];
+
+/** The words MLM may mask: every attribute, position, count and relation word of the caption grammar. */
+export const CONTENT_WORDS: ReadonlySet<string> = new Set([
+  ...COLORS, ...SHAPES, ...SHAPES.map((s) => s + 's'), ...SIZES, ...COLUMNS, ...ROWS, ...NUMBERS, 'left', 'right', 'above', 'below',
+]);
+
+function parsePhrase(s: string): ObjRef | null {
+  const m = /^(?:(small|large) )?(?:(red|green|blue|yellow|purple|orange) )?(circle|square|triangle|diamond|object)s?(?: (.*))?$/.exec(s);
+  if (!m) return null;
+  const r: ObjRef = {};
+  if (m[1]) r.size = SIZES.indexOf(m[1] as typeof SIZES[number]);
+  if (m[2]) r.color = COLORS.indexOf(m[2] as typeof COLORS[number]);
+  if (m[3] !== 'object') r.shape = SHAPES.indexOf(m[3] as typeof SHAPES[number]);
+  const loc = m[4];
+  if (loc === undefined) return r;
+  let l: RegExpExecArray | null;
+  if (loc === 'at the center') { r.row = 1; r.col = 1; }
+  else if ((l = /^at the (top|middle|bottom) (left|center|right)$/.exec(loc))) { r.row = ROWS.indexOf(l[1] as typeof ROWS[number]); r.col = COLUMNS.indexOf(l[2] as typeof COLUMNS[number]); }
+  else if (loc === 'in the middle row') r.row = 1;
+  else if ((l = /^at the (top|bottom)$/.exec(loc))) r.row = ROWS.indexOf(l[1] as typeof ROWS[number]);
+  else if (loc === 'in the center column') r.col = 1;
+  else if ((l = /^on the (left|right)$/.exec(loc))) r.col = COLUMNS.indexOf(l[1] as typeof COLUMNS[number]);
+  else return null;
+  return r;
+}
+
+function parseClaim(t: string): Claim | null {
+  let m: RegExpExecArray | null;
+  if ((m = /^(\w+) shapes? in total$/.exec(t))) {
+    const n = NUMBERS.indexOf(m[1]);
+    return n >= 0 ? { kind: 'total', n } : null;
+  }
+  for (const rel of RELS) {
+    const k = t.indexOf(` ${rel} `);
+    if (k < 0) continue;
+    const a = /^an? (.*)$/.exec(t.slice(0, k)), b = /^an? (.*)$/.exec(t.slice(k + rel.length + 2));
+    const pa = a && parsePhrase(a[1]), pb = b && parsePhrase(b[1]);
+    return pa && pb ? { kind: 'rel', a: pa, rel, b: pb } : null;
+  }
+  if ((m = /^an? (.*)$/.exec(t))) {
+    const p = parsePhrase(m[1]);
+    return p ? { kind: 'exists', obj: p } : null;
+  }
+  if ((m = /^(\w+) (.*)$/.exec(t))) {
+    const n = NUMBERS.indexOf(m[1]);
+    const p = n >= 0 ? parsePhrase(m[2]) : null;
+    return p ? { kind: 'count', obj: p, n } : null;
+  }
+  return null;
+}
+
+/** The claims of a synthetic caption (the inverse of scenes.ts captionText), or null if it is not in the grammar. */
+export function parseCaption(text: string): Claim[] | null {
+  const parts = text.split(/, | and /);
+  const out: Claim[] = [];
+  for (const p of parts) {
+    const c = parseClaim(p.trim());
+    if (!c) return null;
+    out.push(c);
+  }
+  return out.length ? out : null;
+}
+
+/** A scene from the corpus's `scene` JSON column (semantic part only; render jitter zero). */
+export function sceneFromJson(json: string, where = 'scene'): Scene {
+  let raw: unknown;
+  try { raw = JSON.parse(json); } catch (e) { throw new Error(`${where}: scene is not JSON (${(e as Error).message})`); }
+  if (!Array.isArray(raw)) throw new Error(`${where}: scene must be a JSON array of objects`);
+  const objects: SceneObject[] = raw.map((o: { color: string; shape: string; size: string; row: number; col: number }, i) => {
+    const color = COLORS.indexOf(o.color as typeof COLORS[number]), shape = SHAPES.indexOf(o.shape as typeof SHAPES[number]);
+    const size = SIZES.indexOf(o.size as typeof SIZES[number]);
+    if (color < 0 || shape < 0 || size < 0 || !(o.row >= 0 && o.row < GRID) || !(o.col >= 0 && o.col < GRID)) {
+      throw new Error(`${where}: object ${i} ${JSON.stringify(o)} is not a valid scene object`);
+    }
+    return { color, shape, size, cell: o.row * GRID + o.col, dx: 0, dy: 0, tint: [0, 0, 0] };
+  });
+  return { objects, background: [0, 0, 0] };
+}
+
+/** Whether a caption is true of a scene; null when the caption cannot be parsed. */
+export function captionHolds(scene: Scene, text: string): boolean | null {
+  const claims = parseCaption(text);
+  return claims ? claims.every((c) => holds(scene, c)) : null;
+}
+
+// ------------------------------------------------------------------------------------------ corpus
+
+export interface EncodedText {
+  ids: number[]; // [CLS] prefix text [SEP], unpadded
+  /** 1 where the token is a content word of the caption (never a special token or a prefix token) */
+  content: Uint8Array;
+}
+
+export interface CaptionCorpus {
+  file: string;
+  images: Float32Array[]; // each [3, H, W]
+  height: number;
+  width: number;
+  scenes: Scene[];
+  captions: string[][];
+  negatives: string[][]; // "" where none
+  capEnc: EncodedText[][];
+  negEnc: (EncodedText | null)[][];
+}
+
+/** Encode prefix + text (truncated to maxLength) and flag its content-word tokens. */
+export function encodeText(tok: Tokenizer, text: string, prefix: string, maxLength: number): EncodedText {
+  const e = tok.encode(prefix + text, { maxLength, truncation: true });
+  const nPrefix = prefix ? tok.tokenize(prefix).length : 0;
+  const content = new Uint8Array(e.ids.length);
+  for (let i = 1 + nPrefix; i < e.ids.length; i++) if (!e.specialTokensMask[i] && CONTENT_WORDS.has(e.tokens[i])) content[i] = 1;
+  return { ids: e.ids, content };
+}
+
+/** Decode the whole caption table once (images through the fine-tuning transform, texts tokenised). */
+export async function loadCaptionCorpus(file: string, o: { tokenizer: Tokenizer; imageSize: number; patch: number; prefix: string; maxLength: number; limit?: number; clip?: boolean }): Promise<CaptionCorpus> {
+  const r = await ArrowTableReader.open(file);
+  try {
+    for (const c of ['image', 'caption', 'scene', 'negatives']) if (!r.hasColumn(c)) throw new Error(`${file}: column '${c}' missing (expected an aptune synth caption corpus)`);
+    const n = Math.min(r.numRows, o.limit ?? Infinity);
+    const caps = (await r.columnValues('caption')) as string[][];
+    const negs = (await r.columnValues('negatives')) as string[][];
+    const scn = (await r.columnValues('scene')) as string[];
+    const t = o.clip ? clipTransform(o.imageSize) : pixelbertTransform(o.imageSize, undefined, o.patch);
+    const c: CaptionCorpus = { file, images: [], height: 0, width: 0, scenes: [], captions: [], negatives: [], capEnc: [], negEnc: [] };
+    for (let i = 0; i < n; i++) {
+      const bytes = await r.binaryCell(i, 'image');
+      if (!bytes) throw new Error(`${file}: row ${i} has no image`);
+      const im = await transformImage(bytes, t, { where: { file, row: i, column: 'image' } });
+      const [, H, W] = im.shape;
+      if (i === 0) { c.height = H; c.width = W; }
+      else if (H !== c.height || W !== c.width) throw new Error(`${file}: row ${i} image is ${H}x${W}, row 0 is ${c.height}x${c.width} (pre-training needs one size)`);
+      c.images.push(im.data);
+      c.scenes.push(sceneFromJson(scn[i], `${file}: row ${i}`));
+      const ci = [...caps[i]], ni = [...(negs[i] ?? [])];
+      if (!ci.length) throw new Error(`${file}: row ${i} has no caption`);
+      c.captions.push(ci);
+      c.negatives.push(ni);
+      c.capEnc.push(ci.map((s) => encodeText(o.tokenizer, s, o.prefix, o.maxLength)));
+      c.negEnc.push(ci.map((_, k) => (ni[k] ? encodeText(o.tokenizer, ni[k], o.prefix, o.maxLength) : null)));
+    }
+    return c;
+  } finally { await r.close(); }
+}
+
+// ------------------------------------------------------------------------------------------ batches
+
+export interface PretrainBatch {
+  image: Tensor; // [B, 3, H, W]
+  /** ITM/MLM pass: masked texts [B, L] (int32), validity [B][L] */
+  itmIds: Tensor;
+  itmValid: number[][];
+  itmLabels: Tensor; // int32 [B], 1 = the text is true of the image
+  mlmLabels: Tensor; // int32 [B, L], original id at masked positions of label-1 rows, -100 elsewhere
+  /** contrastive text pass: the clean captions of the images [B, Lc] */
+  itcIds: Tensor;
+  itcValid: number[][];
+  /**
+   * mlmPass 'separate': the MLM pass's own texts [B, Lm], each image's caption (the itc text) masked, with
+   * mlmLabels [B, Lm] on them; itmIds are then clean (the ITM pass sees text as evaluation does). Absent in 'joint'.
+   */
+  mlmIds?: Tensor;
+  mlmValid?: number[][];
+  /** host copies for tests / metrics */
+  host: { itmIds: number[][]; unmaskedIds: number[][]; masked: number[][]; labels: number[]; kinds: ('pos' | 'hard' | 'random')[] };
+}
+
+/** The seed of row `row`'s mask at `step` (the label plays no part). */
+export function maskSeed(seed: number, step: number, row: number): number {
+  return mixSeed(seed, step, row, 0x3a5c);
+}
+
+/** Mask decisions of one text row: content positions, each masked with probability p by a stream of (seed, row). */
+export function maskPositions(t: EncodedText, p: number, seed: number): number[] {
+  const rng = new Rng(seed);
+  const out: number[] = [];
+  for (let i = 0; i < t.ids.length; i++) {
+    if (!t.content[i]) continue;
+    if (rng.next() < p) out.push(i);
+  }
+  return out;
+}
+
+function padRows(rows: number[][], fill: number): { flat: Int32Array; valid: number[][]; L: number } {
+  const L = Math.max(...rows.map((r) => r.length));
+  const flat = new Int32Array(rows.length * L).fill(fill);
+  const valid = rows.map((r, b) => { flat.set(r, b * L); return Array.from({ length: L }, (_, j) => (j < r.length ? 1 : 0)); });
+  return { flat, valid, L };
+}
+
+export interface BatchOptions {
+  maskProb: number;
+  maskId: number;
+  padId: number;
+  seed: number;
+  step: number;
+  /** fraction of ITM rows whose text is a negative (0.5) */
+  negFraction?: number;
+  /** of the negatives, fraction taken from the verified hard negatives (0.5) */
+  hardFraction?: number;
+  /**
+   * 'joint' (default): one pass of masked texts serves ITM and MLM (MLM counted on rows true of the image);
+   * 'separate': ITM on clean texts, MLM on the images' own captions masked, in a second joint pass.
+   */
+  mlmPass?: MlmPass;
+}
+
+
+/**
+ * The batch of one step over corpus rows `idx`: each image gets one of its captions; a shuffled half of the rows
+ * gets a negative text instead (a hard negative, or a random other image's caption labelled by its truth here).
+ */
+export function buildBatch(c: CaptionCorpus, idx: readonly number[], o: BatchOptions): PretrainBatch {
+  const B = idx.length;
+  const rng = new Rng(mixSeed(o.seed, o.step, 0x9e7));
+  const negCount = Math.round(B * (o.negFraction ?? 0.5));
+  const isNeg = new Array<boolean>(B).fill(false);
+  for (let k = 0; k < negCount; k++) isNeg[k] = true;
+  rng.shuffle(isNeg);
+  const itmTexts: EncodedText[] = [], itcTexts: EncodedText[] = [], labels: number[] = [], kinds: ('pos' | 'hard' | 'random')[] = [];
+  for (let b = 0; b < B; b++) {
+    const i = idx[b];
+    const k = rng.int(c.capEnc[i].length);
+    itcTexts.push(c.capEnc[i][k]);
+    if (!isNeg[b]) { itmTexts.push(c.capEnc[i][k]); labels.push(1); kinds.push('pos'); continue; }
+    const hard = c.negEnc[i][k];
+    if (hard && rng.next() < (o.hardFraction ?? 0.5)) { itmTexts.push(hard); labels.push(0); kinds.push('hard'); continue; }
+    let picked: { t: EncodedText; label: number } | null = null;
+    for (let tries = 0; tries < 8 && !picked && c.images.length > 1; tries++) {
+      let j = rng.int(c.images.length - 1);
+      if (j >= i) j++;
+      const kk = rng.int(c.captions[j].length);
+      const truth = captionHolds(c.scenes[i], c.captions[j][kk]);
+      if (truth !== null) picked = { t: c.capEnc[j][kk], label: truth ? 1 : 0 };
+    }
+    if (picked) { itmTexts.push(picked.t); labels.push(picked.label); kinds.push('random'); }
+    else if (hard) { itmTexts.push(hard); labels.push(0); kinds.push('hard'); }
+    else { itmTexts.push(c.capEnc[i][k]); labels.push(1); kinds.push('pos'); }
+  }
+  // masking: a function of (text, seed, step, row) only, drawn before and independently of the label
+  const separate = o.mlmPass === 'separate';
+  const mlmTexts = separate ? itcTexts : itmTexts;
+  const masked = mlmTexts.map((t, b) => maskPositions(t, o.maskProb, maskSeed(o.seed, o.step, b)));
+  const maskedIds = mlmTexts.map((t, b) => { const ids = [...t.ids]; for (const p of masked[b]) ids[p] = o.maskId; return ids; });
+  const itm = padRows(separate ? itmTexts.map((t) => t.ids) : maskedIds, o.padId);
+  const mlmRows = separate ? padRows(maskedIds, o.padId) : itm;
+  const mlm = new Int32Array(B * mlmRows.L).fill(-100);
+  for (let b = 0; b < B; b++) if (separate || labels[b] === 1) for (const p of masked[b]) mlm[b * mlmRows.L + p] = mlmTexts[b].ids[p];
+  const itc = padRows(itcTexts.map((t) => t.ids), o.padId);
+  const [H, W] = [c.height, c.width];
+  const img = new Float32Array(B * 3 * H * W);
+  idx.forEach((i, b) => img.set(c.images[i], b * 3 * H * W));
+  return {
+    image: tensor(img, [B, 3, H, W]),
+    itmIds: tensor(itm.flat, [B, itm.L], { dtype: 'int32' }), itmValid: itm.valid,
+    itmLabels: tensor(Int32Array.from(labels), [B], { dtype: 'int32' }),
+    mlmLabels: tensor(mlm, [B, mlmRows.L], { dtype: 'int32' }),
+    itcIds: tensor(itc.flat, [B, itc.L], { dtype: 'int32' }), itcValid: itc.valid,
+    ...(separate ? { mlmIds: tensor(mlmRows.flat, [B, mlmRows.L], { dtype: 'int32' }), mlmValid: mlmRows.valid } : {}),
+    host: { itmIds: separate ? itmTexts.map((t) => t.ids) : maskedIds, unmaskedIds: itmTexts.map((t) => t.ids), masked, labels, kinds },
+  };
+}
+
+// ------------------------------------------------------------------------------------------ losses
+
+/** Symmetric in-batch contrastive loss: (CE(s T I^T, diag) + CE(s I T^T, diag)) / 2. t, v [B, P] normalised. */
+export function contrastiveLoss(t: Tensor, v: Tensor, scale: Tensor | number): Tensor {
+  const B = t.shape[0];
+  const logits = t.matmul(v, { transB: true }).mul(scale); // [B, B] text x image
+  const diag = tensor(Int32Array.from({ length: B }, (_, i) => i), [B], { dtype: 'int32' });
+  return crossEntropy(logits, diag).add(crossEntropy(logits.transpose(0, 1), diag)).mul(0.5);
+}
+
+/** MLM cross-entropy over the labelled positions; null when no position is labelled. logits [B, L, V], labels [B, L] */
+export function mlmLoss(logits: Tensor, labels: Tensor): Tensor | null {
+  const a = labels.toArray();
+  let n = 0;
+  for (let i = 0; i < a.length; i++) if (a[i] !== -100) n++;
+  if (n === 0) return null;
+  const V = logits.shape[2];
+  return crossEntropy(logits.reshape([-1, V]), labels.reshape([-1]), { ignoreIndex: -100 });
+}
+
+export interface StepLosses { total: Tensor; itm: Tensor; mlm: Tensor | null; itc: Tensor; itmLogits: Tensor; mlmLogits: Tensor }
+
+/**
+ * The three objectives of one batch. ViLT: three passes through the shared layers (joint ITM/MLM, text-only,
+ * image-only). METER: the joint pass (encoders + fusion) for ITM/MLM, and the unimodal encoders alone (clean
+ * captions through RoBERTa, the images through CLIP) for the contrastive loss.
+ */
+export function pretrainLosses(bb: ViltModel | MeterModel, heads: PretrainHeads, b: PretrainBatch, itmWeight = 1): StepLosses {
+  if (bb.kind === 'meter') return meterPretrainLosses(bb, heads, b, itmWeight);
+  const img = imageTokens(bb, b.image);
+  const txt = textTokens(bb, b.itmIds);
+  const out = bb.forwardTokens({ text: txt, image: img.x, textMask: b.itmValid, imageMask: img.mask });
+  const itmLogits = heads.itm.forward(out.clsFeats); // [B, 2]
+  const itm = ceLoss(itmLogits, b.itmLabels);
+  const mlmFeats = b.mlmIds
+    ? bb.forwardTokens({ text: textTokens(bb, b.mlmIds), image: img.x, textMask: b.mlmValid!, imageMask: img.mask }).textFeats
+    : out.textFeats;
+  const mlmLogits = heads.mlm.forward(mlmFeats); // [B, L, vocab]
+  const mlm = mlmLoss(mlmLogits, b.mlmLabels);
+  const tf = encodeSingle(bb, textTokens(bb, b.itcIds), b.itcValid); // [B, Lc, D]
+  const vf = encodeSingle(bb, img.x, img.mask); // [B, Nv, D]
+  const itc = contrastiveLoss(itcEmbed(heads.textProj, tf, b.itcValid, true, heads.pool), itcEmbed(heads.imageProj, vf, img.mask, true, heads.pool), itcScale(bb));
+  let total = (itmWeight === 1 ? itm : itm.mul(itmWeight)).add(itc);
+  if (mlm) total = total.add(mlm);
+  return { total, itm, mlm, itc, itmLogits, mlmLogits };
+}
+
+function meterPretrainLosses(bb: MeterModel, heads: PretrainHeads, b: PretrainBatch, itmWeight: number): StepLosses {
+  const [B, L] = b.itmIds.shape;
+  const textMasks = tensor(Float32Array.from(b.itmValid.flat()), [B, L]);
+  const out = bb.infer({ textIds: b.itmIds, textMasks, image: b.image });
+  const itmLogits = heads.itm.forward(out.clsFeats); // [B, 2]
+  const itm = ceLoss(itmLogits, b.itmLabels);
+  let mlmFeats = out.textFeats;
+  if (b.mlmIds) {
+    const Lm = b.mlmIds.shape[1];
+    mlmFeats = bb.infer({ textIds: b.mlmIds, textMasks: tensor(Float32Array.from(b.mlmValid!.flat()), [B, Lm]), image: b.image }).textFeats;
+  }
+  const mlmLogits = heads.mlm.forward(mlmFeats); // [B, L, vocab]
+  const mlm = mlmLoss(mlmLogits, b.mlmLabels);
+  const tf = meterText(bb, b.itcIds, b.itcValid); // [B, Lc, Dt]
+  const vf = meterImage(bb, b.image); // [B, 1 + g², Wc]
+  const itc = contrastiveLoss(itcEmbed(heads.textProj, tf, b.itcValid, true, heads.pool), itcEmbed(heads.imageProj, vf, null, true, heads.pool), itcScale(bb));
+  let total = (itmWeight === 1 ? itm : itm.mul(itmWeight)).add(itc);
+  if (mlm) total = total.add(mlm);
+  return { total, itm, mlm, itc, itmLogits, mlmLogits };
+}
+
+/** ITM logits [B, 2] of (image, text) pairs through the joint pass. img [B, 3, H, W], ids int32 [B, L] */
+function jointItmLogits(bb: ViltModel | MeterModel, heads: PretrainHeads, img: Tensor, ids: Tensor, valid: number[][]): Tensor {
+  if (bb.kind === 'meter') {
+    const [B, L] = ids.shape;
+    return heads.itm.forward(bb.infer({ textIds: ids, textMasks: tensor(Float32Array.from(valid.flat()), [B, L]), image: img }).clsFeats);
+  }
+  const im = imageTokens(bb, img);
+  const out = bb.forwardTokens({ text: textTokens(bb, ids), image: im.x, textMask: valid, imageMask: im.mask });
+  return heads.itm.forward(out.clsFeats);
+}
+
+/** Contrastive projections (not normalised) [B, P] of images alone. */
+function imageEmbedding(bb: ViltModel | MeterModel, heads: PretrainHeads, img: Tensor): Tensor {
+  if (bb.kind === 'meter') return itcProject(heads.imageProj, meterImage(bb, img), null, heads.pool);
+  const im = imageTokens(bb, img);
+  return itcProject(heads.imageProj, encodeSingle(bb, im.x, im.mask), im.mask, heads.pool);
+}
+
+/** Contrastive projections (not normalised) [B, P] of texts alone. ids int32 [B, L] */
+function textEmbedding(bb: ViltModel | MeterModel, heads: PretrainHeads, ids: Tensor, valid: number[][]): Tensor {
+  if (bb.kind === 'meter') return itcProject(heads.textProj, meterText(bb, ids, valid), valid, heads.pool);
+  return itcProject(heads.textProj, encodeSingle(bb, textTokens(bb, ids), valid), valid, heads.pool);
+}
+
+// ------------------------------------------------------------------------------------------ gates
+
+/**
+ * Held-out figures. r1T2I / r1I2T count a retrieval as correct when the retrieved image makes the caption true (resp.
+ * the retrieved caption is true of the image), checked against the scene with captionHolds: a synthetic caption
+ * ("a red circle and two squares") is true of several images, and retrieving another image it describes is not an
+ * error. The *Strict figures count only the caption's own image (resp. one of the image's own five captions).
+ */
+export interface GateMetrics { itmAcc: number; itmAccHard: number; itmAccRandom: number; r1T2I: number; r1I2T: number; r1T2IStrict: number; r1I2TStrict: number }
+
+
+/** Whether every gate is reached, and a one-line account of it. */
+export function gateReport(g: GateMetrics): { pass: boolean; line: string } {
+  const parts = (Object.keys(PRETRAIN_GATES) as (keyof typeof PRETRAIN_GATES)[]).map((k) => ({ k, v: g[k], min: PRETRAIN_GATES[k] }));
+  const name: Record<string, string> = { itmAcc: 'ITM accuracy', r1I2T: 'image->text R@1', r1T2I: 'text->image R@1' };
+  const pass = parts.every((p) => p.v >= p.min);
+  const line = parts.map((p) => `${name[p.k]} ${p.v.toFixed(3)} (>= ${p.min.toFixed(2)} ${p.v >= p.min ? 'ok' : 'NOT MET'})`).join(', ')
+    + `; strict R@1 (own image / own captions only) t2i ${g.r1T2IStrict.toFixed(3)}, i2t ${g.r1I2TStrict.toFixed(3)}`;
+  return { pass, line: `gates ${pass ? 'PASSED' : 'FAILED'}: ${line}` };
+}
+
+/** Subtract the set's mean vector from every row, then L2-normalise each row (in place). */
+export function centerNormalize(rows: Float32Array[]): void {
+  if (!rows.length) return;
+  const P = rows[0].length, mean = new Float64Array(P);
+  for (const r of rows) for (let k = 0; k < P; k++) mean[k] += r[k] / rows.length;
+  for (const r of rows) {
+    let n = 0;
+    for (let k = 0; k < P; k++) { r[k] -= mean[k]; n += r[k] * r[k]; }
+    const inv = 1 / Math.sqrt(n + 1e-12);
+    for (let k = 0; k < P; k++) r[k] *= inv;
+  }
+}
+
+function chunks(n: number, size: number): [number, number][] {
+  const out: [number, number][] = [];
+  for (let s = 0; s < n; s += size) out.push([s, Math.min(n, s + size)]);
+  return out;
+}
+
+/**
+ * Held-out gates on a corpus: ITM accuracy over every caption paired with its image (label 1) and one negative per
+ * caption (hard negatives for even caption indices, random other captions for odd ones, labelled by truth; a fixed
+ * seed), and contrastive R@1 over the whole corpus: text->image (each caption among all images) and image->text
+ * (the top caption among all captions belongs to the image), embeddings centred on the set's mean per modality.
+ */
+export function evaluateGates(bb: ViltModel | MeterModel, heads: PretrainHeads, c: CaptionCorpus, o: { padId: number; batchSize?: number; seed?: number }): GateMetrics {
+  const bs = o.batchSize ?? 64;
+  const rng = new Rng(mixSeed(o.seed ?? 0, 0x6a7e));
+  const pairs: { i: number; t: EncodedText; label: number; kind: 'pos' | 'hard' | 'random' }[] = [];
+  for (let i = 0; i < c.images.length; i++) {
+    for (let k = 0; k < c.capEnc[i].length; k++) {
+      pairs.push({ i, t: c.capEnc[i][k], label: 1, kind: 'pos' });
+      const hard = c.negEnc[i][k];
+      if (k % 2 === 0 && hard) { pairs.push({ i, t: hard, label: 0, kind: 'hard' }); continue; }
+      for (let tries = 0; tries < 8 && c.images.length > 1; tries++) {
+        let j = rng.int(c.images.length - 1);
+        if (j >= i) j++;
+        const kk = rng.int(c.captions[j].length);
+        const truth = captionHolds(c.scenes[i], c.captions[j][kk]);
+        if (truth !== null) { pairs.push({ i, t: c.capEnc[j][kk], label: truth ? 1 : 0, kind: 'random' }); break; }
+      }
+    }
+  }
+  const wasTraining = bb.training;
+  bb.train(false);
+  try {
+    return noGrad(() => {
+      const H = c.height, W = c.width, px = 3 * H * W;
+      const imgOf = (ids: number[]) => { const a = new Float32Array(ids.length * px); ids.forEach((i, b) => a.set(c.images[i], b * px)); return tensor(a, [ids.length, 3, H, W]); };
+      const hits = { all: [0, 0], hard: [0, 0], random: [0, 0] } as Record<string, [number, number]>;
+      for (const [s, e] of chunks(pairs.length, bs)) {
+        scope(() => {
+          const part = pairs.slice(s, e);
+          const t = padRows(part.map((p) => p.t.ids), o.padId);
+          const lg = jointItmLogits(bb, heads, imgOf(part.map((p) => p.i)), tensor(t.flat, [part.length, t.L], { dtype: 'int32' }), t.valid).toArray();
+          part.forEach((p, b) => {
+            const ok = (lg[2 * b + 1] > lg[2 * b] ? 1 : 0) === p.label ? 1 : 0;
+            hits.all[0] += ok; hits.all[1]++;
+            if (p.kind !== 'pos') { hits[p.kind][0] += ok; hits[p.kind][1]++; }
+          });
+        });
+      }
+      // retrieval embeddings (host)
+      const P = heads.textProj.outFeatures;
+      const imgEmb: Float32Array[] = [], capEmb: Float32Array[] = [], capOwner: number[] = [];
+      for (const [s, e] of chunks(c.images.length, bs)) {
+        scope(() => {
+          const z = imageEmbedding(bb, heads, imgOf(Array.from({ length: e - s }, (_, k) => s + k))).toArray();
+          for (let b = 0; b < e - s; b++) imgEmb.push(Float32Array.from(z.subarray(b * P, (b + 1) * P)));
+        });
+      }
+      const caps: EncodedText[] = [];
+      c.capEnc.forEach((list, i) => list.forEach((t) => { caps.push(t); capOwner.push(i); }));
+      for (const [s, e] of chunks(caps.length, bs)) {
+        scope(() => {
+          const t = padRows(caps.slice(s, e).map((x) => x.ids), o.padId);
+          const z = textEmbedding(bb, heads, tensor(t.flat, [e - s, t.L], { dtype: 'int32' }), t.valid).toArray();
+          for (let b = 0; b < e - s; b++) capEmb.push(Float32Array.from(z.subarray(b * P, (b + 1) * P)));
+        });
+      }
+      centerNormalize(imgEmb);
+      centerNormalize(capEmb);
+      const dot = (a: Float32Array, b: Float32Array) => { let s = 0; for (let k = 0; k < a.length; k++) s += a[k] * b[k]; return s; };
+      const capText: string[] = c.captions.flat();
+      // a retrieved pair is right when the caption is true of the image (verified against the scene); own pair = strict
+      const trueOf = (q: number, j: number) => capOwner[q] === j || captionHolds(c.scenes[j], capText[q]) === true;
+      let t2i = 0, i2t = 0, t2iStrict = 0, i2tStrict = 0;
+      capEmb.forEach((ce, q) => {
+        let best = -1, bv = -Infinity;
+        imgEmb.forEach((ie, j) => { const v = dot(ce, ie); if (v > bv) { bv = v; best = j; } });
+        if (best === capOwner[q]) t2iStrict++;
+        if (best >= 0 && trueOf(q, best)) t2i++;
+      });
+      imgEmb.forEach((ie, j) => {
+        let best = -1, bv = -Infinity;
+        capEmb.forEach((ce, q) => { const v = dot(ce, ie); if (v > bv) { bv = v; best = q; } });
+        if (best >= 0 && capOwner[best] === j) i2tStrict++;
+        if (best >= 0 && trueOf(best, j)) i2t++;
+      });
+      const frac = (h: [number, number]) => (h[1] ? h[0] / h[1] : 0);
+      const nc = capEmb.length, ni = imgEmb.length;
+      return {
+        itmAcc: frac(hits.all), itmAccHard: frac(hits.hard), itmAccRandom: frac(hits.random),
+        r1T2I: nc ? t2i / nc : 0, r1I2T: ni ? i2t / ni : 0, r1T2IStrict: nc ? t2iStrict / nc : 0, r1I2TStrict: ni ? i2tStrict / ni : 0,
+      };
+    });
+  } finally { bb.train(wasTraining); }
+}
+
+// ------------------------------------------------------------------------------------------ the run
+
+export type PretrainPreset = 'synth' | 'tiny';
+
+export interface PretrainOptions {
+  /** directory of the synthetic tables; default: the embedded benchmark generated into the cache (synth-cache.ts) */
+  data?: string;
+  out: string;
+  steps?: number;
+  batchSize?: number;
+  lr?: number;
+  seed?: number;
+  evalEvery?: number;
+  /** 'vilt' (default) or 'meter' (meterSynthConfig) */
+  backbone?: 'vilt' | 'meter';
+  /** 'synth' (default) or 'tiny'; hidden / layers / heads / mlp / patch override it (ViLT) */
+  preset?: PretrainPreset;
+  hidden?: number;
+  layers?: number;
+  heads?: number;
+  mlp?: number;
+  patch?: number;
+  /** image size (default: the preset's posGrid x patch, the size `aptune train --config <preset>` uses) */
+  imageSize?: number;
+  maskProb?: number;
+  /** of the ITM negatives, the fraction taken from the verified hard negatives (default 0.5) */
+  hardFraction?: number;
+  /** weight of the ITM loss in the sum (default the recipe's itmWeight) */
+  itmWeight?: number;
+  /**
+   * fraction of the run before the hard negatives start (default the recipe's): before it every ITM negative is a
+   * random other caption (labelled by its truth), after it hardFraction of them are the verified hard negatives
+   */
+  hardStart?: number;
+  /** where MLM runs (default the recipe's; see BatchOptions.mlmPass) */
+  mlmPass?: MlmPass;
+  /** start from this `aptune pretrain` checkpoint (same model config and vocabulary) instead of a fresh init */
+  init?: string;
+  weightDecay?: number;
+  /** rows of each caption table to use (tests) */
+  limit?: number;
+  log?: (line: string) => void;
+  /** the command line recorded in the checkpoint's recipe (default: this process's arguments) */
+  command?: string;
+  /** run directory: metrics.jsonl (every train and gate record), run.json and report.html (default <out without extension>-run/ beside it) */
+  runDir?: string;
+}
+
+export interface PretrainResult { checkpoint: string; vocab: string; runDir: string; steps: number; seconds: number; losses: number[]; gates: (GateMetrics & { step: number })[]; pass: boolean }
+
+export const PRETRAIN_KIND = 'pretrain';
+
+/** The model config of a pre-training run (same rule as train/run.ts resolveModelConfig for the preset). */
+export function pretrainModelConfig(o: Pick<PretrainOptions, 'preset' | 'hidden' | 'layers' | 'heads' | 'mlp' | 'patch' | 'backbone'>, tok: Tokenizer, maxTextLen: number): ViltConfig | MeterConfig {
+  if (o.backbone === 'meter') {
+    if (o.hidden || o.layers || o.heads || o.mlp || o.patch) throw new Error('pretrain: --hidden/--layers/--heads/--mlp/--patch apply to --backbone vilt only');
+    const t = { vocab: tok.vocabSize, padId: tok.padId, startId: tok.startId, maxTextLen };
+    if ((o.preset ?? 'synth') === 'synth') return meterSynthConfig(t);
+    return { ...METER_TINY, maxTextLen, clsTokenId: tok.startId, roberta: { ...METER_TINY.roberta, vocab: tok.vocabSize, padIdx: tok.padId, maxPositions: maxTextLen + tok.padId + 2 } };
+  }
+  const base = (o.preset ?? 'synth') === 'synth' ? VILT_SYNTH : VILT_TINY;
+  const cfg: ViltConfig = { ...base, vocab: tok.vocabSize, maxTextLen, clsTokenId: tok.startId };
+  if (o.hidden) cfg.hidden = o.hidden;
+  if (o.layers) cfg.layers = o.layers;
+  if (o.heads) cfg.heads = o.heads;
+  if (o.mlp) cfg.mlp = o.mlp;
+  if (o.patch) cfg.patch = o.patch;
+  if (cfg.hidden % cfg.heads) throw new Error(`pretrain: hidden ${cfg.hidden} is not divisible by heads ${cfg.heads}`);
+  return cfg;
+}
+
+/**
+ * Build the model: a ViLT or METER with the ITM head (createModel, method 'full': everything trains; METER's
+ * encoders get gradients) + the pre-training heads.
+ */
+export function buildPretrainModel(cfg: ViltConfig | MeterConfig, seed: number, backbone: 'vilt' | 'meter' = 'vilt'): { model: VLModel; bb: ViltModel | MeterModel; heads: PretrainHeads } {
+  const model = createModel({ backbone, config: cfg, task: 'itm', method: 'full', seed });
+  const bb = model.backbone as ViltModel | MeterModel;
+  if (bb.kind === 'meter') bb.encoderGrad = true;
+  if (!(bb.child('itm_score') instanceof ItmHead)) throw new Error('pretrain: the itm model has no itm_score head');
+  const heads = addPretrainHeads(bb);
+  return { model, bb, heads };
+}
+
+export async function runPretrain(o: PretrainOptions): Promise<PretrainResult> {
+  const log = o.log ?? ((s: string) => console.log(s));
+  const t0 = performance.now();
+  const commit = sourceCommit(); // the code this run loaded (read at the start: the tree may change while it runs)
+  const recipe = o.backbone === 'meter' ? METER_SYNTH_RECIPE : SYNTH_RECIPE;
+  const seed = o.seed ?? 0, steps = o.steps ?? recipe.steps, B = o.batchSize ?? recipe.batchSize, lr = o.lr ?? recipe.lr;
+  const data = o.data ?? await ensureSynthData({ log });
+  const trainFile = path.join(data, 'synth_caption_train.arrow'), valFile = path.join(data, 'synth_caption_val.arrow');
+  for (const f of [trainFile, valFile]) if (!fs.existsSync(f)) throw new Error(`${f}: missing (make the corpus with \`aptune synth --out ${data}\`)`);
+  const synthReport = readSynthReport(data);
+  // vocabulary: exactly what `aptune train` builds from the same data directory
+  const vocab = buildWordPieceVocab(await dataTexts(data));
+  const tok = new BertTokenizer(vocab, {}, 'pretrain vocabulary');
+  if (tok.maskId === undefined) throw new Error('pretrain: the vocabulary has no [MASK] token');
+  const backbone = o.backbone ?? 'vilt';
+  const maxTextLen = maxTextLength(backbone, 'vqa');
+  const cfg = pretrainModelConfig(o, tok, maxTextLen);
+  const imageSize = o.imageSize ?? (backbone === 'meter' ? (cfg as MeterConfig).clip.imageSize : defaultImageSize('vilt', o.preset ?? 'synth', cfg));
+  const textPrefix = backbone === 'vilt' ? VILT_TEXT_PREFIX : '';
+  const corpusOpts = {
+    tokenizer: tok, imageSize, patch: backbone === 'vilt' ? (cfg as ViltConfig).patch : (cfg as MeterConfig).clip.patch, prefix: textPrefix, maxLength: maxTextLen,
+    limit: o.limit, clip: backbone === 'meter',
+  };
+  const train = await loadCaptionCorpus(trainFile, corpusOpts);
+  const val = await loadCaptionCorpus(valFile, corpusOpts);
+  if (train.images.length < 2) throw new Error(`${trainFile}: needs at least 2 images`);
+  const { model, bb, heads } = buildPretrainModel(cfg, seed, backbone);
+  if (o.init) {
+    const ck = loadCheckpoint(o.init);
+    const c = ck.config as { kind?: string; modelConfig?: Record<string, unknown>; vocab?: string[] } | null;
+    if (!c || c.kind !== PRETRAIN_KIND || !c.modelConfig || !c.vocab) throw new Error(`${o.init}: not an aptune pretrain checkpoint`);
+    for (const [k, v] of Object.entries(cfg)) if (JSON.stringify(c.modelConfig[k]) !== JSON.stringify(v)) throw new Error(`${o.init}: modelConfig.${k} is ${JSON.stringify(c.modelConfig[k])}, this run has ${JSON.stringify(v)}`);
+    if (c.vocab.join('\n') !== [...vocab.keys()].join('\n')) throw new Error(`${o.init}: its vocabulary differs from the one built from ${o.data}`);
+    const sd = bb.stateDict();
+    const missing = [...sd.keys()].filter((k) => !ck.tensors.has(k));
+    if (missing.length) throw new Error(`${o.init}: missing ${missing.slice(0, 5).join(', ')}`);
+    bb.loadStateDict(new Map([...ck.tensors].map(([k, h]) => [k, fromHost(h)])), { strict: false });
+    log(`init from ${o.init}`);
+  }
+  const nParams = bb.parameters().reduce((s, p) => s + p.size, 0);
+  const desc = backbone === 'vilt'
+    ? ((c: ViltConfig) => `vilt: hidden ${c.hidden}, ${c.layers} layers, ${c.heads} heads, MLP ${c.mlp}, patch ${c.patch}, vocab ${c.vocab}`)(cfg as ViltConfig)
+    : ((c: MeterConfig) => `meter: fusion ${c.hidden} x ${c.fusionLayers} co-attention layers per stream, ${c.heads} heads, FFN ${c.intermediate}; CLIP-style image encoder width ${c.clip.width}, ${c.clip.layers - 1} blocks, patch ${c.clip.patch}; RoBERTa-style text encoder ${c.roberta.hidden} x ${c.roberta.layers} layers, vocab ${c.roberta.vocab}`)(cfg as MeterConfig);
+  log(`pretrain ${desc}, image ${train.height}x${train.width}, ${nParams} parameters; ${train.images.length} train / ${val.images.length} val images; ${steps} steps at batch ${B}, lr ${lr}`);
+  const NO_DECAY = ['bias', 'LayerNorm', 'norm', 'itc_logit_scale'];
+  const named = bb.namedParameters().filter(([, p]) => p.requiresGrad);
+  const groups = [
+    { params: named.filter(([n]) => !NO_DECAY.some((s) => n.includes(s))).map(([, p]) => p), weightDecay: o.weightDecay ?? 0.01 },
+    { params: named.filter(([n]) => NO_DECAY.some((s) => n.includes(s))).map(([, p]) => p), weightDecay: 0 },
+  ];
+  const opt = new AdamW(groups, { lr, betas: [0.9, 0.98], eps: 1e-8 });
+  const sched = new PolynomialDecayWithWarmup(opt, { totalSteps: steps, warmupSteps: warmupSteps(steps) });
+  model.train(true);
+  const order: number[] = [];
+  let epoch = 0;
+  const next = (): number[] => {
+    const out: number[] = [];
+    while (out.length < Math.min(B, train.images.length)) {
+      if (!order.length) { order.push(...new Rng(mixSeed(seed, epoch++, 0x5eed)).shuffle(Array.from({ length: train.images.length }, (_, i) => i))); }
+      const i = order.shift()!;
+      if (!out.includes(i)) out.push(i);
+    }
+    return out;
+  };
+  const itmWeight = o.itmWeight ?? recipe.itmWeight, mlmPass = o.mlmPass ?? recipe.mlmPass, hardStart = o.hardStart ?? recipe.hardStart;
+  if (!(hardStart >= 0 && hardStart <= 1)) throw new Error(`pretrain: hardStart must be in [0, 1], got ${hardStart}`);
+  const hardFrom = Math.floor(hardStart * steps) + 1; // the first step with hard negatives
+  const losses: number[] = [];
+  const gates: (GateMetrics & { step: number })[] = [];
+  // the run directory (as aptune train's): metrics.jsonl from scratch, run.json now and with its summary at the end
+  const runDir = path.resolve(o.runDir ?? path.join(path.dirname(o.out), `${path.basename(o.out).replace(/\.[^.]*$/, '')}-run`));
+  fs.mkdirSync(runDir, { recursive: true });
+  const metricsFile = path.join(runDir, METRICS_FILE);
+  fs.writeFileSync(metricsFile, '');
+  const record = (r: Record<string, unknown>) => { fs.appendFileSync(metricsFile, JSON.stringify(r) + '\n'); log(JSON.stringify(r)); };
+  const { log: _log, ...options } = o;
+  const runFile: RunFile = {
+    command: 'pretrain', started: new Date().toISOString(), options,
+    resolved: { kind: PRETRAIN_KIND, backbone, modelConfig: cfg, steps, batchSize: B, lr, seed, itmWeight, mlmPass, hardStart, maskProb: o.maskProb ?? 0.25, hardFraction: o.hardFraction ?? 0.5, imageSize, maxTextLen },
+  };
+  writeRunFile(runDir, runFile);
+  const gate = (step: number) => {
+    const g = { step, ...evaluateGates(bb, heads, val, { padId: tok.padId, batchSize: B, seed }) };
+    gates.push(g);
+    record({ type: 'gate', ...g, seconds: +((performance.now() - t0) / 1000).toFixed(1) });
+  };
+  const evalEvery = o.evalEvery ?? 100;
+  for (let step = 1; step <= steps; step++) {
+    const idx = next();
+    const rec = scope(() => {
+      const batch = buildBatch(train, idx, { maskProb: o.maskProb ?? 0.25, maskId: tok.maskId!, padId: tok.padId, seed, step, hardFraction: step >= hardFrom ? o.hardFraction : 0, mlmPass });
+      const l = pretrainLosses(bb, heads, batch, itmWeight);
+      const lg = l.itmLogits.toArray(), lab = batch.host.labels;
+      const itmTrainAcc = lab.reduce((s, y, b) => s + ((lg[2 * b + 1] > lg[2 * b] ? 1 : 0) === y ? 1 : 0), 0) / lab.length;
+      const r = { loss: l.total.item(), itm: l.itm.item(), mlm: l.mlm ? l.mlm.item() : null, itc: l.itc.item(), metric: itmTrainAcc };
+      l.total.backward();
+      opt.step();
+      opt.zeroGrad();
+      sched.step();
+      return r;
+    });
+    if (!Number.isFinite(rec.loss)) throw new Error(`pretrain: loss is ${rec.loss} at step ${step}`);
+    losses.push(rec.loss);
+    if (step % 10 === 0 || step === 1) record({ type: 'train', step, ...rec, lr: opt.groups[0].lr, scale: +itcScaleValue(bb).toFixed(2), seconds: +((performance.now() - t0) / 1000).toFixed(1) });
+    if (evalEvery && step % evalEvery === 0 && step !== steps) gate(step);
+  }
+  gate(steps);
+  // checkpoint: every tensor of the backbone (+ itm_score, mlm_score, itc_*), the resolved config and the vocabulary
+  fs.mkdirSync(path.dirname(path.resolve(o.out)), { recursive: true });
+  const vocabTxt = formatVocabTxt(vocab);
+  const vocabPath = path.join(path.dirname(path.resolve(o.out)), 'vocab.txt');
+  writeFileAtomicSync(vocabPath, vocabTxt);
+  const last = gates[gates.length - 1];
+  const seconds = (performance.now() - t0) / 1000;
+  const verdict = gateReport(last);
+  saveCheckpoint(o.out, bb.stateDict(), {
+    kind: PRETRAIN_KIND, backbone, preset: o.preset ?? 'synth', modelConfig: cfg, maxTextLen, imageSize, textPrefix,
+    seed, steps, batchSize: B, lr, itcPool: heads.pool, maskProb: o.maskProb ?? 0.25, hardFraction: o.hardFraction ?? 0.5, hardStart, itmWeight, mlmPass, ...(o.init ? { init: path.resolve(o.init) } : {}),
+    gates: last, gatesPassed: verdict.pass, gateThresholds: PRETRAIN_GATES,
+    recipe: { command: o.command ?? commandLine(), commit, synthVersion: synthReport.version, dataSeed: synthReport.seed, dataSize: synthReport.size, seconds: +seconds.toFixed(1), machine: machineLine(), threads: process.env.APTUNE_THREADS ?? 'default' },
+    vocab: [...vocab.keys()],
+  });
+  writeRunFile(runDir, { ...runFile, summary: {
+    method: 'pretrain', task: 'itm+mlm+itc', backbone, score: { name: 'itm_acc', value: last.itmAcc }, steps, trainableParams: nParams,
+    updatedParams: nParams, additionalFlops: null, msPerStep: (seconds * 1000) / steps, peakRssBytes: process.resourceUsage().maxRSS * 1024, wallSeconds: seconds, finished: true,
+  } });
+  writeReport([runDir], path.join(runDir, 'report.html'), { title: `aptune pretrain ${backbone}` });
+  log(`wrote ${o.out} and ${vocabPath} (${steps} steps, ${seconds.toFixed(0)} s); run files in ${runDir}`);
+  log(verdict.line);
+  return { checkpoint: o.out, vocab: vocabPath, runDir, steps, seconds, losses, gates, pass: verdict.pass };
+}
+
+/** The config of a pre-training checkpoint, or null when the file is not one (train/run.ts uses this). */
+/** Generator version, seed and size of a synthetic data folder, from its report.json (version 1 when the report predates the field). */
+export function readSynthReport(dir: string): { version: number; seed: number; size: string } {
+  const f = path.join(dir, 'report.json');
+  if (!fs.existsSync(f)) return { version: SYNTH_VERSION, seed: -1, size: 'unknown (no report.json)' };
+  const r = JSON.parse(fs.readFileSync(f, 'utf8')) as { version?: number; seed: number; sizes: Record<string, number> };
+  return { version: r.version ?? 1, seed: r.seed, size: `caption ${r.sizes.captionTrain}/${r.sizes.captionVal}, vqa ${r.sizes.vqaTrain}/${r.sizes.vqaVal}/${r.sizes.vqaTest}` };
+}
+
+export function isPretrainConfig(cfg: unknown): cfg is { kind: 'pretrain'; preset: string; modelConfig: ViltConfig; vocab: string[]; imageSize: number; maxTextLen: number } {
+  const c = cfg as Record<string, unknown> | null;
+  return !!c && c.kind === PRETRAIN_KIND && Array.isArray(c.vocab) && typeof c.modelConfig === 'object';
+}
+
+/** A pre-training checkpoint rebuilt: the model with its pre-training heads, the tokenizer and what the corpus loader needs. */
+export interface LoadedPretrain {
+  bb: ViltModel | MeterModel; heads: PretrainHeads; tok: BertTokenizer; backbone: 'vilt' | 'meter';
+  imageSize: number; maxTextLen: number; textPrefix: string; patch: number; config: Record<string, unknown>;
+}
+
+/** Rebuild an `aptune pretrain` checkpoint (shipped or not) with its heads; every tensor must load. */
+export function loadPretrainModel(file: string): LoadedPretrain {
+  const ck = loadCheckpoint(file);
+  const c = ck.config as { kind?: string; backbone?: 'vilt' | 'meter'; modelConfig?: ViltConfig | MeterConfig; vocab?: string[]; imageSize?: number; maxTextLen?: number; textPrefix?: string; seed?: number; itcPool?: 'cls' | 'mean' } | null;
+  if (!c || c.kind !== PRETRAIN_KIND || !c.modelConfig || !c.vocab || !c.imageSize || !c.maxTextLen) throw new Error(`${file}: not an aptune pretrain checkpoint`);
+  const backbone = c.backbone ?? 'vilt';
+  const { bb, heads } = buildPretrainModel(c.modelConfig, c.seed ?? 0, backbone);
+  if (c.itcPool) heads.pool = c.itcPool;
+  const sd = bb.stateDict();
+  const missing = [...sd.keys()].filter((k) => !ck.tensors.has(k));
+  if (missing.length) throw new Error(`${file}: missing ${missing.slice(0, 5).join(', ')}${missing.length > 5 ? ` and ${missing.length - 5} more` : ''}`);
+  bb.loadStateDict(new Map([...ck.tensors].map(([k, h]) => [k, fromHost(h)])), { strict: false });
+  const tok = new BertTokenizer(new Map(c.vocab.map((t, i) => [t, i] as [string, number])), {}, `${file} vocabulary`);
+  const patch = backbone === 'vilt' ? (c.modelConfig as ViltConfig).patch : (c.modelConfig as MeterConfig).clip.patch;
+  return { bb, heads, tok, backbone, imageSize: c.imageSize, maxTextLen: c.maxTextLen, textPrefix: c.textPrefix ?? (backbone === 'vilt' ? VILT_TEXT_PREFIX : ''), patch, config: c as Record<string, unknown> };
+}
+
+/** The gates of a pre-training checkpoint on the first `limit` images of a caption table (default: all). */
+export async function evaluatePretrainFile(file: string, captionTable: string, o: { limit?: number; batchSize?: number } = {}): Promise<GateMetrics> {
+  const m = loadPretrainModel(file);
+  const corpus = await loadCaptionCorpus(captionTable, { tokenizer: m.tok, imageSize: m.imageSize, patch: m.patch, prefix: m.textPrefix, maxLength: m.maxTextLen, limit: o.limit, clip: m.backbone === 'meter' });
+  return evaluateGates(m.bb, m.heads, corpus, { padId: m.tok.padId, batchSize: o.batchSize ?? 64, seed: (m.config.seed as number | undefined) ?? 0 });
+}

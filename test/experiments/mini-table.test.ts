@@ -1,0 +1,84 @@
+// `aptune table --mini`'s code path on a TINY generated synthetic set (32 px scenes) with tiny ViLT and METER
+// backbones pre-trained here for 1 step: two cells (ViLT retrieval, METER VQA; ViLT VQA is
+// test/experiments/compare.test.ts's, NLVR2 goes through the same scoreRun), two methods, one seed, 2 steps, a two-rate grid. Checks the rows (one per cell x
+// method, every seed's value, the chosen rate is the grid rate with the best validation score), the retrieval parts,
+// the floors, the generated JSON / Markdown (command, commit, machine), the run directories (run.json with the
+// resolved config and wall time, metrics.jsonl, the method checkpoint); and that re-running a cell with the same seed
+// reproduces its losses exactly (same backend and thread count).
+import { test } from 'uvu';
+import * as assert from 'uvu/assert';
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import { generateSynthetic } from '../../experiments/synthetic.ts';
+import { runPretrain } from '../../experiments/pretrain.ts';
+import { runMiniTable, formatMiniTable, type MiniTable } from '../../experiments/mini-table.ts';
+import { runTrain } from '../../train/run.ts';
+
+const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'aptune-mini-'));
+const DATA = path.join(tmp, 'synth');
+const OUT = path.join(tmp, 'results');
+const GRID = [5e-4, 1e-3];
+let t: MiniTable;
+const pre: Record<'vilt' | 'meter', string> = { vilt: path.join(tmp, 'pre', 'vilt.safetensors'), meter: path.join(tmp, 'pre', 'meter.safetensors') };
+
+test.before(async () => {
+  await generateSynthetic({ out: DATA, seed: 2, preset: 'tiny', imageSize: 32 });
+  for (const b of ['vilt', 'meter'] as const) {
+    await runPretrain({ data: DATA, out: pre[b], backbone: b, preset: 'tiny', steps: 1, batchSize: 4, evalEvery: 1, log: () => undefined, command: 'test' });
+  }
+  t = await runMiniTable({
+    data: DATA, out: OUT, seeds: [0], steps: 2, batchSize: 4, methods: ['classifier_only', 'apt'], lrGrid: GRID, pretrained: pre,
+    cells: [{ backbone: 'vilt', task: 'irtr' }, { backbone: 'meter', task: 'vqa' }],
+    command: 'aptune table --mini (test)', log: () => undefined,
+  });
+});
+test.after(() => fs.rmSync(tmp, { recursive: true, force: true }));
+
+test('one row per cell x method, every seed, the rate with the best validation score', () => {
+  assert.equal(t.rows.map((r) => `${r.backbone}-${r.task}-${r.method}`), [
+    'vilt-irtr-classifier_only', 'vilt-irtr-apt', 'meter-vqa-classifier_only', 'meter-vqa-apt']);
+  for (const r of t.rows) {
+    assert.equal(r.seeds.map((s) => s.seed), [0]);
+    assert.ok(r.seeds[0].value >= 0 && r.seeds[0].value <= 1);
+    assert.is(r.mean, r.seeds[0].value);
+    assert.is(r.std, 0);
+    assert.equal(r.lrSearch!.map((x) => x.lr), GRID);
+    const best = r.lrSearch!.reduce((a, x) => (x.val > a.val ? x : a));
+    assert.is(r.lr, best.lr);
+    assert.ok(r.msPerStep > 0 && r.peakRssMb > 0);
+  }
+  assert.is(t.rows.find((r) => r.method === 'classifier_only')!.params, 0);
+  assert.ok(t.rows.find((r) => r.method === 'apt')!.params > 0);
+  const ir = t.rows.find((r) => r.task === 'irtr')!;
+  assert.ok(ir.parts && ir.parts.ir_r1.mean >= 0 && ir.parts.tr_r1.mean >= 0);
+  assert.is(ir.mean, (ir.seeds[0].metrics.ir_r1 + ir.seeds[0].metrics.tr_r1) / 2);
+  assert.ok(t.cells.every((c) => c.done && c.floors));
+  assert.equal(t.notRun, []);
+});
+
+test('mini-table.json / .md: generated, stating command, commit and machine', () => {
+  const j = JSON.parse(fs.readFileSync(path.join(OUT, 'mini-table.json'), 'utf8')) as MiniTable;
+  assert.equal(j.rows.length, 4);
+  assert.is(j.command, 'aptune table --mini (test)');
+  assert.ok(j.commit.length > 0 && j.machine.length > 0);
+  const md = fs.readFileSync(path.join(OUT, 'mini-table.md'), 'utf8');
+  assert.is(md, formatMiniTable(j));
+  assert.ok(md.includes('aptune table --mini (test)') && md.includes(j.commit) && md.includes(j.machine), md);
+  assert.ok(md.includes('## VILT / irtr') && md.includes('IR R@1 | TR R@1') && md.includes('floor: chance text->image R@1') && md.includes('floor: question-type prior'), md);
+});
+
+test('a run directory holds the resolved config + wall time, metrics and the method checkpoint; same seed -> same losses', async () => {
+  const dir = path.join(OUT, 'cells', 'meter-vqa', 'runs', `apt-lr${GRID[0]}-s0`);
+  for (const f of ['run.json', 'metrics.jsonl', 'last.safetensors']) assert.ok(fs.existsSync(path.join(dir, f)), f);
+  const run = JSON.parse(fs.readFileSync(path.join(dir, 'run.json'), 'utf8'));
+  assert.is(run.resolved.method, 'apt');
+  assert.is(run.resolved.backbone, 'meter');
+  assert.ok(run.summary.wallSeconds > 0);
+  const again = (out: string) => runTrain({ data: DATA, task: 'vqa', backbone: 'meter', pretrained: pre.meter, method: 'apt', maxSteps: 3, batchSize: 4, lr: 1e-3, seed: 5, randaug: false, out, log: () => undefined });
+  const a = await again(path.join(tmp, 'rep-a')), b = await again(path.join(tmp, 'rep-b'));
+  assert.is(a.losses.length, 3);
+  assert.equal(a.losses, b.losses);
+});
+
+test.run();

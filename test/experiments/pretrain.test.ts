@@ -1,0 +1,279 @@
+// Pre-training (experiments/pretrain.ts, models/pretrain.ts): the caption truth check against the generator's own
+// scenes, each loss against a hand value or an independent host computation, masking (content words only, the
+// same rule for matched and mismatched rows, MLM labels only on true rows), a few steps reducing the loss on a
+// fixed batch, and the CLI writing a checkpoint that `aptune train --pretrained` loads with the same vocabulary.
+// Everything runs on a tiny synthetic set and the tiny preset.
+import { test } from 'uvu';
+import * as assert from 'uvu/assert';
+import { mkdtempSync, existsSync, readFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { concat, noGrad, randn, scope, tensor, Generator } from '../../engine/index.ts';
+import { encodeSingle, imageTokens, itcEmbed, itcProject, textTokens } from '../../models/pretrain.ts';
+import { ceLoss } from '../../models/heads.ts';
+import type { ViltModel } from '../../models/vilt.ts';
+import { generateSynthetic } from '../../experiments/synthetic.ts';
+import {
+  buildBatch, buildPretrainModel, captionHolds, contrastiveLoss, loadCaptionCorpus, maskPositions, maskSeed, mlmLoss,
+  parseCaption, pretrainLosses, pretrainModelConfig, sceneFromJson, centerNormalize, CONTENT_WORDS, type CaptionCorpus,
+} from '../../experiments/pretrain.ts';
+import { BertTokenizer, buildWordPieceVocab, VILT_TEXT_PREFIX } from '../../data/tokenizers/index.ts';
+import { dataTexts, runTrain } from '../../train/run.ts';
+import { main } from '../../train/cli.ts';
+import { loadCheckpoint } from '../../train/checkpoint.ts';
+import { readRun } from '../../train/report.ts';
+import { AdamW } from '../../train/optim.ts';
+
+const dir = mkdtempSync(join(tmpdir(), 'aptune-pretrain-'));
+let corpus: CaptionCorpus;
+let tok: BertTokenizer;
+
+test.before(async () => {
+  await generateSynthetic({ out: dir, preset: 'tiny', imageSize: 32, seed: 3 });
+  tok = new BertTokenizer(buildWordPieceVocab(await dataTexts(dir)));
+  corpus = await loadCaptionCorpus(join(dir, 'synth_caption_train.arrow'), { tokenizer: tok, imageSize: 32, patch: 8, prefix: VILT_TEXT_PREFIX, maxLength: 40 });
+});
+
+const logSoftmax = (row: number[]) => { const m = Math.max(...row); const z = Math.log(row.reduce((s, x) => s + Math.exp(x - m), 0)) + m; return row.map((x) => x - z); };
+
+test('caption parser: every corpus caption holds on its scene, every hard negative is false', () => {
+  let caps = 0, negs = 0;
+  corpus.scenes.forEach((sc, i) => {
+    for (const c of corpus.captions[i]) { assert.is(captionHolds(sc, c), true, c); caps++; }
+    for (const n of corpus.negatives[i]) if (n) { assert.is(captionHolds(sc, n), false, n); negs++; }
+  });
+  assert.ok(caps >= 50 && negs >= 30, `${caps} captions, ${negs} negatives`);
+  const scene = sceneFromJson(JSON.stringify([{ color: 'red', shape: 'circle', size: 'small', row: 0, col: 0 }, { color: 'blue', shape: 'square', size: 'large', row: 2, col: 2 }]));
+  assert.is(captionHolds(scene, 'a red circle left of a blue square and two shapes in total'), true);
+  assert.is(captionHolds(scene, 'a red circle right of a blue square'), false);
+  assert.is(captionHolds(scene, 'a large blue square at the bottom right and one circle'), true);
+  assert.is(captionHolds(scene, 'a small blue square'), false);
+  assert.is(parseCaption('a red circle beside a blue square'), null);
+});
+
+test('contrastive loss: hand value, symmetric, finite at the clamp', () => {
+  const s = 3;
+  const eye = tensor([1, 0, 0, 1], [2, 2]);
+  const l = contrastiveLoss(eye, eye, s).item();
+  assert.ok(Math.abs(l - Math.log(1 + Math.exp(-s))) < 1e-5, `${l}`);
+  const t = tensor([0.6, 0.8, 1, 0, 0, 1], [3, 2]);
+  const v = tensor([0, 1, 0.8, 0.6, 1, 0], [3, 2]);
+  const a = contrastiveLoss(t, v, 5).item(), b = contrastiveLoss(v, t, 5).item();
+  assert.ok(Math.abs(a - b) < 1e-6, `${a} vs ${b}`);
+  // independent host value: mean of row-wise and column-wise CE of 5 * T V^T with diagonal targets
+  const T = [[0.6, 0.8], [1, 0], [0, 1]], V = [[0, 1], [0.8, 0.6], [1, 0]];
+  const S = T.map((x) => V.map((y) => 5 * (x[0] * y[0] + x[1] * y[1])));
+  let ce = 0;
+  for (let i = 0; i < 3; i++) ce -= logSoftmax(S[i])[i] + logSoftmax(S.map((r) => r[i]))[i];
+  assert.ok(Math.abs(a - ce / 6) < 1e-5, `${a} vs ${ce / 6}`);
+  assert.ok(Number.isFinite(contrastiveLoss(t, v, 100).item()));
+  // evaluation centring: the set's mean is removed before normalising
+  const rows = [Float32Array.from([1, 2]), Float32Array.from([3, 2])];
+  centerNormalize(rows);
+  assert.equal([...rows[0], ...rows[1]], [-1, 0, 1, 0]);
+});
+
+test('MLM loss: mean CE over labelled positions only; null when none is labelled', () => {
+  const logits = tensor([1, 2, 3, 0, 0, 0, 3, 1, -1, 5, 5, 5], [2, 2, 3]);
+  const l = mlmLoss(logits, tensor(new Int32Array([2, -100, 0, -100]), [2, 2], { dtype: 'int32' }))!.item();
+  const want = -(logSoftmax([1, 2, 3])[2] + logSoftmax([3, 1, -1])[0]) / 2;
+  assert.ok(Math.abs(l - want) < 1e-5, `${l} vs ${want}`);
+  assert.is(mlmLoss(logits, tensor(new Int32Array(4).fill(-100), [2, 2], { dtype: 'int32' })), null);
+});
+
+test('masking: content words only, the same rule for matched and mismatched rows, MLM labels only on true rows', () => {
+  const specials = new Set([tok.startId, tok.endId, tok.padId]);
+  const prefixLen = tok.tokenize(VILT_TEXT_PREFIX).length;
+  const idx = Array.from({ length: corpus.images.length }, (_, i) => i);
+  let maskedPos = 0, maskedNeg = 0, contentPos = 0, contentNeg = 0;
+  for (const negFraction of [0, 0.5, 1]) {
+    for (let step = 1; step <= 4; step++) {
+      scope(() => {
+        const b = buildBatch(corpus, idx, { maskProb: 0.5, maskId: tok.maskId!, padId: tok.padId, seed: 7, step, negFraction, hardFraction: 0.5 });
+        const mlm = b.mlmLabels.toArray(), L = b.mlmLabels.shape[1];
+        b.host.unmaskedIds.forEach((ids, r) => {
+          const pos = b.host.masked[r];
+          // the row's mask is the one rule of (text, seed, step, row): recomputed without the label
+          const enc = { ids, content: Uint8Array.from(ids.map((id, j) => (j > prefixLen && !specials.has(id) && CONTENT_WORDS.has(tok.idToToken(id)!) ? 1 : 0))) };
+          assert.equal(pos, maskPositions(enc, 0.5, maskSeed(7, step, r)));
+          for (const p of pos) {
+            assert.not.ok(specials.has(ids[p]), 'a special token was masked');
+            assert.ok(p > prefixLen, 'a prefix token was masked');
+            assert.ok(CONTENT_WORDS.has(tok.idToToken(ids[p])!));
+            assert.is(b.host.itmIds[r][p], tok.maskId);
+          }
+          const nContent = enc.content.reduce((s, x) => s + x, 0);
+          if (b.host.labels[r] === 1) { maskedPos += pos.length; contentPos += nContent; } else { maskedNeg += pos.length; contentNeg += nContent; }
+          for (let j = 0; j < L; j++) {
+            const want = b.host.labels[r] === 1 && pos.includes(j) ? ids[j] : -100;
+            assert.is(mlm[r * L + j], want);
+          }
+        });
+        if (negFraction === 1) assert.ok(b.host.kinds.every((k) => k !== 'pos'));
+      });
+    }
+  }
+  const rp = maskedPos / contentPos, rn = maskedNeg / contentNeg;
+  assert.ok(contentNeg > 100 && contentPos > 100);
+  assert.ok(Math.abs(rp - 0.5) < 0.1 && Math.abs(rn - 0.5) < 0.1, `mask rate matched ${rp}, mismatched ${rn}`);
+});
+
+test("mlmPass 'separate': ITM sees the clean texts, MLM masks each image's own caption and labels every masked position", () => {
+  const idx = Array.from({ length: corpus.images.length }, (_, i) => i);
+  scope(() => {
+    const b = buildBatch(corpus, idx, { maskProb: 0.5, maskId: tok.maskId!, padId: tok.padId, seed: 7, step: 2, hardFraction: 0.5, mlmPass: 'separate' });
+    assert.ok(b.mlmIds && b.mlmValid);
+    assert.equal(b.host.itmIds, b.host.unmaskedIds); // no [MASK] reaches the ITM pass
+    const itm = b.itmIds.toArray(), Li = b.itmIds.shape[1];
+    for (let i = 0; i < itm.length; i++) assert.is.not(itm[i], tok.maskId);
+    const itc = b.itcIds.toArray(), Lc = b.itcIds.shape[1];
+    const ids = b.mlmIds!.toArray(), y = b.mlmLabels.toArray(), Lm = b.mlmIds!.shape[1];
+    assert.equal(b.mlmLabels.shape, b.mlmIds!.shape);
+    assert.is(Lm, Lc);
+    let nMasked = 0;
+    for (let r = 0; r < idx.length; r++) {
+      for (let j = 0; j < Lm; j++) {
+        const orig = itc[r * Lc + j], masked = b.host.masked[r].includes(j);
+        assert.is(ids[r * Lm + j], masked ? tok.maskId : orig);
+        assert.is(y[r * Lm + j], masked ? orig : -100); // negatives' rows too: these texts are all true of their image
+        if (masked) nMasked++;
+      }
+    }
+    assert.ok(nMasked > 10, `masked ${nMasked}`);
+    assert.ok(Li > 0);
+  });
+});
+
+test('ITM and MLM losses of a step equal an independent host computation; a few steps reduce the total', () => {
+  const cfg = pretrainModelConfig({ preset: 'tiny' }, tok, 40);
+  const { bb: bbAny, heads } = buildPretrainModel(cfg, 1);
+  const bb = bbAny as ViltModel;
+  const idx = Array.from({ length: 8 }, (_, i) => i);
+  const b = buildBatch(corpus, idx, { maskProb: 0.4, maskId: tok.maskId!, padId: tok.padId, seed: 1, step: 1 });
+  noGrad(() => {
+    const l = pretrainLosses(bb, heads, b);
+    const lg = l.itmLogits.toArray(), lab = b.host.labels;
+    const itm = -lab.reduce((s, y, r) => s + logSoftmax([lg[2 * r], lg[2 * r + 1]])[y], 0) / lab.length;
+    assert.ok(Math.abs(l.itm.item() - itm) < 1e-5, `${l.itm.item()} vs ${itm}`);
+    const [B, L, V] = l.mlmLogits.shape, ml = l.mlmLogits.toArray(), y = b.mlmLabels.toArray();
+    let sum = 0, n = 0;
+    for (let i = 0; i < B * L; i++) if (y[i] !== -100) { sum -= logSoftmax(Array.from(ml.subarray(i * V, (i + 1) * V)))[y[i]]; n++; }
+    assert.ok(n > 0 && l.mlm !== null && Math.abs(l.mlm.item() - sum / n) < 1e-4, `${l.mlm?.item()} vs ${sum / n}`);
+    assert.ok(Number.isFinite(l.itc.item()));
+  });
+  const opt = new AdamW(bb.parameters(), { lr: 2e-3, betas: [0.9, 0.98] });
+  const losses: number[] = [];
+  for (let s = 0; s < 8; s++) {
+    losses.push(scope(() => {
+      const l = pretrainLosses(bb, heads, b);
+      const v = l.total.item();
+      l.total.backward();
+      opt.step();
+      opt.zeroGrad();
+      return v;
+    }));
+  }
+  assert.ok(losses[7] < losses[0] - 0.3, `losses ${losses.map((x) => x.toFixed(3)).join(' ')}`);
+});
+
+test('contrastive embeddings read token 0, the position the ITM pooler reads (mean pooling left [CLS] untrained)', () => {
+  const cfg = pretrainModelConfig({ preset: 'tiny' }, tok, 40);
+  const { bb: bbAny, heads } = buildPretrainModel(cfg, 1);
+  const bb = bbAny as ViltModel;
+  assert.is(heads.pool, 'cls');
+  const D = cfg.hidden, B = 3, N = 5;
+  noGrad(() => {
+    const f = randn([B, N, D], { generator: new Generator(4) });
+    const valid = [[1, 1, 1, 1, 1], [1, 1, 1, 0, 0], [1, 1, 0, 0, 0]];
+    const a = itcProject(heads.textProj, f, valid, heads.pool).toArray();
+    // other positions changed: same embedding; token 0 changed: a different one
+    const same = itcProject(heads.textProj, concat([f.slice(1, 0, 1), randn([B, N - 1, D], { generator: new Generator(5) })], 1), valid, heads.pool).toArray();
+    assert.ok(a.every((x, i) => Math.abs(x - same[i]) < 1e-6), 'the cls embedding depends on positions other than 0');
+    const at = (pos: number) => tensor(Float32Array.from({ length: B * N * D }, (_, i) => (Math.floor(i / D) % N === pos ? 1 : 0)), [B, N, D]);
+    const moved = itcProject(heads.textProj, f.add(at(0)), valid, heads.pool).toArray();
+    assert.ok(a.some((x, i) => Math.abs(x - moved[i]) > 1e-3), 'the cls embedding ignores token 0');
+    // 'mean' (the alternative) reads every valid position and no padded one: position 4 is valid in row 0 only
+    const P = heads.textProj.outFeatures;
+    const m = itcProject(heads.textProj, f, valid, 'mean').toArray(), m2 = itcProject(heads.textProj, f.add(at(4)), valid, 'mean').toArray();
+    assert.ok(m.slice(0, P).some((x, i) => Math.abs(x - m2[i]) > 1e-4), 'mean ignores a valid position');
+    assert.ok(m.slice(P).every((x, i) => Math.abs(x - m2[P + i]) < 1e-6), 'mean reads a padded position');
+  });
+  // the contrastive gradient reaches the text [CLS] of the single-modality pass, and the joint pass's token 0
+  // (what the pooler and the ITM head read) gets trained by it
+  const b = buildBatch(corpus, [0, 1, 2, 3], { maskProb: 0, maskId: tok.maskId!, padId: tok.padId, seed: 2, step: 1 });
+  scope(() => {
+    const t = textTokens(bb, b.itcIds).detach().requiresGrad_();
+    const img = imageTokens(bb, b.image);
+    const tf = encodeSingle(bb, t, b.itcValid), vf = encodeSingle(bb, img.x, img.mask);
+    const l = contrastiveLoss(itcEmbed(heads.textProj, tf, b.itcValid, true, heads.pool), itcEmbed(heads.imageProj, vf, img.mask, true, heads.pool), 10);
+    l.backward();
+    const gr = t.grad!.toArray(), L = t.shape[1];
+    let g0 = 0;
+    for (let r = 0; r < 4; r++) for (let k = 0; k < D; k++) g0 += gr[(r * L) * D + k] ** 2;
+    assert.ok(g0 > 0, 'no contrastive gradient at the text [CLS]');
+  });
+});
+
+test('ITM alone overfits a fixed batch of 16 pairs (labels reach the loss, the pooled feature separates)', () => {
+  const cfg = pretrainModelConfig({ preset: 'tiny' }, tok, 40);
+  const { bb: bbAny, heads } = buildPretrainModel(cfg, 3);
+  const bb = bbAny as ViltModel;
+  const idx = Array.from({ length: 16 }, (_, i) => i % corpus.images.length);
+  const b = buildBatch(corpus, idx, { maskProb: 0.25, maskId: tok.maskId!, padId: tok.padId, seed: 4, step: 1, hardFraction: 0.5 });
+  const labels = b.host.labels;
+  assert.ok(labels.some((y) => y === 0) && labels.some((y) => y === 1), labels.join(''));
+  const opt = new AdamW(bb.parameters(), { lr: 3e-3, betas: [0.9, 0.98] });
+  const run = (train: boolean) => scope(() => {
+    const img = imageTokens(bb, b.image);
+    const out = bb.forwardTokens({ text: textTokens(bb, b.itmIds), image: img.x, textMask: b.itmValid, imageMask: img.mask });
+    const lg = heads.itm.forward(out.clsFeats);
+    const loss = ceLoss(lg, b.itmLabels);
+    const v = { loss: loss.item(), logits: Array.from(lg.toArray()) };
+    if (train) { loss.backward(); opt.step(); opt.zeroGrad(); }
+    return v;
+  });
+  const first = run(true).loss;
+  for (let s = 0; s < 40; s++) run(true);
+  const last = run(false);
+  const pred = labels.map((_, r) => (last.logits[2 * r + 1] > last.logits[2 * r] ? 1 : 0));
+  assert.ok(first > 0.6 && last.loss < 0.1, `ITM loss ${first.toFixed(3)} -> ${last.loss.toFixed(3)}`);
+  assert.equal(pred, labels);
+});
+
+test('CLI: pretrain writes a checkpoint + vocab.txt that aptune train --pretrained loads; a wrong preset is refused', async () => {
+  const out = join(dir, 'pre', 'tiny.safetensors');
+  const code = await main(['pretrain', '--data', dir, '--out', out, '--preset', 'tiny', '--steps', '2', '--batch-size', '4', '--eval-every', '2', '--seed', '1']);
+  assert.is(code, 0);
+  assert.ok(existsSync(out) && existsSync(join(dir, 'pre', 'vocab.txt')));
+  const ck = loadCheckpoint(out);
+  const cfg = ck.config as { kind: string; vocab: string[]; modelConfig: { hidden: number } };
+  assert.is(cfg.kind, 'pretrain');
+  assert.equal(readFileSync(join(dir, 'pre', 'vocab.txt'), 'utf8').trim().split('\n'), cfg.vocab);
+  for (const k of ['itm_score.fc.weight', 'mlm_score.decoder.weight', 'mlm_score.bias', 'mlm_score.transform.LayerNorm.weight', 'itc_logit_scale', 'transformer.blocks.0.attn.qkv.weight']) assert.ok(ck.tensors.has(k), k);
+  // the run directory beside it: every train and gate record, run.json with its summary, the HTML report
+  const run = readRun(join(dir, 'pre', 'tiny-run'));
+  assert.equal(run.train.map((r) => r.step), [1]);
+  assert.equal(run.evals.map((r) => r.step), [2]);
+  assert.is(run.run!.command, 'pretrain');
+  assert.is(run.run!.summary!.steps, 2);
+  assert.is(run.run!.summary!.score!.value, (ck.config as { gates: { itmAcc: number } }).gates.itmAcc);
+  assert.ok(existsSync(join(dir, 'pre', 'tiny-run', 'report.html')));
+  // --init continues from it (lr tiny: the weights stay close to the file's, far from a fresh init)
+  const out2 = join(dir, 'pre2', 'tiny.safetensors');
+  assert.is(await main(['pretrain', '--data', dir, '--out', out2, '--preset', 'tiny', '--steps', '1', '--batch-size', '4', '--lr', '1e-9', '--hard-fraction', '0', '--init', out, '--seed', '5']), 0);
+  const a = ck.tensors.get('transformer.blocks.0.attn.qkv.weight')!.data, b2 = loadCheckpoint(out2).tensors.get('transformer.blocks.0.attn.qkv.weight')!.data;
+  assert.ok(a.every((x, i) => Math.abs(x - b2[i]) < 1e-5), '--init did not load the weights');
+  const logs: string[] = [];
+  const r = await runTrain({ data: dir, task: 'vqa', backbone: 'vilt', config: 'tiny', method: 'apt', pretrained: out, maxSteps: 1, batchSize: 2, out: join(dir, 'ft'), randaug: false, log: (s) => logs.push(s) });
+  assert.is(r.steps, 1);
+  const line = logs.find((s) => s.startsWith('pretrained '))!;
+  const loaded = Number(/: (\d+) tensors loaded/.exec(line)![1]);
+  const backboneTensors = [...ck.tensors.keys()].filter((k) => !/^(mlm_score|itc_|itm_score)/.test(k)).length; // the VQA model has no ITM head
+  assert.is(loaded, backboneTensors, line);
+  assert.equal(readFileSync(join(dir, 'ft', 'vocab.txt'), 'utf8'), readFileSync(join(dir, 'pre', 'vocab.txt'), 'utf8'));
+  const wrong = runTrain({ data: dir, task: 'vqa', backbone: 'vilt', config: 'synth', method: 'apt', pretrained: out, maxSteps: 1, batchSize: 2, out: join(dir, 'ft2'), randaug: false, log: () => undefined });
+  const err = await wrong.then(() => null, (e: Error) => e);
+  assert.ok(err && /modelConfig\.hidden/.test(err.message), String(err));
+});
+
+test.run();
