@@ -1,6 +1,6 @@
 // The recipes of `aptune pretrain --preset synth` (ViLT and METER) and the gates a shipped backbone must reach, in a
 // module of their own so the CLI's help prints the real defaults without loading the pre-training code.
-// Invariants: plain frozen data, no imports; train/pretrain.ts reads its defaults from here and nowhere else.
+// Invariants: plain frozen data, no imports; experiments/pretrain.ts reads its defaults from here and nowhere else.
 
 /** Where MLM runs: in the ITM pass on its masked texts, or in a pass of its own (see BatchOptions.mlmPass). */
 export type MlmPass = 'joint' | 'separate';
