@@ -9,7 +9,8 @@ export type { NestedArray, TensorOrScalar } from './tensor.ts';
 export type { Backend, DType, OpName, OpAttrs, Storage, TensorRef, TypedArray, Kernel, KernelTable } from './backend.ts';
 export { OP_NAMES, OutOfMemoryError } from './backend.ts';
 export { OPS } from './op-table.ts';
-export { apply } from './dispatch.ts';
+export { apply, profileOps, profileReport } from './dispatch.ts';
+export type { ProfileRow } from './dispatch.ts';
 export {
   add, sub, mul, div, pow, maximum, minimum, eq, ne, lt, le, gt, ge, where, maskedFill, affine, powScalar,
   neg, exp, log, sqrt, rsqrt, abs, sign, tanh, sigmoid, relu, erf, gelu, quickGelu,
