@@ -108,6 +108,8 @@ export const relu = (x: Tensor): Tensor => apply1('relu', [x], {});
 export const erf = (x: Tensor): Tensor => apply1('erf', [x], {});
 /** GELU, exact erf form. */
 export const gelu = (x: Tensor): Tensor => apply1('gelu', [x], {});
+/** gelu(x + bias) for x [..., D], bias [D], in one pass (x + bias is never stored). */
+export const biasGelu = (x: Tensor, bias: Tensor): Tensor => apply1('bias_gelu', [x, bias], {});
 /** x * sigmoid(1.702 x) (CLIP) */
 export const quickGelu = (x: Tensor): Tensor => apply1('quick_gelu', [x], {});
 
@@ -160,8 +162,9 @@ export function sumTo(g: Tensor, shape: Shape): Tensor {
 export function matmul(a: Tensor, b: Tensor, opts: { transA?: boolean; transB?: boolean } = {}): Tensor {
   return apply1('matmul', [a, b], { transA: !!opts.transA, transB: !!opts.transB });
 }
-/** x [..., in] W [out, in] (+ b [out]) -> [..., out]; W is used transposed in place (no copy). */
-export function linear(x: Tensor, weight: Tensor, bias?: Tensor | null): Tensor {
+/** x [..., in] W [out, in] (+ b [out]) -> [..., out]; W is used transposed in place (no copy). With activation
+ *  'gelu', gelu(x Wᵀ + b) with the bias and the GELU fused in one op (bias_gelu). */
+export function linear(x: Tensor, weight: Tensor, bias?: Tensor | null, activation?: 'gelu'): Tensor {
   if (weight.ndim !== 2) throw new Error(`linear: weight must be [out, in], got ${shapeStr(weight.shape)}`);
   if (x.ndim === 0 || x.shape[x.ndim - 1] !== weight.shape[1]) {
     throw new Error(`linear: input ${shapeStr(x.shape)} does not end in ${weight.shape[1]} (weight ${shapeStr(weight.shape)})`);
@@ -174,8 +177,8 @@ export function linear(x: Tensor, weight: Tensor, bias?: Tensor | null): Tensor 
   const y = matmul(x2, weight, { transB: true });
   if (x2 !== x) x2.dispose();
   let out = y;
-  if (bias) {
-    out = add(y, bias);
+  if (bias || activation) {
+    out = activation ? (bias ? biasGelu(y, bias) : gelu(y)) : add(y, bias!);
     y.dispose();
   }
   if (x.ndim !== 2) {

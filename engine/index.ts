@@ -13,7 +13,7 @@ export { apply, profileOps, profileReport } from './dispatch.ts';
 export type { ProfileRow } from './dispatch.ts';
 export {
   add, sub, mul, div, pow, maximum, minimum, eq, ne, lt, le, gt, ge, where, maskedFill, affine, powScalar,
-  neg, exp, log, sqrt, rsqrt, abs, sign, tanh, sigmoid, relu, erf, gelu, quickGelu,
+  neg, exp, log, sqrt, rsqrt, abs, sign, tanh, sigmoid, relu, erf, gelu, biasGelu, quickGelu,
   sum, mean, max, maxWithIndices, argmax, sumTo,
   matmul, linear, unfoldPatches,
   reshape, detach, unsqueeze, squeeze, flatten, permute, transpose, slice, expand, concat, stack, pad, cast, clone, to, assign,

@@ -323,6 +323,32 @@ export const OPS: OpTable = {
       return [{ shape: s[1].slice(), dtype }, { shape: [D], dtype }, { shape: [D], dtype }];
     },
   },
+  bias_gelu: {
+    infer: (s, d) => {
+      const dtype = sameDtypes('bias_gelu', d);
+      requireFloat('bias_gelu', dtype);
+      const x = s[0];
+      if (x.length < 1 || s[1].length !== 1 || s[1][0] !== x[x.length - 1]) {
+        throw new Error(`bias_gelu: bias ${shapeStr(s[1])} must be [${x[x.length - 1] ?? '?'}] for input ${shapeStr(x)}`);
+      }
+      return [{ shape: x.slice(), dtype }];
+    },
+    saves: { inputs: [0, 1] },
+    grad: (c, [g], n) => {
+      const dx = apply('bias_gelu_backward', [c.inputs[0], c.inputs[1], g!], {})[0];
+      return [n[0] ? dx : null, n[1] ? sumTo(dx, c.inShapes[1]) : null];
+    },
+  },
+  bias_gelu_backward: {
+    infer: (s, d) => {
+      const dtype = sameDtypes('bias_gelu_backward', d);
+      const x = s[0];
+      if (!sameShape(x, s[2]) || s[1].length !== 1 || s[1][0] !== x[x.length - 1]) {
+        throw new Error(`bias_gelu_backward: x ${shapeStr(x)}, bias ${shapeStr(s[1])} and g ${shapeStr(s[2])} do not match`);
+      }
+      return [{ shape: x.slice(), dtype }];
+    },
+  },
   dropout: {
     infer: (s, d, a) => {
       requireFloat('dropout', d[0]);

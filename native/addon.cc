@@ -274,6 +274,18 @@ void layer_norm_backward_fn(const Args& a) {
                              a.f(10, D), a.f(12, R), a.f(14, R), R, D);
 }
 
+// ---- bias + GELU ----
+void bias_gelu_fn(const Args& a) {
+  // (out, x, bias, R, D)
+  const int64_t R = a.i64(6), D = a.i64(7);
+  launch_bias_gelu(apt::stream(), a.f(0, R * D), a.f(2, R * D), a.f(4, D), R, D);
+}
+void bias_gelu_backward_fn(const Args& a) {
+  // (out, x, bias, g, R, D)
+  const int64_t R = a.i64(8), D = a.i64(9);
+  launch_bias_gelu_backward(apt::stream(), a.f(0, R * D), a.f(2, R * D), a.f(4, D), a.f(6, R * D), R, D);
+}
+
 // ---- random ----
 uint64_t u64(const Args& a, size_t i) {
   const double v = a.num(i);

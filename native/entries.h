@@ -44,6 +44,8 @@
   X(log_softmax_backward, 8) \
   X(layer_norm, 15) \
   X(layer_norm_backward, 18) \
+  X(bias_gelu, 8) \
+  X(bias_gelu_backward, 10) \
   X(dropout, 10) \
   X(cross_entropy, 9) \
   X(cross_entropy_backward, 11) \

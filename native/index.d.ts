@@ -139,6 +139,10 @@ export interface CudaKernels {
   layer_norm(...r: [...T, ...T, ...T, ...T, ...T, ...T, number, number, number]): void;
   /** (dx, dweight, dbias, g, x, weight, mean, rstd, R, D) */
   layer_norm_backward(...r: [...T, ...T, ...T, ...T, ...T, ...T, ...T, ...T, number, number]): void;
+  /** (out, x, bias, R, D) */
+  bias_gelu(...r: [...T, ...T, ...T, number, number]): void;
+  /** (out, x, bias, g, R, D) */
+  bias_gelu_backward(...r: [...T, ...T, ...T, ...T, number, number]): void;
   /** (y, mask, x, n, p, seed, offset) */
   dropout(...r: [...T, ...T, ...T, number, number, number, number]): void;
   /** (loss, logits, labels, B, C, ignoreIndex) */

@@ -431,6 +431,22 @@ export class CudaBackend implements Backend {
         const op = 'layer_norm_backward';
         A.layer_norm_backward(...t(dx, op), ...t(dw, op), ...t(db, op), ...t(g, op), ...t(x, op), ...t(w, op), ...t(m, op), ...t(r, op), R, D);
       },
+      bias_gelu: (inputs, outputs) => {
+        const [x, b] = inputs, o = outputs[0], op = 'bias_gelu';
+        dtypeCode(x, op, true);
+        const D = x.shape[x.shape.length - 1], n = numel(x.shape);
+        if (n === 0) return;
+        if (numel(b.shape) !== D) throw new Error(`cuda ${op}: bias [${b.shape}] does not match last dim ${D}`);
+        A.bias_gelu(...t(o, op), ...t(x, op), ...t(b, op), n / D, D);
+      },
+      bias_gelu_backward: (inputs, outputs) => {
+        const [x, b, g] = inputs, o = outputs[0], op = 'bias_gelu_backward';
+        dtypeCode(x, op, true);
+        const D = x.shape[x.shape.length - 1], n = numel(x.shape);
+        if (n === 0) return;
+        if (numel(b.shape) !== D) throw new Error(`cuda ${op}: bias [${b.shape}] does not match last dim ${D}`);
+        A.bias_gelu_backward(...t(o, op), ...t(x, op), ...t(b, op), ...t(g, op), n / D, D);
+      },
       dropout: (inputs, outputs, a) => {
         const x = inputs[0], [y, m] = outputs;
         dtypeCode(x, 'dropout', true);

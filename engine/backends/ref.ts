@@ -90,6 +90,14 @@ function sigmoidScalar(x: number): number {
   const e = Math.exp(x);
   return e / (1 + e);
 }
+/** out[i] = f(x[i] + bias[i % D], i) over x [.., D]; the sum is rounded to the storage dtype first (as add then gelu). */
+function biasGeluRows(inputs: TensorRef[], o: TensorRef, f: (h: number, i: number) => number): void {
+  const [x, b] = inputs;
+  const X = arr(x), Bv = arr(b), O = arr(o);
+  const D = x.shape[x.shape.length - 1], n = numel(x.shape);
+  const round = x.dtype === 'float32' ? Math.fround : (v: number) => v;
+  for (let i = 0; i < n; i++) O[o.offset + i] = f(round(X[x.offset + i] + Bv[b.offset + (i % D)]), i);
+}
 function geluScalar(x: number): number {
   return 0.5 * x * (1 + erfScalar(x * SQRT1_2));
 }
@@ -342,6 +350,11 @@ const kernels: KernelTable = {
         O[o.offset + r * D + j] = G[g.offset + r * D + j] - Math.exp(Y[y.offset + r * D + j]) * s;
       }
     }
+  },
+  bias_gelu: (inputs, outputs) => biasGeluRows(inputs, outputs[0], (h) => geluScalar(h)),
+  bias_gelu_backward: (inputs, outputs) => {
+    const g = inputs[2], G = arr(g);
+    biasGeluRows(inputs, outputs[0], (h, i) => G[g.offset + i] * geluGrad(h));
   },
   layer_norm: (inputs, outputs, a) => {
     const [x, w, b] = inputs;

@@ -300,6 +300,17 @@ export class WasmBackend implements Backend {
       return { P: numel(t.shape.slice(0, r - 2)), H: t.shape[r - 2], W: t.shape[r - 1] };
     };
 
+    // x [rows, D] (+ bias [D]) split by rows; the backward also reads g
+    const biasGelu = (op: 'bias_gelu' | 'bias_gelu_backward', inputs: TensorRef[], out: TensorRef): void => {
+      const [x, b] = inputs;
+      this.f32only(op, ...inputs);
+      const D = x.shape[x.shape.length - 1], rows = numel(x.shape.slice(0, -1));
+      if (rows * D === 0) return;
+      if (numel(b.shape) !== D) throw new Error(`wasm ${op}: bias [${b.shape}] does not match last dim ${D}`);
+      const args = [this.p(x), this.p(b), ...(inputs[2] ? [this.p(inputs[2])] : []), this.p(out), D];
+      rt.dispatch(`${op}_f32`, this.parts(rows, D * 16).map(([r0, r1]) => [...args, r0, r1]));
+    };
+
     const table = {
       ...familyKernels('binary', binary),
       ...familyKernels('unary', unary),
@@ -392,6 +403,8 @@ export class WasmBackend implements Backend {
           f[dwI + j] = sw; f[dbI + j] = sb;
         }
       },
+      bias_gelu: (inputs, outputs) => biasGelu('bias_gelu', inputs, outputs[0]),
+      bias_gelu_backward: (inputs, outputs) => biasGelu('bias_gelu_backward', inputs, outputs[0]),
       dropout: (inputs, outputs, attrs) => {
         const x = inputs[0], [y, mask] = outputs;
         this.f32only('dropout', x);

@@ -166,6 +166,12 @@ for (const [rows, D] of [[[1], 7], [[3, 5], 37], [[2, 185], 256], [[4], 768], [[
     return [rt([...rows, D]), x, w, m, r];
   }, {}, { rtol: 1e-4, atol: 1e-4 }); // dweight/dbias sum over rows in float32
 }
+// bias + GELU: D a multiple of 4 (SIMD rows), D with a tail, one row; the backward at the same shapes
+for (const [rows, D] of [[[1], 7], [[3, 5], 37], [[2, 185], 64], [[4], 1024], [[300], 33]] as [number[], number][]) {
+  const tol = { rtol: 1e-5, atol: 1e-6 };
+  add('bias_gelu', `bias_gelu ${JSON.stringify([...rows, D])}`, () => [rt([...rows, D], -5, 5), rt([D], -1, 1)], {}, tol);
+  add('bias_gelu_backward', `bias_gelu_backward ${JSON.stringify([...rows, D])}`, () => [rt([...rows, D], -5, 5), rt([D], -1, 1), rt([...rows, D])], {}, tol);
+}
 // (offsets that are not multiples of 4, lengths with a head, 16-element SIMD steps and a tail, a p that float32 cannot
 // represent, block counters crossing 2^32: the wasm kernel's SIMD path must give the scalar path's bits)
 for (const [s, p, off] of [[[37], 0.1, 0], [[3, 65], 0.5, 12], [[5, 33], 0.3, 12], [[200, 301], 0.1, 1 << 20],

@@ -218,6 +218,10 @@ function makeEmulatedAddon(): CudaAddon {
     R.layer_norm([t(xh, xo, [Rn, D]), t(wh, wo, [D]), t(bh, bo, [D])], [t(yh, yo, [Rn, D]), t(mh, mo, [Rn]), t(rh, ro, [Rn])], { eps });
   A.layer_norm_backward = (dxh: H, dxo: number, dwh: H, dwo: number, dbh: H, dbo: number, gh: H, go: number, xh: H, xo: number, wh: H, wo: number, mh: H, mo: number, rh: H, ro: number, Rn: number, D: number) =>
     R.layer_norm_backward([t(gh, go, [Rn, D]), t(xh, xo, [Rn, D]), t(wh, wo, [D]), t(mh, mo, [Rn]), t(rh, ro, [Rn])], [t(dxh, dxo, [Rn, D]), t(dwh, dwo, [D]), t(dbh, dbo, [D])], {});
+  A.bias_gelu = (oh: H, oo: number, xh: H, xo: number, bh: H, bo: number, Rn: number, D: number) =>
+    R.bias_gelu([t(xh, xo, [Rn, D]), t(bh, bo, [D])], [t(oh, oo, [Rn, D])], {});
+  A.bias_gelu_backward = (oh: H, oo: number, xh: H, xo: number, bh: H, bo: number, gh: H, go: number, Rn: number, D: number) =>
+    R.bias_gelu_backward([t(xh, xo, [Rn, D]), t(bh, bo, [D]), t(gh, go, [Rn, D])], [t(oh, oo, [Rn, D])], {});
   A.cross_entropy = (oh: H, oo: number, xh: H, xo: number, lh: H, lo: number, B: number, C: number, ignoreIndex: number) =>
     R.cross_entropy([t(xh, xo, [B, C]), t(lh, lo, [B], 1)], [t(oh, oo, [B])], { ignoreIndex });
   A.cross_entropy_backward = (oh: H, oo: number, xh: H, xo: number, lh: H, lo: number, gh: H, go: number, B: number, C: number, ignoreIndex: number) =>
