@@ -5,7 +5,7 @@
 // contiguous, so output row o of the coalesced shape starts at o * shape[rank-1]. Ranges [i0, i1) / [o0, o1)
 // let the host split work across threads without changing any per-element result.
 
-import { fma4, vexp, verf, vsigmoid, vtanh } from './vmath';
+import { fma4, vexp, verf, verfWithExp, vsigmoid, vtanh } from './vmath';
 // op codes of the unary, unary backward and binary families: generated from engine/op-contract.ts (npm run gen)
 import {
   ABS, ADD, DIV, EQ, ERF, EXP, GE, GELU, GELU_BACKWARD, GT, LE, LOG, LT, MAXIMUM, MINIMUM, MUL, NE, NEG, POW, QUICK_GELU,
@@ -16,10 +16,13 @@ import {
 @inline function geluV(x: v128): v128 {
   return f32x4.mul(f32x4.mul(x, f32x4.splat(0.5)), f32x4.add(f32x4.splat(1.0), verf(f32x4.mul(x, f32x4.splat(0.7071067811865476)))));
 }
-/** g * gelu'(x) = g (cdf(x) + x pdf(x)) */
+/** g * gelu'(x) = g (cdf(x) + x pdf(x)); erf and the pdf share one exponential, exp(-u^2) with u = x / sqrt 2 */
 @inline function geluGradV(x: v128, g: v128): v128 {
-  const cdf = f32x4.mul(f32x4.splat(0.5), f32x4.add(f32x4.splat(1.0), verf(f32x4.mul(x, f32x4.splat(0.7071067811865476)))));
-  const pdf = f32x4.mul(vexp(f32x4.mul(f32x4.mul(x, x), f32x4.splat(-0.5))), f32x4.splat(0.3989422804014327));
+  const u = f32x4.mul(x, f32x4.splat(0.7071067811865476));
+  const z = f32x4.mul(u, u);
+  const e = vexp(f32x4.neg(f32x4.min(z, f32x4.splat(100.0))));
+  const cdf = f32x4.mul(f32x4.splat(0.5), f32x4.add(f32x4.splat(1.0), verfWithExp(u, z, e)));
+  const pdf = f32x4.mul(e, f32x4.splat(0.3989422804014327));
   return f32x4.mul(g, fma4(x, pdf, cdf));
 }
 
