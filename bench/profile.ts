@@ -20,8 +20,8 @@ const STEPS = Number(opt('--steps', '3'));
 const METHOD = opt('--method', 'apt');
 const OUT = opt('--out', fileURLToPath(new URL('./results/profile-vilt-step.md', import.meta.url)));
 
-interface Row { op: string; phase: 'fwd' | 'bwd'; calls: number; ms: number }
-interface Child { rows: Row[]; stepMs: number[]; native: boolean; threads: number }
+interface Row { op: string; phase: 'fwd' | 'bwd'; calls: number; ms: number; shapes?: string }
+interface Child { rows: Row[]; shapeRows: Row[]; stepMs: number[]; native: boolean; threads: number }
 
 if (args[0] === '--child') {
   const native = args[1] === '1';
@@ -40,9 +40,12 @@ if (args[0] === '--child') {
     stepMs.push(performance.now() - t0);
   }
   const rows = E.profileReport();
+  E.profileOps(true, { shapes: true }); // one more step, split by input shapes (which call sites)
+  r.step();
+  const shapeRows = E.profileReport();
   E.profileOps(false);
   r.dispose();
-  console.log('RESULT ' + JSON.stringify({ rows, stepMs, native: !!be.native, threads: be.threads ?? 1 } satisfies Child));
+  console.log('RESULT ' + JSON.stringify({ rows, shapeRows, stepMs, native: !!be.native, threads: be.threads ?? 1 } satisfies Child));
   process.exit(0);
 }
 
@@ -72,12 +75,21 @@ function table(c: Child): string {
   for (const r of c.rows) byOp.set(r.op, (byOp.get(r.op) ?? 0) + r.ms / STEPS);
   const nonGemm = [...byOp].filter(([op]) => op !== 'matmul').sort((a, b) => b[1] - a[1]);
   const sorted = [...c.stepMs].sort((a, b) => a - b);
+  const shapeLines = ['| op | phase | input shapes | calls | ms | share of step |', '|---|---|---|---:|---:|---:|'];
+  const stepOne = step; // the shape-split step is one more step of the same kind
+  for (const r of c.shapeRows.filter((x) => x.op !== 'matmul').slice(0, 20)) {
+    shapeLines.push(`| ${r.op} | ${phaseOf(r)} | ${r.shapes ?? ''} | ${r.calls} | ${r.ms.toFixed(1)} | ${(100 * r.ms / stepOne).toFixed(1)}% |`);
+  }
   return [
     `Step: mean ${step.toFixed(0)} ms (min ${sorted[0].toFixed(0)}, max ${sorted[sorted.length - 1].toFixed(0)}) over ${STEPS} steps; kernels ${kernels.toFixed(0)} ms; matmul ${(byOp.get('matmul') ?? 0).toFixed(0)} ms (${(100 * (byOp.get('matmul') ?? 0) / step).toFixed(1)}%).`,
     '',
     `After GEMM, by op (both phases): ${nonGemm.slice(0, 8).map(([op, ms]) => `${op} ${(100 * ms / step).toFixed(1)}%`).join(', ')}.`,
     '',
     ...lines,
+    '',
+    'The 20 largest non-GEMM rows of one more step, by input shapes (which call sites):',
+    '',
+    ...shapeLines,
   ].join('\n');
 }
 

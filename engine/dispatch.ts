@@ -109,7 +109,7 @@ export function apply<K extends OpName>(op: K, inputs: readonly Tensor[], attrs:
     const msg = e instanceof Error ? e.message : String(e);
     throw new Error(msg.startsWith(`${op}`) ? msg : `${op} (backend ${backend.name}, dtype ${mainDtype}): ${msg}`);
   }
-  if (profile) profileAdd(op, held, performance.now() - t0);
+  if (profile) profileAdd(op, held, performance.now() - t0, profileShapes ? inputs.map((t) => shapeStr(t.shape)).join(' ') : '');
   if (check) {
     const after = backend.allocatedBytes();
     const need = specs.reduce((acc, s) => acc + numel(s.shape) * bytesOf(s.dtype), 0);
@@ -134,21 +134,25 @@ export function apply<K extends OpName>(op: K, inputs: readonly Tensor[], attrs:
 }
 
 // ---- opt-in per-op timer (env APTUNE_PROFILE=1 or profileOps(true)); off: one null test per apply ---------------
-/** One row of the per-op profile: op, phase (fwd: outside backward(); bwd: inside), calls and kernel milliseconds.
+/** One row of the per-op profile: op, phase (fwd: outside backward(); bwd: inside), calls and kernel milliseconds;
+ *  with shapes on (APTUNE_PROFILE=shapes), one row per op, phase and input shapes.
  *  Times are host wall time around the kernel call: exact for synchronous backends (wasm, ref), launch time only on
  *  CUDA (asynchronous). */
-export interface ProfileRow { op: string; phase: 'fwd' | 'bwd'; calls: number; ms: number }
-let profile: Map<string, ProfileRow> | null = process.env.APTUNE_PROFILE === '1' ? new Map() : null;
-function profileAdd(op: string, bwd: boolean, ms: number): void {
-  const key = bwd ? `${op} bwd` : op;
+export interface ProfileRow { op: string; phase: 'fwd' | 'bwd'; calls: number; ms: number; shapes?: string }
+const envProfile = process.env.APTUNE_PROFILE;
+let profile: Map<string, ProfileRow> | null = envProfile === '1' || envProfile === 'shapes' ? new Map() : null;
+let profileShapes = envProfile === 'shapes';
+function profileAdd(op: string, bwd: boolean, ms: number, shapes: string): void {
+  const key = `${op} ${bwd} ${shapes}`;
   let r = profile!.get(key);
-  if (!r) profile!.set(key, r = { op, phase: bwd ? 'bwd' : 'fwd', calls: 0, ms: 0 });
+  if (!r) profile!.set(key, r = { op, phase: bwd ? 'bwd' : 'fwd', calls: 0, ms: 0, ...(shapes ? { shapes } : {}) });
   r.calls++;
   r.ms += ms;
 }
 /** Turns the per-op timer on (clearing it) or off. */
-export function profileOps(on: boolean): void {
+export function profileOps(on: boolean, opts: { shapes?: boolean } = {}): void {
   profile = on ? new Map() : null;
+  profileShapes = !!opts.shapes;
 }
 /** The per-op rows since the timer was turned on (or last reset), largest time first. */
 export function profileReport(reset = false): ProfileRow[] {
