@@ -380,7 +380,7 @@ export function embedding(weight: Tensor, ids: Tensor): Tensor {
 export const MASK_NEG = -1e30;
 
 /** int32 masks are boolean keep-masks (nonzero = keep -> 0, zero -> MASK_NEG); float masks are additive. */
-function softmaxLike(op: 'softmax' | 'log_softmax', x: Tensor, axis: number, mask?: Tensor): Tensor {
+function softmaxLike(op: 'softmax' | 'log_softmax', x: Tensor, axis: number, mask?: Tensor, scale = 1): Tensor {
   const ax = normAxis(op, axis, x.ndim);
   let m: Tensor | undefined;
   let zero: Tensor | undefined;
@@ -394,7 +394,8 @@ function softmaxLike(op: 'softmax' | 'log_softmax', x: Tensor, axis: number, mas
   }
   const last = x.ndim - 1;
   try {
-    if (ax === last) return apply1(op, m ? [x, m] : [x], {});
+    const attrs = scale === 1 ? {} : { scale };
+    if (ax === last) return apply1(op, m ? [x, m] : [x], attrs);
     // move the axis last, run, move back
     const xt = transpose(x, ax, last);
     let mt: Tensor | undefined;
@@ -403,7 +404,7 @@ function softmaxLike(op: 'softmax' | 'log_softmax', x: Tensor, axis: number, mas
       mt = transpose(me, ax, last);
       me.dispose();
     }
-    const y = apply1(op, mt ? [xt, mt] : [xt], {});
+    const y = apply1(op, mt ? [xt, mt] : [xt], attrs);
     xt.dispose();
     mt?.dispose();
     const r = transpose(y, ax, last);
@@ -417,6 +418,10 @@ function softmaxLike(op: 'softmax' | 'log_softmax', x: Tensor, axis: number, mas
 /** softmax along axis; mask: float = additive, int32 = boolean keep-mask (0 -> excluded); broadcast to x. */
 export function softmax(x: Tensor, axis = -1, mask?: Tensor): Tensor {
   return softmaxLike('softmax', x, axis, mask);
+}
+/** softmax(x * scale + mask) along axis in one op (attention scores: the scaled scores are never stored). */
+export function scaledSoftmax(x: Tensor, scale: number, axis = -1, mask?: Tensor): Tensor {
+  return softmaxLike('softmax', x, axis, mask, scale);
 }
 export function logSoftmax(x: Tensor, axis = -1, mask?: Tensor): Tensor {
   return softmaxLike('log_softmax', x, axis, mask);

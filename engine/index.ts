@@ -18,7 +18,7 @@ export {
   matmul, linear, unfoldPatches,
   reshape, detach, unsqueeze, squeeze, flatten, permute, transpose, slice, expand, concat, stack, pad, cast, clone, to, assign,
   indexSelect, indexAdd, gather, scatterAdd, embedding,
-  softmax, logSoftmax, layerNorm, dropout, crossEntropy, bceWithLogits, resizeBilinear, resizeBicubic, MASK_NEG,
+  softmax, scaledSoftmax, logSoftmax, layerNorm, dropout, crossEntropy, bceWithLogits, resizeBilinear, resizeBicubic, MASK_NEG,
   tensor, full, zeros, ones, zerosLike, onesLike, fullLike, randn, rand, arange,
   adamwStep, sgdStep,
 } from './api.ts';

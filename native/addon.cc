@@ -226,7 +226,7 @@ void matmul_fn(const Args& a) {
 // ---- softmax family ----
 template <bool LOG>
 void softmax_impl(const Args& a) {
-  // (out, x, rows, D, mask h (< 0: none), mask off, maskRowShape, maskRowStrides, maskCol)
+  // (out, x, rows, D, mask h (< 0: none), mask off, maskRowShape, maskRowStrides, maskCol, scale)
   const int64_t rows = a.i64(4), D = a.i64(5);
   int64_t nr, reach;
   Strides<1> mrow = strides<1>(a, 8, {9}, &nr, &reach);
@@ -236,13 +236,13 @@ void softmax_impl(const Args& a) {
     if (nr != rows) throw std::runtime_error("cuda.softmax: mask row plan does not match the rows");
     mask = (const float*)a.ptr(6, rows * D == 0 ? 0 : reach + (D - 1) * mcol);
   }
-  launch_softmax(apt::stream(), LOG, a.f(0, rows * D), a.f(2, rows * D), mask, mrow, mcol, rows, D);
+  launch_softmax(apt::stream(), LOG, a.f(0, rows * D), a.f(2, rows * D), mask, mrow, mcol, rows, D, (float)a.num(11));
 }
 template <bool LOG>
 void softmax_backward_impl(const Args& a) {
-  // (out, y, g, rows, D)
+  // (out, y, g, rows, D, scale)
   const int64_t rows = a.i64(6), D = a.i64(7), n = rows * D;
-  launch_softmax_backward(apt::stream(), LOG, a.f(0, n), a.f(2, n), a.f(4, n), rows, D);
+  launch_softmax_backward(apt::stream(), LOG, a.f(0, n), a.f(2, n), a.f(4, n), rows, D, (float)a.num(8));
 }
 void softmax_fn(const Args& a) { softmax_impl<false>(a); }
 void log_softmax_fn(const Args& a) { softmax_impl<true>(a); }

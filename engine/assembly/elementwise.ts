@@ -122,35 +122,24 @@ export function unary2_f32(op: i32, x: usize, g: usize, out: usize, i0: i32, i1:
   else unary2Loop(QUICK_GELU_BACKWARD, x, g, out, i0, i1);
 }
 
-/** bias_gelu over rows [r0, r1) of x [rows, D]: out = gelu(x + bias), the sum never stored. */
-export function bias_gelu_f32(x: usize, b: usize, out: usize, D: i32, r0: i32, r1: i32): void {
-  for (let r = r0; r < r1; r++) {
-    const row = <usize>r * <usize>D << 2;
-    let j = 0;
-    for (; j + 4 <= D; j += 4) {
-      const o = row + (<usize>j << 2);
-      v128.store(out + o, geluV(f32x4.add(v128.load(x + o), v128.load(b + (<usize>j << 2)))));
-    }
-    for (; j < D; j++) {
-      const o = row + (<usize>j << 2);
-      store<f32>(out + o, f32x4.extract_lane(geluV(f32x4.splat(load<f32>(x + o) + load<f32>(b + (<usize>j << 2)))), 0));
-    }
-  }
+@inline function biasGeluV(h: v128, g: usize, o: usize): v128 {
+  return g ? geluGradV(h, v128.load(g + o)) : geluV(h);
 }
 
-/** bias_gelu_backward over rows [r0, r1): out = g * gelu'(x + bias). */
-export function bias_gelu_backward_f32(x: usize, b: usize, g: usize, out: usize, D: i32, r0: i32, r1: i32): void {
+/** Rows [r0, r1) of x [rows, D] and bias [D]: bias_gelu, out = gelu(x + bias) (g = 0), or bias_gelu_backward,
+ *  out = g * gelu'(x + bias); the sum is never stored. */
+export function bias_gelu_f32(x: usize, b: usize, g: usize, out: usize, D: i32, r0: i32, r1: i32): void {
   for (let r = r0; r < r1; r++) {
     const row = <usize>r * <usize>D << 2;
     let j = 0;
     for (; j + 4 <= D; j += 4) {
       const o = row + (<usize>j << 2);
-      v128.store(out + o, geluGradV(f32x4.add(v128.load(x + o), v128.load(b + (<usize>j << 2))), v128.load(g + o)));
+      v128.store(out + o, biasGeluV(f32x4.add(v128.load(x + o), v128.load(b + (<usize>j << 2))), g, o));
     }
-    for (; j < D; j++) {
+    for (; j < D; j++) { // tails through the vector code: the same bits as a lane of the body
       const o = row + (<usize>j << 2);
       const h = f32x4.splat(load<f32>(x + o) + load<f32>(b + (<usize>j << 2)));
-      store<f32>(out + o, f32x4.extract_lane(geluGradV(h, f32x4.splat(load<f32>(g + o))), 0));
+      store<f32>(out + o, f32x4.extract_lane(g ? geluGradV(h, f32x4.splat(load<f32>(g + o))) : geluV(h), 0));
     }
   }
 }

@@ -52,7 +52,9 @@ export function verf(x: v128): v128 {
 
 /** erf(x) with e = exp(-min(x^2, 100)) given (a caller that needs that exponential too computes it once). */
 export function verfWithExp(x: v128, z: v128, e: v128): v128 {
-  return verfBig(x, z, verfSmall(x, z), e);
+  const small = verfSmall(x, z);
+  if (i32x4.all_true(f32x4.lt(z, f32x4.splat(1.0)))) return small;
+  return verfBig(x, z, small, e);
 }
 
 // |x| < 1: x * T(x^2), z = x^2

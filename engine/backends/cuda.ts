@@ -307,7 +307,8 @@ export class CudaBackend implements Backend {
       A[op](...t(o, op), ...t(x, op), ...t(g, op), n);
     };
 
-    const softmaxK = (op: 'softmax' | 'log_softmax') => (inputs: TensorRef[], outputs: TensorRef[]): void => {
+    const softmaxK = (op: 'softmax' | 'log_softmax') => (inputs: TensorRef[], outputs: TensorRef[], a: { scale?: number }): void => {
+      const sc = a.scale ?? 1;
       const x = inputs[0], o = outputs[0], mask = inputs[1];
       dtypeCode(x, op, true);
       const D = x.shape[x.shape.length - 1];
@@ -315,23 +316,23 @@ export class CudaBackend implements Backend {
       if (n === 0) return;
       const rows = n / D;
       if (!mask) {
-        A[op](...t(o, op), ...t(x, op), rows, D, ...NONE, [rows], [0], 0);
+        A[op](...t(o, op), ...t(x, op), rows, D, ...NONE, [rows], [0], 0, sc);
         return;
       }
       dtypeCode(mask, op, true);
       const ms = broadcastStridesTo(mask.shape, x.shape, op);
       const lead = x.shape.slice(0, -1);
       const c = coalesce(lead, [ms.slice(0, -1)]);
-      A[op](...t(o, op), ...t(x, op), rows, D, ...t(mask, op), c.shape, c.strides[0], ms[ms.length - 1]);
+      A[op](...t(o, op), ...t(x, op), rows, D, ...t(mask, op), c.shape, c.strides[0], ms[ms.length - 1], sc);
     };
 
-    const softmaxBack = (op: 'softmax_backward' | 'log_softmax_backward') => (inputs: TensorRef[], outputs: TensorRef[]): void => {
+    const softmaxBack = (op: 'softmax_backward' | 'log_softmax_backward') => (inputs: TensorRef[], outputs: TensorRef[], a: { scale?: number }): void => {
       const [y, g] = inputs, o = outputs[0];
       dtypeCode(y, op, true);
       const D = y.shape[y.shape.length - 1];
       const n = numel(y.shape);
       if (n === 0) return;
-      A[op](...t(o, op), ...t(y, op), ...t(g, op), n / D, D);
+      A[op](...t(o, op), ...t(y, op), ...t(g, op), n / D, D, a.scale ?? 1);
     };
 
     const maxK = (values: TensorRef | null, indices: TensorRef, x: TensorRef, axis: number, op: string): void => {

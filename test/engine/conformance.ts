@@ -157,6 +157,13 @@ for (const op of ['softmax', 'log_softmax'] as const) {
   add(op, `${op} with [N] mask`, () => [rt([4, 6]), rt([6], -3, 0)]);
 }
 
+// scale fused in (attention's 1/sqrt(dh)): with a [B,1,1,N] mask, a per-row mask (stride 0 along the row), none
+for (const op of ['softmax', 'log_softmax'] as const) {
+  add(op, `${op} scale 0.125 with [B,1,1,N] mask`, () => [rt([2, 3, 5, 9], -20, 20), tensor(Float32Array.from({ length: 18 }, (_, i) => (i % 4 === 3 ? -1e9 : 0)), [2, 1, 1, 9], { backend: 'ref' })], { scale: 0.125 });
+  add(op, `${op} scale 0.3 with [3,4,1] mask`, () => [rt([3, 4, 6], -5, 5), rt([3, 4, 1], -2, 0)], { scale: 0.3 });
+  add(op, `${op} scale 2.5, no mask`, () => [rt([4, 37], -3, 3)], { scale: 2.5 });
+  add(`${op}_backward`, `${op}_backward scale 0.125`, () => { const y = scope(() => apply(op, [rt([3, 37])], {})[0]); return [y, rt([3, 37])]; }, { scale: 0.125 });
+}
 for (const [rows, D] of [[[1], 7], [[3, 5], 37], [[2, 185], 256], [[4], 768], [[300], 33], [[3], 700]] as [number[], number][]) {
   const eps = 1e-5;
   add('layer_norm', `layer_norm ${JSON.stringify([...rows, D])}`, () => [rt([...rows, D], -3, 3), rt([D]), rt([D])], { eps }, { rtol: 1e-5, atol: 2e-5 });
