@@ -220,20 +220,6 @@ export function reshape(x: Tensor, shape: readonly number[]): Tensor {
   }
   return y;
 }
-/** x[start:end] along axis 0 sharing x's storage (rows of a contiguous tensor are contiguous: no copy, unlike slice);
- *  its gradient is slice's (zero-padded back to x's shape). */
-export function rows(x: Tensor, start: number, end: number): Tensor {
-  x._check('rows', backwardActive());
-  if (x.ndim < 1 || !(Number.isInteger(start) && Number.isInteger(end) && start >= 0 && start <= end && end <= x.shape[0])) {
-    throw new Error(`rows: range [${start}, ${end}) invalid for axis 0 of ${shapeStr(x.shape)}`);
-  }
-  const y = x._rows(start, end);
-  if (isGradEnabled() && x.requiresGrad) {
-    const pads = x.shape.map((d, i) => (i === 0 ? [start, d - end] : [0, 0]) as [number, number]);
-    record('rows', [x], [y], ([g]) => [pad(g!, pads)], []);
-  }
-  return y;
-}
 /** Same data, no graph (shares storage). */
 export function detach(x: Tensor): Tensor {
   x._check('detach');

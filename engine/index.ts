@@ -16,7 +16,7 @@ export {
   neg, exp, log, sqrt, rsqrt, abs, sign, tanh, sigmoid, relu, erf, gelu, biasGelu, quickGelu,
   sum, mean, max, maxWithIndices, argmax, sumTo,
   matmul, linear, unfoldPatches,
-  reshape, rows, detach, unsqueeze, squeeze, flatten, permute, transpose, slice, expand, concat, stack, pad, cast, clone, to, assign,
+  reshape, detach, unsqueeze, squeeze, flatten, permute, transpose, slice, expand, concat, stack, pad, cast, clone, to, assign,
   indexSelect, indexAdd, gather, scatterAdd, embedding,
   softmax, scaledSoftmax, logSoftmax, layerNorm, dropout, crossEntropy, bceWithLogits, resizeBilinear, resizeBicubic, MASK_NEG,
   tensor, full, zeros, ones, zerosLike, onesLike, fullLike, randn, rand, arange,

@@ -60,14 +60,6 @@ export class Tensor implements MemTensor {
     return new Tensor({ storage, backend, refs: 1 }, 0, shape, dtype);
   }
 
-  /** Internal: rows [start, end) of axis 0 as a tensor sharing this one's storage (contiguous: no copy). */
-  _rows(start: number, end: number): Tensor {
-    this._check('view', true);
-    const inner = this.shape[0] ? this.size / this.shape[0] : 0;
-    this._handle.refs++;
-    return new Tensor(this._handle, this._offset + start * inner, [end - start, ...this.shape.slice(1)], this.dtype);
-  }
-
   /** Internal: a new tensor sharing this one's storage with another shape of the same size. */
   _view(shape: readonly number[]): Tensor {
     this._check('view', true); // callers check user-visible disposal; backward may view graph-held tensors

@@ -11,7 +11,7 @@ import { Tensor, concat, resizeBicubic } from '../engine/index.ts';
 import { Module, ModuleList } from './nn/module.ts';
 import { LayerNorm, Linear } from './nn/layers.ts';
 import { normal, zerosInit } from './nn/init.ts';
-import { inProjPart, mergeHeads, scaledDotProduct, splitHeads } from './nn/attention.ts';
+import { mergeHeads, scaledDotProduct, splitHeads } from './nn/attention.ts';
 import { PatchConv } from './vilt.ts';
 
 export interface ClipConfig {
@@ -68,9 +68,11 @@ export class ClipAttention extends Module {
   // [B, N, W] -> [B, N, W]
   forward(x: Tensor): Tensor {
     const W = this.width;
-    const w = this.param('in_proj_weight'), b = this.param('in_proj_bias');
+    const qkv = x.matmul(this.param('in_proj_weight'), { transB: true }).add(this.param('in_proj_bias'));
     const H = this.heads;
-    const [q, k, v] = ([0, 1, 2] as const).map((i) => splitHeads(inProjPart(x, w, b, i), H));
+    const q = splitHeads(qkv.slice(2, 0, W), H);
+    const k = splitHeads(qkv.slice(2, W, 2 * W), H);
+    const v = splitHeads(qkv.slice(2, 2 * W, 3 * W), H);
     return this.out_proj.forward(mergeHeads(scaledDotProduct(q, k, v, null, (W / H) ** -0.5)));
   }
 }

@@ -19,7 +19,7 @@ import { Tensor, concat, indexSelect, pad, resizeBilinear, scope, tensor, zeros 
 import { Module, ModuleList, type HookContext } from './nn/module.ts';
 import { Dropout, Embedding, LayerNorm, Linear } from './nn/layers.ts';
 import { truncNormal, zerosInit } from './nn/init.ts';
-import { additiveKeyMask, inProjPart, mergeHeads, scaledDotProduct, splitHeads } from './nn/attention.ts';
+import { additiveKeyMask, mergeHeads, scaledDotProduct, splitHeads } from './nn/attention.ts';
 import { Pooler } from './heads.ts';
 import { BertEmbeddings } from './roberta.ts';
 import type { InsertionPoints } from './petl/points.ts';
@@ -113,13 +113,12 @@ export class ViltAttention extends Module {
   forward(h: Tensor, mask: Tensor | null, nq: number): Tensor {
     const D = this.cfg.hidden;
     const Nk = h.shape[1];
-    // q, k, v: one GEMM each against their rows of qkv.weight [3D, D] (= slices of qkv(h) [B, Nk, 3D], without copying it)
+    const qkv = this.qkv.forward(h); // [B, Nk, 3D]
     const hq = nq === Nk ? h : h.slice(1, 0, nq);
-    const w = this.qkv.weight, b = this.qkv.bias;
-    let q = inProjPart(h, w, b, 0); // [B, Nk, D]: deep prompts' rows too, as the reference (§7.3 FLOPs count them)
+    let q = qkv.slice(2, 0, D);
     if (nq !== Nk) q = q.slice(1, 0, nq);
-    const k = inProjPart(h, w, b, 1); // [B, Nk, D]
-    let v = inProjPart(h, w, b, 2);
+    const k = qkv.slice(2, D, 2 * D);
+    let v = qkv.slice(2, 2 * D, 3 * D);
     q = this.runHooks('q', q, { input: hq });
     v = this.runHooks('v', v, { input: h });
     const H = this.cfg.heads;

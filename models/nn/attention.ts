@@ -1,22 +1,11 @@
-// Multi-head attention helpers shared by ViLT, CLIP, RoBERTa and the METER fusion layers: q/k/v parts of a fused
-// in-projection, head split/merge,
+// Multi-head attention helpers shared by ViLT, CLIP, RoBERTa and the METER fusion layers: head split/merge,
 // scaled dot-product attention with an additive key mask, and key-mask construction.
 // Deliberately NOT here: projections and parameter names (each backbone owns its own modules so that names
 // match its checkpoint), rotary/relative positions (none of our backbones use them).
 // Invariants: q [B, H, Nq, dh], k/v [B, H, Nk, dh]; the additive mask broadcasts as [B, 1, 1, Nk]; masked keys
 // receive `negative` before the softmax (ViLT -1e9 standing in for -inf, METER/HF -10000 exactly).
-import { Tensor, linear, rows, scaledSoftmax, tensor } from '../../engine/index.ts';
+import { Tensor, scaledSoftmax, tensor } from '../../engine/index.ts';
 import { Dropout } from './layers.ts';
-
-/**
- * Part i (0 q, 1 k, 2 v) of a fused in-projection (weight [3D, D], bias [3D]) applied to x [B, N, D] -> [B, N, D]:
- * one GEMM against the part's rows of the weight, read in place (`rows`: a view, no copy), instead of slicing the
- * product [B, N, 3D] (three copies, and in backward three [B, N, 3D] zero-padded gradients and their sums).
- */
-export function inProjPart(x: Tensor, weight: Tensor, bias: Tensor | undefined, i: 0 | 1 | 2): Tensor {
-  const D = weight.shape[0] / 3;
-  return linear(x, rows(weight, i * D, (i + 1) * D), bias && rows(bias, i * D, (i + 1) * D));
-}
 
 // [B, N, H*dh] -> [B, H, N, dh]
 export function splitHeads(x: Tensor, heads: number): Tensor {

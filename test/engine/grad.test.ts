@@ -83,7 +83,6 @@ check(['matmul'], 'matmul batch broadcast [2,1,3,4]x[3,4,2]', ([x, y]) => x.matm
 check(['matmul', 'add'], 'linear', ([x, w, b]) => E.linear(x, w, b), [f64([2, 3, 4]), f64([5, 4]), f64([5])]);
 check(['matmul'], 'matmul [B,M,K] x [K,N] (batch folded into M in backward)', ([x, w]) => x.matmul(w), [f64([2, 3, 4]), f64([4, 5])]);
 check(['matmul'], 'matmul [B,M,K] x [N,K]^T', ([x, w]) => x.matmul(w, { transB: true }), [f64([3, 2, 4]), f64([5, 4])]);
-check(['pad'], 'rows (a view of axis-0 rows; gradient zero-padded)', ([w, x]) => E.rows(w, 2, 5).matmul(x), [f64([6, 3]), f64([3, 2])]);
 check(['permute'], 'unfoldPatches', ([x]) => E.unfoldPatches(x, 2), [f64([2, 3, 4, 6])]);
 
 // ---- fused ------------------------------------------------------------------------------------------------------------

@@ -352,17 +352,3 @@ test('assign copies into the destination in place (identity kept), casts, crosse
 })));
 
 test.run();
-
-test('rows: axis-0 rows as a view (no allocation), freed with the last holder, bad ranges rejected', leakGuard(() => {
-  const w = tensor([[1, 2], [3, 4], [5, 6], [7, 8]]);
-  const before = w.backend.allocatedBytes();
-  const r = E.rows(w, 1, 3);
-  assert.is(w.backend.allocatedBytes(), before);
-  assert.equal(r.shape, [2, 2]);
-  assert.equal(r.toList(), [[3, 4], [5, 6]]);
-  w.dispose();
-  assert.equal(r.toList(), [[3, 4], [5, 6]]); // the view keeps the storage alive
-  assert.equal(E.rows(r, 1, 2).toList(), [[5, 6]]);
-  assert.throws(() => E.rows(r, 1, 3), /rows: range \[1, 3\) invalid for axis 0 of \[2,2\]/);
-  r.dispose();
-}));
