@@ -134,14 +134,25 @@ __global__ void unary_kernel_i(int* __restrict__ out, const int* __restrict__ x,
   APT_GRID_LOOP(i, n, int64_t) out[i] = unary_i(op, x[i]);
 }
 
+// gelu'(v) = cdf(v) + v pdf(v)
+__device__ __forceinline__ float gelu_grad(float v) {
+  const float cdf = 0.5f * (1.0f + erff(v * 0.70710678118654752f));
+  const float pdf = 0.39894228040143268f * expf(-0.5f * v * v);
+  return cdf + v * pdf;
+}
 __global__ void gelu_backward_kernel(float* __restrict__ out, const float* __restrict__ x,
                                      const float* __restrict__ g, int64_t n) {
-  APT_GRID_LOOP(i, n, int64_t) {
-    const float v = x[i];
-    const float cdf = 0.5f * (1.0f + erff(v * 0.70710678118654752f));
-    const float pdf = 0.39894228040143268f * expf(-0.5f * v * v);
-    out[i] = g[i] * (cdf + v * pdf);
-  }
+  APT_GRID_LOOP(i, n, int64_t) out[i] = g[i] * gelu_grad(x[i]);
+}
+// x [R, D] + bias [D]: the sum lives in a register only
+__global__ void bias_gelu_kernel(float* __restrict__ out, const float* __restrict__ x, const float* __restrict__ bias,
+                                 int64_t n, int64_t D) {
+  APT_GRID_LOOP(i, n, int64_t) out[i] = unary_f(APT_gelu, x[i] + bias[i % D]);
+}
+__global__ void bias_gelu_backward_kernel(float* __restrict__ out, const float* __restrict__ x,
+                                          const float* __restrict__ bias, const float* __restrict__ g, int64_t n,
+                                          int64_t D) {
+  APT_GRID_LOOP(i, n, int64_t) out[i] = g[i] * gelu_grad(x[i] + bias[i % D]);
 }
 __global__ void quick_gelu_backward_kernel(float* __restrict__ out, const float* __restrict__ x,
                                            const float* __restrict__ g, int64_t n) {
@@ -235,6 +246,15 @@ void launch_unary(cudaStream_t st, int op, int dtype, void* out, const void* x, 
 
 void launch_gelu_backward(cudaStream_t st, float* out, const float* x, const float* g, int64_t n) {
   if (n > 0) gelu_backward_kernel<<<apt_blocks(n, T256), T256, 0, st>>>(out, x, g, n);
+}
+void launch_bias_gelu(cudaStream_t st, float* out, const float* x, const float* bias, int64_t R, int64_t D) {
+  const int64_t n = R * D;
+  if (n > 0) bias_gelu_kernel<<<apt_blocks(n, T256), T256, 0, st>>>(out, x, bias, n, D);
+}
+void launch_bias_gelu_backward(cudaStream_t st, float* out, const float* x, const float* bias, const float* g,
+                               int64_t R, int64_t D) {
+  const int64_t n = R * D;
+  if (n > 0) bias_gelu_backward_kernel<<<apt_blocks(n, T256), T256, 0, st>>>(out, x, bias, g, n, D);
 }
 void launch_quick_gelu_backward(cudaStream_t st, float* out, const float* x, const float* g, int64_t n) {
   if (n > 0) quick_gelu_backward_kernel<<<apt_blocks(n, T256), T256, 0, st>>>(out, x, g, n);

@@ -1,5 +1,5 @@
 // Launchers for the elementwise op family: broadcasting binary ops and comparisons, where, unary maps,
-// GELU / QuickGELU and their backward, affine, pow_scalar, BCE-with-logits, fill, cast.
+// GELU / QuickGELU and their backward, bias + GELU (bias_gelu) and its backward, affine, pow_scalar, BCE-with-logits, fill, cast.
 // Does not: broadcast-plan (the host passes coalesced shapes and strides; 0 = broadcast axis).
 // Invariants: outputs are contiguous; dtype 0 = float32, 1 = int32; comparisons write 0/1 in the input dtype.
 #pragma once
@@ -17,6 +17,10 @@ void launch_unary(cudaStream_t st, int op, int dtype, void* out, const void* x, 
 // gelu_backward / quick_gelu_backward: out = g * f'(x), all contiguous of n elements.
 void launch_gelu_backward(cudaStream_t st, float* out, const float* x, const float* g, int64_t n);
 void launch_quick_gelu_backward(cudaStream_t st, float* out, const float* x, const float* g, int64_t n);
+// bias_gelu: out = gelu(x + bias[i % D]) over x [R, D]; bias_gelu_backward: out = g * gelu'(x + bias[i % D]).
+void launch_bias_gelu(cudaStream_t st, float* out, const float* x, const float* bias, int64_t R, int64_t D);
+void launch_bias_gelu_backward(cudaStream_t st, float* out, const float* x, const float* bias, const float* g,
+                               int64_t R, int64_t D);
 void launch_affine(cudaStream_t st, int dtype, void* out, const void* x, double scale, double shift, int64_t n);
 void launch_pow_scalar(cudaStream_t st, float* out, const float* x, double exponent, int64_t n);
 void launch_bce_with_logits(cudaStream_t st, float* out, const float* x, const float* t, int64_t n);

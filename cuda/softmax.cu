@@ -7,7 +7,7 @@ namespace {
 
 template <bool LOG>
 __global__ void softmax_kernel(float* __restrict__ y, const float* __restrict__ x, const float* __restrict__ mask,
-                               Strides<1> mrow, int64_t mcol, int64_t rows, int64_t D) {
+                               Strides<1> mrow, int64_t mcol, int64_t rows, int64_t D, float scale) {
   __shared__ float scratch[32];
   const int64_t row = (int64_t)blockIdx.x * blockDim.y + threadIdx.y;
   const bool valid = row < rows;
@@ -16,11 +16,11 @@ __global__ void softmax_kernel(float* __restrict__ y, const float* __restrict__ 
   if (mask && valid) strided_offsets<1, int64_t>(mrow, row, &mb);
   float m = -INFINITY;
   if (valid)
-    for (int64_t c = threadIdx.x; c < D; c += blockDim.x) m = fmaxf(m, xr[c] + (mask ? mask[mb + c * mcol] : 0.f));
+    for (int64_t c = threadIdx.x; c < D; c += blockDim.x) m = fmaxf(m, xr[c] * scale + (mask ? mask[mb + c * mcol] : 0.f));
   m = group_max(m, scratch);
   float s = 0.f;
   if (valid)
-    for (int64_t c = threadIdx.x; c < D; c += blockDim.x) s += expf(xr[c] + (mask ? mask[mb + c * mcol] : 0.f) - m);
+    for (int64_t c = threadIdx.x; c < D; c += blockDim.x) s += expf(xr[c] * scale + (mask ? mask[mb + c * mcol] : 0.f) - m);
   s = group_sum<float>(s, scratch);
   if (!valid) return;
   float* yr = y + row * D;
@@ -29,17 +29,17 @@ __global__ void softmax_kernel(float* __restrict__ y, const float* __restrict__ 
     // lose log(s) (every entry would read 0 instead of -log(D)).
     const float ls = logf(s);
     for (int64_t c = threadIdx.x; c < D; c += blockDim.x)
-      yr[c] = (xr[c] + (mask ? mask[mb + c * mcol] : 0.f) - m) - ls;
+      yr[c] = (xr[c] * scale + (mask ? mask[mb + c * mcol] : 0.f) - m) - ls;
   } else {
     const float inv = 1.0f / s;
     for (int64_t c = threadIdx.x; c < D; c += blockDim.x)
-      yr[c] = expf(xr[c] + (mask ? mask[mb + c * mcol] : 0.f) - m) * inv;
+      yr[c] = expf(xr[c] * scale + (mask ? mask[mb + c * mcol] : 0.f) - m) * inv;
   }
 }
 
 template <bool LOG>
 __global__ void softmax_backward_kernel(float* __restrict__ gx, const float* __restrict__ y,
-                                        const float* __restrict__ g, int64_t rows, int64_t D) {
+                                        const float* __restrict__ g, int64_t rows, int64_t D, float scale) {
   __shared__ float scratch[32];
   const int64_t row = (int64_t)blockIdx.x * blockDim.y + threadIdx.y;
   const bool valid = row < rows;
@@ -52,7 +52,7 @@ __global__ void softmax_backward_kernel(float* __restrict__ gx, const float* __r
   if (!valid) return;
   float* o = gx + row * D;
   for (int64_t c = threadIdx.x; c < D; c += blockDim.x)
-    o[c] = LOG ? gr[c] - expf(yr[c]) * s : yr[c] * (gr[c] - s);
+    o[c] = (LOG ? gr[c] - expf(yr[c]) * s : yr[c] * (gr[c] - s)) * scale;
 }
 
 // Shared row statistics for cross-entropy: returns log-sum-exp of the row (broadcast to the group).
@@ -110,20 +110,20 @@ __global__ void cross_entropy_backward_kernel(float* __restrict__ d, const float
 }  // namespace
 
 void launch_softmax(cudaStream_t st, bool log, float* y, const float* x, const float* mask,
-                    const Strides<1>& mask_row, int64_t mask_col, int64_t rows, int64_t D) {
+                    const Strides<1>& mask_row, int64_t mask_col, int64_t rows, int64_t D, float scale) {
   if (rows <= 0 || D <= 0) return;
   dim3 grid, block;
   apt_row_geometry(rows, D, grid, block);
-  if (log) softmax_kernel<true><<<grid, block, 0, st>>>(y, x, mask, mask_row, mask_col, rows, D);
-  else softmax_kernel<false><<<grid, block, 0, st>>>(y, x, mask, mask_row, mask_col, rows, D);
+  if (log) softmax_kernel<true><<<grid, block, 0, st>>>(y, x, mask, mask_row, mask_col, rows, D, scale);
+  else softmax_kernel<false><<<grid, block, 0, st>>>(y, x, mask, mask_row, mask_col, rows, D, scale);
 }
 void launch_softmax_backward(cudaStream_t st, bool log, float* gx, const float* y, const float* g, int64_t rows,
-                             int64_t D) {
+                             int64_t D, float scale) {
   if (rows <= 0 || D <= 0) return;
   dim3 grid, block;
   apt_row_geometry(rows, D, grid, block);
-  if (log) softmax_backward_kernel<true><<<grid, block, 0, st>>>(gx, y, g, rows, D);
-  else softmax_backward_kernel<false><<<grid, block, 0, st>>>(gx, y, g, rows, D);
+  if (log) softmax_backward_kernel<true><<<grid, block, 0, st>>>(gx, y, g, rows, D, scale);
+  else softmax_backward_kernel<false><<<grid, block, 0, st>>>(gx, y, g, rows, D, scale);
 }
 void launch_cross_entropy(cudaStream_t st, float* loss, const float* logits, const int* labels, int64_t B,
                           int64_t C, int ignore_index) {

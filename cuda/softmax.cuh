@@ -9,11 +9,12 @@
 #pragma once
 #include "common.cuh"
 
+// softmax / log_softmax of x * scale + mask (attention's 1/sqrt(dh) in the same pass)
 void launch_softmax(cudaStream_t st, bool log, float* y, const float* x, const float* mask,
-                    const Strides<1>& mask_row, int64_t mask_col, int64_t rows, int64_t D);
-// softmax_backward(y, g): g_x = y * (g - sum(g * y)); log_softmax_backward(y, g): g_x = g - exp(y) * sum(g).
+                    const Strides<1>& mask_row, int64_t mask_col, int64_t rows, int64_t D, float scale);
+// softmax_backward(y, g): g_x = y * (g - sum(g * y)) * scale; log_softmax_backward(y, g): g_x = (g - exp(y) * sum(g)) * scale.
 void launch_softmax_backward(cudaStream_t st, bool log, float* gx, const float* y, const float* g, int64_t rows,
-                             int64_t D);
+                             int64_t D, float scale);
 void launch_cross_entropy(cudaStream_t st, float* loss, const float* logits, const int* labels, int64_t B,
                           int64_t C, int ignore_index);
 void launch_cross_entropy_backward(cudaStream_t st, float* dlogits, const float* logits, const int* labels,

@@ -108,6 +108,8 @@ export const relu = (x: Tensor): Tensor => apply1('relu', [x], {});
 export const erf = (x: Tensor): Tensor => apply1('erf', [x], {});
 /** GELU, exact erf form. */
 export const gelu = (x: Tensor): Tensor => apply1('gelu', [x], {});
+/** gelu(x + bias) for x [..., D], bias [D], in one pass (x + bias is never stored). */
+export const biasGelu = (x: Tensor, bias: Tensor): Tensor => apply1('bias_gelu', [x, bias], {});
 /** x * sigmoid(1.702 x) (CLIP) */
 export const quickGelu = (x: Tensor): Tensor => apply1('quick_gelu', [x], {});
 
@@ -160,8 +162,9 @@ export function sumTo(g: Tensor, shape: Shape): Tensor {
 export function matmul(a: Tensor, b: Tensor, opts: { transA?: boolean; transB?: boolean } = {}): Tensor {
   return apply1('matmul', [a, b], { transA: !!opts.transA, transB: !!opts.transB });
 }
-/** x [..., in] W [out, in] (+ b [out]) -> [..., out]; W is used transposed in place (no copy). */
-export function linear(x: Tensor, weight: Tensor, bias?: Tensor | null): Tensor {
+/** x [..., in] W [out, in] (+ b [out]) -> [..., out]; W is used transposed in place (no copy). With activation
+ *  'gelu', gelu(x Wᵀ + b) with the bias and the GELU fused in one op (bias_gelu). */
+export function linear(x: Tensor, weight: Tensor, bias?: Tensor | null, activation?: 'gelu'): Tensor {
   if (weight.ndim !== 2) throw new Error(`linear: weight must be [out, in], got ${shapeStr(weight.shape)}`);
   if (x.ndim === 0 || x.shape[x.ndim - 1] !== weight.shape[1]) {
     throw new Error(`linear: input ${shapeStr(x.shape)} does not end in ${weight.shape[1]} (weight ${shapeStr(weight.shape)})`);
@@ -174,8 +177,8 @@ export function linear(x: Tensor, weight: Tensor, bias?: Tensor | null): Tensor 
   const y = matmul(x2, weight, { transB: true });
   if (x2 !== x) x2.dispose();
   let out = y;
-  if (bias) {
-    out = add(y, bias);
+  if (bias || activation) {
+    out = activation ? (bias ? biasGelu(y, bias) : gelu(y)) : add(y, bias!);
     y.dispose();
   }
   if (x.ndim !== 2) {
@@ -377,7 +380,7 @@ export function embedding(weight: Tensor, ids: Tensor): Tensor {
 export const MASK_NEG = -1e30;
 
 /** int32 masks are boolean keep-masks (nonzero = keep -> 0, zero -> MASK_NEG); float masks are additive. */
-function softmaxLike(op: 'softmax' | 'log_softmax', x: Tensor, axis: number, mask?: Tensor): Tensor {
+function softmaxLike(op: 'softmax' | 'log_softmax', x: Tensor, axis: number, mask?: Tensor, scale = 1): Tensor {
   const ax = normAxis(op, axis, x.ndim);
   let m: Tensor | undefined;
   let zero: Tensor | undefined;
@@ -391,7 +394,8 @@ function softmaxLike(op: 'softmax' | 'log_softmax', x: Tensor, axis: number, mas
   }
   const last = x.ndim - 1;
   try {
-    if (ax === last) return apply1(op, m ? [x, m] : [x], {});
+    const attrs = scale === 1 ? {} : { scale };
+    if (ax === last) return apply1(op, m ? [x, m] : [x], attrs);
     // move the axis last, run, move back
     const xt = transpose(x, ax, last);
     let mt: Tensor | undefined;
@@ -400,7 +404,7 @@ function softmaxLike(op: 'softmax' | 'log_softmax', x: Tensor, axis: number, mas
       mt = transpose(me, ax, last);
       me.dispose();
     }
-    const y = apply1(op, mt ? [xt, mt] : [xt], {});
+    const y = apply1(op, mt ? [xt, mt] : [xt], attrs);
     xt.dispose();
     mt?.dispose();
     const r = transpose(y, ax, last);
@@ -414,6 +418,10 @@ function softmaxLike(op: 'softmax' | 'log_softmax', x: Tensor, axis: number, mas
 /** softmax along axis; mask: float = additive, int32 = boolean keep-mask (0 -> excluded); broadcast to x. */
 export function softmax(x: Tensor, axis = -1, mask?: Tensor): Tensor {
   return softmaxLike('softmax', x, axis, mask);
+}
+/** softmax(x * scale + mask) along axis in one op (attention scores: the scaled scores are never stored). */
+export function scaledSoftmax(x: Tensor, scale: number, axis = -1, mask?: Tensor): Tensor {
+  return softmaxLike('softmax', x, axis, mask, scale);
 }
 export function logSoftmax(x: Tensor, axis = -1, mask?: Tensor): Tensor {
   return softmaxLike('log_softmax', x, axis, mask);

@@ -100,6 +100,7 @@ export function apply<K extends OpName>(op: K, inputs: readonly Tensor[], attrs:
     throw e instanceof OutOfMemoryError ? outOfMemory(op, backend, e, specs) : e;
   }
   const mid = check ? backend.allocatedBytes() : 0;
+  const t0 = profile ? performance.now() : 0;
   try {
     kernel(inputs.map((t) => t._ref()), outs.map((t) => t._ref()), attrs);
   } catch (e) {
@@ -108,6 +109,7 @@ export function apply<K extends OpName>(op: K, inputs: readonly Tensor[], attrs:
     const msg = e instanceof Error ? e.message : String(e);
     throw new Error(msg.startsWith(`${op}`) ? msg : `${op} (backend ${backend.name}, dtype ${mainDtype}): ${msg}`);
   }
+  if (profile) profileAdd(op, held, performance.now() - t0, profileShapes ? inputs.map((t) => shapeStr(t.shape)).join(' ') : '');
   if (check) {
     const after = backend.allocatedBytes();
     const need = specs.reduce((acc, s) => acc + numel(s.shape) * bytesOf(s.dtype), 0);
@@ -129,6 +131,34 @@ export function apply<K extends OpName>(op: K, inputs: readonly Tensor[], attrs:
     record(op, inputs, outs, def.savesFor ? (g, needs) => rule(ctx, g, needs.map((x, i) => x && fwdNeeds[i])) : (g, needs) => rule(ctx, g, needs), saved);
   }
   return outs;
+}
+
+// ---- opt-in per-op timer (env APTUNE_PROFILE=1 or profileOps(true)); off: one null test per apply ---------------
+/** One row of the per-op profile: op, phase (fwd: outside backward(); bwd: inside), calls and kernel milliseconds;
+ *  with shapes on (APTUNE_PROFILE=shapes), one row per op, phase and input shapes.
+ *  Times are host wall time around the kernel call: exact for synchronous backends (wasm, ref), launch time only on
+ *  CUDA (asynchronous). */
+export interface ProfileRow { op: string; phase: 'fwd' | 'bwd'; calls: number; ms: number; shapes?: string }
+const envProfile = process.env.APTUNE_PROFILE;
+let profile: Map<string, ProfileRow> | null = envProfile === '1' || envProfile === 'shapes' ? new Map() : null;
+let profileShapes = envProfile === 'shapes';
+function profileAdd(op: string, bwd: boolean, ms: number, shapes: string): void {
+  const key = `${op} ${bwd} ${shapes}`;
+  let r = profile!.get(key);
+  if (!r) profile!.set(key, r = { op, phase: bwd ? 'bwd' : 'fwd', calls: 0, ms: 0, ...(shapes ? { shapes } : {}) });
+  r.calls++;
+  r.ms += ms;
+}
+/** Turns the per-op timer on (clearing it) or off. */
+export function profileOps(on: boolean, opts: { shapes?: boolean } = {}): void {
+  profile = on ? new Map() : null;
+  profileShapes = !!opts.shapes;
+}
+/** The per-op rows since the timer was turned on (or last reset), largest time first. */
+export function profileReport(reset = false): ProfileRow[] {
+  const rows = profile ? [...profile.values()].sort((a, b) => b.ms - a.ms) : [];
+  if (reset && profile) profile.clear();
+  return rows;
 }
 
 /** The error a user sees when an op's outputs (or its kernel's scratch) do not fit: op, bytes, heap, ways out. */

@@ -9,15 +9,16 @@ export type { NestedArray, TensorOrScalar } from './tensor.ts';
 export type { Backend, DType, OpName, OpAttrs, Storage, TensorRef, TypedArray, Kernel, KernelTable } from './backend.ts';
 export { OP_NAMES, OutOfMemoryError } from './backend.ts';
 export { OPS } from './op-table.ts';
-export { apply } from './dispatch.ts';
+export { apply, profileOps, profileReport } from './dispatch.ts';
+export type { ProfileRow } from './dispatch.ts';
 export {
   add, sub, mul, div, pow, maximum, minimum, eq, ne, lt, le, gt, ge, where, maskedFill, affine, powScalar,
-  neg, exp, log, sqrt, rsqrt, abs, sign, tanh, sigmoid, relu, erf, gelu, quickGelu,
+  neg, exp, log, sqrt, rsqrt, abs, sign, tanh, sigmoid, relu, erf, gelu, biasGelu, quickGelu,
   sum, mean, max, maxWithIndices, argmax, sumTo,
   matmul, linear, unfoldPatches,
   reshape, detach, unsqueeze, squeeze, flatten, permute, transpose, slice, expand, concat, stack, pad, cast, clone, to, assign,
   indexSelect, indexAdd, gather, scatterAdd, embedding,
-  softmax, logSoftmax, layerNorm, dropout, crossEntropy, bceWithLogits, resizeBilinear, resizeBicubic, MASK_NEG,
+  softmax, scaledSoftmax, logSoftmax, layerNorm, dropout, crossEntropy, bceWithLogits, resizeBilinear, resizeBicubic, MASK_NEG,
   tensor, full, zeros, ones, zerosLike, onesLike, fullLike, randn, rand, arange,
   adamwStep, sgdStep,
 } from './api.ts';

@@ -37,13 +37,17 @@ export interface OpAttrs {
   argmax: { axis: number; keepdims: boolean };
   /** a [..., M, K] (or [..., K, M] if transA), b [..., K, N] (or [..., N, K] if transB) -> [..., M, N] */
   matmul: { transA: boolean; transB: boolean };
-  /** softmax(x [+ mask]) along the last axis. Optional 2nd input: additive float mask, broadcastable to x.
-   *  softmax_backward(y, g) -> g_x. */
-  softmax: NoAttrs; softmax_backward: NoAttrs;
-  log_softmax: NoAttrs; log_softmax_backward: NoAttrs;
+  /** softmax(x * scale [+ mask]) along the last axis (scale default 1: attention's 1/sqrt(dh) in the same pass).
+   *  Optional 2nd input: additive float mask, broadcastable to x. softmax_backward(y, g) -> g_x (times scale). */
+  softmax: { scale?: number }; softmax_backward: { scale?: number };
+  log_softmax: { scale?: number }; log_softmax_backward: { scale?: number };
   /** layer_norm(x [.., D], weight [D], bias [D]) -> (y, mean [..], rstd [..]);
    *  layer_norm_backward(g, x, weight, mean, rstd) -> (dx, dweight, dbias). */
   layer_norm: { eps: number }; layer_norm_backward: NoAttrs;
+  /** bias_gelu(x [.., D], bias [D]) -> gelu(x + bias) (exact erf form; a Linear's bias and its GELU in one pass, the
+   *  sum x + bias never stored); bias_gelu_backward(x, bias, g) -> g * gelu'(x + bias), the gradient of x (and,
+   *  summed over rows, of bias). */
+  bias_gelu: NoAttrs; bias_gelu_backward: NoAttrs;
   /** dropout(x) -> (y, mask); mask holds 0 or 1/(1-p). */
   dropout: { p: number; seed: number; offset: number };
   /** cross_entropy(logits [B, C], labels int32 [B]) -> loss [B] (0 where label == ignoreIndex);
@@ -124,12 +128,14 @@ export const OP_CONTRACT = {
   // batched matmul with numpy broadcasting over batch dims and transpose flags on the last two axes
   matmul: { arity: 2, dtypes: 'float', addon: 'out:T a:T b:T M:n N:n K:n transA:b transB:b aOffsets:dims bOffsets:dims batch:n strideA:n strideB:n' },
   // fused routines with their backward kernels
-  softmax: { arity: [1, 2], dtypes: 'float', addon: 'out:T x:T rows:n D:n mask:T? maskRowShape:dims maskRowStrides:dims maskColStride:n' },
-  softmax_backward: { arity: 2, dtypes: 'float', addon: 'out:T y:T g:T rows:n D:n' },
-  log_softmax: { arity: [1, 2], dtypes: 'float', addon: 'out:T x:T rows:n D:n mask:T? maskRowShape:dims maskRowStrides:dims maskColStride:n' },
-  log_softmax_backward: { arity: 2, dtypes: 'float', addon: 'out:T y:T g:T rows:n D:n' },
+  softmax: { arity: [1, 2], dtypes: 'float', addon: 'out:T x:T rows:n D:n mask:T? maskRowShape:dims maskRowStrides:dims maskColStride:n scale:n' },
+  softmax_backward: { arity: 2, dtypes: 'float', addon: 'out:T y:T g:T rows:n D:n scale:n' },
+  log_softmax: { arity: [1, 2], dtypes: 'float', addon: 'out:T x:T rows:n D:n mask:T? maskRowShape:dims maskRowStrides:dims maskColStride:n scale:n' },
+  log_softmax_backward: { arity: 2, dtypes: 'float', addon: 'out:T y:T g:T rows:n D:n scale:n' },
   layer_norm: { arity: 3, dtypes: 'float', addon: 'y:T mean:T rstd:T x:T weight:T bias:T R:n D:n eps:n' },
   layer_norm_backward: { arity: 5, dtypes: 'float', addon: 'dx:T dweight:T dbias:T g:T x:T weight:T mean:T rstd:T R:n D:n' },
+  bias_gelu: { arity: 2, dtypes: 'float', addon: 'out:T x:T bias:T R:n D:n' },
+  bias_gelu_backward: { arity: 3, dtypes: 'float', addon: 'out:T x:T bias:T g:T R:n D:n' },
   dropout: { arity: 1, dtypes: 'float', addon: 'y:T mask:T x:T n:n p:n seed:n offset:n' },
   cross_entropy: { arity: 2, dtypes: 'float', addon: 'loss:T logits:T labels:T B:n C:n ignoreIndex:n' },
   cross_entropy_backward: { arity: 3, dtypes: 'float', addon: 'dlogits:T logits:T labels:T g:T B:n C:n ignoreIndex:n' },

@@ -277,21 +277,15 @@ export const OPS: OpTable = {
 
   // ---- fused routines ----------------------------------------------------------------------------------------------
   softmax: {
-    infer: (s, d) => softmaxInfer('softmax', s, d),
+    infer: (s, d, a) => softmaxInfer('softmax', s, d, a.scale),
     saves: { outputs: [0] },
-    grad: (c, [g], n) => {
-      const gx = apply('softmax_backward', [c.outputs[0], g!], {})[0];
-      return [gx, n.length > 1 && n[1] ? sumTo(gx, c.inShapes[1]) : null];
-    },
+    grad: (c, [g], n) => softmaxGrad('softmax_backward', c.outputs[0], g!, c.attrs.scale ?? 1, c.inShapes, n),
   },
   softmax_backward: { infer: pairInfer('softmax_backward') },
   log_softmax: {
-    infer: (s, d) => softmaxInfer('log_softmax', s, d),
+    infer: (s, d, a) => softmaxInfer('log_softmax', s, d, a.scale),
     saves: { outputs: [0] },
-    grad: (c, [g], n) => {
-      const gx = apply('log_softmax_backward', [c.outputs[0], g!], {})[0];
-      return [gx, n.length > 1 && n[1] ? sumTo(gx, c.inShapes[1]) : null];
-    },
+    grad: (c, [g], n) => softmaxGrad('log_softmax_backward', c.outputs[0], g!, c.attrs.scale ?? 1, c.inShapes, n),
   },
   log_softmax_backward: { infer: pairInfer('log_softmax_backward') },
   layer_norm: {
@@ -321,6 +315,32 @@ export const OPS: OpTable = {
       if (!sameShape(s[0], s[1])) throw new Error(`layer_norm_backward: g ${shapeStr(s[0])} and x ${shapeStr(s[1])} differ`);
       const D = s[1][s[1].length - 1];
       return [{ shape: s[1].slice(), dtype }, { shape: [D], dtype }, { shape: [D], dtype }];
+    },
+  },
+  bias_gelu: {
+    infer: (s, d) => {
+      const dtype = sameDtypes('bias_gelu', d);
+      requireFloat('bias_gelu', dtype);
+      const x = s[0];
+      if (x.length < 1 || s[1].length !== 1 || s[1][0] !== x[x.length - 1]) {
+        throw new Error(`bias_gelu: bias ${shapeStr(s[1])} must be [${x[x.length - 1] ?? '?'}] for input ${shapeStr(x)}`);
+      }
+      return [{ shape: x.slice(), dtype }];
+    },
+    saves: { inputs: [0, 1] },
+    grad: (c, [g], n) => {
+      const dx = apply('bias_gelu_backward', [c.inputs[0], c.inputs[1], g!], {})[0];
+      return [n[0] ? dx : null, n[1] ? sumTo(dx, c.inShapes[1]) : null];
+    },
+  },
+  bias_gelu_backward: {
+    infer: (s, d) => {
+      const dtype = sameDtypes('bias_gelu_backward', d);
+      const x = s[0];
+      if (!sameShape(x, s[2]) || s[1].length !== 1 || s[1][0] !== x[x.length - 1]) {
+        throw new Error(`bias_gelu_backward: x ${shapeStr(x)}, bias ${shapeStr(s[1])} and g ${shapeStr(s[2])} do not match`);
+      }
+      return [{ shape: x.slice(), dtype }];
     },
   },
   dropout: {
@@ -574,8 +594,18 @@ export const OPS: OpTable = {
   },
 };
 
-function softmaxInfer(op: string, s: readonly Shape[], d: readonly DType[]): OutSpec[] {
+/** d/dx = scale * g_s, d/dmask = g_s, with g_s the backward of the plain softmax: one kernel when the mask needs no
+ *  gradient (it scales), two ops otherwise. */
+function softmaxGrad(op: 'softmax_backward' | 'log_softmax_backward', y: Tensor, g: Tensor, scale: number, inShapes: readonly Shape[], n: readonly boolean[]): (Tensor | null)[] {
+  const needMask = n.length > 1 && n[1];
+  if (!needMask) return [apply(op, [y, g], { scale })[0], null];
+  const gs = apply(op, [y, g], {})[0];
+  return [n[0] ? (scale === 1 ? gs : affine(gs, scale, 0)) : null, sumTo(gs, inShapes[1])];
+}
+
+function softmaxInfer(op: string, s: readonly Shape[], d: readonly DType[], scale: number | undefined): OutSpec[] {
   requireFloat(op, d[0]);
+  if (scale !== undefined && !Number.isFinite(scale)) throw new Error(`${op}: scale must be finite, got ${scale}`);
   if (s[0].length < 1) throw new Error(`${op}: input must have rank >= 1`);
   if (s.length > 1) {
     if (d[1] !== d[0]) throw new Error(`${op}: additive mask dtype ${d[1]} differs from input dtype ${d[0]}`);

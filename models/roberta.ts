@@ -103,7 +103,7 @@ export class BertIntermediate extends Module {
     this.dense = this.registerModule('dense', new Linear(cfg.hidden, cfg.intermediate));
   }
   forward(x: Tensor): Tensor {
-    return this.dense.forward(x).gelu();
+    return this.dense.forwardGelu(x);
   }
 }
 

@@ -142,7 +142,7 @@ export class ViltMlp extends Module {
     this.drop = this.registerModule('drop', new Dropout(cfg.drop));
   }
   forward(x: Tensor): Tensor {
-    return this.drop.forward(this.fc2.forward(this.drop.forward(this.fc1.forward(x).gelu())));
+    return this.drop.forward(this.fc2.forward(this.drop.forward(this.fc1.forwardGelu(x))));
   }
 }
 

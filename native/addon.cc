@@ -226,7 +226,7 @@ void matmul_fn(const Args& a) {
 // ---- softmax family ----
 template <bool LOG>
 void softmax_impl(const Args& a) {
-  // (out, x, rows, D, mask h (< 0: none), mask off, maskRowShape, maskRowStrides, maskCol)
+  // (out, x, rows, D, mask h (< 0: none), mask off, maskRowShape, maskRowStrides, maskCol, scale)
   const int64_t rows = a.i64(4), D = a.i64(5);
   int64_t nr, reach;
   Strides<1> mrow = strides<1>(a, 8, {9}, &nr, &reach);
@@ -236,13 +236,13 @@ void softmax_impl(const Args& a) {
     if (nr != rows) throw std::runtime_error("cuda.softmax: mask row plan does not match the rows");
     mask = (const float*)a.ptr(6, rows * D == 0 ? 0 : reach + (D - 1) * mcol);
   }
-  launch_softmax(apt::stream(), LOG, a.f(0, rows * D), a.f(2, rows * D), mask, mrow, mcol, rows, D);
+  launch_softmax(apt::stream(), LOG, a.f(0, rows * D), a.f(2, rows * D), mask, mrow, mcol, rows, D, (float)a.num(11));
 }
 template <bool LOG>
 void softmax_backward_impl(const Args& a) {
-  // (out, y, g, rows, D)
+  // (out, y, g, rows, D, scale)
   const int64_t rows = a.i64(6), D = a.i64(7), n = rows * D;
-  launch_softmax_backward(apt::stream(), LOG, a.f(0, n), a.f(2, n), a.f(4, n), rows, D);
+  launch_softmax_backward(apt::stream(), LOG, a.f(0, n), a.f(2, n), a.f(4, n), rows, D, (float)a.num(8));
 }
 void softmax_fn(const Args& a) { softmax_impl<false>(a); }
 void log_softmax_fn(const Args& a) { softmax_impl<true>(a); }
@@ -272,6 +272,18 @@ void layer_norm_backward_fn(const Args& a) {
   const int64_t R = a.i64(16), D = a.i64(17);
   launch_layer_norm_backward(apt::stream(), a.f(0, R * D), a.f(2, D), a.f(4, D), a.f(6, R * D), a.f(8, R * D),
                              a.f(10, D), a.f(12, R), a.f(14, R), R, D);
+}
+
+// ---- bias + GELU ----
+void bias_gelu_fn(const Args& a) {
+  // (out, x, bias, R, D)
+  const int64_t R = a.i64(6), D = a.i64(7);
+  launch_bias_gelu(apt::stream(), a.f(0, R * D), a.f(2, R * D), a.f(4, D), R, D);
+}
+void bias_gelu_backward_fn(const Args& a) {
+  // (out, x, bias, g, R, D)
+  const int64_t R = a.i64(8), D = a.i64(9);
+  launch_bias_gelu_backward(apt::stream(), a.f(0, R * D), a.f(2, R * D), a.f(4, D), a.f(6, R * D), R, D);
 }
 
 // ---- random ----

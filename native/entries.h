@@ -38,12 +38,14 @@
   X(sum, 9) \
   X(max, 11) \
   X(matmul, 16) \
-  X(softmax, 11) \
-  X(softmax_backward, 8) \
-  X(log_softmax, 11) \
-  X(log_softmax_backward, 8) \
+  X(softmax, 12) \
+  X(softmax_backward, 9) \
+  X(log_softmax, 12) \
+  X(log_softmax_backward, 9) \
   X(layer_norm, 15) \
   X(layer_norm_backward, 18) \
+  X(bias_gelu, 8) \
+  X(bias_gelu_backward, 10) \
   X(dropout, 10) \
   X(cross_entropy, 9) \
   X(cross_entropy_backward, 11) \

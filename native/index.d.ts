@@ -127,18 +127,22 @@ export interface CudaKernels {
   max(dtype: DTypeCode, ...r: [...T, ...T, ...T, Dims, Dims, number, number]): void;
   /** (out, a, b, M, N, K, transA, transB, aOffsets, bOffsets, batch, strideA, strideB) */
   matmul(...r: [...T, ...T, ...T, number, number, number, boolean, boolean, Dims, Dims, number, number, number]): void;
-  /** (out, x, rows, D, mask (or none), maskRowShape, maskRowStrides, maskColStride) */
-  softmax(...r: [...T, ...T, number, number, ...T, Dims, Dims, number]): void;
-  /** (out, y, g, rows, D) */
-  softmax_backward(...r: [...T, ...T, ...T, number, number]): void;
-  /** (out, x, rows, D, mask (or none), maskRowShape, maskRowStrides, maskColStride) */
-  log_softmax(...r: [...T, ...T, number, number, ...T, Dims, Dims, number]): void;
-  /** (out, y, g, rows, D) */
-  log_softmax_backward(...r: [...T, ...T, ...T, number, number]): void;
+  /** (out, x, rows, D, mask (or none), maskRowShape, maskRowStrides, maskColStride, scale) */
+  softmax(...r: [...T, ...T, number, number, ...T, Dims, Dims, number, number]): void;
+  /** (out, y, g, rows, D, scale) */
+  softmax_backward(...r: [...T, ...T, ...T, number, number, number]): void;
+  /** (out, x, rows, D, mask (or none), maskRowShape, maskRowStrides, maskColStride, scale) */
+  log_softmax(...r: [...T, ...T, number, number, ...T, Dims, Dims, number, number]): void;
+  /** (out, y, g, rows, D, scale) */
+  log_softmax_backward(...r: [...T, ...T, ...T, number, number, number]): void;
   /** (y, mean, rstd, x, weight, bias, R, D, eps) */
   layer_norm(...r: [...T, ...T, ...T, ...T, ...T, ...T, number, number, number]): void;
   /** (dx, dweight, dbias, g, x, weight, mean, rstd, R, D) */
   layer_norm_backward(...r: [...T, ...T, ...T, ...T, ...T, ...T, ...T, ...T, number, number]): void;
+  /** (out, x, bias, R, D) */
+  bias_gelu(...r: [...T, ...T, ...T, number, number]): void;
+  /** (out, x, bias, g, R, D) */
+  bias_gelu_backward(...r: [...T, ...T, ...T, ...T, number, number]): void;
   /** (y, mask, x, n, p, seed, offset) */
   dropout(...r: [...T, ...T, ...T, number, number, number, number]): void;
   /** (loss, logits, labels, B, C, ignoreIndex) */

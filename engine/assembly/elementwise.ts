@@ -5,13 +5,26 @@
 // contiguous, so output row o of the coalesced shape starts at o * shape[rank-1]. Ranges [i0, i1) / [o0, o1)
 // let the host split work across threads without changing any per-element result.
 
-import { fma4, vexp, verf, vsigmoid, vtanh } from './vmath';
+import { fma4, vexp, verf, verfWithExp, vsigmoid, vtanh } from './vmath';
 // op codes of the unary, unary backward and binary families: generated from engine/op-contract.ts (npm run gen)
 import {
   ABS, ADD, DIV, EQ, ERF, EXP, GE, GELU, GELU_BACKWARD, GT, LE, LOG, LT, MAXIMUM, MINIMUM, MUL, NE, NEG, POW, QUICK_GELU,
   QUICK_GELU_BACKWARD, RELU, RSQRT, SIGMOID, SIGN, SQRT, SUB, TANH,
 } from './op-codes';
 
+/** gelu(x) = x/2 (1 + erf(x/sqrt 2)) */
+@inline function geluV(x: v128): v128 {
+  return f32x4.mul(f32x4.mul(x, f32x4.splat(0.5)), f32x4.add(f32x4.splat(1.0), verf(f32x4.mul(x, f32x4.splat(0.7071067811865476)))));
+}
+/** g * gelu'(x) = g (cdf(x) + x pdf(x)); erf and the pdf share one exponential, exp(-u^2) with u = x / sqrt 2 */
+@inline function geluGradV(x: v128, g: v128): v128 {
+  const u = f32x4.mul(x, f32x4.splat(0.7071067811865476));
+  const z = f32x4.mul(u, u);
+  const e = vexp(f32x4.neg(f32x4.min(z, f32x4.splat(100.0))));
+  const cdf = f32x4.mul(f32x4.splat(0.5), f32x4.add(f32x4.splat(1.0), verfWithExp(u, z, e)));
+  const pdf = f32x4.mul(e, f32x4.splat(0.3989422804014327));
+  return f32x4.mul(g, fma4(x, pdf, cdf));
+}
 
 @inline function unaryV(op: i32, x: v128): v128 {
   switch (op) {
@@ -29,7 +42,7 @@ import {
     case SIGMOID: return vsigmoid(x);
     case RELU: return f32x4.max(x, f32x4.splat(0)); // NaN propagates like the reference's x > 0 ? x : 0 would not; inputs are finite in practice
     case ERF: return verf(x);
-    case GELU: return f32x4.mul(f32x4.mul(x, f32x4.splat(0.5)), f32x4.add(f32x4.splat(1.0), verf(f32x4.mul(x, f32x4.splat(0.7071067811865476)))));
+    case GELU: return geluV(x);
     case QUICK_GELU: return f32x4.mul(x, vsigmoid(f32x4.mul(x, f32x4.splat(1.702))));
     default: unreachable(); return x;
   }
@@ -84,9 +97,7 @@ export function unary_i32(op: i32, x: usize, out: usize, i0: i32, i1: i32): void
 
 @inline function unary2V(op: i32, x: v128, g: v128): v128 {
   if (op == GELU_BACKWARD) {
-    const cdf = f32x4.mul(f32x4.splat(0.5), f32x4.add(f32x4.splat(1.0), verf(f32x4.mul(x, f32x4.splat(0.7071067811865476)))));
-    const pdf = f32x4.mul(vexp(f32x4.mul(f32x4.mul(x, x), f32x4.splat(-0.5))), f32x4.splat(0.3989422804014327));
-    return f32x4.mul(g, fma4(x, pdf, cdf));
+    return geluGradV(x, g);
   } else {
     const s = vsigmoid(f32x4.mul(x, f32x4.splat(1.702)));
     const ds = f32x4.mul(f32x4.mul(s, f32x4.sub(f32x4.splat(1.0), s)), f32x4.mul(x, f32x4.splat(1.702)));
@@ -109,6 +120,28 @@ export function unary_i32(op: i32, x: usize, out: usize, i0: i32, i1: i32): void
 export function unary2_f32(op: i32, x: usize, g: usize, out: usize, i0: i32, i1: i32): void {
   if (op == GELU_BACKWARD) unary2Loop(GELU_BACKWARD, x, g, out, i0, i1);
   else unary2Loop(QUICK_GELU_BACKWARD, x, g, out, i0, i1);
+}
+
+@inline function biasGeluV(h: v128, g: usize, o: usize): v128 {
+  return g ? geluGradV(h, v128.load(g + o)) : geluV(h);
+}
+
+/** Rows [r0, r1) of x [rows, D] and bias [D]: bias_gelu, out = gelu(x + bias) (g = 0), or bias_gelu_backward,
+ *  out = g * gelu'(x + bias); the sum is never stored. */
+export function bias_gelu_f32(x: usize, b: usize, g: usize, out: usize, D: i32, r0: i32, r1: i32): void {
+  for (let r = r0; r < r1; r++) {
+    const row = <usize>r * <usize>D << 2;
+    let j = 0;
+    for (; j + 4 <= D; j += 4) {
+      const o = row + (<usize>j << 2);
+      v128.store(out + o, biasGeluV(f32x4.add(v128.load(x + o), v128.load(b + (<usize>j << 2))), g, o));
+    }
+    for (; j < D; j++) { // tails through the vector code: the same bits as a lane of the body
+      const o = row + (<usize>j << 2);
+      const h = f32x4.splat(load<f32>(x + o) + load<f32>(b + (<usize>j << 2)));
+      store<f32>(out + o, f32x4.extract_lane(g ? geluGradV(h, f32x4.splat(load<f32>(g + o))) : geluV(h), 0));
+    }
+  }
 }
 
 /** out = x * scale + shift */

@@ -93,10 +93,12 @@ export function max_i32(x: usize, outV: usize, outI: usize, wantV: i32, wantI: i
   maxPositions<i32>(x, outV, outI, wantV, wantI, R, inner, p0, p1);
 }
 
-/** Rows [r0, r1) of softmax (logMode 0) or log-softmax (1) of x (+ mask) along the last axis (length D).
+/** Rows [r0, r1) of softmax (logMode 0) or log-softmax (1) of x * scale (+ mask) along the last axis (length D).
  *  mask: hasMask; desc: rowShape[rank-1] (x's leading dims) then mask strides for those dims, then the
- *  mask's last-axis stride (0 or 1). rank = number of leading dims + 1. */
-export function softmax_f32(x: usize, mask: usize, out: usize, hasMask: i32, logMode: i32, D: i32, rank: i32, desc: usize, r0: i32, r1: i32): void {
+ *  mask's last-axis stride (0 or 1). rank = number of leading dims + 1. x * scale + mask is rounded as the separate
+ *  ops would (product, then sum), into out, which the later passes read. */
+export function softmax_f32(x: usize, mask: usize, out: usize, hasMask: i32, logMode: i32, D: i32, rank: i32, desc: usize, scale: f32, r0: i32, r1: i32): void {
+  const vsc = f32x4.splat(scale), scaled = scale != 1.0;
   const shape = desc, sm = desc + (<usize>rank << 2);
   const mInner = hasMask ? load<i32>(sm + (<usize>(rank - 1) << 2)) : 0;
   for (let r = r0; r < r1; r++) {
@@ -106,12 +108,19 @@ export function softmax_f32(x: usize, mask: usize, out: usize, hasMask: i32, log
       const pm = mask + (<usize>rowOffset(r, rank, shape, sm) << 2);
       if (mInner == 1) {
         let j = 0;
-        for (; j + 4 <= D; j += 4) { const b = <usize>j << 2; v128.store(po + b, f32x4.add(v128.load(px + b), v128.load(pm + b))); }
-        for (; j < D; j++) { const b = <usize>j << 2; store<f32>(po + b, load<f32>(px + b) + load<f32>(pm + b)); }
+        for (; j + 4 <= D; j += 4) { const b = <usize>j << 2; v128.store(po + b, f32x4.add(f32x4.mul(v128.load(px + b), vsc), v128.load(pm + b))); }
+        for (; j < D; j++) { const b = <usize>j << 2; store<f32>(po + b, load<f32>(px + b) * scale + load<f32>(pm + b)); }
       } else {
-        const mv = load<f32>(pm);
-        for (let j = 0; j < D; j++) { const b = <usize>j << 2; store<f32>(po + b, load<f32>(px + b) + mv); }
+        const mv = load<f32>(pm), vm = f32x4.splat(mv);
+        let j = 0;
+        for (; j + 4 <= D; j += 4) { const b = <usize>j << 2; v128.store(po + b, f32x4.add(f32x4.mul(v128.load(px + b), vsc), vm)); }
+        for (; j < D; j++) { const b = <usize>j << 2; store<f32>(po + b, load<f32>(px + b) * scale + mv); }
       }
+      src = po;
+    } else if (scaled) {
+      let j = 0;
+      for (; j + 4 <= D; j += 4) { const b = <usize>j << 2; v128.store(po + b, f32x4.mul(v128.load(px + b), vsc)); }
+      for (; j < D; j++) { const b = <usize>j << 2; store<f32>(po + b, load<f32>(px + b) * scale); }
       src = po;
     }
     const m = rowMax(src, D);
@@ -143,19 +152,20 @@ export function softmax_f32(x: usize, mask: usize, out: usize, hasMask: i32, log
   }
 }
 
-/** softmax_backward (logMode 0): dx = y (g - <g, y>); log_softmax_backward (1): dx = g - exp(y) sum(g). */
-export function softmax_backward_f32(y: usize, g: usize, dx: usize, logMode: i32, D: i32, r0: i32, r1: i32): void {
+/** softmax_backward (logMode 0): dx = y (g - <g, y>) scale; log_softmax_backward (1): dx = (g - exp(y) sum(g)) scale. */
+export function softmax_backward_f32(y: usize, g: usize, dx: usize, logMode: i32, D: i32, scale: f32, r0: i32, r1: i32): void {
+  const vsc = f32x4.splat(scale);
   for (let r = r0; r < r1; r++) {
     const py = y + (<usize>(r * D) << 2), pg = g + (<usize>(r * D) << 2), pd = dx + (<usize>(r * D) << 2);
     let j = 0;
     if (logMode) {
       const s = rowSum<f32>(pg, D), vs = f32x4.splat(s);
-      for (; j + 4 <= D; j += 4) { const b = <usize>j << 2; v128.store(pd + b, f32x4.sub(v128.load(pg + b), f32x4.mul(vexp(v128.load(py + b)), vs))); }
-      for (; j < D; j++) { const b = <usize>j << 2; store<f32>(pd + b, load<f32>(pg + b) - sexp(load<f32>(py + b)) * s); }
+      for (; j + 4 <= D; j += 4) { const b = <usize>j << 2; v128.store(pd + b, f32x4.mul(f32x4.sub(v128.load(pg + b), f32x4.mul(vexp(v128.load(py + b)), vs)), vsc)); }
+      for (; j < D; j++) { const b = <usize>j << 2; store<f32>(pd + b, (load<f32>(pg + b) - sexp(load<f32>(py + b)) * s) * scale); }
     } else {
       const d = rowDot(py, pg, D), vd = f32x4.splat(d);
-      for (; j + 4 <= D; j += 4) { const b = <usize>j << 2; v128.store(pd + b, f32x4.mul(v128.load(py + b), f32x4.sub(v128.load(pg + b), vd))); }
-      for (; j < D; j++) { const b = <usize>j << 2; store<f32>(pd + b, load<f32>(py + b) * (load<f32>(pg + b) - d)); }
+      for (; j + 4 <= D; j += 4) { const b = <usize>j << 2; v128.store(pd + b, f32x4.mul(f32x4.mul(v128.load(py + b), f32x4.sub(v128.load(pg + b), vd)), vsc)); }
+      for (; j < D; j++) { const b = <usize>j << 2; store<f32>(pd + b, load<f32>(py + b) * (load<f32>(pg + b) - d) * scale); }
     }
   }
 }
@@ -248,7 +258,7 @@ export function cross_entropy_backward_f32(x: usize, labels: usize, g: usize, dx
     const lab = load<i32>(labels + (<usize>r << 2));
     const pd = dx + (<usize>(r * C) << 2);
     if (lab == ignoreIndex) { memory.fill(pd, 0, <usize>C << 2); continue; }
-    softmax_f32(x, 0, dx, 0, 0, C, 1, 0, r, r + 1);
+    softmax_f32(x, 0, dx, 0, 0, C, 1, 0, 1.0, r, r + 1);
     const gr = load<f32>(g + (<usize>r << 2)), vg = f32x4.splat(gr);
     store<f32>(pd + (<usize>lab << 2), load<f32>(pd + (<usize>lab << 2)) - 1.0);
     let j = 0;

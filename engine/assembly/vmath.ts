@@ -1,7 +1,8 @@
 // Vector (f32x4) math shared by the kernels: fused multiply-add, exp, erf, tanh, sigmoid, horizontal sums.
 // Does not: handle denormal inputs specially (exp flushes below -87.34 to 0), or promise correct rounding.
 // Invariants: exp is Cephes' expf (about 1 ulp on [-87, 88]); erf is Cephes' erff polynomial on |x| < 1 and
-// Abramowitz-Stegun 7.1.26 beyond (absolute error < 2e-7); all lanes are independent.
+// Abramowitz-Stegun 7.1.26 beyond (absolute error < 2e-7; skipped, exp included, when every lane has |x| < 1: the
+// same bits); all lanes are independent.
 
 @inline export function fma4(a: v128, b: v128, c: v128): v128 {
   if (ASC_FEATURE_RELAXED_SIMD) return f32x4.relaxed_madd(a, b, c);
@@ -43,9 +44,21 @@ export function vexp(x0: v128): v128 {
 }
 
 export function verf(x: v128): v128 {
-  const ax = f32x4.abs(x);
-  // |x| < 1: x * T(x^2)
   const z = f32x4.mul(x, x);
+  const small = verfSmall(x, z);
+  if (i32x4.all_true(f32x4.lt(z, f32x4.splat(1.0)))) return small; // every lane |x| < 1: no exp needed
+  return verfBig(x, z, small, vexp(f32x4.neg(f32x4.min(z, f32x4.splat(100.0)))));
+}
+
+/** erf(x) with e = exp(-min(x^2, 100)) given (a caller that needs that exponential too computes it once). */
+export function verfWithExp(x: v128, z: v128, e: v128): v128 {
+  const small = verfSmall(x, z);
+  if (i32x4.all_true(f32x4.lt(z, f32x4.splat(1.0)))) return small;
+  return verfBig(x, z, small, e);
+}
+
+// |x| < 1: x * T(x^2), z = x^2
+@inline function verfSmall(x: v128, z: v128): v128 {
   let p = f32x4.splat(7.853861353153693e-5);
   p = fma4(p, z, f32x4.splat(-8.010193625184903e-4));
   p = fma4(p, z, f32x4.splat(5.188327685732524e-3));
@@ -53,8 +66,12 @@ export function verf(x: v128): v128 {
   p = fma4(p, z, f32x4.splat(1.128358514861418e-1));
   p = fma4(p, z, f32x4.splat(-3.761262582423300e-1));
   p = fma4(p, z, f32x4.splat(1.128379165726710));
-  const small = f32x4.mul(x, p);
-  // |x| >= 1: 1 - poly(t) exp(-x^2), t = 1 / (1 + 0.3275911 |x|)
+  return f32x4.mul(x, p);
+}
+
+// |x| >= 1: 1 - poly(t) exp(-x^2), t = 1 / (1 + 0.3275911 |x|), e = exp(-min(x^2, 100)); lanes with |x| < 1 take small
+@inline function verfBig(x: v128, z: v128, small: v128, e: v128): v128 {
+  const ax = f32x4.abs(x);
   const t = f32x4.div(f32x4.splat(1.0), fma4(ax, f32x4.splat(0.3275911), f32x4.splat(1.0)));
   let q = f32x4.splat(1.061405429);
   q = fma4(q, t, f32x4.splat(-1.453152027));
@@ -62,7 +79,6 @@ export function verf(x: v128): v128 {
   q = fma4(q, t, f32x4.splat(-0.284496736));
   q = fma4(q, t, f32x4.splat(0.254829592));
   q = f32x4.mul(q, t);
-  const e = vexp(f32x4.neg(f32x4.min(z, f32x4.splat(100.0))));
   let big = f32x4.sub(f32x4.splat(1.0), f32x4.mul(q, e));
   big = v128.or(v128.and(big, i32x4.splat(0x7fffffff)), v128.and(x, i32x4.splat(0x80000000))); // copysign
   return v128.bitselect(small, big, f32x4.lt(ax, f32x4.splat(1.0)));

@@ -307,7 +307,8 @@ export class CudaBackend implements Backend {
       A[op](...t(o, op), ...t(x, op), ...t(g, op), n);
     };
 
-    const softmaxK = (op: 'softmax' | 'log_softmax') => (inputs: TensorRef[], outputs: TensorRef[]): void => {
+    const softmaxK = (op: 'softmax' | 'log_softmax') => (inputs: TensorRef[], outputs: TensorRef[], a: { scale?: number }): void => {
+      const sc = a.scale ?? 1;
       const x = inputs[0], o = outputs[0], mask = inputs[1];
       dtypeCode(x, op, true);
       const D = x.shape[x.shape.length - 1];
@@ -315,23 +316,23 @@ export class CudaBackend implements Backend {
       if (n === 0) return;
       const rows = n / D;
       if (!mask) {
-        A[op](...t(o, op), ...t(x, op), rows, D, ...NONE, [rows], [0], 0);
+        A[op](...t(o, op), ...t(x, op), rows, D, ...NONE, [rows], [0], 0, sc);
         return;
       }
       dtypeCode(mask, op, true);
       const ms = broadcastStridesTo(mask.shape, x.shape, op);
       const lead = x.shape.slice(0, -1);
       const c = coalesce(lead, [ms.slice(0, -1)]);
-      A[op](...t(o, op), ...t(x, op), rows, D, ...t(mask, op), c.shape, c.strides[0], ms[ms.length - 1]);
+      A[op](...t(o, op), ...t(x, op), rows, D, ...t(mask, op), c.shape, c.strides[0], ms[ms.length - 1], sc);
     };
 
-    const softmaxBack = (op: 'softmax_backward' | 'log_softmax_backward') => (inputs: TensorRef[], outputs: TensorRef[]): void => {
+    const softmaxBack = (op: 'softmax_backward' | 'log_softmax_backward') => (inputs: TensorRef[], outputs: TensorRef[], a: { scale?: number }): void => {
       const [y, g] = inputs, o = outputs[0];
       dtypeCode(y, op, true);
       const D = y.shape[y.shape.length - 1];
       const n = numel(y.shape);
       if (n === 0) return;
-      A[op](...t(o, op), ...t(y, op), ...t(g, op), n / D, D);
+      A[op](...t(o, op), ...t(y, op), ...t(g, op), n / D, D, a.scale ?? 1);
     };
 
     const maxK = (values: TensorRef | null, indices: TensorRef, x: TensorRef, axis: number, op: string): void => {
@@ -430,6 +431,22 @@ export class CudaBackend implements Backend {
         if (D === 0) return;
         const op = 'layer_norm_backward';
         A.layer_norm_backward(...t(dx, op), ...t(dw, op), ...t(db, op), ...t(g, op), ...t(x, op), ...t(w, op), ...t(m, op), ...t(r, op), R, D);
+      },
+      bias_gelu: (inputs, outputs) => {
+        const [x, b] = inputs, o = outputs[0], op = 'bias_gelu';
+        dtypeCode(x, op, true);
+        const D = x.shape[x.shape.length - 1], n = numel(x.shape);
+        if (n === 0) return;
+        if (numel(b.shape) !== D) throw new Error(`cuda ${op}: bias [${b.shape}] does not match last dim ${D}`);
+        A.bias_gelu(...t(o, op), ...t(x, op), ...t(b, op), n / D, D);
+      },
+      bias_gelu_backward: (inputs, outputs) => {
+        const [x, b, g] = inputs, o = outputs[0], op = 'bias_gelu_backward';
+        dtypeCode(x, op, true);
+        const D = x.shape[x.shape.length - 1], n = numel(x.shape);
+        if (n === 0) return;
+        if (numel(b.shape) !== D) throw new Error(`cuda ${op}: bias [${b.shape}] does not match last dim ${D}`);
+        A.bias_gelu_backward(...t(o, op), ...t(x, op), ...t(b, op), ...t(g, op), n / D, D);
       },
       dropout: (inputs, outputs, a) => {
         const x = inputs[0], [y, m] = outputs;

@@ -90,6 +90,14 @@ function sigmoidScalar(x: number): number {
   const e = Math.exp(x);
   return e / (1 + e);
 }
+/** out[i] = f(x[i] + bias[i % D], i) over x [.., D]; the sum is rounded to the storage dtype first (as add then gelu). */
+function biasGeluRows(inputs: TensorRef[], o: TensorRef, f: (h: number, i: number) => number): void {
+  const [x, b] = inputs;
+  const X = arr(x), Bv = arr(b), O = arr(o);
+  const D = x.shape[x.shape.length - 1], n = numel(x.shape);
+  const round = x.dtype === 'float32' ? Math.fround : (v: number) => v;
+  for (let i = 0; i < n; i++) O[o.offset + i] = f(round(X[x.offset + i] + Bv[b.offset + (i % D)]), i);
+}
 function geluScalar(x: number): number {
   return 0.5 * x * (1 + erfScalar(x * SQRT1_2));
 }
@@ -186,7 +194,7 @@ function bilinearTaps(inSize: number, outSize: number, align: boolean): { i0: In
   }
   return { i0, i1, w1 };
 }
-function softmaxRows(inputs: TensorRef[], outputs: TensorRef[], log: boolean): void {
+function softmaxRows(inputs: TensorRef[], outputs: TensorRef[], log: boolean, scale = 1): void {
   const x = inputs[0], o = outputs[0];
   const X = arr(x), O = arr(o);
   const D = x.shape[x.shape.length - 1];
@@ -199,7 +207,7 @@ function softmaxRows(inputs: TensorRef[], outputs: TensorRef[], log: boolean): v
     let mx = -Infinity;
     for (let j = 0; j < D; j++) {
       const k = r * D + j;
-      const v = X[x.offset + k] + (M ? M[mask!.offset + mi![k]] : 0);
+      const v = X[x.offset + k] * scale + (M ? M[mask!.offset + mi![k]] : 0);
       row[j] = v;
       if (v > mx) mx = v;
     }
@@ -314,8 +322,9 @@ const kernels: KernelTable = {
     }
   },
 
-  softmax: (inputs, outputs) => softmaxRows(inputs, outputs, false),
-  softmax_backward: (inputs, outputs) => {
+  softmax: (inputs, outputs, a) => softmaxRows(inputs, outputs, false, a.scale),
+  softmax_backward: (inputs, outputs, a) => {
+    const sc = a.scale ?? 1;
     const [y, g] = inputs, o = outputs[0];
     const Y = arr(y), G = arr(g), O = arr(o);
     const D = y.shape[y.shape.length - 1];
@@ -325,12 +334,13 @@ const kernels: KernelTable = {
       for (let j = 0; j < D; j++) s += Y[y.offset + r * D + j] * G[g.offset + r * D + j];
       for (let j = 0; j < D; j++) {
         const yv = Y[y.offset + r * D + j];
-        O[o.offset + r * D + j] = yv * (G[g.offset + r * D + j] - s);
+        O[o.offset + r * D + j] = sc * yv * (G[g.offset + r * D + j] - s);
       }
     }
   },
-  log_softmax: (inputs, outputs) => softmaxRows(inputs, outputs, true),
-  log_softmax_backward: (inputs, outputs) => {
+  log_softmax: (inputs, outputs, a) => softmaxRows(inputs, outputs, true, a.scale),
+  log_softmax_backward: (inputs, outputs, a) => {
+    const sc = a.scale ?? 1;
     const [y, g] = inputs, o = outputs[0];
     const Y = arr(y), G = arr(g), O = arr(o);
     const D = y.shape[y.shape.length - 1];
@@ -339,9 +349,14 @@ const kernels: KernelTable = {
       let s = 0;
       for (let j = 0; j < D; j++) s += G[g.offset + r * D + j];
       for (let j = 0; j < D; j++) {
-        O[o.offset + r * D + j] = G[g.offset + r * D + j] - Math.exp(Y[y.offset + r * D + j]) * s;
+        O[o.offset + r * D + j] = sc * (G[g.offset + r * D + j] - Math.exp(Y[y.offset + r * D + j]) * s);
       }
     }
+  },
+  bias_gelu: (inputs, outputs) => biasGeluRows(inputs, outputs[0], (h) => geluScalar(h)),
+  bias_gelu_backward: (inputs, outputs) => {
+    const g = inputs[2], G = arr(g);
+    biasGeluRows(inputs, outputs[0], (h, i) => G[g.offset + i] * geluGrad(h));
   },
   layer_norm: (inputs, outputs, a) => {
     const [x, w, b] = inputs;

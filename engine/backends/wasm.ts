@@ -254,7 +254,7 @@ export class WasmBackend implements Backend {
       rt.dispatch(x.dtype === 'int32' ? 'max_i32' : 'max_f32', this.parts(outer * inner, R).map(([p0, p1]) => [...args, p0, p1]));
     };
 
-    const softmaxLike = (log: number, op: string): Kernel<any> => (inputs, outputs) => {
+    const softmaxLike = (log: number, op: string) => (inputs: TensorRef[], outputs: TensorRef[], attrs: { scale?: number }): void => {
       const x = inputs[0], mask = inputs[1], out = outputs[0];
       this.f32only(op, x, ...(mask ? [mask] : []));
       const D = x.shape[x.shape.length - 1] ?? 1;
@@ -269,17 +269,19 @@ export class WasmBackend implements Backend {
         pm = this.p(mask);
       }
       const px = this.p(x), po = this.p(out);
-      rt.dispatch('softmax_f32', this.parts(rows, D * 8).map(([a, b]) => [px, pm, po, mask ? 1 : 0, log, D, rank, d, a, b]));
+      const sc = attrs.scale ?? 1;
+      rt.dispatch('softmax_f32', this.parts(rows, D * 8).map(([a, b]) => [px, pm, po, mask ? 1 : 0, log, D, rank, d, sc, a, b]));
     };
 
-    const softmaxBw = (log: number, op: string): Kernel<any> => (inputs, outputs) => {
+    const softmaxBw = (log: number, op: string) => (inputs: TensorRef[], outputs: TensorRef[], attrs: { scale?: number }): void => {
       const [y, g] = inputs, dx = outputs[0];
       this.f32only(op, y, g);
       const D = y.shape[y.shape.length - 1] ?? 1;
       const rows = numel(y.shape.slice(0, -1));
       if (rows * D === 0) return;
       const py = this.p(y), pg = this.p(g), pd = this.p(dx);
-      rt.dispatch('softmax_backward_f32', this.parts(rows, D * 4).map(([a, b]) => [py, pg, pd, log, D, a, b]));
+      const sc = attrs.scale ?? 1;
+      rt.dispatch('softmax_backward_f32', this.parts(rows, D * 4).map(([a, b]) => [py, pg, pd, log, D, sc, a, b]));
     };
 
     const ceCheck = (op: string, logits: TensorRef, labels: TensorRef, ignore: number) => {
@@ -298,6 +300,17 @@ export class WasmBackend implements Backend {
       if (t.shape.length < 2) throw new Error(`wasm ${op}: input must be [..., H, W], got [${t.shape}]`);
       const r = t.shape.length;
       return { P: numel(t.shape.slice(0, r - 2)), H: t.shape[r - 2], W: t.shape[r - 1] };
+    };
+
+    // x [rows, D] (+ bias [D]) split by rows; the backward also reads g
+    const biasGelu = (op: 'bias_gelu' | 'bias_gelu_backward', inputs: TensorRef[], out: TensorRef): void => {
+      const [x, b] = inputs;
+      this.f32only(op, ...inputs);
+      const D = x.shape[x.shape.length - 1], rows = numel(x.shape.slice(0, -1));
+      if (rows * D === 0) return;
+      if (numel(b.shape) !== D) throw new Error(`wasm ${op}: bias [${b.shape}] does not match last dim ${D}`);
+      const args = [this.p(x), this.p(b), inputs[2] ? this.p(inputs[2]) : 0, this.p(out), D]; // g = 0: forward
+      rt.dispatch('bias_gelu_f32', this.parts(rows, D * 16).map(([r0, r1]) => [...args, r0, r1]));
     };
 
     const table = {
@@ -392,6 +405,8 @@ export class WasmBackend implements Backend {
           f[dwI + j] = sw; f[dbI + j] = sb;
         }
       },
+      bias_gelu: (inputs, outputs) => biasGelu('bias_gelu', inputs, outputs[0]),
+      bias_gelu_backward: (inputs, outputs) => biasGelu('bias_gelu_backward', inputs, outputs[0]),
       dropout: (inputs, outputs, attrs) => {
         const x = inputs[0], [y, mask] = outputs;
         this.f32only('dropout', x);

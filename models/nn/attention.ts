@@ -4,7 +4,7 @@
 // match its checkpoint), rotary/relative positions (none of our backbones use them).
 // Invariants: q [B, H, Nq, dh], k/v [B, H, Nk, dh]; the additive mask broadcasts as [B, 1, 1, Nk]; masked keys
 // receive `negative` before the softmax (ViLT -1e9 standing in for -inf, METER/HF -10000 exactly).
-import { Tensor, tensor } from '../../engine/index.ts';
+import { Tensor, scaledSoftmax, tensor } from '../../engine/index.ts';
 import { Dropout } from './layers.ts';
 
 // [B, N, H*dh] -> [B, H, N, dh]
@@ -20,11 +20,11 @@ export function mergeHeads(x: Tensor): Tensor {
   return x.permute(0, 2, 1, 3).reshape([B, N, H * dh]);
 }
 
-/** softmax(q kᵀ · scale + mask) v, with optional dropout on the probabilities. -> [B, H, Nq, dh] */
+/** softmax(q kᵀ · scale + mask) v, with optional dropout on the probabilities; the scale and the mask go into the
+ *  softmax's one pass (the scaled scores are never stored). -> [B, H, Nq, dh] */
 export function scaledDotProduct(q: Tensor, k: Tensor, v: Tensor, mask: Tensor | null, scale: number, drop?: Dropout): Tensor {
-  let scores = q.matmul(k, { transB: true }); // [B, H, Nq, Nk]
-  if (scale !== 1) scores = scores.mul(scale);
-  let probs = mask ? scores.softmax(-1, mask) : scores.softmax(-1);
+  const scores = q.matmul(k, { transB: true }); // [B, H, Nq, Nk]
+  let probs = scaledSoftmax(scores, scale, -1, mask ?? undefined);
   if (drop) probs = drop.forward(probs);
   return probs.matmul(v);
 }

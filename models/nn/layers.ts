@@ -31,6 +31,10 @@ export class Linear extends Module {
   forward(x: Tensor): Tensor {
     return linear(x, this.weight, this.bias);
   }
+  /** gelu(forward(x)) with the bias and the GELU in one op (bias_gelu: x Wᵀ + b is never stored) */
+  forwardGelu(x: Tensor): Tensor {
+    return linear(x, this.weight, this.bias, 'gelu');
+  }
 }
 
 export class LayerNorm extends Module {

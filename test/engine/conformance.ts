@@ -157,6 +157,13 @@ for (const op of ['softmax', 'log_softmax'] as const) {
   add(op, `${op} with [N] mask`, () => [rt([4, 6]), rt([6], -3, 0)]);
 }
 
+// scale fused in (attention's 1/sqrt(dh)): with a [B,1,1,N] mask, a per-row mask (stride 0 along the row), none
+for (const op of ['softmax', 'log_softmax'] as const) {
+  add(op, `${op} scale 0.125 with [B,1,1,N] mask`, () => [rt([2, 3, 5, 9], -20, 20), tensor(Float32Array.from({ length: 18 }, (_, i) => (i % 4 === 3 ? -1e9 : 0)), [2, 1, 1, 9], { backend: 'ref' })], { scale: 0.125 });
+  add(op, `${op} scale 0.3 with [3,4,1] mask`, () => [rt([3, 4, 6], -5, 5), rt([3, 4, 1], -2, 0)], { scale: 0.3 });
+  add(op, `${op} scale 2.5, no mask`, () => [rt([4, 37], -3, 3)], { scale: 2.5 });
+  add(`${op}_backward`, `${op}_backward scale 0.125`, () => { const y = scope(() => apply(op, [rt([3, 37])], {})[0]); return [y, rt([3, 37])]; }, { scale: 0.125 });
+}
 for (const [rows, D] of [[[1], 7], [[3, 5], 37], [[2, 185], 256], [[4], 768], [[300], 33], [[3], 700]] as [number[], number][]) {
   const eps = 1e-5;
   add('layer_norm', `layer_norm ${JSON.stringify([...rows, D])}`, () => [rt([...rows, D], -3, 3), rt([D]), rt([D])], { eps }, { rtol: 1e-5, atol: 2e-5 });
@@ -165,6 +172,12 @@ for (const [rows, D] of [[[1], 7], [[3, 5], 37], [[2, 185], 256], [[4], 768], [[
     const [, m, r] = scope(() => apply('layer_norm', [x, w, rt([D])], { eps }));
     return [rt([...rows, D]), x, w, m, r];
   }, {}, { rtol: 1e-4, atol: 1e-4 }); // dweight/dbias sum over rows in float32
+}
+// bias + GELU: D a multiple of 4 (SIMD rows), D with a tail, one row; the backward at the same shapes
+for (const [rows, D] of [[[1], 7], [[3, 5], 37], [[2, 185], 64], [[4], 1024], [[300], 33]] as [number[], number][]) {
+  const tol = { rtol: 1e-5, atol: 1e-6 };
+  add('bias_gelu', `bias_gelu ${JSON.stringify([...rows, D])}`, () => [rt([...rows, D], -5, 5), rt([D], -1, 1)], {}, tol);
+  add('bias_gelu_backward', `bias_gelu_backward ${JSON.stringify([...rows, D])}`, () => [rt([...rows, D], -5, 5), rt([D], -1, 1), rt([...rows, D])], {}, tol);
 }
 // (offsets that are not multiples of 4, lengths with a head, 16-element SIMD steps and a tail, a p that float32 cannot
 // represent, block counters crossing 2^32: the wasm kernel's SIMD path must give the scalar path's bits)

@@ -192,13 +192,13 @@ function makeEmulatedAddon(): CudaAddon {
       for (let i = 0; i < n; i++) O[oo + i] = fn(X[xo + i], G[go + i]);
     };
   }
-  // softmax / log_softmax(out, x, rows, D, mask h (< 0: none), mask off, maskRowShape, maskRowStrides, maskCol)
+  // softmax / log_softmax(out, x, rows, D, mask h (< 0: none), mask off, maskRowShape, maskRowStrides, maskCol, scale)
   for (const log of [false, true]) {
-    A[log ? 'log_softmax' : 'softmax'] = (oh: H, oo: number, xh: H, xo: number, rows: number, D: number, mh: H, mo: number, ms: number[], mst: number[], mcol: number) => {
+    A[log ? 'log_softmax' : 'softmax'] = (oh: H, oo: number, xh: H, xo: number, rows: number, D: number, mh: H, mo: number, ms: number[], mst: number[], mcol: number, scale: number) => {
       const O = f(oh), X = f(xh), Mk = mh < 0 ? null : f(mh);
       for (let r = 0; r < rows; r++) {
         const mb = Mk ? mo + offsets(r, ms, [mst])[0] : 0;
-        const v = Array.from({ length: D }, (_, c) => X[xo + r * D + c] + (Mk ? Mk[mb + c * mcol] : 0));
+        const v = Array.from({ length: D }, (_, c) => X[xo + r * D + c] * scale + (Mk ? Mk[mb + c * mcol] : 0));
         const m = Math.max(...v);
         const s = v.reduce((acc, x) => acc + Math.exp(x - m), 0);
         for (let c = 0; c < D; c++) O[oo + r * D + c] = log ? v[c] - m - Math.log(s) : Math.exp(v[c] - m) / s;
@@ -218,13 +218,17 @@ function makeEmulatedAddon(): CudaAddon {
     R.layer_norm([t(xh, xo, [Rn, D]), t(wh, wo, [D]), t(bh, bo, [D])], [t(yh, yo, [Rn, D]), t(mh, mo, [Rn]), t(rh, ro, [Rn])], { eps });
   A.layer_norm_backward = (dxh: H, dxo: number, dwh: H, dwo: number, dbh: H, dbo: number, gh: H, go: number, xh: H, xo: number, wh: H, wo: number, mh: H, mo: number, rh: H, ro: number, Rn: number, D: number) =>
     R.layer_norm_backward([t(gh, go, [Rn, D]), t(xh, xo, [Rn, D]), t(wh, wo, [D]), t(mh, mo, [Rn]), t(rh, ro, [Rn])], [t(dxh, dxo, [Rn, D]), t(dwh, dwo, [D]), t(dbh, dbo, [D])], {});
+  A.bias_gelu = (oh: H, oo: number, xh: H, xo: number, bh: H, bo: number, Rn: number, D: number) =>
+    R.bias_gelu([t(xh, xo, [Rn, D]), t(bh, bo, [D])], [t(oh, oo, [Rn, D])], {});
+  A.bias_gelu_backward = (oh: H, oo: number, xh: H, xo: number, bh: H, bo: number, gh: H, go: number, Rn: number, D: number) =>
+    R.bias_gelu_backward([t(xh, xo, [Rn, D]), t(bh, bo, [D]), t(gh, go, [Rn, D])], [t(oh, oo, [Rn, D])], {});
   A.cross_entropy = (oh: H, oo: number, xh: H, xo: number, lh: H, lo: number, B: number, C: number, ignoreIndex: number) =>
     R.cross_entropy([t(xh, xo, [B, C]), t(lh, lo, [B], 1)], [t(oh, oo, [B])], { ignoreIndex });
   A.cross_entropy_backward = (oh: H, oo: number, xh: H, xo: number, lh: H, lo: number, gh: H, go: number, B: number, C: number, ignoreIndex: number) =>
     R.cross_entropy_backward([t(xh, xo, [B, C]), t(lh, lo, [B], 1), t(gh, go, [B])], [t(oh, oo, [B, C])], { ignoreIndex });
   for (const op of ['softmax_backward', 'log_softmax_backward'] as const) {
-    A[op] = (oh: H, oo: number, yh: H, yo: number, gh: H, go: number, rows: number, D: number) =>
-      R[op]([t(yh, yo, [rows, D]), t(gh, go, [rows, D])], [t(oh, oo, [rows, D])], {});
+    A[op] = (oh: H, oo: number, yh: H, yo: number, gh: H, go: number, rows: number, D: number, scale: number) =>
+      R[op]([t(yh, yo, [rows, D]), t(gh, go, [rows, D])], [t(oh, oo, [rows, D])], { scale });
   }
   A.bce_with_logits = (oh: H, oo: number, xh: H, xo: number, th: H, to: number, n: number) =>
     R.bce_with_logits([t(xh, xo, [n]), t(th, to, [n])], [t(oh, oo, [n])], {});
