@@ -35,6 +35,18 @@ test.before(async () => {
 });
 test.after(() => fs.rmSync(tmp, { recursive: true, force: true }));
 
+test('a cell whose backbone is not shipped is skipped and named in notRun; the other cells still run', async () => {
+  // METER takes the 'synth' preset (no file given): pretrained/meter-synth.safetensors does not ship
+  if (fs.existsSync(path.join(path.dirname(new URL(import.meta.url).pathname), '..', '..', 'pretrained', 'meter-synth.safetensors'))) return;
+  const r = await runMiniTable({
+    data: DATA, out: path.join(tmp, 'skip'), seeds: [0], steps: 1, batchSize: 4, methods: ['classifier_only'], lrGrid: [5e-4],
+    pretrained: { vilt: pre.vilt }, cells: [{ backbone: 'meter', task: 'vqa' }, { backbone: 'vilt', task: 'vqa' }],
+    command: 'test', log: () => undefined,
+  });
+  assert.ok(r.notRun.some((x) => /^meter vqa: not run, no backbone .*meter-synth\.safetensors/.test(x)), JSON.stringify(r.notRun));
+  assert.equal(r.rows.map((x) => `${x.backbone}-${x.task}-${x.method}`), ['vilt-vqa-classifier_only']);
+});
+
 test('one row per cell x method, every seed, the rate with the best validation score', () => {
   assert.equal(t.rows.map((r) => `${r.backbone}-${r.task}-${r.method}`), [
     'vilt-irtr-classifier_only', 'vilt-irtr-apt', 'meter-vqa-classifier_only', 'meter-vqa-apt']);
