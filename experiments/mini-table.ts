@@ -119,6 +119,17 @@ export function formatMiniTable(t: MiniTable): string {
   return L.join('\n');
 }
 
+/** The 'not run' lines of the cells not done: each names the methods that have no row yet (or why the cell was skipped). */
+export function pendingCells(t: Pick<MiniTable, 'cells' | 'rows' | 'notRun'>, methods: readonly string[]): string[] {
+  return t.cells.filter((c) => !c.done).map((c) => {
+    const key = `${c.backbone} ${c.task}:`;
+    const skipped = t.notRun.find((x) => x.startsWith(`${key} not run`));
+    if (skipped) return skipped;
+    const left = methods.filter((m) => !t.rows.some((r) => r.backbone === c.backbone && r.task === c.task && r.method === m));
+    return `${key} ${left.join(', ')} (not reached)`;
+  });
+}
+
 export async function runMiniTable(o: MiniOptions): Promise<MiniTable> {
   const log = o.log ?? ((s: string) => console.error(s));
   const data = o.data ?? await ensureSynthData({ log });
@@ -154,6 +165,7 @@ export async function runMiniTable(o: MiniOptions): Promise<MiniTable> {
       onRow: (row, partial) => { // each finished method is written at once (a long table keeps what it measured)
         t.rows.push(...rowsOf(c, { ...partial, rows: [row] }));
         t.cells[i] = { ...t.cells[i], pretrained: partial.settings.pretrained, floors: partial.floors };
+        t.notRun = pendingCells(t, methods);
         write();
       },
     });
