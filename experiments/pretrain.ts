@@ -682,6 +682,7 @@ export async function runPretrain(o: PretrainOptions): Promise<PretrainResult> {
     return out;
   };
   const itmWeight = o.itmWeight ?? recipe.itmWeight, mlmPass = o.mlmPass ?? recipe.mlmPass, hardStart = o.hardStart ?? recipe.hardStart;
+  const maskProb = o.maskProb ?? 0.25, hardFraction = o.hardFraction ?? 0.5;
   if (!(hardStart >= 0 && hardStart <= 1)) throw new Error(`pretrain: hardStart must be in [0, 1], got ${hardStart}`);
   const hardFrom = Math.floor(hardStart * steps) + 1; // the first step with hard negatives
   const losses: number[] = [];
@@ -695,7 +696,7 @@ export async function runPretrain(o: PretrainOptions): Promise<PretrainResult> {
   const { log: _log, ...options } = o;
   const runFile: RunFile = {
     command: 'pretrain', started: new Date().toISOString(), options,
-    resolved: { kind: PRETRAIN_KIND, backbone, modelConfig: cfg, steps, batchSize: B, lr, seed, itmWeight, mlmPass, hardStart, maskProb: o.maskProb ?? 0.25, hardFraction: o.hardFraction ?? 0.5, imageSize, maxTextLen },
+    resolved: { kind: PRETRAIN_KIND, backbone, modelConfig: cfg, steps, batchSize: B, lr, seed, itmWeight, mlmPass, hardStart, maskProb, hardFraction, imageSize, maxTextLen },
   };
   writeRunFile(runDir, runFile);
   const gate = (step: number) => {
@@ -707,7 +708,7 @@ export async function runPretrain(o: PretrainOptions): Promise<PretrainResult> {
   for (let step = 1; step <= steps; step++) {
     const idx = next();
     const rec = scope(() => {
-      const batch = buildBatch(train, idx, { maskProb: o.maskProb ?? 0.25, maskId: tok.maskId!, padId: tok.padId, seed, step, hardFraction: step >= hardFrom ? o.hardFraction : 0, mlmPass });
+      const batch = buildBatch(train, idx, { maskProb, maskId: tok.maskId!, padId: tok.padId, seed, step, hardFraction: step >= hardFrom ? hardFraction : 0, mlmPass });
       const l = pretrainLosses(bb, heads, batch, itmWeight);
       const lg = l.itmLogits.toArray(), lab = batch.host.labels;
       const itmTrainAcc = lab.reduce((s, y, b) => s + ((lg[2 * b + 1] > lg[2 * b] ? 1 : 0) === y ? 1 : 0), 0) / lab.length;
@@ -734,7 +735,7 @@ export async function runPretrain(o: PretrainOptions): Promise<PretrainResult> {
   const verdict = gateReport(last);
   saveCheckpoint(o.out, bb.stateDict(), {
     kind: PRETRAIN_KIND, backbone, preset: o.preset ?? 'synth', modelConfig: cfg, maxTextLen, imageSize, textPrefix,
-    seed, steps, batchSize: B, lr, itcPool: heads.pool, maskProb: o.maskProb ?? 0.25, hardFraction: o.hardFraction ?? 0.5, hardStart, itmWeight, mlmPass, ...(o.init ? { init: path.resolve(o.init) } : {}),
+    seed, steps, batchSize: B, lr, itcPool: heads.pool, maskProb, hardFraction, hardStart, itmWeight, mlmPass, ...(o.init ? { init: path.resolve(o.init) } : {}),
     gates: last, gatesPassed: verdict.pass, gateThresholds: PRETRAIN_GATES,
     recipe: { command: o.command ?? commandLine(), commit, synthVersion: synthReport.version, dataSeed: synthReport.seed, dataSize: synthReport.size, seconds: +seconds.toFixed(1), machine: machineLine(), threads: process.env.APTUNE_THREADS ?? 'default' },
     vocab: [...vocab.keys()],

@@ -391,9 +391,7 @@ const COMMANDS: Command[] = [
       const preset = (o.preset as string | undefined) ?? 'synth';
       if (preset !== 'synth' && preset !== 'tiny') throw new UsageError(`--preset must be synth or tiny, got '${preset}'`);
       const mp = numOpt(o, 'mask-prob');
-      const hfRaw = o['hard-fraction'];
-      const hf = hfRaw === undefined ? undefined : Number(hfRaw);
-      if (hf !== undefined && !(typeof hfRaw === 'string' && hfRaw.trim() !== '' && hf >= 0 && hf <= 1)) throw new UsageError(`--hard-fraction must be in [0, 1], got '${String(hfRaw)}'`);
+      const hf = unitOpt(o, 'hard-fraction');
       if (mp !== undefined && !(mp < 1)) throw new UsageError(`--mask-prob must be in (0, 1), got '${String(o['mask-prob'])}'`);
       const progress = new Progress({ mode: progressMode(o.json === true), total: intOpt(o, 'steps') ?? (bbOpt(o) === 'meter' ? METER_SYNTH_RECIPE : SYNTH_RECIPE).steps, every: intOpt(o, 'log-every'), metricName: 'itm acc' });
       let r;
