@@ -40,9 +40,9 @@ import { ensureSynthData } from './synth-cache.ts';
 import { SYNTH_VERSION } from './synthetic.ts';
 import { commandLine, machineLine, sourceCommit } from '../train/provenance.ts';
 import { METRICS_FILE, writeReport, writeRunFile, type RunFile } from '../train/report.ts';
-import { METER_SYNTH_RECIPE, PRETRAIN_GATES, SYNTH_RECIPE, type MlmPass } from '../train/pretrain-recipe.ts';
+import { METER_SYNTH_RECIPE, PRETRAIN_GATES, SYNTH_RECIPE, type ItcPositives, type MlmPass } from '../train/pretrain-recipe.ts';
 
-export { METER_SYNTH_RECIPE, PRETRAIN_GATES, SYNTH_RECIPE, type MlmPass } from '../train/pretrain-recipe.ts';
+export { METER_SYNTH_RECIPE, PRETRAIN_GATES, SYNTH_RECIPE, type ItcPositives, type MlmPass } from '../train/pretrain-recipe.ts';
 
 // ------------------------------------------------------------------------------------------ caption truth
 
@@ -206,6 +206,11 @@ export interface PretrainBatch {
   itcIds: Tensor;
   itcValid: number[][];
   /**
+   * itcPositives 'true': additive log-mask [B, B] (text row x image row) of the contrastive loss, 0 where the row's
+   * caption is true of the image (its own image always), -1e4 elsewhere; absent for 'own' (the diagonal only).
+   */
+  itcLogMask?: Tensor;
+  /**
    * mlmPass 'separate': the MLM pass's own texts [B, Lm], each image's caption (the itc text) masked, with
    * mlmLabels [B, Lm] on them; itmIds are then clean (the ITM pass sees text as evaluation does). Absent in 'joint'.
    */
@@ -253,6 +258,19 @@ export interface BatchOptions {
    * 'separate': ITM on clean texts, MLM on the images' own captions masked, in a second joint pass.
    */
   mlmPass?: MlmPass;
+  /** contrastive positives: 'own' (each caption's own image only, CLIP's) or 'true' (every image in the batch it is true of) */
+  itcPositives?: ItcPositives;
+}
+
+/** logMask[t * B + i] = 0 when caption `texts[t]` is true of scene `scenes[i]` (always for i = t), -1e4 otherwise. */
+export function truthLogMask(texts: readonly string[], scenes: readonly Scene[]): Float32Array {
+  const B = texts.length;
+  const m = new Float32Array(B * B).fill(-1e4);
+  texts.forEach((text, t) => {
+    const claims = parseCaption(text);
+    for (let i = 0; i < B; i++) if (i === t || (claims && claims.every((c) => holds(scenes[i], c)))) m[t * B + i] = 0;
+  });
+  return m;
 }
 
 
@@ -267,11 +285,12 @@ export function buildBatch(c: CaptionCorpus, idx: readonly number[], o: BatchOpt
   const isNeg = new Array<boolean>(B).fill(false);
   for (let k = 0; k < negCount; k++) isNeg[k] = true;
   rng.shuffle(isNeg);
-  const itmTexts: EncodedText[] = [], itcTexts: EncodedText[] = [], labels: number[] = [], kinds: ('pos' | 'hard' | 'random')[] = [];
+  const itmTexts: EncodedText[] = [], itcTexts: EncodedText[] = [], itcStrings: string[] = [], labels: number[] = [], kinds: ('pos' | 'hard' | 'random')[] = [];
   for (let b = 0; b < B; b++) {
     const i = idx[b];
     const k = rng.int(c.capEnc[i].length);
     itcTexts.push(c.capEnc[i][k]);
+    itcStrings.push(c.captions[i][k]);
     if (!isNeg[b]) { itmTexts.push(c.capEnc[i][k]); labels.push(1); kinds.push('pos'); continue; }
     const hard = c.negEnc[i][k];
     if (hard && rng.next() < (o.hardFraction ?? 0.5)) { itmTexts.push(hard); labels.push(0); kinds.push('hard'); continue; }
@@ -306,6 +325,7 @@ export function buildBatch(c: CaptionCorpus, idx: readonly number[], o: BatchOpt
     itmLabels: tensor(Int32Array.from(labels), [B], { dtype: 'int32' }),
     mlmLabels: tensor(mlm, [B, mlmRows.L], { dtype: 'int32' }),
     itcIds: tensor(itc.flat, [B, itc.L], { dtype: 'int32' }), itcValid: itc.valid,
+    ...(o.itcPositives === 'true' ? { itcLogMask: tensor(truthLogMask(itcStrings, idx.map((i) => c.scenes[i])), [B, B]) } : {}),
     ...(separate ? { mlmIds: tensor(mlmRows.flat, [B, mlmRows.L], { dtype: 'int32' }), mlmValid: mlmRows.valid } : {}),
     host: { itmIds: separate ? itmTexts.map((t) => t.ids) : maskedIds, unmaskedIds: itmTexts.map((t) => t.ids), masked, labels, kinds },
   };
@@ -313,12 +333,19 @@ export function buildBatch(c: CaptionCorpus, idx: readonly number[], o: BatchOpt
 
 // ------------------------------------------------------------------------------------------ losses
 
-/** Symmetric in-batch contrastive loss: (CE(s T I^T, diag) + CE(s I T^T, diag)) / 2. t, v [B, P] normalised. */
-export function contrastiveLoss(t: Tensor, v: Tensor, scale: Tensor | number): Tensor {
+/**
+ * Symmetric in-batch contrastive loss. t, v [B, P] normalised, logits = s T I^T [B, B]. Without logMask:
+ * (CE(logits, diag) + CE(logits^T, diag)) / 2 (CLIP). With logMask [B, B] (0 = positive pair, -1e4 = negative, the
+ * diagonal positive): each direction's loss is -log of the softmax mass on the positives, computed as
+ * CE(logits, diag) - CE(logits + logMask, diag) (= logsumexp(all) - logsumexp(positives)), so a caption true of
+ * several batch images is not pushed away from the others.
+ */
+export function contrastiveLoss(t: Tensor, v: Tensor, scale: Tensor | number, logMask?: Tensor): Tensor {
   const B = t.shape[0];
   const logits = t.matmul(v, { transB: true }).mul(scale); // [B, B] text x image
   const diag = tensor(Int32Array.from({ length: B }, (_, i) => i), [B], { dtype: 'int32' });
-  return crossEntropy(logits, diag).add(crossEntropy(logits.transpose(0, 1), diag)).mul(0.5);
+  const side = (l: Tensor, m: Tensor | undefined) => (m ? crossEntropy(l, diag).sub(crossEntropy(l.add(m), diag)) : crossEntropy(l, diag));
+  return side(logits, logMask).add(side(logits.transpose(0, 1), logMask?.transpose(0, 1))).mul(0.5);
 }
 
 /** MLM cross-entropy over the labelled positions; null when no position is labelled. logits [B, L, V], labels [B, L] */
@@ -350,12 +377,26 @@ export function pretrainLosses(bb: ViltModel | MeterModel, heads: PretrainHeads,
     : out.textFeats;
   const mlmLogits = heads.mlm.forward(mlmFeats); // [B, L, vocab]
   const mlm = mlmLoss(mlmLogits, b.mlmLabels);
-  const tf = encodeSingle(bb, textTokens(bb, b.itcIds), b.itcValid); // [B, Lc, D]
-  const vf = encodeSingle(bb, img.x, img.mask); // [B, Nv, D]
-  const itc = contrastiveLoss(itcEmbed(heads.textProj, tf, b.itcValid, true, heads.pool), itcEmbed(heads.imageProj, vf, img.mask, true, heads.pool), itcScale(bb));
+  const itc = batchContrastiveLoss(bb, heads, b, img);
   let total = (itmWeight === 1 ? itm : itm.mul(itmWeight)).add(itc);
   if (mlm) total = total.add(mlm);
   return { total, itm, mlm, itc, itmLogits, mlmLogits };
+}
+
+/**
+ * The batch's in-batch contrastive loss on single-modality passes (ViLT: its shared layers on the text alone and on
+ * the image alone, `img` = the image tokens when the caller has them; METER: RoBERTa and CLIP).
+ */
+export function batchContrastiveLoss(bb: ViltModel | MeterModel, heads: PretrainHeads, b: PretrainBatch, img?: { x: Tensor; mask: number[][] | null }): Tensor {
+  if (bb.kind === 'meter') {
+    const tf = meterText(bb, b.itcIds, b.itcValid); // [B, Lc, Dt]
+    const vf = meterImage(bb, b.image); // [B, 1 + g², Wc]
+    return contrastiveLoss(itcEmbed(heads.textProj, tf, b.itcValid, true, heads.pool), itcEmbed(heads.imageProj, vf, null, true, heads.pool), itcScale(bb), b.itcLogMask);
+  }
+  const im = img ?? imageTokens(bb, b.image);
+  const tf = encodeSingle(bb, textTokens(bb, b.itcIds), b.itcValid); // [B, Lc, D]
+  const vf = encodeSingle(bb, im.x, im.mask); // [B, Nv, D]
+  return contrastiveLoss(itcEmbed(heads.textProj, tf, b.itcValid, true, heads.pool), itcEmbed(heads.imageProj, vf, im.mask, true, heads.pool), itcScale(bb), b.itcLogMask);
 }
 
 function meterPretrainLosses(bb: MeterModel, heads: PretrainHeads, b: PretrainBatch, itmWeight: number): StepLosses {
@@ -371,9 +412,7 @@ function meterPretrainLosses(bb: MeterModel, heads: PretrainHeads, b: PretrainBa
   }
   const mlmLogits = heads.mlm.forward(mlmFeats); // [B, L, vocab]
   const mlm = mlmLoss(mlmLogits, b.mlmLabels);
-  const tf = meterText(bb, b.itcIds, b.itcValid); // [B, Lc, Dt]
-  const vf = meterImage(bb, b.image); // [B, 1 + g², Wc]
-  const itc = contrastiveLoss(itcEmbed(heads.textProj, tf, b.itcValid, true, heads.pool), itcEmbed(heads.imageProj, vf, null, true, heads.pool), itcScale(bb));
+  const itc = batchContrastiveLoss(bb, heads, b);
   let total = (itmWeight === 1 ? itm : itm.mul(itmWeight)).add(itc);
   if (mlm) total = total.add(mlm);
   return { total, itm, mlm, itc, itmLogits, mlmLogits };
@@ -569,6 +608,14 @@ export interface PretrainOptions {
   hardStart?: number;
   /** where MLM runs (default the recipe's; see BatchOptions.mlmPass) */
   mlmPass?: MlmPass;
+  /** contrastive positives (default the recipe's; see BatchOptions.itcPositives) */
+  itcPositives?: ItcPositives;
+  /**
+   * fraction of the run at its start that trains the contrastive loss alone (the unimodal passes: METER's encoders,
+   * ViLT's shared layers), before ITM and MLM join (default the recipe's): METER's fusion then starts from
+   * encoders that already separate images, as METER's own recipe starts from pre-trained CLIP and RoBERTa
+   */
+  itcWarmup?: number;
   /** start from this `aptune pretrain` checkpoint (same model config and vocabulary) instead of a fresh init */
   init?: string;
   weightDecay?: number;
@@ -682,6 +729,9 @@ export async function runPretrain(o: PretrainOptions): Promise<PretrainResult> {
     return out;
   };
   const itmWeight = o.itmWeight ?? recipe.itmWeight, mlmPass = o.mlmPass ?? recipe.mlmPass, hardStart = o.hardStart ?? recipe.hardStart;
+  const itcPositives = o.itcPositives ?? recipe.itcPositives, itcWarmup = o.itcWarmup ?? recipe.itcWarmup;
+  if (!(itcWarmup >= 0 && itcWarmup < 1)) throw new Error(`pretrain: itcWarmup must be in [0, 1), got ${itcWarmup}`);
+  const jointFrom = Math.floor(itcWarmup * steps) + 1; // the first step with ITM and MLM
   const maskProb = o.maskProb ?? 0.25, hardFraction = o.hardFraction ?? 0.5;
   if (!(hardStart >= 0 && hardStart <= 1)) throw new Error(`pretrain: hardStart must be in [0, 1], got ${hardStart}`);
   const hardFrom = Math.floor(hardStart * steps) + 1; // the first step with hard negatives
@@ -696,7 +746,7 @@ export async function runPretrain(o: PretrainOptions): Promise<PretrainResult> {
   const { log: _log, ...options } = o;
   const runFile: RunFile = {
     command: 'pretrain', started: new Date().toISOString(), options,
-    resolved: { kind: PRETRAIN_KIND, backbone, modelConfig: cfg, steps, batchSize: B, lr, seed, itmWeight, mlmPass, hardStart, maskProb, hardFraction, imageSize, maxTextLen },
+    resolved: { kind: PRETRAIN_KIND, backbone, modelConfig: cfg, steps, batchSize: B, lr, seed, itmWeight, mlmPass, itcPositives, itcWarmup, hardStart, maskProb, hardFraction, imageSize, maxTextLen },
   };
   writeRunFile(runDir, runFile);
   const gate = (step: number) => {
@@ -708,12 +758,19 @@ export async function runPretrain(o: PretrainOptions): Promise<PretrainResult> {
   for (let step = 1; step <= steps; step++) {
     const idx = next();
     const rec = scope(() => {
-      const batch = buildBatch(train, idx, { maskProb, maskId: tok.maskId!, padId: tok.padId, seed, step, hardFraction: step >= hardFrom ? hardFraction : 0, mlmPass });
-      const l = pretrainLosses(bb, heads, batch, itmWeight);
-      const lg = l.itmLogits.toArray(), lab = batch.host.labels;
-      const itmTrainAcc = lab.reduce((s, y, b) => s + ((lg[2 * b + 1] > lg[2 * b] ? 1 : 0) === y ? 1 : 0), 0) / lab.length;
-      const r = { loss: l.total.item(), itm: l.itm.item(), mlm: l.mlm ? l.mlm.item() : null, itc: l.itc.item(), metric: itmTrainAcc };
-      l.total.backward();
+      const batch = buildBatch(train, idx, { maskProb, maskId: tok.maskId!, padId: tok.padId, seed, step, hardFraction: step >= hardFrom ? hardFraction : 0, mlmPass, itcPositives });
+      let r: { loss: number; itm: number | null; mlm: number | null; itc: number; metric: number | null };
+      if (step < jointFrom) { // the contrastive warm-up: no joint pass
+        const itc = batchContrastiveLoss(bb, heads, batch);
+        r = { loss: itc.item(), itm: null, mlm: null, itc: itc.item(), metric: null };
+        itc.backward();
+      } else {
+        const l = pretrainLosses(bb, heads, batch, itmWeight);
+        const lg = l.itmLogits.toArray(), lab = batch.host.labels;
+        const itmTrainAcc = lab.reduce((s, y, b) => s + ((lg[2 * b + 1] > lg[2 * b] ? 1 : 0) === y ? 1 : 0), 0) / lab.length;
+        r = { loss: l.total.item(), itm: l.itm.item(), mlm: l.mlm ? l.mlm.item() : null, itc: l.itc.item(), metric: itmTrainAcc };
+        l.total.backward();
+      }
       opt.step();
       opt.zeroGrad();
       sched.step();
@@ -735,7 +792,7 @@ export async function runPretrain(o: PretrainOptions): Promise<PretrainResult> {
   const verdict = gateReport(last);
   saveCheckpoint(o.out, bb.stateDict(), {
     kind: PRETRAIN_KIND, backbone, preset: o.preset ?? 'synth', modelConfig: cfg, maxTextLen, imageSize, textPrefix,
-    seed, steps, batchSize: B, lr, itcPool: heads.pool, maskProb, hardFraction, hardStart, itmWeight, mlmPass, ...(o.init ? { init: path.resolve(o.init) } : {}),
+    seed, steps, batchSize: B, lr, itcPool: heads.pool, maskProb, hardFraction, hardStart, itmWeight, mlmPass, itcPositives, itcWarmup, ...(o.init ? { init: path.resolve(o.init) } : {}),
     gates: last, gatesPassed: verdict.pass, gateThresholds: PRETRAIN_GATES,
     recipe: { command: o.command ?? commandLine(), commit, synthVersion: synthReport.version, dataSeed: synthReport.seed, dataSize: synthReport.size, seconds: +seconds.toFixed(1), machine: machineLine(), threads: process.env.APTUNE_THREADS ?? 'default' },
     vocab: [...vocab.keys()],

@@ -5,6 +5,9 @@
 /** Where MLM runs: in the ITM pass on its masked texts, or in a pass of its own (see BatchOptions.mlmPass). */
 export type MlmPass = 'joint' | 'separate';
 
+/** Positives of the contrastive loss: each caption's own image only, or every batch image the caption is true of. */
+export type ItcPositives = 'own' | 'true';
+
 /**
  * The recipe of the 'synth' preset (ViLT): batch 64, peak lr 2e-3, 2,500 steps, the ITM loss weighted 8 beside MLM and
  * the contrastive loss, and the verified hard negatives only after 40% of the run. Why (measured on 2 shared cores,
@@ -14,9 +17,9 @@ export type MlmPass = 'joint' | 'separate';
  * the one-word-swap negatives, indistinguishable from positives before the model grounds, hold ITM at chance.
  * METER: the same rules, peak lr 1.5e-3, 2,000 steps.
  */
-export const SYNTH_RECIPE = Object.freeze({ steps: 2500, batchSize: 64, lr: 2e-3, itmWeight: 8, hardStart: 0.4, mlmPass: 'joint' as MlmPass });
+export const SYNTH_RECIPE = Object.freeze({ steps: 2500, batchSize: 64, lr: 2e-3, itmWeight: 8, hardStart: 0.4, mlmPass: 'joint' as MlmPass, itcPositives: 'own' as ItcPositives, itcWarmup: 0 });
 
-export const METER_SYNTH_RECIPE = Object.freeze({ steps: 2000, batchSize: 64, lr: 1.5e-3, itmWeight: 8, hardStart: 0.4, mlmPass: 'joint' as MlmPass });
+export const METER_SYNTH_RECIPE = Object.freeze({ steps: 2000, batchSize: 64, lr: 1.5e-3, itmWeight: 8, hardStart: 0.4, mlmPass: 'joint' as MlmPass, itcPositives: 'own' as ItcPositives, itcWarmup: 0 });
 
 /** The gates a shipped backbone must reach on the held-out corpus (issue 8). */
 export const PRETRAIN_GATES = Object.freeze({ itmAcc: 0.80, r1I2T: 0.85, r1T2I: 0.70 });

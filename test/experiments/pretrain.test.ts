@@ -14,7 +14,7 @@ import { ceLoss } from '../../models/heads.ts';
 import type { ViltModel } from '../../models/vilt.ts';
 import { generateSynthetic } from '../../experiments/synthetic.ts';
 import {
-  buildBatch, buildPretrainModel, captionHolds, contrastiveLoss, loadCaptionCorpus, maskPositions, maskSeed, mlmLoss,
+  buildBatch, buildPretrainModel, captionHolds, truthLogMask, contrastiveLoss, loadCaptionCorpus, maskPositions, maskSeed, mlmLoss,
   parseCaption, pretrainLosses, pretrainModelConfig, sceneFromJson, centerNormalize, CONTENT_WORDS, type CaptionCorpus,
 } from '../../experiments/pretrain.ts';
 import { BertTokenizer, buildWordPieceVocab, VILT_TEXT_PREFIX } from '../../data/tokenizers/index.ts';
@@ -67,10 +67,45 @@ test('contrastive loss: hand value, symmetric, finite at the clamp', () => {
   for (let i = 0; i < 3; i++) ce -= logSoftmax(S[i])[i] + logSoftmax(S.map((r) => r[i]))[i];
   assert.ok(Math.abs(a - ce / 6) < 1e-5, `${a} vs ${ce / 6}`);
   assert.ok(Number.isFinite(contrastiveLoss(t, v, 100).item()));
+  // multi-positive: caption 0 is also true of image 2 -> text side -log(p00 + p02), image side image 2's row -log(q22 + q20)
+  const mask = [0, -1e4, 0, -1e4, 0, -1e4, -1e4, -1e4, 0];
+  const m = contrastiveLoss(t, v, 5, tensor(mask, [3, 3])).item();
+  const P = S.map((r) => logSoftmax(r).map(Math.exp));
+  const Q = [0, 1, 2].map((i) => logSoftmax(S.map((r) => r[i])).map(Math.exp)); // Q[i][t]: image i over texts
+  const want = (-Math.log(P[0][0] + P[0][2]) - Math.log(P[1][1]) - Math.log(P[2][2])
+    - Math.log(Q[0][0]) - Math.log(Q[1][1]) - Math.log(Q[2][2] + Q[2][0])) / 6;
+  assert.ok(Math.abs(m - want) < 1e-5, `${m} vs ${want}`);
+  // a diagonal-only mask is the plain loss
+  assert.ok(Math.abs(contrastiveLoss(t, v, 5, tensor([0, -1e4, -1e4, -1e4, 0, -1e4, -1e4, -1e4, 0], [3, 3])).item() - a) < 1e-5);
   // evaluation centring: the set's mean is removed before normalising
   const rows = [Float32Array.from([1, 2]), Float32Array.from([3, 2])];
   centerNormalize(rows);
   assert.equal([...rows[0], ...rows[1]], [-1, 0, 1, 0]);
+});
+
+test("itcPositives 'true': the batch's log-mask marks exactly the images each caption is true of (own image always)", () => {
+  const idx = corpus.images.map((_, i) => i);
+  const B = idx.length;
+  let extra = 0;
+  for (let step = 1; step <= 40; step++) {
+    const b = buildBatch(corpus, idx, { maskProb: 0, maskId: tok.maskId!, padId: tok.padId, seed: 1, step, itcPositives: 'true' });
+    if (step === 1) assert.is(buildBatch(corpus, idx, { maskProb: 0, maskId: tok.maskId!, padId: tok.padId, seed: 1, step }).itcLogMask, undefined);
+    assert.equal(b.itcLogMask!.shape, [B, B]);
+    const m = b.itcLogMask!.toArray(), ids = b.itcIds.toList() as number[][];
+    for (let t = 0; t < B; t++) {
+      // the caption of image t the batch drew: the one whose ids start the row (the rest is padding)
+      const k = corpus.capEnc[idx[t]].findIndex((e) => e.ids.every((x, j) => ids[t][j] === x) && ids[t].slice(e.ids.length).every((x) => x === tok.padId));
+      assert.ok(k >= 0);
+      const text = corpus.captions[idx[t]][k];
+      for (let i = 0; i < B; i++) {
+        const pos = i === t || captionHolds(corpus.scenes[idx[i]], text) === true;
+        assert.is(m[t * B + i], pos ? 0 : -1e4, `caption ${t} '${text}' / image ${i}`);
+        if (pos && i !== t) extra++;
+      }
+    }
+  }
+  assert.ok(extra > 0, 'over 40 batches some caption is true of another batch image');
+  assert.equal(truthLogMask(['a red circle'], [[]] as never), Float32Array.from([0]));
 });
 
 test('MLM loss: mean CE over labelled positions only; null when none is labelled', () => {
@@ -261,6 +296,14 @@ test('CLI: pretrain writes a checkpoint + vocab.txt that aptune train --pretrain
   // --init continues from it (lr tiny: the weights stay close to the file's, far from a fresh init)
   const out2 = join(dir, 'pre2', 'tiny.safetensors');
   assert.is(await main(['pretrain', '--data', dir, '--out', out2, '--preset', 'tiny', '--steps', '1', '--batch-size', '4', '--lr', '1e-9', '--hard-fraction', '0', '--init', out, '--seed', '5']), 0);
+  // --itc-warmup: the first half of the run trains the contrastive loss alone (no ITM / MLM in its records)
+  const out3 = join(dir, 'pre3', 'tiny.safetensors');
+  assert.is(await main(['pretrain', '--data', dir, '--out', out3, '--preset', 'tiny', '--steps', '2', '--batch-size', '4', '--itc-warmup', '0.5', '--itc-positives', 'true', '--seed', '1', '--eval-every', '2']), 0);
+  const c3 = loadCheckpoint(out3).config as { itcWarmup: number; itcPositives: string };
+  assert.equal([c3.itcWarmup, c3.itcPositives], [0.5, 'true']);
+  const first = JSON.parse(readFileSync(join(dir, 'pre3', 'tiny-run', 'metrics.jsonl'), 'utf8').split('\n')[0]) as { itm: number | null; mlm: number | null; itc: number; loss: number };
+  assert.equal([first.itm, first.mlm, first.itc], [null, null, first.loss]);
+  assert.is(await main(['pretrain', '--data', dir, '--out', out3, '--itc-warmup', '1']), 2, 'the warm-up must leave joint steps');
   const a = ck.tensors.get('transformer.blocks.0.attn.qkv.weight')!.data, b2 = loadCheckpoint(out2).tensors.get('transformer.blocks.0.attn.qkv.weight')!.data;
   assert.ok(a.every((x, i) => Math.abs(x - b2[i]) < 1e-5), '--init did not load the weights');
   const logs: string[] = [];
