@@ -641,6 +641,11 @@ export interface PretrainOptions {
   itcWarmup?: number;
   /** hard negative captions in the contrastive loss (default the recipe's; see BatchOptions.itcHard) */
   itcHard?: boolean;
+  /**
+   * learning-rate multiplier of the fusion (METER's cross-modal transforms, co-attention layers and poolers) and of
+   * the ITM / MLM heads (default the recipe's), like METER's lr_mult_cross_modal / lr_mult_head
+   */
+  fusionLrMult?: number;
   /** start from this `aptune pretrain` checkpoint (same model config and vocabulary) instead of a fresh init */
   init?: string;
   weightDecay?: number;
@@ -735,10 +740,14 @@ export async function runPretrain(o: PretrainOptions): Promise<PretrainResult> {
   log(`pretrain ${desc}, image ${train.height}x${train.width}, ${nParams} parameters; ${train.images.length} train / ${val.images.length} val images; ${steps} steps at batch ${B}, lr ${lr}`);
   const NO_DECAY = ['bias', 'LayerNorm', 'norm', 'itc_logit_scale'];
   const named = bb.namedParameters().filter(([, p]) => p.requiresGrad);
-  const groups = [
-    { params: named.filter(([n]) => !NO_DECAY.some((s) => n.includes(s))).map(([, p]) => p), weightDecay: o.weightDecay ?? 0.01 },
-    { params: named.filter(([n]) => NO_DECAY.some((s) => n.includes(s))).map(([, p]) => p), weightDecay: 0 },
-  ];
+  // fusion = METER's cross-modal transforms, co-attention layers and poolers, and the ITM / MLM heads (ViLT: the heads)
+  const fusionLrMult = o.fusionLrMult ?? recipe.fusionLrMult;
+  if (!(fusionLrMult > 0)) throw new Error(`pretrain: fusionLrMult must be positive, got ${fusionLrMult}`);
+  const isFusion = (n: string) => /^(cross_modal_|itm_score\.|mlm_score\.)/.test(n);
+  const groups = [false, true].flatMap((fusion) => [
+    { params: named.filter(([n]) => isFusion(n) === fusion && !NO_DECAY.some((s) => n.includes(s))).map(([, p]) => p), weightDecay: o.weightDecay ?? 0.01, lr: fusion ? lr * fusionLrMult : lr },
+    { params: named.filter(([n]) => isFusion(n) === fusion && NO_DECAY.some((s) => n.includes(s))).map(([, p]) => p), weightDecay: 0, lr: fusion ? lr * fusionLrMult : lr },
+  ]).filter((g) => g.params.length);
   const opt = new AdamW(groups, { lr, betas: [0.9, 0.98], eps: 1e-8 });
   const sched = new PolynomialDecayWithWarmup(opt, { totalSteps: steps, warmupSteps: warmupSteps(steps) });
   model.train(true);
@@ -772,7 +781,7 @@ export async function runPretrain(o: PretrainOptions): Promise<PretrainResult> {
   const { log: _log, ...options } = o;
   const runFile: RunFile = {
     command: 'pretrain', started: new Date().toISOString(), options,
-    resolved: { kind: PRETRAIN_KIND, backbone, modelConfig: cfg, steps, batchSize: B, lr, seed, itmWeight, mlmPass, itcPositives, itcWarmup, itcHard, hardStart, maskProb, hardFraction, imageSize, maxTextLen },
+    resolved: { kind: PRETRAIN_KIND, backbone, modelConfig: cfg, steps, batchSize: B, lr, seed, itmWeight, mlmPass, itcPositives, itcWarmup, itcHard, fusionLrMult, hardStart, maskProb, hardFraction, imageSize, maxTextLen },
   };
   writeRunFile(runDir, runFile);
   const gate = (step: number) => {
@@ -818,7 +827,7 @@ export async function runPretrain(o: PretrainOptions): Promise<PretrainResult> {
   const verdict = gateReport(last);
   saveCheckpoint(o.out, bb.stateDict(), {
     kind: PRETRAIN_KIND, backbone, preset: o.preset ?? 'synth', modelConfig: cfg, maxTextLen, imageSize, textPrefix,
-    seed, steps, batchSize: B, lr, itcPool: heads.pool, maskProb, hardFraction, hardStart, itmWeight, mlmPass, itcPositives, itcWarmup, itcHard, ...(o.init ? { init: path.resolve(o.init) } : {}),
+    seed, steps, batchSize: B, lr, itcPool: heads.pool, maskProb, hardFraction, hardStart, itmWeight, mlmPass, itcPositives, itcWarmup, itcHard, fusionLrMult, ...(o.init ? { init: path.resolve(o.init) } : {}),
     gates: last, gatesPassed: verdict.pass, gateThresholds: PRETRAIN_GATES,
     recipe: { command: o.command ?? commandLine(), commit, synthVersion: synthReport.version, dataSeed: synthReport.seed, dataSize: synthReport.size, seconds: +seconds.toFixed(1), machine: machineLine(), threads: process.env.APTUNE_THREADS ?? 'default' },
     vocab: [...vocab.keys()],
