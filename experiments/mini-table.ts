@@ -7,6 +7,9 @@
 // grid's validation scores, params, additional MACs, ms/step, peak memory, the cell's floors) and OUT/mini-table.md,
 // both stating the command, the commit and the machine; runs go to OUT/cells/<backbone>-<task>/runs/. Both files
 // are rewritten after every finished method, so an interrupted table keeps what it measured and lists what was not run.
+// A table can be measured a cell at a time: a run into an OUT that already holds a table of the same settings keeps
+// that table's other cells, and `table --mini --merge FILE` adds the cells of another run's table (mergeMiniTables);
+// every cell records the command, commit, machine and date that measured it.
 // Invariants: rows are in MINI_CELLS x methods order; mean and std are over the seeds' test values (std: n - 1).
 // Does not: run cells in parallel; gate on the backbones (aptune pretrain and test/train/shipped.test.ts do).
 import * as fs from 'node:fs';
@@ -64,10 +67,12 @@ export interface MiniRow {
   msPerStep: number; peakRssMb: number;
 }
 
-export interface MiniTable {
-  command: string; commit: string; machine: string; date: string;
+/** Who measured a cell: the command, the commit, the machine and the date of its run. */
+export interface MiniProvenance { command: string; commit: string; machine: string; date: string }
+
+export interface MiniTable extends MiniProvenance {
   settings: { steps: number; seeds: number[]; lrGrid: number[]; batchSize: number | null; methods: string[]; data: string };
-  cells: { backbone: Backbone; task: ModelTask; metric: string; pretrained: string | null; floors: Floors | null; done: boolean; seconds: number | null }[];
+  cells: { backbone: Backbone; task: ModelTask; metric: string; pretrained: string | null; floors: Floors | null; done: boolean; seconds: number | null; run?: MiniProvenance }[];
   rows: MiniRow[];
   notRun: string[];
 }
@@ -104,6 +109,7 @@ export function formatMiniTable(t: MiniTable): string {
     const rows = t.rows.filter((r) => r.backbone === c.backbone && r.task === c.task);
     L.push(`## ${c.backbone.toUpperCase()} / ${c.task} (${c.metric})${c.done ? '' : ' - NOT COMPLETE'}`, '');
     if (c.pretrained) L.push(`Backbone: \`${path.basename(c.pretrained)}\`${c.seconds !== null ? `; cell wall time ${(c.seconds / 60).toFixed(1)} min` : ''}.`, '');
+    if (c.run && c.run.command !== t.command) L.push(`Measured by \`${c.run.command}\` at commit \`${c.run.commit}\` on ${c.run.machine}, ${c.run.date}.`, '');
     const irtr = c.task === 'irtr';
     L.push(`| method | ${irtr ? 'IR R@1 | TR R@1' : 'test'} | per seed | lr (val per grid rate) | updated params | add. MACs/sample | ms/step | peak RSS MB |`);
     L.push(`|---|${irtr ? '---|---' : '---'}|---|---|---|---|---|---|`);
@@ -117,6 +123,39 @@ export function formatMiniTable(t: MiniTable): string {
   }
   if (t.notRun.length) L.push('## Not run', '', ...t.notRun.map((x) => `- ${x}`), '');
   return L.join('\n');
+}
+
+const SETTING_KEYS = ['steps', 'seeds', 'lrGrid', 'batchSize', 'methods'] as const;
+
+/**
+ * `base` with the cells of `add` that have rows or are done (replacing base's cell of the same backbone and task),
+ * in MINI_CELLS order; the settings (steps, seeds, grid, batch size, methods) must be equal, and every cell keeps the
+ * provenance of the run that measured it. The result's command / commit / machine / date are `add`'s.
+ */
+export function mergeMiniTables(base: MiniTable, add: MiniTable, where = 'mini table'): MiniTable {
+  for (const k of SETTING_KEYS) {
+    if (JSON.stringify(base.settings[k]) !== JSON.stringify(add.settings[k])) {
+      throw new Error(`${where}: cannot merge tables with different ${k} (${JSON.stringify(base.settings[k])} vs ${JSON.stringify(add.settings[k])})`);
+    }
+  }
+  const prov = (t: MiniTable): MiniProvenance => ({ command: t.command, commit: t.commit, machine: t.machine, date: t.date });
+  const key = (c: { backbone: Backbone; task: ModelTask }) => `${c.backbone}-${c.task}`;
+  const measured = (t: MiniTable, c: MiniTable['cells'][number]) => c.done || t.rows.some((r) => key(r) === key(c));
+  const pick = new Map<string, { t: MiniTable; c: MiniTable['cells'][number] }>();
+  for (const t of [base, add]) for (const c of t.cells) if (measured(t, c) || !pick.has(key(c))) pick.set(key(c), { t, c: { ...c, run: c.run ?? prov(t) } });
+  const order = (k: string) => { const i = MINI_CELLS.findIndex((m) => key(m) === k); return i < 0 ? MINI_CELLS.length : i; };
+  const keys = [...pick.keys()].sort((a, b) => order(a) - order(b));
+  const out: MiniTable = {
+    ...prov(add), settings: add.settings,
+    cells: keys.map((k) => pick.get(k)!.c),
+    rows: keys.flatMap((k) => pick.get(k)!.t.rows.filter((r) => key(r) === k)),
+    notRun: [],
+  };
+  out.notRun = keys.flatMap((k) => {
+    const { t, c } = pick.get(k)!;
+    return c.done ? [] : t.notRun.filter((x) => x.startsWith(`${c.backbone} ${c.task}:`));
+  });
+  return out;
 }
 
 /** The 'not run' lines of the cells not done: each names the methods that have no row yet (or why the cell was skipped). */
@@ -143,9 +182,18 @@ export async function runMiniTable(o: MiniOptions): Promise<MiniTable> {
     cells: cells.map((c) => ({ ...c, metric: primaryMetricName(c.task), pretrained: null, floors: null, done: false, seconds: null })),
     rows: [], notRun: cells.map((c) => `${c.backbone} ${c.task}: ${methods.join(', ')} (not reached)`),
   };
+  // a table of the same settings already in OUT keeps its other cells (a table measured a cell at a time)
+  const prevFile = path.join(o.out, 'mini-table.json');
+  let prev: MiniTable | null = null;
+  if (fs.existsSync(prevFile)) {
+    const p = readMiniTable(prevFile);
+    const same = SETTING_KEYS.every((k) => JSON.stringify(p.settings[k]) === JSON.stringify(t.settings[k]));
+    if (same) { prev = p; log(`table --mini: keeping the other cells of ${prevFile}`); } else log(`table --mini: replacing ${prevFile} (other settings)`);
+  }
   const write = () => {
-    writeFileAtomicSync(path.join(o.out, 'mini-table.json'), JSON.stringify(t, null, 2) + '\n');
-    writeFileAtomicSync(path.join(o.out, 'mini-table.md'), formatMiniTable(t));
+    const out = prev ? mergeMiniTables(prev, t, prevFile) : t;
+    writeFileAtomicSync(path.join(o.out, 'mini-table.json'), JSON.stringify(out, null, 2) + '\n');
+    writeFileAtomicSync(path.join(o.out, 'mini-table.md'), formatMiniTable(out));
   };
   write();
   for (const [i, c] of cells.entries()) {
@@ -173,5 +221,25 @@ export async function runMiniTable(o: MiniOptions): Promise<MiniTable> {
     t.notRun = t.notRun.filter((x) => !x.startsWith(`${c.backbone} ${c.task}:`));
     write();
   }
+  return prev ? mergeMiniTables(prev, t, prevFile) : t;
+}
+
+/** A mini-table.json, checked enough to merge: its settings, cells, rows and provenance. */
+export function readMiniTable(file: string): MiniTable {
+  let t: MiniTable;
+  try { t = JSON.parse(fs.readFileSync(file, 'utf8')) as MiniTable; } catch (e) { throw new Error(`${file}: not a mini table (${(e as Error).message})`); }
+  if (!t || typeof t !== 'object' || !t.settings || !Array.isArray(t.cells) || !Array.isArray(t.rows) || !Array.isArray(t.notRun) || typeof t.command !== 'string') {
+    throw new Error(`${file}: not a mini table (settings, cells, rows, notRun and command expected)`);
+  }
+  return t;
+}
+
+/** `table --mini --merge FILE`: OUT's table with FILE's measured cells merged in, both files rewritten. */
+export function mergeMiniTableFiles(out: string, file: string): MiniTable {
+  const baseFile = path.join(out, 'mini-table.json');
+  if (!fs.existsSync(baseFile)) throw new Error(`${baseFile}: no table to merge into`);
+  const t = mergeMiniTables(readMiniTable(baseFile), readMiniTable(file), `merging ${file} into ${baseFile}`);
+  writeFileAtomicSync(baseFile, JSON.stringify(t, null, 2) + '\n');
+  writeFileAtomicSync(path.join(out, 'mini-table.md'), formatMiniTable(t));
   return t;
 }

@@ -12,7 +12,8 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { generateSynthetic } from '../../experiments/synthetic.ts';
 import { runPretrain } from '../../experiments/pretrain.ts';
-import { runMiniTable, formatMiniTable, type MiniTable } from '../../experiments/mini-table.ts';
+import { runMiniTable, formatMiniTable, mergeMiniTables, readMiniTable, type MiniTable } from '../../experiments/mini-table.ts';
+import { main } from '../../train/cli.ts';
 import { runTrain } from '../../train/run.ts';
 
 const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'aptune-mini-'));
@@ -78,6 +79,35 @@ test('mini-table.json / .md: generated, stating command, commit and machine', ()
   assert.is(md, formatMiniTable(j));
   assert.ok(md.includes('aptune table --mini (test)') && md.includes(j.commit) && md.includes(j.machine), md);
   assert.ok(md.includes('## VILT / irtr') && md.includes('IR R@1 | TR R@1') && md.includes('floor: chance text->image R@1') && md.includes('floor: question-type prior'), md);
+});
+
+test('a table measured a cell at a time: a run into OUT keeps its other cells; --merge adds another run\'s cells', async () => {
+  const one = path.join(tmp, 'one'), two = path.join(tmp, 'two');
+  fs.cpSync(path.join(OUT, 'mini-table.json'), path.join(one, 'mini-table.json'), { recursive: true });
+  const r = await runMiniTable({
+    data: DATA, out: one, seeds: [0], steps: 2, batchSize: 4, methods: ['classifier_only', 'apt'], lrGrid: GRID, pretrained: pre,
+    cells: [{ backbone: 'vilt', task: 'vqa' }], command: 'aptune table --mini (second)', log: () => undefined,
+  });
+  const j = readMiniTable(path.join(one, 'mini-table.json'));
+  assert.equal(j, r);
+  assert.equal(j.cells.map((c) => `${c.backbone}-${c.task}`), ['vilt-vqa', 'vilt-irtr', 'meter-vqa'], 'MINI_CELLS order');
+  assert.equal(j.rows.map((x) => `${x.backbone}-${x.task}-${x.method}`), [
+    'vilt-vqa-classifier_only', 'vilt-vqa-apt', 'vilt-irtr-classifier_only', 'vilt-irtr-apt', 'meter-vqa-classifier_only', 'meter-vqa-apt']);
+  assert.is(j.command, 'aptune table --mini (second)');
+  assert.equal(j.cells.map((c) => c.run!.command), ['aptune table --mini (second)', 'aptune table --mini (test)', 'aptune table --mini (test)']);
+  assert.ok(j.cells.every((c) => c.done) && j.notRun.length === 0);
+  const md = fs.readFileSync(path.join(one, 'mini-table.md'), 'utf8');
+  assert.ok(md.includes('Measured by `aptune table --mini (test)`'), md);
+  // --merge: the vilt-vqa cell of `one` into a copy of the first table, training nothing
+  fs.mkdirSync(two, { recursive: true });
+  fs.copyFileSync(path.join(OUT, 'mini-table.json'), path.join(two, 'mini-table.json'));
+  assert.is(await main(['table', '--mini', '--merge', path.join(one, 'mini-table.json'), '--out', two]), 0);
+  const m = readMiniTable(path.join(two, 'mini-table.json'));
+  assert.equal(m.rows, j.rows);
+  assert.equal(m.cells.map((c) => c.run!.command), j.cells.map((c) => c.run!.command));
+  // other settings are refused, naming the setting
+  assert.throws(() => mergeMiniTables(t, { ...t, settings: { ...t.settings, steps: 3 } }), /different steps \(2 vs 3\)/);
+  assert.is(await main(['table', '--mini', '--merge', path.join(one, 'mini-table.json'), '--out', path.join(tmp, 'none')]), 1);
 });
 
 test('a run directory holds the resolved config + wall time, metrics and the method checkpoint; same seed -> same losses', async () => {
