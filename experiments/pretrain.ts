@@ -473,7 +473,28 @@ function textEmbedding(bb: ViltModel | MeterModel, heads: PretrainHeads, ids: Te
  * ("a red circle and two squares") is true of several images, and retrieving another image it describes is not an
  * error. The *Strict figures count only the caption's own image (resp. one of the image's own five captions).
  */
-export interface GateMetrics { itmAcc: number; itmAccHard: number; itmAccRandom: number; r1T2I: number; r1I2T: number; r1T2IStrict: number; r1I2TStrict: number }
+export interface GateMetrics {
+  itmAcc: number; itmAccHard: number; itmAccRandom: number; r1T2I: number; r1I2T: number; r1T2IStrict: number; r1I2TStrict: number;
+  /** text->image R@1 by caption kind (captionKind), 0 where the split has none */
+  r1T2IAttributes?: number; r1T2ICount?: number; r1T2IRelation?: number; r1T2IPosition?: number;
+}
+
+export type CaptionKind = 'attributes' | 'count' | 'relation' | 'position';
+
+/**
+ * What a caption needs beyond colours, shapes and sizes: 'position' when an object is placed by row or column ("at the
+ * bottom left"), else 'relation' ("left of"), else 'count' ("two squares", "three shapes in total"), else
+ * 'attributes'; null when the caption does not parse.
+ */
+export function captionKind(text: string): CaptionKind | null {
+  const claims = parseCaption(text);
+  if (!claims) return null;
+  const refs = claims.flatMap((c) => (c.kind === 'rel' ? [c.a, c.b] : c.kind === 'total' ? [] : [c.obj]));
+  if (refs.some((r) => r.row !== undefined || r.col !== undefined)) return 'position';
+  if (claims.some((c) => c.kind === 'rel')) return 'relation';
+  if (claims.some((c) => c.kind === 'total' || (c.kind === 'count' && c.n !== 1))) return 'count';
+  return 'attributes';
+}
 
 
 /** Whether every gate is reached, and a one-line account of it. */
@@ -573,11 +594,15 @@ export function evaluateGates(bb: ViltModel | MeterModel, heads: PretrainHeads, 
       // a retrieved pair is right when the caption is true of the image (verified against the scene); own pair = strict
       const trueOf = (q: number, j: number) => capOwner[q] === j || captionHolds(c.scenes[j], capText[q]) === true;
       let t2i = 0, i2t = 0, t2iStrict = 0, i2tStrict = 0;
+      const byKind: Record<CaptionKind, [number, number]> = { attributes: [0, 0], count: [0, 0], relation: [0, 0], position: [0, 0] };
       capEmb.forEach((ce, q) => {
         let best = -1, bv = -Infinity;
         imgEmb.forEach((ie, j) => { const v = dot(ce, ie); if (v > bv) { bv = v; best = j; } });
         if (best === capOwner[q]) t2iStrict++;
-        if (best >= 0 && trueOf(q, best)) t2i++;
+        const ok = best >= 0 && trueOf(q, best);
+        if (ok) t2i++;
+        const k = captionKind(capText[q]);
+        if (k) { byKind[k][0] += ok ? 1 : 0; byKind[k][1]++; }
       });
       imgEmb.forEach((ie, j) => {
         let best = -1, bv = -Infinity;
@@ -590,6 +615,7 @@ export function evaluateGates(bb: ViltModel | MeterModel, heads: PretrainHeads, 
       return {
         itmAcc: frac(hits.all), itmAccHard: frac(hits.hard), itmAccRandom: frac(hits.random),
         r1T2I: nc ? t2i / nc : 0, r1I2T: ni ? i2t / ni : 0, r1T2IStrict: nc ? t2iStrict / nc : 0, r1I2TStrict: ni ? i2tStrict / ni : 0,
+        r1T2IAttributes: frac(byKind.attributes), r1T2ICount: frac(byKind.count), r1T2IRelation: frac(byKind.relation), r1T2IPosition: frac(byKind.position),
       };
     });
   } finally { bb.train(wasTraining); }

@@ -336,7 +336,7 @@ const COMMANDS: Command[] = [
   },
   {
     name: 'pretrain', summary: 'pre-train a small ViLT or METER on the synthetic caption corpus (MLM + ITM + contrastive)',
-    usage: 'aptune pretrain --out FILE [--preset synth|tiny] [--backbone vilt|meter] [--seed N] [--data DIR] [--steps N] [--batch-size N] [--lr X] [--hidden N] [--layers N] [--heads N] [--mlp N] [--patch N] [--image-size S] [--mask-prob X] [--hard-fraction X] [--hard-start X] [--itm-weight X] [--mlm-pass joint|separate] [--itc-positives own|true] [--itc-warmup X] [--itc-hard] [--fusion-lr-mult X] [--init FILE] [--eval-every N] [--run-dir DIR] [--json]',
+    usage: 'aptune pretrain --out FILE [--preset synth|tiny] [--backbone vilt|meter] [--seed N] [--data DIR] [--steps N] [--batch-size N] [--lr X] [--hidden N] [--layers N] [--heads N] [--mlp N] [--patch N] [--image-size S] [--mask-prob X] [--hard-fraction X] [--hard-start X] [--itm-weight X] [--mlm-pass joint|separate] [--itc-positives own|true] [--itc-warmup X] [--itc-hard] [--fusion-lr-mult X] [--init FILE] [--eval-every N] [--run-dir DIR] [--json]\n       aptune pretrain --evaluate FILE|synth [--backbone vilt|meter] [--data DIR] [--json]',
     details: [
       'Trains a ViLT (or METER) from random initialisation on synth_caption_train.arrow of the embedded synthetic',
       'benchmark (or DIR): ITM (half the rows get a negative: a random other caption labelled by its truth in the scene',
@@ -373,6 +373,7 @@ const COMMANDS: Command[] = [
       { name: 'seed', arg: 'N', help: 'seed of init, data order, negatives and masks (default 0)' },
       { name: 'eval-every', arg: 'N', help: 'report the gates every N steps (default 100; always at the end)' },
       { name: 'itm-weight', arg: 'X', help: `weight of the ITM loss beside MLM and contrastive (default ${SYNTH_RECIPE.itmWeight})` },
+      { name: 'evaluate', arg: 'FILE|synth', help: 'train nothing: print the gates of a pre-training checkpoint (or the shipped preset of --backbone) on the held-out caption split, with text->image R@1 by caption kind' },
       { name: 'run-dir', arg: 'DIR', help: 'where metrics.jsonl, run.json and report.html go', default: '<out without extension>-run beside --out' },
       { name: 'hard-start', arg: 'X', help: `fraction of the run before the verified hard negatives start (random negatives only until then) (default ${SYNTH_RECIPE.hardStart})` },
       { name: 'mlm-pass', arg: 'joint|separate', help: `MLM in the ITM pass on masked texts, or in its own pass (ITM then sees clean text) (default ${SYNTH_RECIPE.mlmPass})` },
@@ -397,6 +398,15 @@ const COMMANDS: Command[] = [
         if (!choices.includes(v as T)) throw new UsageError(`--${name} must be ${choices.join(' or ')}, got '${String(v)}'`);
         return v as T;
       };
+      if (typeof o.evaluate === 'string') { // the gates of an existing checkpoint (a shipped preset name or a file)
+        const { evaluatePretrainFile, gateReport } = await import('../experiments/pretrain.ts');
+        const { resolvePretrained } = await import('./pretrained.ts');
+        const file = resolvePretrained(o.evaluate, bbOpt(o));
+        const dir = typeof o.data === 'string' ? o.data : await (await import('../experiments/synth-cache.ts')).ensureSynthData();
+        const g = await evaluatePretrainFile(file, join(dir, 'synth_caption_val.arrow'));
+        console.log(o.json === true ? JSON.stringify({ file, ...g }) : `${file}\n${gateReport(g).line}\ntext->image R@1 by caption kind: ${(['Attributes', 'Count', 'Relation', 'Position'] as const).map((k) => `${k.toLowerCase()} ${g[`r1T2I${k}`]!.toFixed(3)}`).join(', ')}`);
+        return 0;
+      }
       if (typeof o.out !== 'string') throw new UsageError('pretrain needs --out (see aptune pretrain --help)');
       const preset = (o.preset as string | undefined) ?? 'synth';
       if (preset !== 'synth' && preset !== 'tiny') throw new UsageError(`--preset must be synth or tiny, got '${preset}'`);

@@ -14,7 +14,7 @@ import { ceLoss } from '../../models/heads.ts';
 import type { ViltModel } from '../../models/vilt.ts';
 import { generateSynthetic } from '../../experiments/synthetic.ts';
 import {
-  buildBatch, buildPretrainModel, captionHolds, truthLogMask, contrastiveLoss, loadCaptionCorpus, maskPositions, maskSeed, mlmLoss,
+  buildBatch, buildPretrainModel, captionHolds, captionKind, truthLogMask, contrastiveLoss, loadCaptionCorpus, maskPositions, maskSeed, mlmLoss,
   parseCaption, pretrainLosses, pretrainModelConfig, sceneFromJson, centerNormalize, CONTENT_WORDS, type CaptionCorpus,
 } from '../../experiments/pretrain.ts';
 import { BertTokenizer, buildWordPieceVocab, VILT_TEXT_PREFIX } from '../../data/tokenizers/index.ts';
@@ -49,6 +49,11 @@ test('caption parser: every corpus caption holds on its scene, every hard negati
   assert.is(captionHolds(scene, 'a large blue square at the bottom right and one circle'), true);
   assert.is(captionHolds(scene, 'a small blue square'), false);
   assert.is(parseCaption('a red circle beside a blue square'), null);
+  assert.is(captionKind('a large green diamond and a small purple circle'), 'attributes');
+  assert.is(captionKind('one circle, one diamond and two shapes in total'), 'count');
+  assert.is(captionKind('a purple circle above a green diamond'), 'relation');
+  assert.is(captionKind('a green diamond at the bottom center'), 'position');
+  assert.is(captionKind('a red circle beside a blue square'), null);
 });
 
 test('contrastive loss: hand value, symmetric, finite at the clamp', () => {
@@ -327,6 +332,14 @@ test('CLI: pretrain writes a checkpoint + vocab.txt that aptune train --pretrain
   // --init continues from it (lr tiny: the weights stay close to the file's, far from a fresh init)
   const out2 = join(dir, 'pre2', 'tiny.safetensors');
   assert.is(await main(['pretrain', '--data', dir, '--out', out2, '--preset', 'tiny', '--steps', '1', '--batch-size', '4', '--lr', '1e-9', '--hard-fraction', '0', '--init', out, '--seed', '5']), 0);
+  // --evaluate: the gates of the file again, the same figures as at the end of its run, plus t2i by caption kind
+  const printed: string[] = [];
+  const log0 = console.log;
+  console.log = (x: string) => printed.push(String(x));
+  try { assert.is(await main(['pretrain', '--evaluate', out, '--data', dir, '--json']), 0); } finally { console.log = log0; }
+  const ev = JSON.parse(printed[printed.length - 1]) as Record<string, number>;
+  const at = (ck.config as { gates: Record<string, number> }).gates;
+  for (const k of ['itmAcc', 'r1T2I', 'r1I2T', 'r1T2IStrict', 'r1T2IPosition']) assert.is(ev[k], at[k], k);
   // --itc-warmup: the first half of the run trains the contrastive loss alone (no ITM / MLM in its records)
   const out3 = join(dir, 'pre3', 'tiny.safetensors');
   assert.is(await main(['pretrain', '--data', dir, '--out', out3, '--preset', 'tiny', '--steps', '2', '--batch-size', '4', '--itc-warmup', '0.5', '--itc-positives', 'true', '--seed', '1', '--eval-every', '2']), 0);
