@@ -202,15 +202,11 @@ export interface PretrainBatch {
   itmValid: number[][];
   itmLabels: Tensor; // int32 [B], 1 = the text is true of the image
   mlmLabels: Tensor; // int32 [B, L], original id at masked positions of label-1 rows, -100 elsewhere
-  /**
-   * contrastive text pass: the clean captions of the images [B + Hn, Lc], rows B.. the verified hard negatives of
-   * rows' captions (itcHard; Hn = itcHard, 0 without), extra texts for the image->text side only
-   */
+  /** contrastive text pass: the clean captions of the images [B, Lc] */
   itcIds: Tensor;
-  itcHard: number;
   itcValid: number[][];
   /**
-   * itcPositives 'true': additive log-mask [B + Hn, B] (text row x image row) of the contrastive loss, 0 where the row's
+   * itcPositives 'true': additive log-mask [B, B] (text row x image row) of the contrastive loss, 0 where the row's
    * caption is true of the image (its own image always), -1e4 elsewhere; absent for 'own' (the diagonal only).
    */
   itcLogMask?: Tensor;
@@ -264,18 +260,9 @@ export interface BatchOptions {
   mlmPass?: MlmPass;
   /** contrastive positives: 'own' (each caption's own image only, CLIP's) or 'true' (every image in the batch it is true of) */
   itcPositives?: ItcPositives;
-  /**
-   * add each drawn caption's verified hard negative (one content word swapped: a colour, shape, size, position,
-   * count or relation) as an extra text of the contrastive loss's image->text side, so the embeddings must encode
-   * the word that in-batch negatives rarely need (a position, when the colour and shape already single out the image)
-   */
-  itcHard?: boolean;
 }
 
-/**
- * logMask[t * B + i] (B = scenes.length) = 0 when caption `texts[t]` is true of scene `scenes[i]` (always for
- * i = t), -1e4 otherwise; texts beyond B (hard negatives) are positives only where they hold.
- */
+/** logMask[t * B + i] (B = scenes.length) = 0 when caption `texts[t]` is true of scene `scenes[i]` (always for i = t), -1e4 otherwise. */
 export function truthLogMask(texts: readonly string[], scenes: readonly Scene[]): Float32Array {
   const B = scenes.length;
   const m = new Float32Array(texts.length * B).fill(-1e4);
@@ -328,13 +315,6 @@ export function buildBatch(c: CaptionCorpus, idx: readonly number[], o: BatchOpt
   const mlmRows = separate ? padRows(maskedIds, o.padId) : itm;
   const mlm = new Int32Array(B * mlmRows.L).fill(-100);
   for (let b = 0; b < B; b++) if (separate || labels[b] === 1) for (const p of masked[b]) mlm[b * mlmRows.L + p] = mlmTexts[b].ids[p];
-  if (o.itcHard) {
-    idx.forEach((i, b) => {
-      const k = c.capEnc[i].indexOf(itcTexts[b]);
-      const neg = c.negEnc[i][k];
-      if (neg) { itcTexts.push(neg); itcStrings.push(c.negatives[i][k]); }
-    });
-  }
   const itc = padRows(itcTexts.map((t) => t.ids), o.padId);
   const [H, W] = [c.height, c.width];
   const img = new Float32Array(B * 3 * H * W);
@@ -344,8 +324,8 @@ export function buildBatch(c: CaptionCorpus, idx: readonly number[], o: BatchOpt
     itmIds: tensor(itm.flat, [B, itm.L], { dtype: 'int32' }), itmValid: itm.valid,
     itmLabels: tensor(Int32Array.from(labels), [B], { dtype: 'int32' }),
     mlmLabels: tensor(mlm, [B, mlmRows.L], { dtype: 'int32' }),
-    itcIds: tensor(itc.flat, [itcTexts.length, itc.L], { dtype: 'int32' }), itcValid: itc.valid, itcHard: itcTexts.length - B,
-    ...(o.itcPositives === 'true' ? { itcLogMask: tensor(truthLogMask(itcStrings, idx.map((i) => c.scenes[i])), [itcTexts.length, B]) } : {}),
+    itcIds: tensor(itc.flat, [B, itc.L], { dtype: 'int32' }), itcValid: itc.valid,
+    ...(o.itcPositives === 'true' ? { itcLogMask: tensor(truthLogMask(itcStrings, idx.map((i) => c.scenes[i])), [B, B]) } : {}),
     ...(separate ? { mlmIds: tensor(mlmRows.flat, [B, mlmRows.L], { dtype: 'int32' }), mlmValid: mlmRows.valid } : {}),
     host: { itmIds: separate ? itmTexts.map((t) => t.ids) : maskedIds, unmaskedIds: itmTexts.map((t) => t.ids), masked, labels, kinds },
   };
@@ -354,21 +334,18 @@ export function buildBatch(c: CaptionCorpus, idx: readonly number[], o: BatchOpt
 // ------------------------------------------------------------------------------------------ losses
 
 /**
- * Symmetric in-batch contrastive loss. t [T, P] (T >= B: rows B.. are extra texts, negatives of the image->text side
- * only), v [B, P], both normalised, logits = s T I^T [T, B]. Without logMask:
- * (CE(logits, diag) + CE(logits^T, diag)) / 2 (CLIP; the text side over the first B rows). With logMask [T, B] (0 = positive pair, -1e4 = negative, the
+ * Symmetric in-batch contrastive loss. t, v [B, P] normalised, logits = s T I^T [B, B]. Without logMask:
+ * (CE(logits, diag) + CE(logits^T, diag)) / 2 (CLIP). With logMask [B, B] (0 = positive pair, -1e4 = negative, the
  * diagonal positive): each direction's loss is -log of the softmax mass on the positives, computed as
  * CE(logits, diag) - CE(logits + logMask, diag) (= logsumexp(all) - logsumexp(positives)), so a caption true of
  * several batch images is not pushed away from the others.
  */
 export function contrastiveLoss(t: Tensor, v: Tensor, scale: Tensor | number, logMask?: Tensor): Tensor {
-  const B = v.shape[0];
-  const logits = t.matmul(v, { transB: true }).mul(scale); // [T, B] text x image; rows B.. extra texts (T >= B)
+  const B = t.shape[0];
+  const logits = t.matmul(v, { transB: true }).mul(scale); // [B, B] text x image
   const diag = tensor(Int32Array.from({ length: B }, (_, i) => i), [B], { dtype: 'int32' });
   const side = (l: Tensor, m: Tensor | undefined) => (m ? crossEntropy(l, diag).sub(crossEntropy(l.add(m), diag)) : crossEntropy(l, diag));
-  const extra = t.shape[0] > B;
-  const t2i = extra ? logits.slice(0, 0, B) : logits, t2iMask = extra && logMask ? logMask.slice(0, 0, B) : logMask;
-  return side(t2i, t2iMask).add(side(logits.transpose(0, 1), logMask?.transpose(0, 1))).mul(0.5);
+  return side(logits, logMask).add(side(logits.transpose(0, 1), logMask?.transpose(0, 1))).mul(0.5);
 }
 
 /** MLM cross-entropy over the labelled positions; null when no position is labelled. logits [B, L, V], labels [B, L] */
@@ -665,8 +642,6 @@ export interface PretrainOptions {
    * encoders that already separate images, as METER's own recipe starts from pre-trained CLIP and RoBERTa
    */
   itcWarmup?: number;
-  /** hard negative captions in the contrastive loss (default the recipe's; see BatchOptions.itcHard) */
-  itcHard?: boolean;
   /**
    * learning-rate multiplier of the fusion (METER's cross-modal transforms, co-attention layers and poolers) and of
    * the ITM / MLM heads (default the recipe's), like METER's lr_mult_cross_modal / lr_mult_head
@@ -792,7 +767,6 @@ export async function runPretrain(o: PretrainOptions): Promise<PretrainResult> {
   const itcPositives = o.itcPositives ?? recipe.itcPositives, itcWarmup = o.itcWarmup ?? recipe.itcWarmup;
   if (!(itcWarmup >= 0 && itcWarmup < 1)) throw new Error(`pretrain: itcWarmup must be in [0, 1), got ${itcWarmup}`);
   const jointFrom = Math.floor(itcWarmup * steps) + 1; // the first step with ITM and MLM
-  const itcHard = o.itcHard ?? recipe.itcHard;
   const maskProb = o.maskProb ?? 0.25, hardFraction = o.hardFraction ?? 0.5;
   if (!(hardStart >= 0 && hardStart <= 1)) throw new Error(`pretrain: hardStart must be in [0, 1], got ${hardStart}`);
   const hardFrom = Math.floor(hardStart * steps) + 1; // the first step with hard negatives
@@ -807,7 +781,7 @@ export async function runPretrain(o: PretrainOptions): Promise<PretrainResult> {
   const { log: _log, ...options } = o;
   const runFile: RunFile = {
     command: 'pretrain', started: new Date().toISOString(), options,
-    resolved: { kind: PRETRAIN_KIND, backbone, modelConfig: cfg, steps, batchSize: B, lr, seed, itmWeight, mlmPass, itcPositives, itcWarmup, itcHard, fusionLrMult, hardStart, maskProb, hardFraction, imageSize, maxTextLen },
+    resolved: { kind: PRETRAIN_KIND, backbone, modelConfig: cfg, steps, batchSize: B, lr, seed, itmWeight, mlmPass, itcPositives, itcWarmup, fusionLrMult, hardStart, maskProb, hardFraction, imageSize, maxTextLen },
   };
   writeRunFile(runDir, runFile);
   const gate = (step: number) => {
@@ -819,7 +793,7 @@ export async function runPretrain(o: PretrainOptions): Promise<PretrainResult> {
   for (let step = 1; step <= steps; step++) {
     const idx = next();
     const rec = scope(() => {
-      const batch = buildBatch(train, idx, { maskProb, maskId: tok.maskId!, padId: tok.padId, seed, step, hardFraction: step >= hardFrom ? hardFraction : 0, mlmPass, itcPositives, itcHard });
+      const batch = buildBatch(train, idx, { maskProb, maskId: tok.maskId!, padId: tok.padId, seed, step, hardFraction: step >= hardFrom ? hardFraction : 0, mlmPass, itcPositives });
       let r: { loss: number; itm: number | null; mlm: number | null; itc: number; metric: number | null };
       if (step < jointFrom) { // the contrastive warm-up: no joint pass
         const itc = batchContrastiveLoss(bb, heads, batch);
@@ -853,7 +827,7 @@ export async function runPretrain(o: PretrainOptions): Promise<PretrainResult> {
   const verdict = gateReport(last);
   saveCheckpoint(o.out, bb.stateDict(), {
     kind: PRETRAIN_KIND, backbone, preset: o.preset ?? 'synth', modelConfig: cfg, maxTextLen, imageSize, textPrefix,
-    seed, steps, batchSize: B, lr, itcPool: heads.pool, maskProb, hardFraction, hardStart, itmWeight, mlmPass, itcPositives, itcWarmup, itcHard, fusionLrMult, ...(o.init ? { init: path.resolve(o.init) } : {}),
+    seed, steps, batchSize: B, lr, itcPool: heads.pool, maskProb, hardFraction, hardStart, itmWeight, mlmPass, itcPositives, itcWarmup, fusionLrMult, ...(o.init ? { init: path.resolve(o.init) } : {}),
     gates: last, gatesPassed: verdict.pass, gateThresholds: PRETRAIN_GATES,
     recipe: { command: o.command ?? commandLine(), commit, synthVersion: synthReport.version, dataSeed: synthReport.seed, dataSize: synthReport.size, seconds: +seconds.toFixed(1), machine: machineLine(), threads: process.env.APTUNE_THREADS ?? 'default' },
     vocab: [...vocab.keys()],

@@ -17,9 +17,9 @@ export type ItcPositives = 'own' | 'true';
  * the one-word-swap negatives, indistinguishable from positives before the model grounds, hold ITM at chance.
  * METER: the same rules, peak lr 1.5e-3, 2,000 steps.
  */
-export const SYNTH_RECIPE = Object.freeze({ steps: 2500, batchSize: 64, lr: 2e-3, itmWeight: 8, hardStart: 0.4, mlmPass: 'joint' as MlmPass, itcPositives: 'own' as ItcPositives, itcWarmup: 0, itcHard: false, fusionLrMult: 1 });
+export const SYNTH_RECIPE = Object.freeze({ steps: 2500, batchSize: 64, lr: 2e-3, itmWeight: 8, hardStart: 0.4, mlmPass: 'joint' as MlmPass, itcPositives: 'own' as ItcPositives, itcWarmup: 0, fusionLrMult: 1 });
 
-export const METER_SYNTH_RECIPE = Object.freeze({ steps: 2000, batchSize: 64, lr: 1.5e-3, itmWeight: 8, hardStart: 0.4, mlmPass: 'joint' as MlmPass, itcPositives: 'own' as ItcPositives, itcWarmup: 0, itcHard: false, fusionLrMult: 1 });
+export const METER_SYNTH_RECIPE = Object.freeze({ steps: 2000, batchSize: 64, lr: 1.5e-3, itmWeight: 8, hardStart: 0.4, mlmPass: 'joint' as MlmPass, itcPositives: 'own' as ItcPositives, itcWarmup: 0, fusionLrMult: 1 });
 
 /** The gates a shipped backbone must reach on the held-out corpus (issue 8). */
 export const PRETRAIN_GATES = Object.freeze({ itmAcc: 0.80, r1I2T: 0.85, r1T2I: 0.70 });
