@@ -258,7 +258,7 @@ const COMMANDS: Command[] = [
       { name: 'lr-grid', arg: 'LIST', help: '--mini: the learning-rate grid every method is tuned on (default 1e-4,5e-4,2e-3)' },
       { name: 'batch-size', arg: 'N', help: '--mini: batch size (default 32)' },
       { name: 'data', arg: 'DIR', help: '--mini: synthetic benchmark directory (default: generated into the cache)' },
-      { name: 'merge', arg: 'FILE', help: "--mini: merge the measured cells of another run's mini-table.json (same settings) into OUT's table, training nothing (a run into an OUT holding a table of the same settings keeps its other cells by itself)" },
+      { name: 'merge', arg: 'FILE', help: "--mini: merge the measured cells of another run's mini-table.json (same settings) into OUT's table, training nothing (a run into an OUT holding a table of the same settings keeps its other cells by itself)", default: 'off: run the cells' },
     ],
     async run(o) {
       if (!o.mini) {
@@ -373,7 +373,7 @@ const COMMANDS: Command[] = [
       { name: 'seed', arg: 'N', help: 'seed of init, data order, negatives and masks (default 0)' },
       { name: 'eval-every', arg: 'N', help: 'report the gates every N steps (default 100; always at the end)' },
       { name: 'itm-weight', arg: 'X', help: `weight of the ITM loss beside MLM and contrastive (default ${SYNTH_RECIPE.itmWeight})` },
-      { name: 'evaluate', arg: 'FILE|synth', help: 'train nothing: print the gates of a pre-training checkpoint (or the shipped preset of --backbone) on the held-out caption split, with text->image R@1 by caption kind' },
+      { name: 'evaluate', arg: 'FILE|synth', help: 'train nothing: print the gates of a pre-training checkpoint (or the shipped preset of --backbone) on the held-out caption split, with text->image R@1 by caption kind', default: 'off: pre-train' },
       { name: 'run-dir', arg: 'DIR', help: 'where metrics.jsonl, run.json and report.html go', default: '<out without extension>-run beside --out' },
       { name: 'hard-start', arg: 'X', help: `fraction of the run before the verified hard negatives start (random negatives only until then) (default ${SYNTH_RECIPE.hardStart})` },
       { name: 'mlm-pass', arg: 'joint|separate', help: `MLM in the ITM pass on masked texts, or in its own pass (ITM then sees clean text) (default ${SYNTH_RECIPE.mlmPass})` },
