@@ -2,8 +2,8 @@
 // ViLT VQA training step (forward, loss, backward, AdamW; batch 8, 40 text + 145 image tokens = 185, 384x384 images,
 // 3129 answers) for APT, deep prompt, LoRA and classifier-only, on a small ViLT (hidden 256, 4 layers) and ViLT-B/32
 // (--quick: the small one only), aptune with the native CPU GEMM and with WebAssembly alone, beside PyTorch CPU on the
-// same shapes (bench/train_peer.py, Debian's python3-torch + libopenblas0-pthread) at its best thread setting (tried on
-// the small APT step: OMP 1 + OpenBLAS 1 / OMP 2 + OpenBLAS 1 / OMP 1 + OpenBLAS 2). Reports ratios to PyTorch, peak
+// same shapes (bench/train_peer.py, Debian's python3-torch + libopenblas0-pthread) at its best thread setting (tried per
+// model on its APT step: OMP 1 + OpenBLAS 1 / OMP 2 + OpenBLAS 1 / OMP 1 + OpenBLAS 2). Reports ratios to PyTorch, peak
 // memory (aptune: heap bytes in use at the peak and process max RSS; PyTorch: process max RSS) and APT's extra time
 // over classifier-only as a fraction of deep prompt's. Targets (reported, never asserted): <= 1.2x PyTorch with the
 // native GEMM, <= 1.7x with WebAssembly alone; APT's extra time <= 25% of deep prompt's.
@@ -98,24 +98,27 @@ log(`bench:train: ${availableParallelism()} cores, load ${load0.toFixed(2)}; apt
 const why = NO_PEER ? 'skipped (--no-peer)' : peerMissing();
 if (why) log(`PyTorch peer SKIPPED: ${why}. Install it with: apt-get update && apt-get install -y python3-torch libopenblas0-pthread (then run with ${PYTHON}, or set APTUNE_BENCH_PYTHON)`);
 
-// the peer's best thread setting, on the small APT step
-let best: [number, number] | null = null;
-const settingsTried: { omp: number; openblas: number; ms: number | null }[] = [];
-if (!why) {
-  let bestMs = Infinity;
+// the peer's best thread setting per model, on that model's APT step (the best setting differs between sizes)
+function bestSetting(config: string): { best: [number, number] | null; tried: { omp: number; openblas: number; ms: number | null }[] } {
+  let best: [number, number] | null = null, bestMs = Infinity;
+  const tried: { omp: number; openblas: number; ms: number | null }[] = [];
   for (const [omp, blas] of THREAD_SETTINGS) {
-    const r = runPeer('small', ['apt'], omp, blas);
+    const r = runPeer(config, ['apt'], omp, blas);
     const ms = typeof r === 'string' ? null : r.apt.ms;
-    settingsTried.push({ omp, openblas: blas, ms });
+    tried.push({ omp, openblas: blas, ms });
     if (ms !== null && ms < bestMs) { bestMs = ms; best = [omp, blas]; }
   }
-  log(`PyTorch thread settings on the small APT step: ${settingsTried.map((s) => `OMP ${s.omp} + OpenBLAS ${s.openblas}: ${s.ms === null ? 'failed' : s.ms.toFixed(0) + ' ms'}`).join('; ')}; best: OMP ${best?.[0]} + OpenBLAS ${best?.[1]}`);
+  log(`PyTorch thread settings on the ${config} APT step: ${tried.map((s) => `OMP ${s.omp} + OpenBLAS ${s.openblas}: ${s.ms === null ? 'failed' : s.ms.toFixed(0) + ' ms'}`).join('; ')}; best: OMP ${best?.[0]} + OpenBLAS ${best?.[1]}`);
+  return { best, tried };
 }
 
-const report: Record<string, unknown> = { cores: availableParallelism(), loadStart: load0, steps: STEPS, peerSkipped: why || null, peerThreadSettings: settingsTried, peerBest: best && { omp: best[0], openblas: best[1] }, configs: {} };
+const report: Record<string, unknown> = { cores: availableParallelism(), loadStart: load0, steps: STEPS, peerSkipped: why || null, peerThreadSettings: {}, peerBest: {}, configs: {} };
 for (const config of configs) {
   const cfg = CONFIGS[config];
   log(`\n== ViLT ${config === 'base' ? 'B/32' : 'small'} (hidden ${cfg.hidden}, ${cfg.layers} layers), batch 8, 185 tokens ==`);
+  const { best, tried } = why ? { best: null, tried: [] } : bestSetting(config);
+  (report.peerThreadSettings as Record<string, unknown>)[config] = tried;
+  (report.peerBest as Record<string, unknown>)[config] = best && { omp: best[0], openblas: best[1] };
   let peer: Record<string, Side> = {};
   if (best) {
     for (const m of METHODS) { // one process per method: per-method peak memory
