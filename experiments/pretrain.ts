@@ -796,8 +796,8 @@ export async function runPretrain(o: PretrainOptions): Promise<PretrainResult> {
       const batch = buildBatch(train, idx, { maskProb, maskId: tok.maskId!, padId: tok.padId, seed, step, hardFraction: step >= hardFrom ? hardFraction : 0, mlmPass, itcPositives });
       let r: { loss: number; itm: number | null; mlm: number | null; itc: number; metric: number | null };
       if (step < jointFrom) { // the contrastive warm-up: no joint pass
-        const itc = batchContrastiveLoss(bb, heads, batch);
-        r = { loss: itc.item(), itm: null, mlm: null, itc: itc.item(), metric: null };
+        const itc = batchContrastiveLoss(bb, heads, batch), v = itc.item();
+        r = { loss: v, itm: null, mlm: null, itc: v, metric: null };
         itc.backward();
       } else {
         const l = pretrainLosses(bb, heads, batch, itmWeight);

@@ -412,6 +412,8 @@ const COMMANDS: Command[] = [
       const mp = numOpt(o, 'mask-prob');
       const hf = unitOpt(o, 'hard-fraction');
       if (mp !== undefined && !(mp < 1)) throw new UsageError(`--mask-prob must be in (0, 1), got '${String(o['mask-prob'])}'`);
+      const itcWarmup = unitOpt(o, 'itc-warmup');
+      if (itcWarmup === 1) throw new UsageError('--itc-warmup must be below 1 (the run needs joint ITM/MLM steps)');
       const progress = new Progress({ mode: progressMode(o.json === true), total: intOpt(o, 'steps') ?? (bbOpt(o) === 'meter' ? METER_SYNTH_RECIPE : SYNTH_RECIPE).steps, every: intOpt(o, 'log-every'), metricName: 'itm acc' });
       let r;
       try {
@@ -419,7 +421,7 @@ const COMMANDS: Command[] = [
         log: progress.log,
         backbone: bbOpt(o), data: typeof o.data === 'string' ? o.data : undefined, out: o.out as string, steps: intOpt(o, 'steps'), batchSize: intOpt(o, 'batch-size'), lr: numOpt(o, 'lr'),
         preset, hidden: intOpt(o, 'hidden'), layers: intOpt(o, 'layers'), heads: intOpt(o, 'heads'), mlp: intOpt(o, 'mlp'), patch: intOpt(o, 'patch'),
-        imageSize: intOpt(o, 'image-size'), maskProb: mp, hardFraction: hf, init: typeof o.init === 'string' ? o.init : undefined, seed: o.seed === undefined ? undefined : intOpt0(o, 'seed'), evalEvery: intOpt(o, 'eval-every'), itmWeight: numOpt(o, 'itm-weight'), mlmPass: choiceOpt('mlm-pass', ['joint', 'separate'] as const), itcPositives: choiceOpt('itc-positives', ['own', 'true'] as const), fusionLrMult: numOpt(o, 'fusion-lr-mult'), itcWarmup: ((w) => { if (w === 1) throw new UsageError('--itc-warmup must be below 1 (the run needs joint ITM/MLM steps)'); return w; })(unitOpt(o, 'itc-warmup')), hardStart: unitOpt(o, 'hard-start'), runDir: typeof o['run-dir'] === 'string' ? o['run-dir'] : undefined,
+        imageSize: intOpt(o, 'image-size'), maskProb: mp, hardFraction: hf, init: typeof o.init === 'string' ? o.init : undefined, seed: o.seed === undefined ? undefined : intOpt0(o, 'seed'), evalEvery: intOpt(o, 'eval-every'), itmWeight: numOpt(o, 'itm-weight'), mlmPass: choiceOpt('mlm-pass', ['joint', 'separate'] as const), itcPositives: choiceOpt('itc-positives', ['own', 'true'] as const), fusionLrMult: numOpt(o, 'fusion-lr-mult'), itcWarmup, hardStart: unitOpt(o, 'hard-start'), runDir: typeof o['run-dir'] === 'string' ? o['run-dir'] : undefined,
         });
       } finally { progress.finish(); }
       const g = r.gates[r.gates.length - 1];
