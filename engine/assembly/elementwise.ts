@@ -20,7 +20,7 @@ import {
 @inline function geluGradV(x: v128, g: v128): v128 {
   const u = f32x4.mul(x, f32x4.splat(0.7071067811865476));
   const z = f32x4.mul(u, u);
-  const e = vexp(f32x4.neg(f32x4.min(z, f32x4.splat(100.0))));
+  const e = vexp(f32x4.neg(f32x4.pmin(z, f32x4.splat(100.0)))); // pmin: NaN stays NaN here too
   const cdf = f32x4.mul(f32x4.splat(0.5), f32x4.add(f32x4.splat(1.0), verfWithExp(u, z, e)));
   const pdf = f32x4.mul(e, f32x4.splat(0.3989422804014327));
   return f32x4.mul(g, fma4(x, pdf, cdf));

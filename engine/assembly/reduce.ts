@@ -30,7 +30,7 @@ import { rowOffset } from './elementwise';
   let m: f32 = -Infinity, j = 0;
   if (n >= 4) {
     let v = f32x4.splat(-Infinity);
-    for (; j + 4 <= n; j += 4) v = f32x4.max(v, v128.load(p + (<usize>j << 2)));
+    for (; j + 4 <= n; j += 4) v = f32x4.pmax(v, v128.load(p + (<usize>j << 2))); // pmax (one instruction): a NaN may be skipped here, but its row still comes out NaN through exp
     m = hmax(v);
   }
   for (; j < n; j++) m = max(m, load<f32>(p + (<usize>j << 2)));
