@@ -1,9 +1,9 @@
 // The aptune CPU addon (build/Release/aptune_cpu.node; declared for TypeScript in native/cpu/index.d.ts): a native
-// float32 GEMM that works in place on the WebAssembly backend's shared linear memory (a Float32Array over the whole
-// memory is passed; its backing store is the heap itself, so nothing is copied). Built by CMake with a C++ compiler
-// alone (no nvcc, no BLAS).
-// Invariants: every matrix and the offsets table are range-checked against the memory's byte length before the
-// product runs; an error becomes a JS Error naming the entry; the entry runs synchronously on the calling thread
+// float32 GEMM and dropout that work in place on the WebAssembly backend's shared linear memory (a Float32Array over
+// the whole memory is passed; its backing store is the heap itself, so nothing is copied). Built by CMake with a C++
+// compiler alone (no nvcc, no BLAS).
+// Invariants: every matrix, vector and the offsets table are range-checked against the memory's byte length before
+// the kernel runs; an error becomes a JS Error naming the entry; the entry runs synchronously on the calling thread
 // (plus the addon's own sleeping worker threads), while the wasm worker pool is idle.
 #include <napi.h>
 
@@ -14,22 +14,27 @@
 
 namespace {
 
-int64_t int_arg(const Napi::CallbackInfo& info, size_t i) {
-  if (i >= info.Length() || !info[i].IsNumber()) throw Napi::TypeError::New(info.Env(), "cpu.gemm: argument " + std::to_string(i) + " must be a number");
+int64_t int_arg(const Napi::CallbackInfo& info, size_t i, const char* fn = "cpu.gemm") {
+  if (i >= info.Length() || !info[i].IsNumber()) throw Napi::TypeError::New(info.Env(), std::string(fn) + ": argument " + std::to_string(i) + " must be a number");
   const double v = info[i].As<Napi::Number>().DoubleValue();
-  if (v != (double)(int64_t)v || v < 0) throw Napi::TypeError::New(info.Env(), "cpu.gemm: argument " + std::to_string(i) + " must be a non-negative integer");
+  if (v != (double)(int64_t)v || v < 0 || v > 9007199254740991.0) throw Napi::TypeError::New(info.Env(), std::string(fn) + ": argument " + std::to_string(i) + " must be an integer in [0, 2^53)");
   return (int64_t)v;
+}
+
+/** argument 0: the Float32Array over the whole heap; its base and byte length */
+uint8_t* heap_arg(const Napi::CallbackInfo& info, size_t arity, const char* fn, uint64_t* bytes) {
+  if (info.Length() < arity || !info[0].IsTypedArray() || info[0].As<Napi::TypedArray>().TypedArrayType() != napi_float32_array)
+    throw Napi::TypeError::New(info.Env(), std::string(fn) + ": argument 0 must be a Float32Array over the heap");
+  Napi::Float32Array heap = info[0].As<Napi::Float32Array>();
+  *bytes = (uint64_t)heap.ElementLength() * 4;
+  return reinterpret_cast<uint8_t*>(heap.Data());
 }
 
 // gemm(heap: Float32Array, a, b, c, offs (byte addresses), batch, M, N, K, transA, transB, threads)
 Napi::Value Gemm(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
-  if (info.Length() < 12 || !info[0].IsTypedArray()) throw Napi::TypeError::New(env, "cpu.gemm: argument 0 must be a Float32Array over the heap");
-  Napi::TypedArray ta = info[0].As<Napi::TypedArray>();
-  if (ta.TypedArrayType() != napi_float32_array) throw Napi::TypeError::New(env, "cpu.gemm: argument 0 must be a Float32Array");
-  Napi::Float32Array heap = info[0].As<Napi::Float32Array>();
-  uint8_t* base = reinterpret_cast<uint8_t*>(heap.Data());
-  const uint64_t bytes = (uint64_t)heap.ElementLength() * 4;
+  uint64_t bytes = 0;
+  uint8_t* base = heap_arg(info, 12, "cpu.gemm", &bytes);
   const int64_t a = int_arg(info, 1), b = int_arg(info, 2), c = int_arg(info, 3), offs = int_arg(info, 4);
   const int64_t batch = int_arg(info, 5), M = int_arg(info, 6), N = int_arg(info, 7), K = int_arg(info, 8);
   const bool tA = int_arg(info, 9) != 0, tB = int_arg(info, 10) != 0;
@@ -49,11 +54,34 @@ Napi::Value Gemm(const Napi::CallbackInfo& info) {
   return env.Undefined();
 }
 
+// dropout(heap: Float32Array, x, y, mask (byte addresses), n, p, seed, offset, threads)
+Napi::Value Dropout(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  uint64_t bytes = 0;
+  uint8_t* base = heap_arg(info, 9, "cpu.dropout", &bytes);
+  const int64_t x = int_arg(info, 1, "cpu.dropout"), y = int_arg(info, 2, "cpu.dropout"), m = int_arg(info, 3, "cpu.dropout");
+  const int64_t n = int_arg(info, 4, "cpu.dropout");
+  if (!info[5].IsNumber()) throw Napi::TypeError::New(env, "cpu.dropout: argument 5 (p) must be a number");
+  const double p = info[5].As<Napi::Number>().DoubleValue();
+  if (!(p >= 0 && p < 1)) throw Napi::RangeError::New(env, "cpu.dropout: p must be in [0, 1), got " + std::to_string(p));
+  const uint64_t seed = (uint64_t)int_arg(info, 6, "cpu.dropout"), offset = (uint64_t)int_arg(info, 7, "cpu.dropout");
+  const int threads = (int)int_arg(info, 8, "cpu.dropout");
+  if ((x | y | m) & 3) throw Napi::RangeError::New(env, "cpu.dropout: addresses must be 4-byte aligned");
+  for (const int64_t at : {x, y, m})
+    if ((uint64_t)at + 4ull * (uint64_t)n > bytes) throw Napi::RangeError::New(env, "cpu.dropout: a vector of " + std::to_string(n) + " elements at " + std::to_string(at) + " reaches outside the heap");
+  apt_cpu::dropout_f32(reinterpret_cast<const float*>(base + x), reinterpret_cast<float*>(base + y),
+                       reinterpret_cast<float*>(base + m), n, p, seed, offset, threads);
+  return env.Undefined();
+}
+
 Napi::Value Isa(const Napi::CallbackInfo& info) { return Napi::String::New(info.Env(), apt_cpu::gemm_isa()); }
+Napi::Value DropoutIsa(const Napi::CallbackInfo& info) { return Napi::String::New(info.Env(), apt_cpu::dropout_isa()); }
 
 Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("gemm", Napi::Function::New(env, Gemm));
   exports.Set("isa", Napi::Function::New(env, Isa));
+  exports.Set("dropout", Napi::Function::New(env, Dropout));
+  exports.Set("dropoutIsa", Napi::Function::New(env, DropoutIsa));
   return exports;
 }
 

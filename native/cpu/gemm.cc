@@ -310,6 +310,8 @@ std::vector<float>& scratch(int t, int which) {
 
 const char* gemm_isa() { return isa().name; }
 
+void run_parallel(int T, const std::function<void(int)>& f) { pool().run(T, f); }
+
 void gemm_f32(const float* a, const float* b, float* c, const int32_t* offs, long batch, long M, long N, long K,
               bool ta, bool tb, int threads) {
   const Isa& I = isa();

@@ -1,5 +1,5 @@
 // Type declarations of the aptune CPU addon (build/Release/aptune_cpu.node, built from native/cpu/ by CMake with a
-// C++ compiler alone). The whole boundary: one GEMM over the wasm heap and the name of the chosen micro-kernel.
+// C++ compiler alone). The whole boundary: a GEMM and dropout over the wasm heap and the names of the chosen vector paths.
 // Invariants: addresses are byte addresses inside `heap` (a Float32Array over the whole WebAssembly memory); offs is
 // the address of batch (a, b, c) int32 triples of element offsets; everything is range-checked before the product.
 
@@ -9,4 +9,9 @@ export interface CpuAddon {
     transA: number, transB: number, threads: number): void;
   /** "avx512", "avx2" or "generic" */
   isa(): string;
+  /** y = x * mask for the n elements of the Philox draw (seed, offset) (engine/random.ts), mask = 0 or 1/(1-p);
+   *  synchronous, on `threads` threads; bit-identical to the WebAssembly kernel */
+  dropout(heap: Float32Array, x: number, y: number, mask: number, n: number, p: number, seed: number, offset: number, threads: number): void;
+  /** dropout's vector path: "avx512", "avx2" or "generic" (scalar, slower than WebAssembly SIMD: not used) */
+  dropoutIsa(): string;
 }

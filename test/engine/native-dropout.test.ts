@@ -1,0 +1,68 @@
+// The native CPU dropout (native/cpu/random.cc, used by the wasm backend when the addon has an AVX-512 or AVX2 path):
+// the WebAssembly kernel's bits, which are the reference's (backends.test.ts), for offsets that are not multiples of 4,
+// lengths with heads and tails, block counters that cross 2^32 inside one vector group, several p, 1 and 2 threads,
+// on this CPU's vector path and (in a child process, APTUNE_NATIVE_ISA=avx2) on the AVX2 one; and the addon's
+// range checks. Skips (with a message) when the kernels or the addon are not built or the CPU has neither path.
+import { spawnSync } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
+import { test } from 'uvu';
+import * as assert from 'uvu/assert';
+import { probeWasm } from '../helpers.ts';
+import type { TensorRef } from '../../engine/backend.ts';
+
+type WasmBackend = import('../../engine/backends/wasm.ts').WasmBackend;
+const { mod, why } = await probeWasm('wasm');
+const probe = mod && !mod.loadCpuAddonReason() ? mod.createWasmBackend({ threads: 1, name: 'nd-probe', nativeGemm: true }) : null;
+const reason = !mod ? `wasm backend unavailable: ${why}` : mod.loadCpuAddonReason() || (probe!.nativeDropout ? '' : 'the CPU addon has no AVX-512 or AVX2 dropout path here');
+if (reason) console.log(`native-dropout.test: SKIPPED: ${reason}`);
+const maybe = reason ? test.skip : test;
+
+function dropout(be: WasmBackend, x: Float32Array, p: number, offset: number): [Float32Array, Float32Array] {
+  const n = x.length, st = (len: number) => be.alloc(len, 'float32');
+  const xs = st(n), ys = st(n), ms = st(n);
+  be.write(xs, x);
+  const r = (s: typeof xs): TensorRef => ({ storage: s, offset: 0, shape: [n], dtype: 'float32' });
+  be.kernels.dropout([r(xs)], [r(ys), r(ms)], { p, seed: 0x1234_5678_9abc, offset });
+  const out: [Float32Array, Float32Array] = [be.read(ys) as Float32Array, be.read(ms) as Float32Array];
+  for (const s of [xs, ys, ms]) be.free(s);
+  return out;
+}
+
+maybe(`native dropout: the WebAssembly kernel's bits on 1 and 2 threads (${process.env.APTUNE_NATIVE_ISA ?? 'default'} ISA)`, () => {
+  const wasm = mod!.createWasmBackend({ threads: 1, name: 'nd-wasm', nativeGemm: false });
+  const n1 = mod!.createWasmBackend({ threads: 1, name: 'nd-n1', nativeGemm: true });
+  const n2 = mod!.createWasmBackend({ threads: 2, name: 'nd-n2', nativeGemm: true });
+  assert.ok(!wasm.nativeDropout && n1.nativeDropout && n2.nativeDropout);
+  console.log(`native-dropout.test: vector path ${n1.native!.dropoutIsa()}`);
+  let s = 7;
+  const cases: [number, number, number][] = [[4096, 0.1, 0], [4096 + 37, 1 / 3, 1], [65536 * 2 + 5, 0.5, 2], [70001, 0.05, 3],
+    [5000, 0.7, 2 ** 34 - 22], [9000, 0.1, 2 ** 34 - 4 * 70 + 1], [300001, 0.25, 44], [8192, 0, 12]];
+  for (const [n, p, off] of cases) {
+    const x = Float32Array.from({ length: n }, () => { s = (s * 1103515245 + 12345) % 2147483648; return s / 1073741824 - 1; });
+    const [yw, mw] = dropout(wasm, x, p, off);
+    for (const be of [n1, n2]) {
+      const [y, m] = dropout(be, x, p, off);
+      const bad = y.findIndex((v, i) => !Object.is(v, yw[i]) || !Object.is(m[i], mw[i]));
+      assert.is(bad, -1, `n=${n} p=${p} offset=${off} on ${be.name}: element ${bad} differs`);
+    }
+    const kept = mw.filter((v) => v !== 0).length / n;
+    assert.ok(Math.abs(kept - (1 - p)) < 0.05, `n=${n}: keep rate ${kept} for p=${p}`);
+  }
+});
+
+maybe('native dropout: the addon refuses vectors outside the heap and p outside [0, 1)', () => {
+  const be = mod!.createWasmBackend({ threads: 1, name: 'nd-range', nativeGemm: true });
+  const heap = be.rt.f32, end = heap.length * 4;
+  assert.throws(() => be.native!.dropout(heap, 0, 64, end - 64, 100, 0.1, 1, 0, 1), /cpu.dropout: a vector of 100 elements at \d+ reaches outside the heap/);
+  assert.throws(() => be.native!.dropout(heap, 0, 64, 128, 10, 1, 1, 0, 1), /cpu.dropout: p must be in \[0, 1\)/);
+  assert.throws(() => be.native!.dropout(heap, 2, 64, 128, 10, 0.1, 1, 0, 1), /4-byte aligned/);
+});
+
+// the other vector path, in a child process (the ISA is chosen once per process)
+(!reason && !process.env.APTUNE_NATIVE_ISA && probe!.native!.dropoutIsa() === 'avx512' ? test : test.skip)('native dropout: the AVX2 path too (child process)', () => {
+  const r = spawnSync(process.execPath, ['--import', 'tsx', fileURLToPath(import.meta.url)], { encoding: 'utf8', env: { ...process.env, APTUNE_NATIVE_ISA: 'avx2' } });
+  assert.is(r.status, 0, `child failed: ${(r.stdout + r.stderr).slice(-2000)}`);
+  assert.match(r.stdout, /vector path avx2/);
+});
+
+test.run();
