@@ -66,7 +66,7 @@ export class WasmBackend implements Backend {
   private live = 0;
   /** the native CPU GEMM on this heap, or null (WebAssembly GEMM) */
   readonly native: CpuAddon | null;
-  /** dropout through the native addon too: it has a vector path (AVX-512 or AVX2) on this CPU */
+  /** dropout and bias + GELU through the native addon too: it has their vector path (AVX-512 or AVX2) on this CPU */
   readonly nativeDropout: boolean;
 
   constructor(opts: WasmBackendOptions = {}) {
@@ -75,7 +75,7 @@ export class WasmBackend implements Backend {
     const st = nativeCpuGemmStatus();
     if (opts.nativeGemm === true && !loadCpuAddon().addon) throw new Error(`wasm backend: nativeGemm requested but ${loadCpuAddon().reason}`);
     this.native = (opts.nativeGemm ?? st.available) ? loadCpuAddon().addon : null;
-    this.nativeDropout = typeof this.native?.dropout === 'function' && this.native.dropoutIsa() !== 'generic';
+    this.nativeDropout = typeof this.native?.biasGelu === 'function' && this.native.dropoutIsa() !== 'generic';
     this.descPtr = this.rt.malloc(this.descCap * 4);
     this.counterPtr = this.rt.malloc(64);
     this.kernels = this.makeKernels();
@@ -312,7 +312,10 @@ export class WasmBackend implements Backend {
       const D = x.shape[x.shape.length - 1], rows = numel(x.shape.slice(0, -1));
       if (rows * D === 0) return;
       if (numel(b.shape) !== D) throw new Error(`wasm ${op}: bias [${b.shape}] does not match last dim ${D}`);
-      const args = [this.p(x), this.p(b), inputs[2] ? this.p(inputs[2]) : 0, this.p(out), D]; // g = 0: forward
+      const [px, pb, pg, po] = [this.p(x), this.p(b), inputs[2] ? this.p(inputs[2]) : 0, this.p(out)]; // g = 0: forward
+      // the native AVX-512 / AVX2 kernel: the same formulas on 16 / 8 lanes (agrees to float rounding)
+      if (this.nativeDropout && rows * D >= 4096 && this.native!.biasGelu(this.rt.f32, px, pb, pg, po, rows, D, this.rt.threads)) return;
+      const args = [px, pb, pg, po, D];
       rt.dispatch('bias_gelu_f32', this.parts(rows, D * 16).map(([r0, r1]) => [...args, r0, r1]));
     };
 

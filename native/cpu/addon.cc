@@ -1,5 +1,5 @@
 // The aptune CPU addon (build/Release/aptune_cpu.node; declared for TypeScript in native/cpu/index.d.ts): a native
-// float32 GEMM and dropout that work in place on the WebAssembly backend's shared linear memory (a Float32Array over
+// float32 GEMM, dropout and bias + GELU that work in place on the WebAssembly backend's shared linear memory (a Float32Array over
 // the whole memory is passed; its backing store is the heap itself, so nothing is copied). Built by CMake with a C++
 // compiler alone (no nvcc, no BLAS).
 // Invariants: every matrix, vector and the offsets table are range-checked against the memory's byte length before
@@ -74,6 +74,24 @@ Napi::Value Dropout(const Napi::CallbackInfo& info) {
   return env.Undefined();
 }
 
+// biasGelu(heap: Float32Array, x, bias, g (0: the forward), out (byte addresses), rows, D, threads) -> false when
+// this CPU has no vector path (the caller keeps the WebAssembly kernel)
+Napi::Value BiasGelu(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  uint64_t bytes = 0;
+  uint8_t* base = heap_arg(info, 8, "cpu.biasGelu", &bytes);
+  int64_t v[7];
+  for (int i = 0; i < 7; ++i) v[i] = int_arg(info, i + 1, "cpu.biasGelu");
+  const int64_t x = v[0], b = v[1], g = v[2], o = v[3], rows = v[4], D = v[5];
+  if ((x | b | g | o) & 3) throw Napi::RangeError::New(env, "cpu.biasGelu: addresses must be 4-byte aligned");
+  const uint64_t n = (uint64_t)rows * (uint64_t)D;
+  for (const int64_t at : {x, g, o})
+    if ((at != g || g != 0) && (uint64_t)at + 4 * n > bytes) throw Napi::RangeError::New(env, "cpu.biasGelu: a [" + std::to_string(rows) + ", " + std::to_string(D) + "] matrix at " + std::to_string(at) + " reaches outside the heap");
+  if ((uint64_t)b + 4 * (uint64_t)D > bytes) throw Napi::RangeError::New(env, "cpu.biasGelu: the bias reaches outside the heap");
+  const float* f = reinterpret_cast<const float*>(base);
+  return Napi::Boolean::New(env, apt_cpu::bias_gelu_f32(f + x / 4, f + b / 4, g ? f + g / 4 : nullptr, reinterpret_cast<float*>(base + o), rows, D, (int)v[6]));
+}
+
 Napi::Value Isa(const Napi::CallbackInfo& info) { return Napi::String::New(info.Env(), apt_cpu::gemm_isa()); }
 Napi::Value DropoutIsa(const Napi::CallbackInfo& info) { return Napi::String::New(info.Env(), apt_cpu::dropout_isa()); }
 
@@ -82,6 +100,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("isa", Napi::Function::New(env, Isa));
   exports.Set("dropout", Napi::Function::New(env, Dropout));
   exports.Set("dropoutIsa", Napi::Function::New(env, DropoutIsa));
+  exports.Set("biasGelu", Napi::Function::New(env, BiasGelu));
   return exports;
 }
 

@@ -1,5 +1,5 @@
-// Native CPU kernels of the aptune CPU addon: the GEMM and its thread pool (native/cpu/gemm.cc) and dropout
-// (native/cpu/random.cc), as the Node-API entries (native/cpu/addon.cc) call them.
+// Native CPU kernels of the aptune CPU addon: the GEMM and its thread pool (native/cpu/gemm.cc), dropout
+// (native/cpu/random.cc) and bias + GELU (native/cpu/gelu.cc), as the Node-API entries (native/cpu/addon.cc) call them.
 // Invariants: pointers are float32 matrices inside one memory (the wasm heap); offs holds one (a, b, c) triple of
 // element offsets per batch; C [M, N] row-major = op(A) op(B) with A [M, K] ([K, M] if ta), B [K, N] ([N, K] if tb).
 #pragma once
@@ -17,4 +17,6 @@ void run_parallel(int T, const std::function<void(int)>& f);
 void dropout_f32(const float* x, float* y, float* mask, int64_t n, double p, uint64_t seed, uint64_t offset, int threads);
 /** the vector path dropout_f32 takes: "avx512", "avx2" or "generic" (scalar: slower than WebAssembly SIMD) */
 const char* dropout_isa();
+/** out = gelu(x + b) (g null) or g * gelu'(x + b), x [rows, D]; false (nothing written) without an AVX-512 or AVX2 path */
+bool bias_gelu_f32(const float* x, const float* b, const float* g, float* out, long rows, long D, int threads);
 }  // namespace apt_cpu

@@ -1,5 +1,5 @@
 // Type declarations of the aptune CPU addon (build/Release/aptune_cpu.node, built from native/cpu/ by CMake with a
-// C++ compiler alone). The whole boundary: a GEMM and dropout over the wasm heap and the names of the chosen vector paths.
+// C++ compiler alone). The whole boundary: a GEMM, dropout and bias + GELU over the wasm heap and the names of the chosen vector paths.
 // Invariants: addresses are byte addresses inside `heap` (a Float32Array over the whole WebAssembly memory); offs is
 // the address of batch (a, b, c) int32 triples of element offsets; everything is range-checked before the product.
 
@@ -14,4 +14,7 @@ export interface CpuAddon {
   dropout(heap: Float32Array, x: number, y: number, mask: number, n: number, p: number, seed: number, offset: number, threads: number): void;
   /** dropout's vector path: "avx512", "avx2" or "generic" (scalar, slower than WebAssembly SIMD: not used) */
   dropoutIsa(): string;
+  /** out = gelu(x + bias) (g = 0) or g * gelu'(x + bias) for x [rows, D]; false (nothing written) when the CPU has
+   *  neither vector path; agrees with the WebAssembly kernel to float rounding */
+  biasGelu(heap: Float32Array, x: number, bias: number, g: number, out: number, rows: number, D: number, threads: number): boolean;
 }
