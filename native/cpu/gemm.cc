@@ -36,22 +36,24 @@ constexpr int MC_ROWS = 96;  // rows of A per packed block (a multiple of 6 and 
 struct Isa {
   const char* name;
   int mr, nr;
-  void (*kernel)(int kc, const float* a, const float* b, float* c, long ldc, bool acc);
+  void (*kernel)(int kc, const float* a, long rs, long ks, const float* b, float* c, long ldc, bool acc);
 };
 
-// ---- micro-kernels: c[MR x NR] (row stride ldc) = or += sum_k a[k][r] * b[k][c] ----------------------------------
+// ---- micro-kernels: c[MR x NR] (row stride ldc) = or += sum_k a(r, k) * b[k][c], a(r, k) = a[r * rs + k * ks] --------
+// (a packed A panel: rs 1, ks MR; A read in place: rs K, ks 1, or A transposed: rs 1, ks M)
 
-void kernel_generic(int kc, const float* a, const float* b, float* c, long ldc, bool acc) {
+void kernel_generic(int kc, const float* a, long rs, long ks, const float* b, float* c, long ldc, bool acc) {
   float t[4][8] = {};
   for (int k = 0; k < kc; ++k)
     for (int r = 0; r < 4; ++r)
-      for (int j = 0; j < 8; ++j) t[r][j] += a[k * 4 + r] * b[k * 8 + j];
+      for (int j = 0; j < 8; ++j) t[r][j] += a[r * rs + k * ks] * b[k * 8 + j];
   for (int r = 0; r < 4; ++r)
     for (int j = 0; j < 8; ++j) c[r * ldc + j] = acc ? c[r * ldc + j] + t[r][j] : t[r][j];
 }
 
 #ifdef APT_X86
-__attribute__((target("avx2,fma"))) void kernel_avx2(int kc, const float* a, const float* b, float* c, long ldc, bool acc) {
+__attribute__((target("avx2,fma"))) void kernel_avx2(int kc, const float* a, long rs, long ks, const float* b, float* c, long ldc, bool acc) {
+  const long r2 = 2 * rs, r3 = 3 * rs, r4 = 4 * rs, r5 = 5 * rs;
   __m256 c00 = _mm256_setzero_ps(), c01 = _mm256_setzero_ps(), c10 = _mm256_setzero_ps(), c11 = _mm256_setzero_ps();
   __m256 c20 = _mm256_setzero_ps(), c21 = _mm256_setzero_ps(), c30 = _mm256_setzero_ps(), c31 = _mm256_setzero_ps();
   __m256 c40 = _mm256_setzero_ps(), c41 = _mm256_setzero_ps(), c50 = _mm256_setzero_ps(), c51 = _mm256_setzero_ps();
@@ -59,17 +61,17 @@ __attribute__((target("avx2,fma"))) void kernel_avx2(int kc, const float* a, con
     const __m256 b0 = _mm256_loadu_ps(b), b1 = _mm256_loadu_ps(b + 8);
     __m256 x = _mm256_broadcast_ss(a);
     c00 = _mm256_fmadd_ps(x, b0, c00); c01 = _mm256_fmadd_ps(x, b1, c01);
-    x = _mm256_broadcast_ss(a + 1);
+    x = _mm256_broadcast_ss(a + rs);
     c10 = _mm256_fmadd_ps(x, b0, c10); c11 = _mm256_fmadd_ps(x, b1, c11);
-    x = _mm256_broadcast_ss(a + 2);
+    x = _mm256_broadcast_ss(a + r2);
     c20 = _mm256_fmadd_ps(x, b0, c20); c21 = _mm256_fmadd_ps(x, b1, c21);
-    x = _mm256_broadcast_ss(a + 3);
+    x = _mm256_broadcast_ss(a + r3);
     c30 = _mm256_fmadd_ps(x, b0, c30); c31 = _mm256_fmadd_ps(x, b1, c31);
-    x = _mm256_broadcast_ss(a + 4);
+    x = _mm256_broadcast_ss(a + r4);
     c40 = _mm256_fmadd_ps(x, b0, c40); c41 = _mm256_fmadd_ps(x, b1, c41);
-    x = _mm256_broadcast_ss(a + 5);
+    x = _mm256_broadcast_ss(a + r5);
     c50 = _mm256_fmadd_ps(x, b0, c50); c51 = _mm256_fmadd_ps(x, b1, c51);
-    a += 6; b += 16;
+    a += ks; b += 16;
   }
   __m256* rows[6][2] = {{&c00, &c01}, {&c10, &c11}, {&c20, &c21}, {&c30, &c31}, {&c40, &c41}, {&c50, &c51}};
   for (int r = 0; r < 6; ++r) {
@@ -80,7 +82,8 @@ __attribute__((target("avx2,fma"))) void kernel_avx2(int kc, const float* a, con
   }
 }
 
-__attribute__((target("avx512f"))) void kernel_avx512(int kc, const float* a, const float* b, float* c, long ldc, bool acc) {
+__attribute__((target("avx512f"))) void kernel_avx512(int kc, const float* a, long rs, long ks, const float* b, float* c, long ldc, bool acc) {
+  const long r2 = 2 * rs, r3 = 3 * rs, r4 = 4 * rs, r5 = 5 * rs, r6 = 6 * rs, r7 = 7 * rs;
   __m512 c00 = _mm512_setzero_ps(), c01 = _mm512_setzero_ps(), c10 = _mm512_setzero_ps(), c11 = _mm512_setzero_ps();
   __m512 c20 = _mm512_setzero_ps(), c21 = _mm512_setzero_ps(), c30 = _mm512_setzero_ps(), c31 = _mm512_setzero_ps();
   __m512 c40 = _mm512_setzero_ps(), c41 = _mm512_setzero_ps(), c50 = _mm512_setzero_ps(), c51 = _mm512_setzero_ps();
@@ -89,21 +92,21 @@ __attribute__((target("avx512f"))) void kernel_avx512(int kc, const float* a, co
     const __m512 b0 = _mm512_loadu_ps(b), b1 = _mm512_loadu_ps(b + 16);
     __m512 x = _mm512_set1_ps(a[0]);
     c00 = _mm512_fmadd_ps(x, b0, c00); c01 = _mm512_fmadd_ps(x, b1, c01);
-    x = _mm512_set1_ps(a[1]);
+    x = _mm512_set1_ps(a[rs]);
     c10 = _mm512_fmadd_ps(x, b0, c10); c11 = _mm512_fmadd_ps(x, b1, c11);
-    x = _mm512_set1_ps(a[2]);
+    x = _mm512_set1_ps(a[r2]);
     c20 = _mm512_fmadd_ps(x, b0, c20); c21 = _mm512_fmadd_ps(x, b1, c21);
-    x = _mm512_set1_ps(a[3]);
+    x = _mm512_set1_ps(a[r3]);
     c30 = _mm512_fmadd_ps(x, b0, c30); c31 = _mm512_fmadd_ps(x, b1, c31);
-    x = _mm512_set1_ps(a[4]);
+    x = _mm512_set1_ps(a[r4]);
     c40 = _mm512_fmadd_ps(x, b0, c40); c41 = _mm512_fmadd_ps(x, b1, c41);
-    x = _mm512_set1_ps(a[5]);
+    x = _mm512_set1_ps(a[r5]);
     c50 = _mm512_fmadd_ps(x, b0, c50); c51 = _mm512_fmadd_ps(x, b1, c51);
-    x = _mm512_set1_ps(a[6]);
+    x = _mm512_set1_ps(a[r6]);
     c60 = _mm512_fmadd_ps(x, b0, c60); c61 = _mm512_fmadd_ps(x, b1, c61);
-    x = _mm512_set1_ps(a[7]);
+    x = _mm512_set1_ps(a[r7]);
     c70 = _mm512_fmadd_ps(x, b0, c70); c71 = _mm512_fmadd_ps(x, b1, c71);
-    a += 8; b += 32;
+    a += ks; b += 32;
   }
   __m512* rows[8][2] = {{&c00, &c01}, {&c10, &c11}, {&c20, &c21}, {&c30, &c31}, {&c40, &c41}, {&c50, &c51}, {&c60, &c61}, {&c70, &c71}};
   for (int r = 0; r < 8; ++r) {
@@ -209,20 +212,30 @@ void gemm_block(const float* a, const float* b, float* c, long M, long N, long K
     pack_b(b, tb, N, K, p0, kc, n0, nc, NR, pb);
     for (long i0 = m0; i0 < m1; i0 += mcMax) {
       const int mc = (int)std::min<long>(mcMax, m1 - i0);
-      pack_a(a, ta, M, K, i0, mc, p0, kc, MR, pa);
+      // few column panels: A is read in place by full-height tiles (packing it would cost about what they compute)
+      const bool direct = nc <= 8L * NR;
+      if (!direct) pack_a(a, ta, M, K, i0, mc, p0, kc, MR, pa);
       for (long jp = 0; jp < nc; jp += NR) {
         const float* bp = pb + jp * kc;
         const int w = (int)std::min<long>(NR, nc - jp);
         for (int ip = 0; ip < mc; ip += MR) {
-          const float* ap = pa + (long)ip * kc;
           const int h = std::min(MR, mc - ip);
+          const float* ap = pa + (long)ip * kc;
+          long rs = 1, ks = MR;
+          if (direct && h == MR) {
+            ap = ta ? a + p0 * M + i0 + ip : a + (i0 + ip) * K + p0;
+            rs = ta ? 1 : K; ks = ta ? M : 1;
+          } else if (direct) {
+            pack_a(a, ta, M, K, i0 + ip, h, p0, kc, MR, pa);  // the partial last tile only
+            ap = pa;
+          }
           float* cp = c + (i0 + ip) * ldc + n0 + jp;
           if (h == MR && w == NR) {
-            I.kernel(kc, ap, bp, cp, ldc, acc);
+            I.kernel(kc, ap, rs, ks, bp, cp, ldc, acc);
           } else {
             if (acc)
               for (int r = 0; r < h; ++r) std::memcpy(tmp + r * NR, cp + r * ldc, sizeof(float) * w);
-            I.kernel(kc, ap, bp, tmp, NR, acc);
+            I.kernel(kc, ap, rs, ks, bp, tmp, NR, acc);
             for (int r = 0; r < h; ++r) std::memcpy(cp + r * ldc, tmp + r * NR, sizeof(float) * w);
           }
         }

@@ -131,8 +131,10 @@ export const MM: [number[], number[], number, number, number][] = [
   [[], [], 1, 1, 1], [[], [], 37, 29, 19], [[], [], 67, 131, 45], [[3], [3], 5, 8, 7], [[2, 1], [3], 13, 17, 11],
   [[1], [4], 2, 9, 1], [[3], [], 6, 2, 4], [[2, 3], [2, 3], 9, 16, 9], [[], [], 128, 300, 96],
   [[], [3], 5, 6, 2], [[3, 1], [2], 4, 5, 6], [[2], [], 64, 96, 128], [[3, 2], [3, 1], 5, 6, 4],
-  // several k-blocks (256 / 512), tile and panel edges of every GEMM (4x8, 6x16, 8x32): wasm and native CPU
-  [[2], [2], 70, 600, 45], [[], [], 131, 530, 97],
+  // several k-blocks (256 / 512), tile and panel edges of every GEMM (4x8, 6x16, 8x32): wasm and native CPU; the
+  // native GEMM reads A in place when a thread's columns span at most 8 panels (N <= 256 on AVX-512, 128 on AVX2),
+  // else packs it: both paths, with partial row tiles
+  [[2], [2], 70, 600, 45], [[], [], 131, 530, 97], [[], [], 75, 530, 300], [[2], [], 37, 70, 290],
 ];
 for (const [ba, bb, M, K, N] of MM) {
   for (const transA of [false, true]) for (const transB of [false, true]) {
