@@ -1,6 +1,7 @@
 // Native CPU float32 GEMM of the aptune CPU addon (aptune_cpu.node): batched C = op(A) op(B) on the WebAssembly
 // backend's linear memory, in place (the host passes the memory's base and byte addresses inside it; no copy).
-// GotoBLAS/BLIS loop order: B packed in KC x NR panels, A in MR x KC panels, a register tile of MR x NR.
+// GotoBLAS/BLIS loop order: B packed in KC x NR panels, A in MR x KC panels, a register tile of MR x NR; when a
+// thread's columns span at most 8 panels (attention's per-head products), full-height tiles read A in place instead.
 // Micro-kernels: AVX-512F 8 x 32 and AVX2+FMA 6 x 16 (each compiled with a target attribute and chosen at run time
 // with __builtin_cpu_supports; env APTUNE_NATIVE_ISA=avx2|generic forces a lower one), and a portable scalar one.
 // Threads: a fixed pool (the calling thread + T-1 workers sleeping on a condition variable, never spinning, so the
