@@ -647,9 +647,6 @@ export interface PretrainOptions {
    * the ITM / MLM heads (default the recipe's), like METER's lr_mult_cross_modal / lr_mult_head
    */
   fusionLrMult?: number;
-  /** METER: multiplies the initial weight matrices of the fusion (cross_modal_*: transforms, co-attention layers,
-   *  poolers) by this (default 1: N(0, 0.02) as the reference) */
-  fusionInitScale?: number;
   /** start from this `aptune pretrain` checkpoint (same model config and vocabulary) instead of a fresh init */
   init?: string;
   weightDecay?: number;
@@ -737,13 +734,6 @@ export async function runPretrain(o: PretrainOptions): Promise<PretrainResult> {
     bb.loadStateDict(new Map([...ck.tensors].map(([k, h]) => [k, fromHost(h)])), { strict: false });
     log(`init from ${o.init}`);
   }
-  const fusionInitScale = o.fusionInitScale ?? 1;
-  if (!(fusionInitScale > 0)) throw new Error(`pretrain: fusionInitScale must be positive, got ${fusionInitScale}`);
-  if (fusionInitScale !== 1 && !o.init) {
-    const scaled = bb.namedParameters().filter(([n, p]) => n.startsWith('cross_modal_') && n.endsWith('.weight') && p.shape.length === 2);
-    bb.loadStateDict(new Map(scaled.map(([n, p]) => [n, noGrad(() => p.mul(fusionInitScale))])), { strict: false });
-    log(`fusion init: ${scaled.length} weight matrices scaled by ${fusionInitScale}`);
-  }
   const nParams = bb.parameters().reduce((s, p) => s + p.size, 0);
   const desc = backbone === 'vilt'
     ? ((c: ViltConfig) => `vilt: hidden ${c.hidden}, ${c.layers} layers, ${c.heads} heads, MLP ${c.mlp}, patch ${c.patch}, vocab ${c.vocab}`)(cfg as ViltConfig)
@@ -791,7 +781,7 @@ export async function runPretrain(o: PretrainOptions): Promise<PretrainResult> {
   const { log: _log, ...options } = o;
   const runFile: RunFile = {
     command: 'pretrain', started: new Date().toISOString(), options,
-    resolved: { kind: PRETRAIN_KIND, backbone, modelConfig: cfg, steps, batchSize: B, lr, seed, itmWeight, mlmPass, itcPositives, itcWarmup, fusionLrMult, fusionInitScale, hardStart, maskProb, hardFraction, imageSize, maxTextLen },
+    resolved: { kind: PRETRAIN_KIND, backbone, modelConfig: cfg, steps, batchSize: B, lr, seed, itmWeight, mlmPass, itcPositives, itcWarmup, fusionLrMult, hardStart, maskProb, hardFraction, imageSize, maxTextLen },
   };
   writeRunFile(runDir, runFile);
   const gate = (step: number) => {
@@ -837,7 +827,7 @@ export async function runPretrain(o: PretrainOptions): Promise<PretrainResult> {
   const verdict = gateReport(last);
   saveCheckpoint(o.out, bb.stateDict(), {
     kind: PRETRAIN_KIND, backbone, preset: o.preset ?? 'synth', modelConfig: cfg, maxTextLen, imageSize, textPrefix,
-    seed, steps, batchSize: B, lr, itcPool: heads.pool, maskProb, hardFraction, hardStart, itmWeight, mlmPass, itcPositives, itcWarmup, fusionLrMult, fusionInitScale, ...(o.init ? { init: path.resolve(o.init) } : {}),
+    seed, steps, batchSize: B, lr, itcPool: heads.pool, maskProb, hardFraction, hardStart, itmWeight, mlmPass, itcPositives, itcWarmup, fusionLrMult, ...(o.init ? { init: path.resolve(o.init) } : {}),
     gates: last, gatesPassed: verdict.pass, gateThresholds: PRETRAIN_GATES,
     recipe: { command: o.command ?? commandLine(), commit, synthVersion: synthReport.version, dataSeed: synthReport.seed, dataSize: synthReport.size, seconds: +seconds.toFixed(1), machine: machineLine(), threads: process.env.APTUNE_THREADS ?? 'default' },
     vocab: [...vocab.keys()],
