@@ -5,7 +5,8 @@ backward, AdamW) per method on the same shapes as aptune's step (bench/train-ste
 What it is: a compact float32 ViLT (pre-norm ViT blocks, fused qkv, GELU MLP, BERT text embeddings, 32x32 patch conv,
 pooler, VQA classifier) with the methods apt (M=200, h=4 after each attention output), deep_prompt (200 tokens per
 layer), lora (r=4 on q and v) and classifier_only, following scripts/make_parity_fixtures.py (the parity reference) but
-in float32, with nn.Parameters, dropout 0.1 where aptune's ViLT has it, and a frozen backbone.
+in float32, with nn.Parameters, dropout 0.1 where aptune's ViLT has it (not on attention probabilities), and a frozen
+backbone.
 Does not: load weights or data (random; the cost does not depend on them), or choose thread settings (the caller sets
 OMP_NUM_THREADS / OPENBLAS_NUM_THREADS in the environment before torch starts).
 Output: one JSON line {"torch": version, "threads": {...}, "results": {method: {"ms": [..], "maxrss_mb": n}}}.
@@ -86,7 +87,7 @@ def forward(P, cfg, method, ids, img, drop=0.1):
         q = q[:, :n]
         sp = lambda z: z.reshape(B, z.shape[1], H, D // H).permute(0, 2, 1, 3)
         att = (sp(q) @ sp(k).transpose(-2, -1)) * (D // H) ** -0.5
-        att = F.dropout(att.softmax(-1), drop, True)
+        att = att.softmax(-1)  # no dropout on the probabilities: ViLT's attn_drop_rate is 0 (apt-spec §1.1), as in aptune
         ctx = (att @ sp(vv)).permute(0, 2, 1, 3).reshape(B, n, D)
         out = F.linear(ctx, P[f"{i}.proj.w"], P[f"{i}.proj.b"])
         if method == "apt":
