@@ -41,6 +41,8 @@ const BINARY = familyCodes('binary'), UNARY = familyCodes('unary'), UNARY_BACKWA
 
 /** Multiply-adds below which a matmul stays in WebAssembly even when the native GEMM is on (call overhead). */
 const NATIVE_MIN_MACS = 1 << 15;
+/** Elements below which dropout and bias + GELU stay in WebAssembly even when the native vector path is on. */
+const NATIVE_MIN_ELEMENTS = 4096;
 /** Elements per thread below which a kernel stays on the calling thread. */
 const PAR_MIN = 1 << 15;
 /** Elements per partial sum of a full reduction of at least 2 chunks (fixed, so results do not depend on the
@@ -67,7 +69,7 @@ export class WasmBackend implements Backend {
   /** the native CPU GEMM on this heap, or null (WebAssembly GEMM) */
   readonly native: CpuAddon | null;
   /** dropout and bias + GELU through the native addon too: it has their vector path (AVX-512 or AVX2) on this CPU */
-  readonly nativeDropout: boolean;
+  readonly nativeElementwise: boolean;
 
   constructor(opts: WasmBackendOptions = {}) {
     this.name = opts.name ?? 'wasm';
@@ -75,7 +77,7 @@ export class WasmBackend implements Backend {
     const st = nativeCpuGemmStatus();
     if (opts.nativeGemm === true && !loadCpuAddon().addon) throw new Error(`wasm backend: nativeGemm requested but ${loadCpuAddon().reason}`);
     this.native = (opts.nativeGemm ?? st.available) ? loadCpuAddon().addon : null;
-    this.nativeDropout = typeof this.native?.biasGelu === 'function' && this.native.dropoutIsa() !== 'generic';
+    this.nativeElementwise = typeof this.native?.biasGelu === 'function' && this.native.isa() !== 'generic';
     this.descPtr = this.rt.malloc(this.descCap * 4);
     this.counterPtr = this.rt.malloc(64);
     this.kernels = this.makeKernels();
@@ -314,7 +316,7 @@ export class WasmBackend implements Backend {
       if (numel(b.shape) !== D) throw new Error(`wasm ${op}: bias [${b.shape}] does not match last dim ${D}`);
       const [px, pb, pg, po] = [this.p(x), this.p(b), inputs[2] ? this.p(inputs[2]) : 0, this.p(out)]; // g = 0: forward
       // the native AVX-512 / AVX2 kernel: the same formulas on 16 / 8 lanes (agrees to float rounding)
-      if (this.nativeDropout && rows * D >= 4096 && this.native!.biasGelu(this.rt.f32, px, pb, pg, po, rows, D, this.rt.threads)) return;
+      if (this.nativeElementwise && rows * D >= NATIVE_MIN_ELEMENTS && this.native!.biasGelu(this.rt.f32, px, pb, pg, po, rows, D, this.rt.threads)) return;
       const args = [px, pb, pg, po, D];
       rt.dispatch('bias_gelu_f32', this.parts(rows, D * 16).map(([r0, r1]) => [...args, r0, r1]));
     };
@@ -419,7 +421,7 @@ export class WasmBackend implements Backend {
         if (!(attrs.p >= 0 && attrs.p < 1)) throw new Error(`wasm dropout: p must be in [0, 1), got ${attrs.p}`);
         const px = this.p(x), py = this.p(y), pm = this.p(mask), n = numel(x.shape);
         // the same bits either way; the native AVX-512 / AVX2 Philox runs about 5x the WebAssembly SIMD one
-        if (this.nativeDropout && n >= 4096) this.native!.dropout(this.rt.f32, px, py, pm, n, attrs.p, attrs.seed, attrs.offset, this.rt.threads);
+        if (this.nativeElementwise && n >= NATIVE_MIN_ELEMENTS) this.native!.dropout(this.rt.f32, px, py, pm, n, attrs.p, attrs.seed, attrs.offset, this.rt.threads);
         else this.elementwise('random_f32', n, (a, b) => [pm, 2, attrs.seed, attrs.offset, attrs.p, 0, px, py, a, b]);
       },
       random_uniform: (_i, outputs, attrs) => {

@@ -9,6 +9,7 @@
 
 #include <cstdint>
 #include <string>
+#include <vector>
 
 #include "gemm.h"
 
@@ -85,21 +86,22 @@ Napi::Value BiasGelu(const Napi::CallbackInfo& info) {
   const int64_t x = v[0], b = v[1], g = v[2], o = v[3], rows = v[4], D = v[5];
   if ((x | b | g | o) & 3) throw Napi::RangeError::New(env, "cpu.biasGelu: addresses must be 4-byte aligned");
   const uint64_t n = (uint64_t)rows * (uint64_t)D;
-  for (const int64_t at : {x, g, o})
-    if ((at != g || g != 0) && (uint64_t)at + 4 * n > bytes) throw Napi::RangeError::New(env, "cpu.biasGelu: a [" + std::to_string(rows) + ", " + std::to_string(D) + "] matrix at " + std::to_string(at) + " reaches outside the heap");
+  std::vector<int64_t> mats{x, o};
+  if (g != 0) mats.push_back(g);  // g 0: the forward, no gradient to read
+  for (const int64_t at : mats)
+    if ((uint64_t)at + 4 * n > bytes)
+      throw Napi::RangeError::New(env, "cpu.biasGelu: a [" + std::to_string(rows) + ", " + std::to_string(D) + "] matrix at " + std::to_string(at) + " reaches outside the heap");
   if ((uint64_t)b + 4 * (uint64_t)D > bytes) throw Napi::RangeError::New(env, "cpu.biasGelu: the bias reaches outside the heap");
   const float* f = reinterpret_cast<const float*>(base);
   return Napi::Boolean::New(env, apt_cpu::bias_gelu_f32(f + x / 4, f + b / 4, g ? f + g / 4 : nullptr, reinterpret_cast<float*>(base + o), rows, D, (int)v[6]));
 }
 
 Napi::Value Isa(const Napi::CallbackInfo& info) { return Napi::String::New(info.Env(), apt_cpu::gemm_isa()); }
-Napi::Value DropoutIsa(const Napi::CallbackInfo& info) { return Napi::String::New(info.Env(), apt_cpu::dropout_isa()); }
 
 Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("gemm", Napi::Function::New(env, Gemm));
   exports.Set("isa", Napi::Function::New(env, Isa));
   exports.Set("dropout", Napi::Function::New(env, Dropout));
-  exports.Set("dropoutIsa", Napi::Function::New(env, DropoutIsa));
   exports.Set("biasGelu", Napi::Function::New(env, BiasGelu));
   return exports;
 }

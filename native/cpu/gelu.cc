@@ -96,12 +96,12 @@ __attribute__((target("avx2,fma"))) void rows_avx2(const float* x, const float* 
 
 bool bias_gelu_f32(const float* x, const float* b, const float* g, float* out, long rows, long D, int threads) {
 #if defined(__x86_64__) || defined(_M_X64)
-  const bool w16 = std::strcmp(dropout_isa(), "avx512") == 0;
-  if (!w16 && std::strcmp(dropout_isa(), "avx2") != 0) return false;
+  const int lanes = vector_lanes();
+  if (lanes == 0) return false;
   const int T = (int)std::max<long>(1, std::min<long>(std::min(threads, 64), rows * D / 65536));
   run_parallel(T, [&](int t) {
     const long r0 = rows * t / T, r1 = rows * (t + 1) / T;
-    if (w16) rows_avx512(x, b, g, out, r0, r1, D); else rows_avx2(x, b, g, out, r0, r1, D);
+    if (lanes == 16) rows_avx512(x, b, g, out, r0, r1, D); else rows_avx2(x, b, g, out, r0, r1, D);
   });
   return true;
 #else

@@ -324,6 +324,14 @@ std::vector<float>& scratch(int t, int which) {
 
 const char* gemm_isa() { return isa().name; }
 
+int vector_lanes() {
+#ifdef APT_X86
+  if (&isa() == &kAvx512) return 16;
+  if (&isa() == &kAvx2) return 8;
+#endif
+  return 0;
+}
+
 void run_parallel(int T, const std::function<void(int)>& f) { pool().run(T, f); }
 
 void gemm_f32(const float* a, const float* b, float* c, const int32_t* offs, long batch, long M, long N, long K,

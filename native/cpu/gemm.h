@@ -15,8 +15,9 @@ const char* gemm_isa();
 void run_parallel(int T, const std::function<void(int)>& f);
 /** y = x * mask (both written) for the n elements of the Philox draw (seed, offset), on `threads` threads */
 void dropout_f32(const float* x, float* y, float* mask, int64_t n, double p, uint64_t seed, uint64_t offset, int threads);
-/** the vector path dropout_f32 takes: "avx512", "avx2" or "generic" (scalar: slower than WebAssembly SIMD) */
-const char* dropout_isa();
+/** float lanes of the element-wise kernels' vector path on this CPU (gemm_isa's: 16 for avx512, 8 for avx2, 0 for
+ *  generic, where dropout and bias + GELU are slower than WebAssembly SIMD and the host does not call them) */
+int vector_lanes();
 /** out = gelu(x + b) (g null) or g * gelu'(x + b), x [rows, D]; false (nothing written) without an AVX-512 or AVX2 path */
 bool bias_gelu_f32(const float* x, const float* b, const float* g, float* out, long rows, long D, int threads);
 }  // namespace apt_cpu

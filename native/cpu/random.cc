@@ -7,7 +7,6 @@
 // (the addon entry does) or allocate.
 #include <algorithm>
 #include <cmath>
-#include <cstring>
 
 #include "gemm.h"
 
@@ -156,14 +155,9 @@ void dropout_range(const Draw& d, int64_t i0, int64_t i1, int vec) {
 
 }  // namespace
 
-const char* dropout_isa() {
-  const char* g = gemm_isa();  // the same CPU check and APTUNE_NATIVE_ISA override as the GEMM
-  return std::strcmp(g, "avx512") == 0 || std::strcmp(g, "avx2") == 0 ? g : "generic";
-}
-
 void dropout_f32(const float* x, float* y, float* mask, int64_t n, double p, uint64_t seed, uint64_t offset, int threads) {
   const Draw d{x, y, mask, (uint32_t)std::ceil(p * 16777216.0), (float)(1.0 / (1.0 - p)), seed, offset};
-  const int vec = std::strcmp(dropout_isa(), "avx512") == 0 ? 16 : std::strcmp(dropout_isa(), "avx2") == 0 ? 8 : 0;
+  const int vec = vector_lanes();  // the GEMM's CPU check and APTUNE_NATIVE_ISA override
   const int T = (int)std::max<int64_t>(1, std::min<int64_t>(std::min(threads, 64), n / 65536));
   if (T == 1) { dropout_range(d, 0, n, vec); return; }
   run_parallel(T, [&](int t) {  // split at multiples of 64 elements; the bits do not depend on the split

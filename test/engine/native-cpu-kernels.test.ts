@@ -14,7 +14,7 @@ import type { TensorRef } from '../../engine/backend.ts';
 type WasmBackend = import('../../engine/backends/wasm.ts').WasmBackend;
 const { mod, why } = await probeWasm('wasm');
 const probe = mod && !mod.loadCpuAddonReason() ? mod.createWasmBackend({ threads: 1, name: 'nd-probe', nativeGemm: true }) : null;
-const reason = !mod ? `wasm backend unavailable: ${why}` : mod.loadCpuAddonReason() || (probe!.nativeDropout ? '' : 'the CPU addon has no AVX-512 or AVX2 dropout path here');
+const reason = !mod ? `wasm backend unavailable: ${why}` : mod.loadCpuAddonReason() || (probe!.nativeElementwise ? '' : 'the CPU addon has no AVX-512 or AVX2 dropout path here');
 if (reason) console.log(`native-cpu-kernels.test: SKIPPED: ${reason}`);
 const maybe = reason ? test.skip : test;
 
@@ -33,8 +33,8 @@ maybe(`native dropout: the WebAssembly kernel's bits on 1 and 2 threads (${proce
   const wasm = mod!.createWasmBackend({ threads: 1, name: 'nd-wasm', nativeGemm: false });
   const n1 = mod!.createWasmBackend({ threads: 1, name: 'nd-n1', nativeGemm: true });
   const n2 = mod!.createWasmBackend({ threads: 2, name: 'nd-n2', nativeGemm: true });
-  assert.ok(!wasm.nativeDropout && n1.nativeDropout && n2.nativeDropout);
-  console.log(`native-cpu-kernels.test: vector path ${n1.native!.dropoutIsa()}`);
+  assert.ok(!wasm.nativeElementwise && n1.nativeElementwise && n2.nativeElementwise);
+  console.log(`native-cpu-kernels.test: vector path ${n1.native!.isa()}`);
   let s = 7;
   const cases: [number, number, number][] = [[4096, 0.1, 0], [4096 + 37, 1 / 3, 1], [65536 * 2 + 5, 0.5, 2], [70001, 0.05, 3],
     [5000, 0.7, 2 ** 34 - 22], [9000, 0.1, 2 ** 34 - 4 * 70 + 1], [300001, 0.25, 44], [8192, 0, 12]];
@@ -89,7 +89,7 @@ maybe(`native bias + GELU: the WebAssembly kernel's values (${process.env.APTUNE
 });
 
 // the other vector path, in a child process (the ISA is chosen once per process)
-(!reason && !process.env.APTUNE_NATIVE_ISA && probe!.native!.dropoutIsa() === 'avx512' ? test : test.skip)('native dropout: the AVX2 path too (child process)', () => {
+(!reason && !process.env.APTUNE_NATIVE_ISA && probe!.native!.isa() === 'avx512' ? test : test.skip)('native dropout: the AVX2 path too (child process)', () => {
   const r = spawnSync(process.execPath, ['--import', 'tsx', fileURLToPath(import.meta.url)], { encoding: 'utf8', env: { ...process.env, APTUNE_NATIVE_ISA: 'avx2' } });
   assert.is(r.status, 0, `child failed: ${(r.stdout + r.stderr).slice(-2000)}`);
   assert.match(r.stdout, /vector path avx2/);
