@@ -215,20 +215,19 @@ void gemm_block(const float* a, const float* b, float* c, long M, long N, long K
       const int mc = (int)std::min<long>(mcMax, m1 - i0);
       // few column panels: A is read in place by full-height tiles (packing it would cost about what they compute)
       const bool direct = nc <= 8L * NR;
+      const int tail = mc / MR * MR;  // direct: the partial last row tile is packed (once), the full ones are not
       if (!direct) pack_a(a, ta, M, K, i0, mc, p0, kc, MR, pa);
+      else if (tail < mc) pack_a(a, ta, M, K, i0 + tail, mc - tail, p0, kc, MR, pa);
       for (long jp = 0; jp < nc; jp += NR) {
         const float* bp = pb + jp * kc;
         const int w = (int)std::min<long>(NR, nc - jp);
         for (int ip = 0; ip < mc; ip += MR) {
           const int h = std::min(MR, mc - ip);
-          const float* ap = pa + (long)ip * kc;
+          const float* ap = pa + (direct ? 0 : (long)ip * kc);
           long rs = 1, ks = MR;
           if (direct && h == MR) {
             ap = ta ? a + p0 * M + i0 + ip : a + (i0 + ip) * K + p0;
             rs = ta ? 1 : K; ks = ta ? M : 1;
-          } else if (direct) {
-            pack_a(a, ta, M, K, i0 + ip, h, p0, kc, MR, pa);  // the partial last tile only
-            ap = pa;
           }
           float* cp = c + (i0 + ip) * ldc + n0 + jp;
           if (h == MR && w == NR) {
