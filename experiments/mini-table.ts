@@ -200,8 +200,11 @@ export async function runMiniTable(o: MiniOptions): Promise<MiniTable> {
     const t0 = performance.now();
     const pre = o.pretrained?.[c.backbone] ?? 'synth';
     let missing: string | null = null;
-    try { resolvePretrained(pre, c.backbone); } catch (e) { missing = (e as Error).message; }
-    if (missing) { // a backbone that is not shipped: say so in the table and go on with the other cells
+    try {
+      const file = resolvePretrained(pre, c.backbone);
+      if (!fs.existsSync(file)) missing = `${file}: no such backbone file`;
+    } catch (e) { missing = (e as Error).message; }
+    if (missing) { // a backbone that is not shipped (or a file that is not there): say so in the table and go on with the other cells
       log(`table --mini: cell ${c.backbone}-${c.task} skipped: ${missing}`);
       t.notRun = t.notRun.map((x) => (x.startsWith(`${c.backbone} ${c.task}:`) ? `${c.backbone} ${c.task}: not run, no backbone (${missing})` : x));
       write();

@@ -391,12 +391,12 @@ export function batchContrastiveLoss(bb: ViltModel | MeterModel, heads: Pretrain
   if (bb.kind === 'meter') {
     const tf = meterText(bb, b.itcIds, b.itcValid); // [B, Lc, Dt]
     const vf = meterImage(bb, b.image); // [B, 1 + g², Wc]
-    return contrastiveLoss(itcEmbed(heads.textProj, tf, b.itcValid, true, heads.pool), itcEmbed(heads.imageProj, vf, null, true, heads.pool), itcScale(bb), b.itcLogMask);
+    return contrastiveLoss(itcEmbed(heads.textProj, tf, b.itcValid, heads.center, heads.pool), itcEmbed(heads.imageProj, vf, null, heads.center, heads.pool), itcScale(bb), b.itcLogMask);
   }
   const im = img ?? imageTokens(bb, b.image);
   const tf = encodeSingle(bb, textTokens(bb, b.itcIds), b.itcValid); // [B, Lc, D]
   const vf = encodeSingle(bb, im.x, im.mask); // [B, Nv, D]
-  return contrastiveLoss(itcEmbed(heads.textProj, tf, b.itcValid, true, heads.pool), itcEmbed(heads.imageProj, vf, im.mask, true, heads.pool), itcScale(bb), b.itcLogMask);
+  return contrastiveLoss(itcEmbed(heads.textProj, tf, b.itcValid, heads.center, heads.pool), itcEmbed(heads.imageProj, vf, im.mask, heads.center, heads.pool), itcScale(bb), b.itcLogMask);
 }
 
 function meterPretrainLosses(bb: MeterModel, heads: PretrainHeads, b: PretrainBatch, itmWeight: number): StepLosses {
@@ -484,11 +484,11 @@ export function gateReport(g: GateMetrics): { pass: boolean; line: string } {
   return { pass, line: `gates ${pass ? 'PASSED' : 'FAILED'}: ${line}` };
 }
 
-/** Subtract the set's mean vector from every row, then L2-normalise each row (in place). */
-export function centerNormalize(rows: Float32Array[]): void {
+/** Subtract `center` times the set's mean vector from every row (as itcEmbed does with the batch's), then L2-normalise each row (in place). */
+export function centerNormalize(rows: Float32Array[], center = 1): void {
   if (!rows.length) return;
   const P = rows[0].length, mean = new Float64Array(P);
-  for (const r of rows) for (let k = 0; k < P; k++) mean[k] += r[k] / rows.length;
+  for (const r of rows) for (let k = 0; k < P; k++) mean[k] += (center * r[k]) / rows.length;
   for (const r of rows) {
     let n = 0;
     for (let k = 0; k < P; k++) { r[k] -= mean[k]; n += r[k] * r[k]; }
@@ -507,7 +507,7 @@ function chunks(n: number, size: number): [number, number][] {
  * Held-out gates on a corpus: ITM accuracy over every caption paired with its image (label 1) and one negative per
  * caption (hard negatives for even caption indices, random other captions for odd ones, labelled by truth; a fixed
  * seed), and contrastive R@1 over the whole corpus: text->image (each caption among all images) and image->text
- * (the top caption among all captions belongs to the image), embeddings centred on the set's mean per modality.
+ * (the top caption among all captions belongs to the image), embeddings centred on the set's mean per modality (by the fraction the run trained with, heads.center).
  */
 export function evaluateGates(bb: ViltModel | MeterModel, heads: PretrainHeads, c: CaptionCorpus, o: { padId: number; batchSize?: number; seed?: number }): GateMetrics {
   const bs = o.batchSize ?? 64;
@@ -564,8 +564,8 @@ export function evaluateGates(bb: ViltModel | MeterModel, heads: PretrainHeads, 
           for (let b = 0; b < e - s; b++) capEmb.push(Float32Array.from(z.subarray(b * P, (b + 1) * P)));
         });
       }
-      centerNormalize(imgEmb);
-      centerNormalize(capEmb);
+      centerNormalize(imgEmb, heads.center);
+      centerNormalize(capEmb, heads.center);
       const dot = (a: Float32Array, b: Float32Array) => { let s = 0; for (let k = 0; k < a.length; k++) s += a[k] * b[k]; return s; };
       const capText: string[] = c.captions.flat();
       // a retrieved pair is right when the caption is true of the image (verified against the scene); own pair = strict
@@ -642,6 +642,11 @@ export interface PretrainOptions {
    * encoders that already separate images, as METER's own recipe starts from pre-trained CLIP and RoBERTa
    */
   itcWarmup?: number;
+  /**
+   * fraction of the batch mean removed from the contrastive embeddings before normalising (default the recipe's:
+   * 1 ViLT, centred; METER less, see itcEmbed): the gates' retrieval centres by the same fraction
+   */
+  itcCenter?: number;
   /**
    * learning-rate multiplier of the fusion (METER's cross-modal transforms, co-attention layers and poolers) and of
    * the ITM / MLM heads (default the recipe's), like METER's lr_mult_cross_modal / lr_mult_head
@@ -766,6 +771,9 @@ export async function runPretrain(o: PretrainOptions): Promise<PretrainResult> {
   const itmWeight = o.itmWeight ?? recipe.itmWeight, mlmPass = o.mlmPass ?? recipe.mlmPass, hardStart = o.hardStart ?? recipe.hardStart;
   const itcPositives = o.itcPositives ?? recipe.itcPositives, itcWarmup = o.itcWarmup ?? recipe.itcWarmup;
   if (!(itcWarmup >= 0 && itcWarmup < 1)) throw new Error(`pretrain: itcWarmup must be in [0, 1), got ${itcWarmup}`);
+  const itcCenter = o.itcCenter ?? recipe.itcCenter;
+  if (!(itcCenter >= 0 && itcCenter <= 1)) throw new Error(`pretrain: itcCenter must be in [0, 1], got ${itcCenter}`);
+  heads.center = itcCenter;
   const jointFrom = Math.floor(itcWarmup * steps) + 1; // the first step with ITM and MLM
   const maskProb = o.maskProb ?? 0.25, hardFraction = o.hardFraction ?? 0.5;
   if (!(hardStart >= 0 && hardStart <= 1)) throw new Error(`pretrain: hardStart must be in [0, 1], got ${hardStart}`);
@@ -781,7 +789,7 @@ export async function runPretrain(o: PretrainOptions): Promise<PretrainResult> {
   const { log: _log, ...options } = o;
   const runFile: RunFile = {
     command: 'pretrain', started: new Date().toISOString(), options,
-    resolved: { kind: PRETRAIN_KIND, backbone, modelConfig: cfg, steps, batchSize: B, lr, seed, itmWeight, mlmPass, itcPositives, itcWarmup, fusionLrMult, hardStart, maskProb, hardFraction, imageSize, maxTextLen },
+    resolved: { kind: PRETRAIN_KIND, backbone, modelConfig: cfg, steps, batchSize: B, lr, seed, itmWeight, mlmPass, itcPositives, itcWarmup, itcCenter, fusionLrMult, hardStart, maskProb, hardFraction, imageSize, maxTextLen },
   };
   writeRunFile(runDir, runFile);
   const gate = (step: number) => {
@@ -827,7 +835,7 @@ export async function runPretrain(o: PretrainOptions): Promise<PretrainResult> {
   const verdict = gateReport(last);
   saveCheckpoint(o.out, bb.stateDict(), {
     kind: PRETRAIN_KIND, backbone, preset: o.preset ?? 'synth', modelConfig: cfg, maxTextLen, imageSize, textPrefix,
-    seed, steps, batchSize: B, lr, itcPool: heads.pool, maskProb, hardFraction, hardStart, itmWeight, mlmPass, itcPositives, itcWarmup, fusionLrMult, ...(o.init ? { init: path.resolve(o.init) } : {}),
+    seed, steps, batchSize: B, lr, itcPool: heads.pool, itcCenter, maskProb, hardFraction, hardStart, itmWeight, mlmPass, itcPositives, itcWarmup, fusionLrMult, ...(o.init ? { init: path.resolve(o.init) } : {}),
     gates: last, gatesPassed: verdict.pass, gateThresholds: PRETRAIN_GATES,
     recipe: { command: o.command ?? commandLine(), commit, synthVersion: synthReport.version, dataSeed: synthReport.seed, dataSize: synthReport.size, seconds: +seconds.toFixed(1), machine: machineLine(), threads: process.env.APTUNE_THREADS ?? 'default' },
     vocab: [...vocab.keys()],
@@ -865,11 +873,12 @@ export interface LoadedPretrain {
 /** Rebuild an `aptune pretrain` checkpoint (shipped or not) with its heads; every tensor must load. */
 export function loadPretrainModel(file: string): LoadedPretrain {
   const ck = loadCheckpoint(file);
-  const c = ck.config as { kind?: string; backbone?: 'vilt' | 'meter'; modelConfig?: ViltConfig | MeterConfig; vocab?: string[]; imageSize?: number; maxTextLen?: number; textPrefix?: string; seed?: number; itcPool?: 'cls' | 'mean' } | null;
+  const c = ck.config as { kind?: string; backbone?: 'vilt' | 'meter'; modelConfig?: ViltConfig | MeterConfig; vocab?: string[]; imageSize?: number; maxTextLen?: number; textPrefix?: string; seed?: number; itcPool?: 'cls' | 'mean'; itcCenter?: number } | null;
   if (!c || c.kind !== PRETRAIN_KIND || !c.modelConfig || !c.vocab || !c.imageSize || !c.maxTextLen) throw new Error(`${file}: not an aptune pretrain checkpoint`);
   const backbone = c.backbone ?? 'vilt';
   const { bb, heads } = buildPretrainModel(c.modelConfig, c.seed ?? 0, backbone);
   if (c.itcPool) heads.pool = c.itcPool;
+  if (c.itcCenter !== undefined) heads.center = c.itcCenter; // files before the option were centred (1)
   const sd = bb.stateDict();
   const missing = [...sd.keys()].filter((k) => !ck.tensors.has(k));
   if (missing.length) throw new Error(`${file}: missing ${missing.slice(0, 5).join(', ')}${missing.length > 5 ? ` and ${missing.length - 5} more` : ''}`);

@@ -11,6 +11,7 @@ import { join } from 'node:path';
 import { concat, noGrad, randn, scope, tensor, Generator } from '../../engine/index.ts';
 import { encodeSingle, imageTokens, itcEmbed, itcProject, textTokens } from '../../models/pretrain.ts';
 import { ceLoss } from '../../models/heads.ts';
+import { Linear } from '../../models/nn/layers.ts';
 import type { ViltModel } from '../../models/vilt.ts';
 import { generateSynthetic } from '../../experiments/synthetic.ts';
 import {
@@ -86,6 +87,27 @@ test('contrastive loss: hand value, symmetric, finite at the clamp', () => {
   const rows = [Float32Array.from([1, 2]), Float32Array.from([3, 2])];
   centerNormalize(rows);
   assert.equal([...rows[0], ...rows[1]], [-1, 0, 1, 0]);
+  // partial centring (--itc-center): half the mean [2, 2] removed -> [0, 1] and [2, 1], normalised
+  const half = [Float32Array.from([1, 2]), Float32Array.from([3, 2])];
+  centerNormalize(half, 0.5);
+  const r5 = Math.sqrt(5);
+  [0, 1, 2 / r5, 1 / r5].forEach((w, k) => assert.ok(Math.abs([...half[0], ...half[1]][k] - w) < 1e-6, `centerNormalize(0.5)[${k}]`));
+});
+
+test('itcEmbed: removes `center` times the batch mean before normalising (0 none, 1 centred); refuses a fraction outside [0, 1]', () => {
+  const proj = new Linear(3, 2);
+  const feats = randn([4, 2, 3], { generator: new Generator(7) });
+  const z = itcProject(proj, feats).toArray();
+  for (const c of [0, 0.5, 1]) {
+    const got = itcEmbed(proj, feats, null, c).toArray();
+    const mean = [0, 1].map((k) => [0, 1, 2, 3].reduce((s, b) => s + z[b * 2 + k], 0) / 4);
+    for (let b = 0; b < 4; b++) {
+      const r = [0, 1].map((k) => z[b * 2 + k] - c * mean[k]);
+      const n = Math.hypot(...r);
+      r.forEach((v, k) => assert.ok(Math.abs(got[b * 2 + k] - v / n) < 1e-5, `center ${c} row ${b}`));
+    }
+  }
+  assert.throws(() => itcEmbed(proj, feats, null, 2), /center must be in \[0, 1\]/);
 });
 
 test("itcPositives 'true': the batch's log-mask marks exactly the images each caption is true of (own image always)", () => {
@@ -245,7 +267,7 @@ test('contrastive embeddings read token 0, the position the ITM pooler reads (me
     const t = textTokens(bb, b.itcIds).detach().requiresGrad_();
     const img = imageTokens(bb, b.image);
     const tf = encodeSingle(bb, t, b.itcValid), vf = encodeSingle(bb, img.x, img.mask);
-    const l = contrastiveLoss(itcEmbed(heads.textProj, tf, b.itcValid, true, heads.pool), itcEmbed(heads.imageProj, vf, img.mask, true, heads.pool), 10);
+    const l = contrastiveLoss(itcEmbed(heads.textProj, tf, b.itcValid, 1, heads.pool), itcEmbed(heads.imageProj, vf, img.mask, 1, heads.pool), 10);
     l.backward();
     const gr = t.grad!.toArray(), L = t.shape[1];
     let g0 = 0;
@@ -314,6 +336,18 @@ test('CLI: pretrain writes a checkpoint + vocab.txt that aptune train --pretrain
   assert.is(await main(['pretrain', '--data', dir, '--out', out3, '--preset', 'tiny', '--steps', '2', '--batch-size', '4', '--itc-warmup', '0.5', '--itc-positives', 'true', '--seed', '1', '--eval-every', '2']), 0);
   const c3 = loadCheckpoint(out3).config as { itcWarmup: number; itcPositives: string };
   assert.equal([c3.itcWarmup, c3.itcPositives], [0.5, 'true']);
+  // --itc-center: recorded in the file and applied again by --evaluate (default 1 for ViLT: the first file's)
+  assert.is((ck.config as { itcCenter: number }).itcCenter, 1);
+  const out4 = join(dir, 'pre4', 'tiny.safetensors');
+  assert.is(await main(['pretrain', '--data', dir, '--out', out4, '--preset', 'tiny', '--steps', '2', '--batch-size', '4', '--itc-center', '0.25', '--seed', '1', '--eval-every', '2']), 0);
+  const c4 = loadCheckpoint(out4).config as { itcCenter: number; gates: Record<string, number> };
+  assert.is(c4.itcCenter, 0.25);
+  printed.length = 0;
+  console.log = (x: string) => printed.push(String(x));
+  try { assert.is(await main(['pretrain', '--evaluate', out4, '--data', dir, '--json']), 0); } finally { console.log = log0; }
+  const ev4 = JSON.parse(printed[printed.length - 1]) as Record<string, number>;
+  for (const k of ['r1T2I', 'r1I2T', 'r1T2IStrict', 'r1I2TStrict']) assert.is(ev4[k], c4.gates[k], k);
+  assert.is(await main(['pretrain', '--data', dir, '--out', out4, '--itc-center', '1.5']), 2, '--itc-center must be in [0, 1]');
   const first = JSON.parse(readFileSync(join(dir, 'pre3', 'tiny-run', 'metrics.jsonl'), 'utf8').split('\n')[0]) as { itm: number | null; mlm: number | null; itc: number; loss: number };
   assert.equal([first.itm, first.mlm, first.itc], [null, null, first.loss]);
   assert.is(await main(['pretrain', '--data', dir, '--out', out3, '--itc-warmup', '1']), 2, 'the warm-up must leave joint steps');
