@@ -72,7 +72,11 @@ export interface MiniProvenance { command: string; commit: string; machine: stri
 
 export interface MiniTable extends MiniProvenance {
   settings: { steps: number; seeds: number[]; lrGrid: number[]; batchSize: number | null; methods: string[]; data: string };
-  cells: { backbone: Backbone; task: ModelTask; metric: string; pretrained: string | null; floors: Floors | null; done: boolean; seconds: number | null; run?: MiniProvenance }[];
+  cells: {
+    backbone: Backbone; task: ModelTask; metric: string; pretrained: string | null; floors: Floors | null; done: boolean; seconds: number | null; run?: MiniProvenance;
+    /** a cell measured in parts (disjoint methods, e.g. two processes side by side): each part's run; `seconds` is their sum */
+    parts?: MiniProvenance[];
+  }[];
   rows: MiniRow[];
   notRun: string[];
 }
@@ -108,8 +112,10 @@ export function formatMiniTable(t: MiniTable): string {
   for (const c of t.cells) {
     const rows = t.rows.filter((r) => r.backbone === c.backbone && r.task === c.task);
     L.push(`## ${c.backbone.toUpperCase()} / ${c.task} (${c.metric})${c.done ? '' : ' - NOT COMPLETE'}`, '');
-    if (c.pretrained) L.push(`Backbone: \`${path.basename(c.pretrained)}\`${c.seconds !== null ? `; cell wall time ${(c.seconds / 60).toFixed(1)} min` : ''}.`, '');
-    if (c.run && c.run.command !== t.command) L.push(`Measured by \`${c.run.command}\` at commit \`${c.run.commit}\` on ${c.run.machine}, ${c.run.date}.`, '');
+    if (c.pretrained) L.push(`Backbone: \`${path.basename(c.pretrained)}\`${c.seconds !== null ? `; cell ${c.parts ? 'compute time (sum of its parts)' : 'wall time'} ${(c.seconds / 60).toFixed(1)} min` : ''}.`, '');
+    const by = (r: MiniProvenance) => `\`${r.command}\` at commit \`${r.commit}\` on ${r.machine}, ${r.date}`;
+    if (c.parts) L.push(`Measured in ${c.parts.length} parts (disjoint methods): ${c.parts.map(by).join('; ')}.`, '');
+    else if (c.run && c.run.command !== t.command) L.push(`Measured by ${by(c.run)}.`, '');
     const irtr = c.task === 'irtr';
     L.push(`| method | ${irtr ? 'IR R@1 | TR R@1' : 'test'} | per seed | lr (val per grid rate) | updated params | add. MACs/sample | ms/step | peak RSS MB |`);
     L.push(`|---|${irtr ? '---|---' : '---'}|---|---|---|---|---|---|`);
@@ -128,34 +134,57 @@ export function formatMiniTable(t: MiniTable): string {
 const SETTING_KEYS = ['steps', 'seeds', 'lrGrid', 'batchSize', 'methods'] as const;
 
 /**
- * `base` with the cells of `add` that have rows or are done (replacing base's cell of the same backbone and task),
- * in MINI_CELLS order; the settings (steps, seeds, grid, batch size, methods) must be equal, and every cell keeps the
+ * `base` with the cells of `add` that have rows or are done, in MINI_CELLS order. A cell measured in both replaces
+ * base's, unless their methods are disjoint: then it is one cell measured in parts (two processes side by side, each
+ * with some of the methods), its rows the union in MINI_METHODS order, done when they cover the methods, each part's
+ * provenance kept. The settings (steps, seeds, grid, batch size) must be equal; the result's methods are the union of
+ * both, and a cell is done only when its rows cover them (else notRun names the missing ones). Every cell keeps the
  * provenance of the run that measured it. The result's command / commit / machine / date are `add`'s.
  */
 export function mergeMiniTables(base: MiniTable, add: MiniTable, where = 'mini table'): MiniTable {
-  for (const k of SETTING_KEYS) {
-    if (JSON.stringify(base.settings[k]) !== JSON.stringify(add.settings[k])) {
-      throw new Error(`${where}: cannot merge tables with different ${k} (${JSON.stringify(base.settings[k])} vs ${JSON.stringify(add.settings[k])})`);
-    }
-  }
+  const differs = (k: typeof SETTING_KEYS[number]) => JSON.stringify(base.settings[k]) !== JSON.stringify(add.settings[k]);
+  const refuse = (k: typeof SETTING_KEYS[number]) => new Error(`${where}: cannot merge tables with different ${k} (${JSON.stringify(base.settings[k])} vs ${JSON.stringify(add.settings[k])})`);
+  for (const k of SETTING_KEYS) if (k !== 'methods' && differs(k)) throw refuse(k);
   const prov = (t: MiniTable): MiniProvenance => ({ command: t.command, commit: t.commit, machine: t.machine, date: t.date });
   const key = (c: { backbone: Backbone; task: ModelTask }) => `${c.backbone}-${c.task}`;
-  const measured = (t: MiniTable, c: MiniTable['cells'][number]) => c.done || t.rows.some((r) => key(r) === key(c));
-  const pick = new Map<string, { t: MiniTable; c: MiniTable['cells'][number] }>();
-  for (const t of [base, add]) for (const c of t.cells) if (measured(t, c) || !pick.has(key(c))) pick.set(key(c), { t, c: { ...c, run: c.run ?? prov(t) } });
+  const rowsIn = (t: MiniTable, k: string) => t.rows.filter((r) => key(r) === k);
+  const measured = (t: MiniTable, c: MiniTable['cells'][number]) => c.done || rowsIn(t, key(c)).length > 0;
+  const methods = MINI_METHODS.filter((m) => base.settings.methods.includes(m) || add.settings.methods.includes(m));
+  const rank = (m: string) => { const i = MINI_METHODS.indexOf(m); return i < 0 ? MINI_METHODS.length : i; };
+  type Cell = MiniTable['cells'][number];
+  const pick = new Map<string, { cell: Cell; rows: MiniRow[]; notRun: string[] }>();
+  for (const t of [base, add]) {
+    for (const c0 of t.cells) {
+      const k = key(c0), c: Cell = { ...c0, run: c0.run ?? prov(t) }, rows = rowsIn(t, k);
+      const have = pick.get(k);
+      const notRun = t.notRun.filter((x) => x.startsWith(`${c.backbone} ${c.task}:`));
+      if (!have || (measured(t, c0) && !have.rows.length)) { pick.set(k, { cell: c, rows, notRun }); continue; }
+      if (!measured(t, c0)) continue;
+      const mine = new Set(have.rows.map((r) => r.method));
+      if (rows.some((r) => mine.has(r.method))) { pick.set(k, { cell: c, rows, notRun }); continue; } // measured again: the newer wins
+      const all = [...have.rows, ...rows].sort((a, b) => rank(a.method) - rank(b.method));
+      const done = methods.every((m) => all.some((r) => r.method === m));
+      const parts = [...(have.cell.parts ?? [have.cell.run!]), ...(c.parts ?? [c.run!])];
+      const seconds = have.cell.seconds !== null && c.seconds !== null ? have.cell.seconds + c.seconds : null;
+      const missing = methods.filter((m) => !all.some((r) => r.method === m));
+      pick.set(k, {
+        cell: { ...c, pretrained: c.pretrained ?? have.cell.pretrained, floors: c.floors ?? have.cell.floors, done, seconds, parts },
+        rows: all, notRun: done ? [] : [`${c.backbone} ${c.task}: ${missing.join(', ')} (not reached)`],
+      });
+    }
+  }
   const order = (k: string) => { const i = MINI_CELLS.findIndex((m) => key(m) === k); return i < 0 ? MINI_CELLS.length : i; };
   const keys = [...pick.keys()].sort((a, b) => order(a) - order(b));
-  const out: MiniTable = {
-    ...prov(add), settings: add.settings,
-    cells: keys.map((k) => pick.get(k)!.c),
-    rows: keys.flatMap((k) => pick.get(k)!.t.rows.filter((r) => key(r) === k)),
-    notRun: [],
+  for (const k of keys) { // a cell measured with fewer methods than the union is not done
+    const p = pick.get(k)!, missing = methods.filter((m) => !p.rows.some((r) => r.method === m));
+    if (p.cell.done && missing.length) pick.set(k, { ...p, cell: { ...p.cell, done: false }, notRun: [`${p.cell.backbone} ${p.cell.task}: ${missing.join(', ')} (not reached)`] });
+  }
+  return {
+    ...prov(add), settings: { ...add.settings, methods },
+    cells: keys.map((k) => pick.get(k)!.cell),
+    rows: keys.flatMap((k) => pick.get(k)!.rows),
+    notRun: keys.flatMap((k) => (pick.get(k)!.cell.done ? [] : pick.get(k)!.notRun)),
   };
-  out.notRun = keys.flatMap((k) => {
-    const { t, c } = pick.get(k)!;
-    return c.done ? [] : t.notRun.filter((x) => x.startsWith(`${c.backbone} ${c.task}:`));
-  });
-  return out;
 }
 
 /** The 'not run' lines of the cells not done: each names the methods that have no row yet (or why the cell was skipped). */

@@ -258,7 +258,7 @@ const COMMANDS: Command[] = [
       { name: 'lr-grid', arg: 'LIST', help: '--mini: the learning-rate grid every method is tuned on (default 1e-4,5e-4,2e-3)' },
       { name: 'batch-size', arg: 'N', help: '--mini: batch size (default 32)' },
       { name: 'data', arg: 'DIR', help: '--mini: synthetic benchmark directory (default: generated into the cache)' },
-      { name: 'merge', arg: 'FILE', help: "--mini: merge the measured cells of another run's mini-table.json (same settings) into OUT's table, training nothing (a run into an OUT holding a table of the same settings keeps its other cells by itself)", default: 'off: run the cells' },
+      { name: 'merge', arg: 'FILE', help: "--mini: merge the measured cells of another run's mini-table.json (same steps, seeds, grid and batch size) into OUT's table, training nothing (a run into an OUT holding a table of the same settings keeps its other cells by itself); a cell measured in parts with disjoint --methods (processes side by side, each with its own --out) is united", default: 'off: run the cells' },
     ],
     async run(o) {
       if (!o.mini) {

@@ -104,6 +104,25 @@ test('a table measured a cell at a time: a run into OUT keeps its other cells; -
   const m = readMiniTable(path.join(two, 'mini-table.json'));
   assert.equal(m.rows, j.rows);
   assert.equal(m.cells.map((c) => c.run!.command), j.cells.map((c) => c.run!.command));
+  // a cell measured in parts (disjoint methods, two processes side by side): rows united in the paper's order, each
+  // part's provenance kept, done only once the union covers every method
+  const only = (m: string, command: string, seconds: number): MiniTable => ({
+    ...t, command, settings: { ...t.settings, methods: [m] }, rows: t.rows.filter((r) => r.method === m),
+    cells: t.cells.map((c) => ({ ...c, seconds, run: undefined })),
+  });
+  const a = only('apt', 'part A', 60), b = only('classifier_only', 'part B', 30);
+  const half = mergeMiniTables({ ...t, rows: [], cells: t.cells.map((c) => ({ ...c, done: false })), notRun: [] }, a);
+  assert.ok(half.cells.every((c) => !c.done), 'a cell with one of two methods is not done');
+  assert.ok(half.notRun.some((x) => /^meter vqa: classifier_only \(not reached\)/.test(x)), JSON.stringify(half.notRun));
+  const whole = mergeMiniTables(half, b);
+  assert.equal(whole.rows.map((x) => `${x.backbone}-${x.task}-${x.method}`), t.rows.map((x) => `${x.backbone}-${x.task}-${x.method}`));
+  assert.equal(whole.settings.methods, ['classifier_only', 'apt']);
+  assert.ok(whole.cells.every((c) => c.done && c.seconds === 90), JSON.stringify(whole.cells.map((c) => [c.done, c.seconds])));
+  assert.equal(whole.cells[0].parts!.map((p) => p.command), ['part A', 'part B']);
+  assert.equal(whole.notRun, []);
+  assert.ok(formatMiniTable(whole).includes('Measured in 2 parts (disjoint methods): `part A`'), formatMiniTable(whole));
+  // the same method measured again replaces the cell (the newer run wins), it is not a part
+  assert.is(mergeMiniTables(whole, a).rows.filter((r) => r.task === 'vqa').map((r) => r.method).join(), 'apt');
   // other settings are refused, naming the setting
   assert.throws(() => mergeMiniTables(t, { ...t, settings: { ...t.settings, steps: 3 } }), /different steps \(2 vs 3\)/);
   assert.is(await main(['table', '--mini', '--merge', path.join(one, 'mini-table.json'), '--out', path.join(tmp, 'none')]), 1);
