@@ -136,7 +136,7 @@ const SETTING_KEYS = ['steps', 'seeds', 'lrGrid', 'batchSize', 'methods'] as con
 /**
  * `base` with the cells of `add` that have rows or are done, in MINI_CELLS order. A cell measured in both replaces
  * base's, unless their methods are disjoint: then it is one cell measured in parts (two processes side by side, each
- * with some of the methods), its rows the union in MINI_METHODS order, done when they cover the methods, each part's
+ * with some of the methods), its rows the union in the methods' order (base's, then add's others), done when they cover the methods, each part's
  * provenance kept. The settings (steps, seeds, grid, batch size) must be equal; the result's methods are the union of
  * both, and a cell is done only when its rows cover them (else notRun names the missing ones). Every cell keeps the
  * provenance of the run that measured it. The result's command / commit / machine / date are `add`'s.
@@ -149,8 +149,8 @@ export function mergeMiniTables(base: MiniTable, add: MiniTable, where = 'mini t
   const key = (c: { backbone: Backbone; task: ModelTask }) => `${c.backbone}-${c.task}`;
   const rowsIn = (t: MiniTable, k: string) => t.rows.filter((r) => key(r) === k);
   const measured = (t: MiniTable, c: MiniTable['cells'][number]) => c.done || rowsIn(t, key(c)).length > 0;
-  const methods = MINI_METHODS.filter((m) => base.settings.methods.includes(m) || add.settings.methods.includes(m));
-  const rank = (m: string) => { const i = MINI_METHODS.indexOf(m); return i < 0 ? MINI_METHODS.length : i; };
+  const methods = [...base.settings.methods, ...add.settings.methods.filter((m) => !base.settings.methods.includes(m))];
+  const rank = (m: string) => methods.indexOf(m);
   type Cell = MiniTable['cells'][number];
   const pick = new Map<string, { cell: Cell; rows: MiniRow[]; notRun: string[] }>();
   for (const t of [base, add]) {

@@ -104,7 +104,7 @@ test('a table measured a cell at a time: a run into OUT keeps its other cells; -
   const m = readMiniTable(path.join(two, 'mini-table.json'));
   assert.equal(m.rows, j.rows);
   assert.equal(m.cells.map((c) => c.run!.command), j.cells.map((c) => c.run!.command));
-  // a cell measured in parts (disjoint methods, two processes side by side): rows united in the paper's order, each
+  // a cell measured in parts (disjoint methods, two processes side by side): rows united in the base's method order, each
   // part's provenance kept, done only once the union covers every method
   const only = (m: string, command: string, seconds: number): MiniTable => ({
     ...t, command, settings: { ...t.settings, methods: [m] }, rows: t.rows.filter((r) => r.method === m),
