@@ -878,7 +878,10 @@ export function loadPretrainModel(file: string): LoadedPretrain {
   const backbone = c.backbone ?? 'vilt';
   const { bb, heads } = buildPretrainModel(c.modelConfig, c.seed ?? 0, backbone);
   if (c.itcPool) heads.pool = c.itcPool;
-  if (c.itcCenter !== undefined) heads.center = c.itcCenter; // files before the option were centred (1)
+  if (c.itcCenter !== undefined) { // files before the option were centred (1)
+    if (typeof c.itcCenter !== 'number' || !(c.itcCenter >= 0 && c.itcCenter <= 1)) throw new Error(`${file}: config.itcCenter must be a number in [0, 1], got ${JSON.stringify(c.itcCenter)}`);
+    heads.center = c.itcCenter;
+  }
   const sd = bb.stateDict();
   const missing = [...sd.keys()].filter((k) => !ck.tensors.has(k));
   if (missing.length) throw new Error(`${file}: missing ${missing.slice(0, 5).join(', ')}${missing.length > 5 ? ` and ${missing.length - 5} more` : ''}`);

@@ -16,12 +16,12 @@ import type { ViltModel } from '../../models/vilt.ts';
 import { generateSynthetic } from '../../experiments/synthetic.ts';
 import {
   buildBatch, buildPretrainModel, captionHolds, captionKind, truthLogMask, contrastiveLoss, loadCaptionCorpus, maskPositions, maskSeed, mlmLoss,
-  parseCaption, pretrainLosses, pretrainModelConfig, sceneFromJson, centerNormalize, CONTENT_WORDS, type CaptionCorpus,
+  loadPretrainModel, parseCaption, pretrainLosses, pretrainModelConfig, sceneFromJson, centerNormalize, CONTENT_WORDS, type CaptionCorpus,
 } from '../../experiments/pretrain.ts';
 import { BertTokenizer, buildWordPieceVocab, VILT_TEXT_PREFIX } from '../../data/tokenizers/index.ts';
 import { dataTexts, runTrain } from '../../train/run.ts';
 import { main } from '../../train/cli.ts';
-import { loadCheckpoint } from '../../train/checkpoint.ts';
+import { loadCheckpoint, saveCheckpoint } from '../../train/checkpoint.ts';
 import { readRun } from '../../train/report.ts';
 import { AdamW } from '../../train/optim.ts';
 
@@ -348,6 +348,10 @@ test('CLI: pretrain writes a checkpoint + vocab.txt that aptune train --pretrain
   const ev4 = JSON.parse(printed[printed.length - 1]) as Record<string, number>;
   for (const k of ['r1T2I', 'r1I2T', 'r1T2IStrict', 'r1I2TStrict']) assert.is(ev4[k], c4.gates[k], k);
   assert.is(await main(['pretrain', '--data', dir, '--out', out4, '--itc-center', '1.5']), 2, '--itc-center must be in [0, 1]');
+  // a file whose recorded fraction is not one is refused, naming the file and the field
+  const ck4 = loadCheckpoint(out4), bad = join(dir, 'pre4', 'bad-center.safetensors');
+  saveCheckpoint(bad, ck4.tensors, { ...(ck4.config as Record<string, unknown>), itcCenter: 'half' });
+  assert.throws(() => loadPretrainModel(bad), /bad-center\.safetensors: config\.itcCenter must be a number in \[0, 1\], got "half"/);
   const first = JSON.parse(readFileSync(join(dir, 'pre3', 'tiny-run', 'metrics.jsonl'), 'utf8').split('\n')[0]) as { itm: number | null; mlm: number | null; itc: number; loss: number };
   assert.equal([first.itm, first.mlm, first.itc], [null, null, first.loss]);
   assert.is(await main(['pretrain', '--data', dir, '--out', out3, '--itc-warmup', '1']), 2, 'the warm-up must leave joint steps');
