@@ -135,47 +135,46 @@ const SETTING_KEYS = ['steps', 'seeds', 'lrGrid', 'batchSize', 'methods'] as con
 
 /**
  * `base` with the cells of `add` that have rows or are done, in MINI_CELLS order. A cell measured in both replaces
- * base's, unless their methods are disjoint: then it is one cell measured in parts (two processes side by side, each
- * with some of the methods), its rows the union in the methods' order (base's, then add's others), done when they cover the methods, each part's
- * provenance kept. The settings (steps, seeds, grid, batch size) must be equal; the result's methods are the union of
- * both, and a cell is done only when its rows cover them (else notRun names the missing ones). Every cell keeps the
- * provenance of the run that measured it. The result's command / commit / machine / date are `add`'s.
+ * base's, unless their methods are disjoint: then it is one cell measured in parts (processes side by side, each with
+ * some of the methods), its rows the union in the methods' order, each part's provenance kept and its seconds summed.
+ * The settings (steps, seeds, grid, batch size) must be equal; the result's methods are base's, then add's others, and
+ * a cell is done only when its rows cover those methods (else notRun names the missing ones). Every
+ * cell keeps the provenance of the run that measured it. The result's command / commit / machine / date are `add`'s.
  */
 export function mergeMiniTables(base: MiniTable, add: MiniTable, where = 'mini table'): MiniTable {
-  const differs = (k: typeof SETTING_KEYS[number]) => JSON.stringify(base.settings[k]) !== JSON.stringify(add.settings[k]);
-  const refuse = (k: typeof SETTING_KEYS[number]) => new Error(`${where}: cannot merge tables with different ${k} (${JSON.stringify(base.settings[k])} vs ${JSON.stringify(add.settings[k])})`);
-  for (const k of SETTING_KEYS) if (k !== 'methods' && differs(k)) throw refuse(k);
+  for (const k of SETTING_KEYS) {
+    if (k !== 'methods' && JSON.stringify(base.settings[k]) !== JSON.stringify(add.settings[k])) {
+      throw new Error(`${where}: cannot merge tables with different ${k} (${JSON.stringify(base.settings[k])} vs ${JSON.stringify(add.settings[k])})`);
+    }
+  }
   const prov = (t: MiniTable): MiniProvenance => ({ command: t.command, commit: t.commit, machine: t.machine, date: t.date });
   const key = (c: { backbone: Backbone; task: ModelTask }) => `${c.backbone}-${c.task}`;
-  const rowsIn = (t: MiniTable, k: string) => t.rows.filter((r) => key(r) === k);
-  const measured = (t: MiniTable, c: MiniTable['cells'][number]) => c.done || rowsIn(t, key(c)).length > 0;
   const methods = [...base.settings.methods, ...add.settings.methods.filter((m) => !base.settings.methods.includes(m))];
-  const rank = (m: string) => methods.indexOf(m);
   type Cell = MiniTable['cells'][number];
   const pick = new Map<string, { cell: Cell; rows: MiniRow[]; notRun: string[] }>();
   for (const t of [base, add]) {
     for (const c0 of t.cells) {
-      const k = key(c0), c: Cell = { ...c0, run: c0.run ?? prov(t) }, rows = rowsIn(t, k);
+      const k = key(c0), c: Cell = { ...c0, run: c0.run ?? prov(t) }, rows = t.rows.filter((r) => key(r) === k);
       const have = pick.get(k);
-      const notRun = t.notRun.filter((x) => x.startsWith(`${c.backbone} ${c.task}:`));
-      if (!have || (measured(t, c0) && !have.rows.length)) { pick.set(k, { cell: c, rows, notRun }); continue; }
-      if (!measured(t, c0)) continue;
-      const mine = new Set(have.rows.map((r) => r.method));
-      if (rows.some((r) => mine.has(r.method))) { pick.set(k, { cell: c, rows, notRun }); continue; } // measured again: the newer wins
-      const all = [...have.rows, ...rows].sort((a, b) => rank(a.method) - rank(b.method));
-      const done = methods.every((m) => all.some((r) => r.method === m));
-      const parts = [...(have.cell.parts ?? [have.cell.run!]), ...(c.parts ?? [c.run!])];
-      const seconds = have.cell.seconds !== null && c.seconds !== null ? have.cell.seconds + c.seconds : null;
-      const missing = methods.filter((m) => !all.some((r) => r.method === m));
-      pick.set(k, {
-        cell: { ...c, pretrained: c.pretrained ?? have.cell.pretrained, floors: c.floors ?? have.cell.floors, done, seconds, parts },
-        rows: all, notRun: done ? [] : [`${c.backbone} ${c.task}: ${missing.join(', ')} (not reached)`],
+      if (have && !c.done && !rows.length) continue; // nothing measured here: keep base's
+      if (!have || !have.rows.length || rows.some((r) => have.rows.some((h) => h.method === r.method))) { // new, or measured again: the newer wins
+        pick.set(k, { cell: c, rows, notRun: t.notRun.filter((x) => x.startsWith(`${c.backbone} ${c.task}:`)) });
+        continue;
+      }
+      pick.set(k, { // the other part of a cell measured in parts
+        cell: {
+          ...c, pretrained: c.pretrained ?? have.cell.pretrained, floors: c.floors ?? have.cell.floors, done: true, // whether the rows cover the methods is checked below for every cell
+          seconds: have.cell.seconds !== null && c.seconds !== null ? have.cell.seconds + c.seconds : null,
+          parts: [...(have.cell.parts ?? [have.cell.run!]), ...(c.parts ?? [c.run!])],
+        },
+        rows: [...have.rows, ...rows].sort((x, y) => methods.indexOf(x.method) - methods.indexOf(y.method)),
+        notRun: [],
       });
     }
   }
   const order = (k: string) => { const i = MINI_CELLS.findIndex((m) => key(m) === k); return i < 0 ? MINI_CELLS.length : i; };
   const keys = [...pick.keys()].sort((a, b) => order(a) - order(b));
-  for (const k of keys) { // a cell measured with fewer methods than the union is not done
+  for (const k of keys) { // a cell done with fewer methods than the union is not done, and says which it misses
     const p = pick.get(k)!, missing = methods.filter((m) => !p.rows.some((r) => r.method === m));
     if (p.cell.done && missing.length) pick.set(k, { ...p, cell: { ...p.cell, done: false }, notRun: [`${p.cell.backbone} ${p.cell.task}: ${missing.join(', ')} (not reached)`] });
   }

@@ -9,7 +9,6 @@
 
 #include <cstdint>
 #include <string>
-#include <vector>
 
 #include "gemm.h"
 
@@ -86,10 +85,9 @@ Napi::Value BiasGelu(const Napi::CallbackInfo& info) {
   const int64_t x = v[0], b = v[1], g = v[2], o = v[3], rows = v[4], D = v[5];
   if ((x | b | g | o) & 3) throw Napi::RangeError::New(env, "cpu.biasGelu: addresses must be 4-byte aligned");
   const uint64_t n = (uint64_t)rows * (uint64_t)D;
-  std::vector<int64_t> mats{x, o};
-  if (g != 0) mats.push_back(g);  // g 0: the forward, no gradient to read
-  for (const int64_t at : mats)
-    if ((uint64_t)at + 4 * n > bytes)
+  const int64_t mats[3] = {x, o, g};
+  for (int i = 0; i < (g != 0 ? 3 : 2); ++i)  // g 0: the forward, no gradient to read
+    if (const int64_t at = mats[i]; (uint64_t)at + 4 * n > bytes)
       throw Napi::RangeError::New(env, "cpu.biasGelu: a [" + std::to_string(rows) + ", " + std::to_string(D) + "] matrix at " + std::to_string(at) + " reaches outside the heap");
   if ((uint64_t)b + 4 * (uint64_t)D > bytes) throw Napi::RangeError::New(env, "cpu.biasGelu: the bias reaches outside the heap");
   const float* f = reinterpret_cast<const float*>(base);

@@ -211,10 +211,10 @@ void gemm_block(const float* a, const float* b, float* c, long M, long N, long K
     const int kc = (int)std::min<long>(KC, K - p0);
     const bool acc = p0 > 0;
     pack_b(b, tb, N, K, p0, kc, n0, nc, NR, pb);
+    // few column panels: A is read in place by full-height tiles (packing it would cost about what they compute)
+    const bool direct = nc <= 8L * NR;
     for (long i0 = m0; i0 < m1; i0 += mcMax) {
       const int mc = (int)std::min<long>(mcMax, m1 - i0);
-      // few column panels: A is read in place by full-height tiles (packing it would cost about what they compute)
-      const bool direct = nc <= 8L * NR;
       const int tail = mc / MR * MR;  // direct: the partial last row tile is packed (once), the full ones are not
       if (!direct) pack_a(a, ta, M, K, i0, mc, p0, kc, MR, pa);
       else if (tail < mc) pack_a(a, ta, M, K, i0 + tail, mc - tail, p0, kc, MR, pa);
