@@ -66,6 +66,8 @@ export interface CompareOptions {
   lrGrid?: number[];
   /** text length (default: the pretrain checkpoint's, else runTrain's 40) */
   maxTextLen?: number;
+  /** retrieval: random captions drawn per image as negatives (default 15, the reference's draw_false_text) */
+  negatives?: number;
   randaug?: boolean;
   /** where runs and compare.json go; without it, runs go to a temp dir that is removed afterwards */
   out?: string;
@@ -140,6 +142,8 @@ export interface CompareResult {
   settings: {
     data: string; pretrained: string | null; backbone: Backbone; config: Preset; task: ModelTask; metric: string; steps: number; batchSize: number;
     lr: number; lrFull: number; lrs?: Record<string, number>; lrGrid: number[] | null; lrMultHead: number; seeds: number[]; randaug: boolean; maxTextLen: number; convention: string;
+    /** retrieval only: negatives per image */
+    negatives?: number;
   };
   floors: Floors | null;
   rows: CompareRow[];
@@ -285,6 +289,8 @@ export async function runCompare(o: CompareOptions): Promise<CompareResult> {
   const batchSize = o.batchSize ?? 32;
   const lr = o.lr ?? DEFAULT_LR, lrFull = o.lrFull ?? DEFAULT_LR_FULL;
   const randaug = o.randaug ?? false;
+  const negatives = o.negatives ?? 15;
+  if (!(Number.isInteger(negatives) && negatives >= 1)) throw new Error(`compare: negatives must be a positive integer, got ${negatives}`);
   const hyper = defaultHyper(backbone, task);
   const tmpRoot = o.out ? null : fs.mkdtempSync(path.join(os.tmpdir(), 'aptune-compare-'));
   const root = o.out ?? tmpRoot!;
@@ -292,6 +298,7 @@ export async function runCompare(o: CompareOptions): Promise<CompareResult> {
     settings: {
       data: path.resolve(o.data), pretrained: pretrained ? path.resolve(pretrained) : null, backbone, config, task, metric: primaryMetricName(task), steps: o.steps, batchSize,
       lr, lrFull, ...(o.lrs ? { lrs: { ...o.lrs } } : {}), lrGrid: o.lrGrid ? [...o.lrGrid] : null, lrMultHead: hyper.lrMultHead, seeds: [...o.seeds], randaug, maxTextLen, convention: CONVENTION,
+      ...(task === 'irtr' ? { negatives } : {}),
     },
     floors, rows: [],
   };
@@ -299,7 +306,10 @@ export async function runCompare(o: CompareOptions): Promise<CompareResult> {
   const grid = o.lrGrid ?? null;
   const total = o.methods.length * ((grid ? grid.length : 1) + o.seeds.length - 1);
   let k = 0;
-  /** one training run + its scores; seeds results carry the test score, selection runs also the val score */
+  /**
+   * One training run and its scores: a grid's selection run the validation table only (its test table is scored
+   * only if its rate is chosen: testOf), a seed run the test table.
+   */
   const cell = async (method: string, seed: number, mlr: number, withVal: boolean) => {
     k++;
     const tag = `[${k}/${total} ${backbone} ${task} ${method} lr ${mlr} seed ${seed}]`;
@@ -327,25 +337,34 @@ export async function runCompare(o: CompareOptions): Promise<CompareResult> {
     };
     const t0 = performance.now();
     const runDir = path.join(root, 'runs', grid ? `${method}-lr${mlr}-s${seed}` : `${method}-s${seed}`);
-    let tr: Awaited<ReturnType<typeof runTrain>>, val: Awaited<ReturnType<typeof scoreRun>> | null, ev: Awaited<ReturnType<typeof scoreRun>>;
+    let tr: Awaited<ReturnType<typeof runTrain>>, val: Awaited<ReturnType<typeof scoreRun>> | null, ev: Awaited<ReturnType<typeof scoreRun>> | null;
     try {
       tr = await runTrain({
         data: o.data, task, backbone, config, method, pretrained, maxSteps: o.steps, batchSize, lr: mlr,
-        seed, maxTextLen, randaug, out: runDir, log: runLog,
+        seed, maxTextLen, randaug, negatives, out: runDir, log: runLog,
+        evaluate: task === 'vqa', // VQA: its eval split (val) is a seed run's val figure; NLVR2 / retrieval: the tables are scored below, once
       });
       val = withVal ? await scoreRun(tr.checkpoint, o.data, batchSize, comparisonTable(task, 'val')) : null;
       if (val) { for (const p of val.model.parameters()) p.dispose(); say(`val ${(100 * val.score).toFixed(2)}`); }
-      ev = await scoreRun(tr.checkpoint, o.data, batchSize, comparisonTable(task, 'test'));
+      ev = withVal ? null : await scoreRun(tr.checkpoint, o.data, batchSize, comparisonTable(task, 'test'));
     } finally { bar?.finish(); }
     const seconds = (performance.now() - t0) / 1000;
-    log(`${tag} test ${primaryMetricName(task)} ${(100 * ev.score).toFixed(2)} (${ev.count} items, ${seconds.toFixed(1)} s)`);
+    if (ev) log(`${tag} test ${primaryMetricName(task)} ${(100 * ev.score).toFixed(2)} (${ev.count} items, ${seconds.toFixed(1)} s)`);
     const sr: SeedResult = {
-      seed, lr: mlr, test: ev.score, testCount: ev.count, metrics: ev.metrics,
+      seed, lr: mlr, test: ev ? ev.score : NaN, testCount: ev ? ev.count : 0, metrics: ev ? ev.metrics : {},
       val: val ? val.score : task === 'vqa' && typeof tr.eval?.vqa_score === 'number' ? tr.eval.vqa_score : null, // else runTrain's own eval (VQA: the val split)
       steps: tr.steps, finalLoss: tr.losses[tr.losses.length - 1], seconds,
       msPerStep: nSteps > 1 ? (lastStepAt - firstStepAt) / (nSteps - 1) : NaN, peakRssMb: peakRss / 2 ** 20, runDir: o.out ? runDir : null,
     };
-    return { sr, ev };
+    return { sr, ev, checkpoint: tr.checkpoint, tag };
+  };
+  /** the test table of a chosen selection run (its SeedResult completed in place; its seconds include the scoring) */
+  const testOf = async (c: { sr: SeedResult; checkpoint: string; tag: string }) => {
+    const t0 = performance.now();
+    const ev = await scoreRun(c.checkpoint, o.data, batchSize, comparisonTable(task, 'test'));
+    c.sr.test = ev.score; c.sr.testCount = ev.count; c.sr.metrics = ev.metrics; c.sr.seconds += (performance.now() - t0) / 1000;
+    log(`${c.tag} test ${primaryMetricName(task)} ${(100 * ev.score).toFixed(2)} (${ev.count} items, ${c.sr.seconds.toFixed(1)} s)`);
+    return ev;
   };
   try {
     for (const method of o.methods) {
@@ -362,21 +381,23 @@ export async function runCompare(o: CompareOptions): Promise<CompareResult> {
       let first: SeedResult | null = null;
       if (grid) { // same grid, same budget, first seed, chosen on the validation table
         lrSearch = [];
-        let best = -Infinity;
+        let best = -Infinity, chosen: Awaited<ReturnType<typeof cell>> | null = null;
         for (const g of grid) {
-          const { sr, ev } = await cell(method, o.seeds[0], g, true);
-          account(ev);
-          for (const p of ev.model.parameters()) p.dispose();
-          lrSearch.push({ lr: g, val: sr.val! });
-          if (sr.val! > best) { best = sr.val!; mlr = g; first = sr; }
+          const c = await cell(method, o.seeds[0], g, true);
+          lrSearch.push({ lr: g, val: c.sr.val! });
+          if (c.sr.val! > best) { best = c.sr.val!; mlr = g; chosen = c; }
         }
         log(`[${backbone} ${task} ${method}] lr chosen on ${comparisonTable(task, 'val')}: ${mlr} (${lrSearch.map((x) => `${x.lr}: ${(100 * x.val).toFixed(2)}`).join(', ')})`);
+        const ev = await testOf(chosen!); // only the chosen rate's run sees the test table
+        account(ev);
+        for (const p of ev.model.parameters()) p.dispose();
+        first = chosen!.sr;
       }
       for (const seed of o.seeds) {
         if (first && seed === o.seeds[0]) { seeds.push(first); continue; }
         const { sr, ev } = await cell(method, seed, mlr, false);
-        account(ev);
-        for (const p of ev.model.parameters()) p.dispose(); // the rebuilt model is not used again (storages may be native)
+        account(ev!);
+        for (const p of ev!.model.parameters()) p.dispose(); // the rebuilt model is not used again (storages may be native)
         seeds.push(sr);
       }
       const sc = seeds.map((s) => s.test);
@@ -421,7 +442,7 @@ export function formatCompareTable(r: CompareResult): string {
   const lines: string[] = [];
   const tk = r.rows[0]?.tokens;
   lines.push(`${s.metric ?? 'VQA score'} on the synthetic test split (${r.rows[0]?.seeds[0]?.testCount ?? '?'} items): ${s.backbone ?? 'vilt'}/${s.config} ${s.pretrained ? `from ${s.pretrained}` : 'from a RANDOM backbone (no --pretrained)'}`);
-  lines.push(`  ${s.steps} steps, batch ${s.batchSize}, ${s.lrGrid ? `lr per method chosen on the validation table from {${s.lrGrid.join(', ')}}` : `lr ${s.lr} (full: ${s.lrFull}${s.lrs ? Object.entries(s.lrs).map(([m, v]) => `, ${m}: ${v}`).join('') : ''})`}, head x${s.lrMultHead}, RandAugment ${s.randaug ? 'on' : 'off'}, seeds ${s.seeds.join(',')}`);
+  lines.push(`  ${s.steps} steps, batch ${s.batchSize}, ${s.lrGrid ? `lr per method chosen on the validation table from {${s.lrGrid.join(', ')}}` : `lr ${s.lr} (full: ${s.lrFull}${s.lrs ? Object.entries(s.lrs).map(([m, v]) => `, ${m}: ${v}`).join('') : ''})`}, head x${s.lrMultHead}, RandAugment ${s.randaug ? 'on' : 'off'}${s.negatives !== undefined ? `, ${s.negatives} negative captions per image` : ''}, seeds ${s.seeds.join(',')}`);
   const head = ['method', 'lr', 'updated params', 'trainable', 'add. MACs/sample', 'mean ± std', '[min - max]', 'per seed', 'ms/step', 'peak RSS MB'];
   const body = r.rows.map((row) => [
     row.method, String(row.lr), int(row.params), int(row.trainable),

@@ -33,6 +33,12 @@ export const MINI_CELLS: readonly MiniCell[] = Object.freeze([
 /** The paper's table, in its row order (the registry's PAPER_METHODS). */
 export const MINI_METHODS: readonly string[] = PAPER_METHODS;
 
+/**
+ * Retrieval: random captions drawn per image as the ranking loss's negatives. The reference draws 15
+ * (draw_false_text); the miniature draws 3, which cuts a retrieval step's sequences from 16 to 4 per image.
+ */
+export const MINI_NEGATIVES = 3;
+
 /** One small grid for every method: the reference's full-tuning rate, its PETL rate, and 4x above it. */
 export const MINI_LR_GRID: readonly number[] = Object.freeze([1e-4, 5e-4, 2e-3]);
 
@@ -46,6 +52,8 @@ export interface MiniOptions {
   cells?: readonly MiniCell[];
   lrGrid?: readonly number[];
   batchSize?: number;
+  /** retrieval cells: negatives per image (default MINI_NEGATIVES) */
+  negatives?: number;
   /** backbone file per backbone (default: the shipped preset 'synth'); preset = model config preset (default: the file's) */
   pretrained?: Partial<Record<Backbone, string>>;
   config?: Preset;
@@ -74,6 +82,8 @@ export interface MiniTable extends MiniProvenance {
   settings: { steps: number; seeds: number[]; lrGrid: number[]; batchSize: number | null; methods: string[]; data: string };
   cells: {
     backbone: Backbone; task: ModelTask; metric: string; pretrained: string | null; floors: Floors | null; done: boolean; seconds: number | null; run?: MiniProvenance;
+    /** retrieval cells: negative captions per image the runs trained with */
+    negatives?: number;
     /** a cell measured in parts (disjoint methods, e.g. two processes side by side): each part's run; `seconds` is their sum */
     parts?: MiniProvenance[];
   }[];
@@ -117,6 +127,7 @@ export function formatMiniTable(t: MiniTable): string {
     if (c.parts) L.push(`Measured in ${c.parts.length} parts (disjoint methods): ${c.parts.map(by).join('; ')}.`, '');
     else if (c.run && c.run.command !== t.command) L.push(`Measured by ${by(c.run)}.`, '');
     const irtr = c.task === 'irtr';
+    if (irtr && c.negatives !== undefined) L.push(`Training: each image ranked against its caption and ${c.negatives} random captions (the reference draws 15); test: every (image, caption) pair of the test split scored.`, '');
     L.push(`| method | ${irtr ? 'IR R@1 | TR R@1' : 'test'} | per seed | lr (val per grid rate) | updated params | add. MACs/sample | ms/step | peak RSS MB |`);
     L.push(`|---|${irtr ? '---|---' : '---'}|---|---|---|---|---|---|`);
     for (const r of rows) {
@@ -161,6 +172,7 @@ export function mergeMiniTables(base: MiniTable, add: MiniTable, where = 'mini t
         pick.set(k, { cell: c, rows, notRun: t.notRun.filter((x) => x.startsWith(`${c.backbone} ${c.task}:`)) });
         continue;
       }
+      if (c.negatives !== have.cell.negatives) throw new Error(`${where}: the parts of cell ${k} trained with different negatives per image (${have.cell.negatives} vs ${c.negatives})`);
       pick.set(k, { // the other part of a cell measured in parts
         cell: {
           ...c, pretrained: c.pretrained ?? have.cell.pretrained, floors: c.floors ?? have.cell.floors, done: true, // whether the rows cover the methods is checked below for every cell
@@ -203,11 +215,12 @@ export async function runMiniTable(o: MiniOptions): Promise<MiniTable> {
   const cells = o.cells ?? MINI_CELLS;
   const methods = [...(o.methods ?? MINI_METHODS)];
   const grid = [...(o.lrGrid ?? MINI_LR_GRID)];
+  const negatives = o.negatives ?? MINI_NEGATIVES;
   fs.mkdirSync(o.out, { recursive: true });
   const t: MiniTable = {
     command: o.command ?? commandLine(), commit: sourceCommit(), machine: machineLine(), date: new Date().toISOString(),
     settings: { steps: o.steps, seeds: [...o.seeds], lrGrid: grid, batchSize: o.batchSize ?? null, methods, data: path.resolve(data) },
-    cells: cells.map((c) => ({ ...c, metric: primaryMetricName(c.task), pretrained: null, floors: null, done: false, seconds: null })),
+    cells: cells.map((c) => ({ ...c, metric: primaryMetricName(c.task), pretrained: null, floors: null, done: false, seconds: null, ...(c.task === 'irtr' ? { negatives } : {}) })),
     rows: [], notRun: cells.map((c) => `${c.backbone} ${c.task}: ${methods.join(', ')} (not reached)`),
   };
   // a table of the same settings already in OUT keeps its other cells (a table measured a cell at a time)
@@ -240,7 +253,7 @@ export async function runMiniTable(o: MiniOptions): Promise<MiniTable> {
     }
     const r = await runCompare({
       data, pretrained: pre, backbone: c.backbone, task: c.task, config: o.config, methods, seeds: o.seeds, steps: o.steps,
-      batchSize: o.batchSize, lrGrid: grid, maxTextLen: o.maxTextLen, out: path.join(o.out, 'cells', `${c.backbone}-${c.task}`), log, progress: o.progress,
+      batchSize: o.batchSize, lrGrid: grid, negatives, maxTextLen: o.maxTextLen, out: path.join(o.out, 'cells', `${c.backbone}-${c.task}`), log, progress: o.progress,
       onRow: (row, partial) => { // each finished method is written at once (a long table keeps what it measured)
         t.rows.push(...rowsOf(c, { ...partial, rows: [row] }));
         t.cells[i] = { ...t.cells[i], pretrained: partial.settings.pretrained, floors: partial.floors };

@@ -71,6 +71,8 @@ export interface RunOptions {
   seed?: number;
   evalEvery?: number;
   evalEveryEpochs?: number;
+  /** evaluate on the task's eval split (every evalEvery steps and at the end; default true); false: train only (a caller that scores the checkpoint itself) */
+  evaluate?: boolean;
   /** checkpoint every N optimizer steps (default max(1, floor(maxSteps / 10)); 0: only at the end / on stop); also every 30 minutes */
   saveEvery?: number;
   vocab?: string;
@@ -324,7 +326,7 @@ export async function runTrain(o: RunOptions): Promise<TrainResult> {
     const trainer = new Trainer<TaskBatch>({
       model: b.model, optimizer, scheduler, maxSteps, accumulate, gradClip: o.gradClip,
       data: { epoch: (e) => loader.epoch(e), toBatch: (tb) => toModelBatch(tb, o.task) },
-      evalEvery: o.evalEvery, evalEveryEpochs: o.evalEveryEpochs, evaluate: () => evalSplit(b.model, o.data, o.backbone, o.task, b.loaderBase, batchSize, undefined, o.onEvalBatch),
+      evalEvery: o.evalEvery, evalEveryEpochs: o.evalEveryEpochs, evaluate: o.evaluate === false ? undefined : () => evalSplit(b.model, o.data, o.backbone, o.task, b.loaderBase, batchSize, undefined, o.onEvalBatch),
       logFile: metricsFile, checkpoint, runConfig, checkpointEvery: saveEvery || undefined, checkpointEveryMs: saveEvery === 0 ? undefined : 30 * 60 * 1000,
       onLog: o.onRecord ?? ((r) => log(JSON.stringify(r))),
     });
