@@ -12,7 +12,7 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { generateSynthetic } from '../../experiments/synthetic.ts';
 import { runPretrain } from '../../experiments/pretrain.ts';
-import { runMiniTable, formatMiniTable, mergeMiniTables, readMiniTable, type MiniTable } from '../../experiments/mini-table.ts';
+import { runMiniTable, formatMiniTable, mergeMiniTables, readMiniTable, MINI_NEGATIVES, type MiniTable } from '../../experiments/mini-table.ts';
 import { main } from '../../train/cli.ts';
 import { runTrain } from '../../train/run.ts';
 
@@ -67,6 +67,19 @@ test('one row per cell x method, every seed, the rate with the best validation s
   assert.is(ir.mean, (ir.seeds[0].metrics.ir_r1 + ir.seeds[0].metrics.tr_r1) / 2);
   assert.ok(t.cells.every((c) => c.done && c.floors));
   assert.equal(t.notRun, []);
+});
+
+test('retrieval cells train with MINI_NEGATIVES captions per image, recorded in the cell, the runs and the report', () => {
+  assert.equal(t.cells.map((c) => c.negatives), [MINI_NEGATIVES, undefined]);
+  const dir = path.join(OUT, 'cells', 'vilt-irtr', 'runs');
+  for (const d of fs.readdirSync(dir)) assert.is(JSON.parse(fs.readFileSync(path.join(dir, d, 'run.json'), 'utf8')).resolved.negatives, MINI_NEGATIVES, d);
+  assert.ok(formatMiniTable(t).includes(`its caption and ${MINI_NEGATIVES} random captions`), formatMiniTable(t));
+  // the parts of one cell must have trained alike
+  const part = (m: string, negatives: number): MiniTable => ({
+    ...t, settings: { ...t.settings, methods: [m] }, rows: t.rows.filter((r) => r.method === m && r.task === 'irtr'),
+    cells: t.cells.filter((c) => c.task === 'irtr').map((c) => ({ ...c, negatives })),
+  });
+  assert.throws(() => mergeMiniTables(part('apt', 3), part('classifier_only', 15)), /cell vilt-irtr trained with different negatives per image \(3 vs 15\)/);
 });
 
 test('mini-table.json / .md: generated, stating command, commit and machine', () => {
