@@ -6,7 +6,8 @@
 // Retrieval splits the forward at the backbone's embed() / forwardTokens() seam (models/backbone.ts): the image
 // tokens of each image are computed ONCE (the reference ViLT reuses its image embedding the same way) and the text
 // tokens of each caption chunk once for the whole split (or per image when they exceed `textCacheFloats`); only
-// forwardTokens (the fusion, where every method acts) runs per (image, chunk). `reuseEmbeddings: false` keeps the
+// forwardTokens (the fusion, where every method acts) runs per (image, chunk), on the text columns up to the split's
+// longest caption (train/batch.ts trimTextPadding: exact). `reuseEmbeddings: false` keeps the
 // plain full forward per pair (the reference path the tests compare against).
 // Does not: spread work over devices, or compute the official VQA accuracy.
 // Invariants: every forward runs under noGrad inside a scope with the model in eval mode (restored afterwards);
@@ -20,7 +21,7 @@ import type { TaskBatch } from '../data/task-batches.ts';
 import type { TextBatch } from '../data/collate.ts';
 import { pairBatch, toModelBatch } from './batch.ts';
 import { MeanMetric, accuracySum, argmaxRows, retrievalRecall, vqaScoreSum } from './metrics.ts';
-import { textTensors, imageTensor } from './batch.ts';
+import { textTensors, imageTensor, trimTextPadding } from './batch.ts';
 import { writeFileAtomicSync } from '../data/formats/atomic.ts';
 
 async function inEvalMode<R>(model: VLModel, fn: () => Promise<R>): Promise<R> {
@@ -149,7 +150,10 @@ export async function retrievalScores(model: VLModel, batches: AsyncIterable<Tas
 }
 
 /** The embedding-reuse scoring of retrievalScores (runs inside its noGrad scope); fills scores [images, texts]. */
-function reusedScores(model: VLModel, images: { data: Float32Array; shape: readonly [number, number, number, number] }[], texts: TextBatch, chunk: number, cacheFloats: number, scores: Float32Array): void {
+function reusedScores(model: VLModel, images: { data: Float32Array; shape: readonly [number, number, number, number] }[], padded: TextBatch, chunk: number, cacheFloats: number, scores: Float32Array): void {
+  // the split's trailing all-pad columns dropped (exact); one width for every chunk, so equal captions score equal
+  // bit for bit wherever they sit (duplicate captions tie, and the tie breaks by index as in the padded forward)
+  const texts = trimTextPadding(padded);
   const bb = model.backbone;
   const rank = bb.child('rank_output') as unknown as { forward(x: Tensor): Tensor };
   const [N, L] = texts.shape;

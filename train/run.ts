@@ -325,7 +325,9 @@ export async function runTrain(o: RunOptions): Promise<TrainResult> {
     const runConfig = { ...b.runConfig, lr, batchSize, accumulate, maxSteps, randaug };
     const trainer = new Trainer<TaskBatch>({
       model: b.model, optimizer, scheduler, maxSteps, accumulate, gradClip: o.gradClip,
-      data: { epoch: (e) => loader.epoch(e), toBatch: (tb) => toModelBatch(tb, o.task) },
+      // retrieval drops the text columns that are padding in all of a batch's 1 + K captions (exact up to float
+      // summation order; a synthetic caption is a quarter of max_length); VQA and NLVR2 keep the reference's padding
+      data: { epoch: (e) => loader.epoch(e), toBatch: (tb) => toModelBatch(tb, o.task, undefined, { trimPadding: o.task === 'irtr' }) },
       evalEvery: o.evalEvery, evalEveryEpochs: o.evalEveryEpochs, evaluate: o.evaluate === false ? undefined : () => evalSplit(b.model, o.data, o.backbone, o.task, b.loaderBase, batchSize, undefined, o.onEvalBatch),
       logFile: metricsFile, checkpoint, runConfig, checkpointEvery: saveEvery || undefined, checkpointEveryMs: saveEvery === 0 ? undefined : 30 * 60 * 1000,
       onLog: o.onRecord ?? ((r) => log(JSON.stringify(r))),

@@ -1,7 +1,8 @@
 // The trainer's task wiring on a TINY generated synthetic set (aptune synth, 32 px scenes) with the tiny configs:
 // METER's F30K ITM loss (§4.3: half the batch keeps its image, half gets a seeded random other image; total loss =
 // IRTR + CE of the frozen ITM head), RandAugment in training (deterministic for a seed, off with randaug: false),
-// retrieval evaluation with embedding reuse giving the scores and recall of the full per-pair forward, the
+// retrieval batches and evaluation chunks without their all-padding text columns giving the padded loss, gradients
+// and scores, retrieval evaluation with embedding reuse giving the scores and recall of the full per-pair forward, the
 // model's clsTokenId following the tokenizer's [CLS] id, and the VQA test submission file of `aptune eval`.
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
@@ -29,8 +30,8 @@ const DATA = path.join(tmp, 'synth');
 const TEXT_LEN = 16;
 let tok: BertTokenizer;
 
-function tinyModel(backbone: 'vilt' | 'meter', task: 'irtr' | 'vqa', method = 'apt', numAnswers = 0): VLModel {
-  const config = resolveModelConfig(backbone, 'tiny', tok, TEXT_LEN);
+function tinyModel(backbone: 'vilt' | 'meter', task: 'irtr' | 'vqa', method = 'apt', numAnswers = 0, textLen = TEXT_LEN): VLModel {
+  const config = resolveModelConfig(backbone, 'tiny', tok, textLen);
   return createModel({ backbone, config, task, numAnswers, method, methodOptions: TINY_METHOD_OPTIONS[method as 'apt'], seed: 4 });
 }
 
@@ -109,6 +110,32 @@ test('METER irtr: the ITM sub-batch (half own image, half a seeded other image) 
   assert.is(r.eval!.images, 6);
 });
 
+for (const backbone of ['vilt', 'meter'] as const) {
+  test(`${backbone} irtr: a batch without its all-padding text columns gives the same loss and gradients`, async () => {
+    const LONG = 40; // the reference's max_text_len: the tiny set's captions are shorter
+    const ds = await TaskDataset.open(DATA, backbone, 'f30k', 'train');
+    let tb: TaskBatch;
+    try { tb = await first(ds, loaderOpts(backbone, { drawFalseText: 3, drawFalseImage: backbone === 'meter' ? 1 : 0, maxLength: LONG })); } finally { await ds.close(); }
+    const m = tinyModel(backbone, 'irtr', 'apt', 0, LONG);
+    const run = (trimPadding: boolean) => scope(() => {
+      const b = toModelBatch(tb, 'irtr', undefined, { trimPadding });
+      for (const p of m.parameters()) p.grad = null;
+      const loss = m.loss(b).loss;
+      loss.backward();
+      const grads = m.trainableParameters().map(([n, p]) => [n, host(p.grad!)] as const);
+      return { L: b.textIds.shape[2], itmL: b.itm ? b.itm.textIds.shape[1] : null, loss: loss.item(), grads };
+    });
+    const padded = run(false), trimmed = run(true);
+    assert.is(padded.L, LONG);
+    assert.ok(trimmed.L < LONG, `the captions leave padding to drop (${trimmed.L} of ${LONG} columns kept)`);
+    assert.ok(trimmed.L === Math.max(...[tb.text, ...tb.falseTexts].flatMap((t) => Array.from({ length: t.shape[0] }, (_, r) => t.mask.subarray(r * LONG, (r + 1) * LONG).reduce((a, v) => a + v, 0)))), 'kept = the longest caption');
+    if (backbone === 'meter') assert.ok(trimmed.itmL! < LONG, 'the ITM sub-batch is trimmed too');
+    assert.ok(Math.abs(trimmed.loss - padded.loss) < 1e-5, `loss ${trimmed.loss} vs ${padded.loss}`);
+    assert.ok(padded.grads.length > 0);
+    padded.grads.forEach(([n, g], i) => allclose(trimmed.grads[i][1], g, { rtol: 1e-4, atol: 1e-6, msg: n }));
+  });
+}
+
 test('RandAugment in training: deterministic for a seed, changes the images, off with randaug false', async () => {
   const ds = await TaskDataset.open(DATA, 'vilt', 'nlvr2', 'train');
   try {
@@ -140,6 +167,10 @@ for (const backbone of ['vilt', 'meter'] as const) {
       assert.ok(new Set(full.scores).size > 6, 'scores vary across pairs (the comparison can fail)');
       const rec = (s: typeof full) => retrievalRecall(s.scores, s.imageIds, s.textImageIds);
       assert.equal(rec(reused), rec(full));
+      // at the reference's max_text_len the captions are mostly padding: the split runs on its longest caption, same scores
+      const m40 = tinyModel(backbone, 'irtr', 'apt', 0, 40);
+      const batches40 = () => taskLoader(ds, loaderOpts(backbone, { shuffle: false, drawFalseText: 0, batchSize: 8, maxLength: 40 })).epoch(0);
+      allclose((await retrievalScores(m40, batches40(), { textChunk: 7 })).scores, (await retrievalScores(m40, batches40(), { textChunk: 7, reuseEmbeddings: false })).scores, { rtol: 1e-4, atol: 1e-5, msg: 'trimmed chunks' });
     } finally { await ds.close(); }
   });
 }
