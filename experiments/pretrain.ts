@@ -23,7 +23,7 @@ import { createModel, METER_TINY, VILT_TINY, type MeterConfig, type MeterModel, 
 import { ItmHead } from '../models/heads.ts';
 import {
   VILT_SYNTH, addPretrainHeads, encodeSingle, meterSynthConfig, meterText, meterImage, imageTokens, itcEmbed, itcProject, itcScale, itcScaleValue, textTokens,
-  type PretrainHeads,
+  type PretrainHeads, type ItcImagePool,
 } from '../models/pretrain.ts';
 import { ArrowTableReader } from '../data/formats/arrow.ts';
 import { clipTransform, pixelbertTransform, transformImage } from '../data/images.ts';
@@ -391,12 +391,12 @@ export function batchContrastiveLoss(bb: ViltModel | MeterModel, heads: Pretrain
   if (bb.kind === 'meter') {
     const tf = meterText(bb, b.itcIds, b.itcValid); // [B, Lc, Dt]
     const vf = meterImage(bb, b.image); // [B, 1 + g², Wc]
-    return contrastiveLoss(itcEmbed(heads.textProj, tf, b.itcValid, heads.center, heads.pool), itcEmbed(heads.imageProj, vf, null, heads.center, heads.pool), itcScale(bb), b.itcLogMask);
+    return contrastiveLoss(itcEmbed(heads.textProj, tf, b.itcValid, heads.center, heads.pool), itcEmbed(heads.imageProj, vf, null, heads.center, heads.imagePool), itcScale(bb), b.itcLogMask);
   }
   const im = img ?? imageTokens(bb, b.image);
   const tf = encodeSingle(bb, textTokens(bb, b.itcIds), b.itcValid); // [B, Lc, D]
   const vf = encodeSingle(bb, im.x, im.mask); // [B, Nv, D]
-  return contrastiveLoss(itcEmbed(heads.textProj, tf, b.itcValid, heads.center, heads.pool), itcEmbed(heads.imageProj, vf, im.mask, heads.center, heads.pool), itcScale(bb), b.itcLogMask);
+  return contrastiveLoss(itcEmbed(heads.textProj, tf, b.itcValid, heads.center, heads.pool), itcEmbed(heads.imageProj, vf, im.mask, heads.center, heads.imagePool), itcScale(bb), b.itcLogMask);
 }
 
 function meterPretrainLosses(bb: MeterModel, heads: PretrainHeads, b: PretrainBatch, itmWeight: number): StepLosses {
@@ -431,9 +431,9 @@ function jointItmLogits(bb: ViltModel | MeterModel, heads: PretrainHeads, img: T
 
 /** Contrastive projections (not normalised) [B, P] of images alone. */
 function imageEmbedding(bb: ViltModel | MeterModel, heads: PretrainHeads, img: Tensor): Tensor {
-  if (bb.kind === 'meter') return itcProject(heads.imageProj, meterImage(bb, img), null, heads.pool);
+  if (bb.kind === 'meter') return itcProject(heads.imageProj, meterImage(bb, img), null, heads.imagePool);
   const im = imageTokens(bb, img);
-  return itcProject(heads.imageProj, encodeSingle(bb, im.x, im.mask), im.mask, heads.pool);
+  return itcProject(heads.imageProj, encodeSingle(bb, im.x, im.mask), im.mask, heads.imagePool);
 }
 
 /** Contrastive projections (not normalised) [B, P] of texts alone. ids int32 [B, L] */
@@ -647,6 +647,8 @@ export interface PretrainOptions {
    * 1 ViLT, centred; METER less, see itcEmbed): the gates' retrieval centres by the same fraction
    */
   itcCenter?: number;
+  /** the image side's contrastive pooling (models/pretrain.ts ItcImagePool; default the recipe's, token 0) */
+  itcImagePool?: ItcImagePool;
   /**
    * learning-rate multiplier of the fusion (METER's cross-modal transforms, co-attention layers and poolers) and of
    * the ITM / MLM heads (default the recipe's), like METER's lr_mult_cross_modal / lr_mult_head
@@ -691,12 +693,12 @@ export function pretrainModelConfig(o: Pick<PretrainOptions, 'preset' | 'hidden'
  * Build the model: a ViLT or METER with the ITM head (createModel, method 'full': everything trains; METER's
  * encoders get gradients) + the pre-training heads.
  */
-export function buildPretrainModel(cfg: ViltConfig | MeterConfig, seed: number, backbone: 'vilt' | 'meter' = 'vilt'): { model: VLModel; bb: ViltModel | MeterModel; heads: PretrainHeads } {
+export function buildPretrainModel(cfg: ViltConfig | MeterConfig, seed: number, backbone: 'vilt' | 'meter' = 'vilt', headOpts: { imagePool?: ItcImagePool; imageTokens?: number } = {}): { model: VLModel; bb: ViltModel | MeterModel; heads: PretrainHeads } {
   const model = createModel({ backbone, config: cfg, task: 'itm', method: 'full', seed });
   const bb = model.backbone as ViltModel | MeterModel;
   if (bb.kind === 'meter') bb.encoderGrad = true;
   if (!(bb.child('itm_score') instanceof ItmHead)) throw new Error('pretrain: the itm model has no itm_score head');
-  const heads = addPretrainHeads(bb);
+  const heads = addPretrainHeads(bb, headOpts);
   return { model, bb, heads };
 }
 
@@ -726,7 +728,9 @@ export async function runPretrain(o: PretrainOptions): Promise<PretrainResult> {
   const train = await loadCaptionCorpus(trainFile, corpusOpts);
   const val = await loadCaptionCorpus(valFile, corpusOpts);
   if (train.images.length < 2) throw new Error(`${trainFile}: needs at least 2 images`);
-  const { model, bb, heads } = buildPretrainModel(cfg, seed, backbone);
+  const itcImagePool = o.itcImagePool ?? 'cls';
+  if (!['cls', 'mean', 'flat'].includes(itcImagePool)) throw new Error(`pretrain: itcImagePool must be cls, mean or flat, got ${JSON.stringify(itcImagePool)}`);
+  const { model, bb, heads } = buildPretrainModel(cfg, seed, backbone, { imagePool: itcImagePool, imageTokens: 1 + Math.floor(imageSize / corpusOpts.patch) ** 2 });
   if (o.init) {
     const ck = loadCheckpoint(o.init);
     const c = ck.config as { kind?: string; modelConfig?: Record<string, unknown>; vocab?: string[] } | null;
@@ -789,7 +793,7 @@ export async function runPretrain(o: PretrainOptions): Promise<PretrainResult> {
   const { log: _log, ...options } = o;
   const runFile: RunFile = {
     command: 'pretrain', started: new Date().toISOString(), options,
-    resolved: { kind: PRETRAIN_KIND, backbone, modelConfig: cfg, steps, batchSize: B, lr, seed, itmWeight, mlmPass, itcPositives, itcWarmup, itcCenter, fusionLrMult, hardStart, maskProb, hardFraction, imageSize, maxTextLen },
+    resolved: { kind: PRETRAIN_KIND, backbone, modelConfig: cfg, steps, batchSize: B, lr, seed, itmWeight, mlmPass, itcPositives, itcWarmup, itcCenter, itcImagePool, fusionLrMult, hardStart, maskProb, hardFraction, imageSize, maxTextLen },
   };
   writeRunFile(runDir, runFile);
   const gate = (step: number) => {
@@ -835,7 +839,7 @@ export async function runPretrain(o: PretrainOptions): Promise<PretrainResult> {
   const verdict = gateReport(last);
   saveCheckpoint(o.out, bb.stateDict(), {
     kind: PRETRAIN_KIND, backbone, preset: o.preset ?? 'synth', modelConfig: cfg, maxTextLen, imageSize, textPrefix,
-    seed, steps, batchSize: B, lr, itcPool: heads.pool, itcCenter, maskProb, hardFraction, hardStart, itmWeight, mlmPass, itcPositives, itcWarmup, fusionLrMult, ...(o.init ? { init: path.resolve(o.init) } : {}),
+    seed, steps, batchSize: B, lr, itcPool: heads.pool, itcImagePool: heads.imagePool, itcCenter, maskProb, hardFraction, hardStart, itmWeight, mlmPass, itcPositives, itcWarmup, fusionLrMult, ...(o.init ? { init: path.resolve(o.init) } : {}),
     gates: last, gatesPassed: verdict.pass, gateThresholds: PRETRAIN_GATES,
     recipe: { command: o.command ?? commandLine(), commit, synthVersion: synthReport.version, dataSeed: synthReport.seed, dataSize: synthReport.size, seconds: +seconds.toFixed(1), machine: machineLine(), threads: process.env.APTUNE_THREADS ?? 'default' },
     vocab: [...vocab.keys()],
@@ -873,10 +877,19 @@ export interface LoadedPretrain {
 /** Rebuild an `aptune pretrain` checkpoint (shipped or not) with its heads; every tensor must load. */
 export function loadPretrainModel(file: string): LoadedPretrain {
   const ck = loadCheckpoint(file);
-  const c = ck.config as { kind?: string; backbone?: 'vilt' | 'meter'; modelConfig?: ViltConfig | MeterConfig; vocab?: string[]; imageSize?: number; maxTextLen?: number; textPrefix?: string; seed?: number; itcPool?: 'cls' | 'mean'; itcCenter?: number } | null;
+  const c = ck.config as { kind?: string; backbone?: 'vilt' | 'meter'; modelConfig?: ViltConfig | MeterConfig; vocab?: string[]; imageSize?: number; maxTextLen?: number; textPrefix?: string; seed?: number; itcPool?: 'cls' | 'mean'; itcImagePool?: unknown; itcCenter?: number } | null;
   if (!c || c.kind !== PRETRAIN_KIND || !c.modelConfig || !c.vocab || !c.imageSize || !c.maxTextLen) throw new Error(`${file}: not an aptune pretrain checkpoint`);
   const backbone = c.backbone ?? 'vilt';
-  const { bb, heads } = buildPretrainModel(c.modelConfig, c.seed ?? 0, backbone);
+  const imagePool = c.itcImagePool ?? c.itcPool ?? 'cls'; // files before the option pooled both sides alike
+  if (imagePool !== 'cls' && imagePool !== 'mean' && imagePool !== 'flat') throw new Error(`${file}: config.itcImagePool must be cls, mean or flat, got ${JSON.stringify(imagePool)}`);
+  let imageTokens: number | undefined;
+  if (imagePool === 'flat') { // the token count the projection was built for, from its stored weight [P, N * width]
+    const w = ck.tensors.get('itc_image_proj.weight');
+    const width = backbone === 'vilt' ? (c.modelConfig as ViltConfig).hidden : (c.modelConfig as MeterConfig).clip.width;
+    if (!w || w.shape.length !== 2 || w.shape[1] % width !== 0) throw new Error(`${file}: itc_image_proj.weight ${w ? `[${w.shape}]` : 'missing'}: a flat projection takes a multiple of ${width} inputs`);
+    imageTokens = w.shape[1] / width;
+  }
+  const { bb, heads } = buildPretrainModel(c.modelConfig, c.seed ?? 0, backbone, { imagePool, imageTokens });
   if (c.itcPool) heads.pool = c.itcPool;
   if (c.itcCenter !== undefined) { // files before the option were centred (1)
     if (typeof c.itcCenter !== 'number' || !(c.itcCenter >= 0 && c.itcCenter <= 1)) throw new Error(`${file}: config.itcCenter must be a number in [0, 1], got ${JSON.stringify(c.itcCenter)}`);

@@ -99,6 +99,13 @@ export function itcScale(bb: Module): Tensor {
  * builds on (1,000 more steps: spread 0.20, gradient ratio 13x, ITM rising).
  */
 export type ItcPool = 'cls' | 'mean';
+/**
+ * The image side's pooling: an ItcPool, or 'flat': the projection reads all N image tokens flattened (Linear
+ * N * D -> P), so every token position has its own weights and an object's content and its cell combine linearly in
+ * the embedding (fixed-size images only: every token must be valid). Measured on the ViLT synth (seed 0, one run each):
+ * text->image R@1 0.591 against 0.536 from token 0, on position captions 0.340 against 0.225.
+ */
+export type ItcImagePool = ItcPool | 'flat';
 
 export interface PretrainHeads {
   mlm: MlmHead;
@@ -106,6 +113,8 @@ export interface PretrainHeads {
   textProj: Linear;
   imageProj: Linear;
   pool: ItcPool;
+  /** the image side's pooling (default `pool`) */
+  imagePool: ItcImagePool;
   /** fraction of the batch mean removed before normalising (itcEmbed's `center`): 1 = centred, 0 = as CLIP */
   center: number;
 }
@@ -114,7 +123,7 @@ export interface PretrainHeads {
  * Registers the pre-training heads on a ViLT backbone (idempotent for itm_score, which createModel adds for the
  * itm task). projDim: width P of the contrastive projections (default hidden / 2).
  */
-export function addPretrainHeads(bb: ViltModel | MeterModel, opts: { projDim?: number; pool?: ItcPool; center?: number } = {}): PretrainHeads {
+export function addPretrainHeads(bb: ViltModel | MeterModel, opts: { projDim?: number; pool?: ItcPool; imagePool?: ItcImagePool; imageTokens?: number; center?: number } = {}): PretrainHeads {
   const D = bb.cfg.hidden;
   const P = opts.projDim ?? Math.max(1, Math.floor(D / 2));
   const has = (n: string) => bb.namedModules().some(([name]) => name === n);
@@ -123,9 +132,13 @@ export function addPretrainHeads(bb: ViltModel | MeterModel, opts: { projDim?: n
   const vocab = meter ? (bb.cfg as MeterConfig).roberta.vocab : (bb.cfg as ViltConfig).vocab;
   const mlm = bb.registerModule('mlm_score', new MlmHead(D, vocab));
   const textProj = bb.registerModule('itc_text_proj', new Linear(meter ? (bb.cfg as MeterConfig).roberta.hidden : D, P));
-  const imageProj = bb.registerModule('itc_image_proj', new Linear(meter ? (bb.cfg as MeterConfig).clip.width : D, P));
+  const pool = opts.pool ?? 'cls', imagePool = opts.imagePool ?? pool;
+  const N = opts.imageTokens ?? 0;
+  if (imagePool === 'flat' && !(Number.isInteger(N) && N >= 1)) throw new Error(`addPretrainHeads: imagePool 'flat' needs imageTokens (the image token count), got ${opts.imageTokens}`);
+  const width = meter ? (bb.cfg as MeterConfig).clip.width : D;
+  const imageProj = bb.registerModule('itc_image_proj', new Linear(imagePool === 'flat' ? width * N : width, P));
   bb.registerParameter('itc_logit_scale', constant([1], ITC_INIT_LOG_SCALE));
-  return { mlm, itm, textProj, imageProj, pool: opts.pool ?? 'cls', center: opts.center ?? 1 };
+  return { mlm, itm, textProj, imageProj, pool, imagePool, center: opts.center ?? 1 };
 }
 
 /**
@@ -170,13 +183,20 @@ export function l2normalize(x: Tensor, eps = 1e-12): Tensor {
 }
 
 /**
- * Contrastive projection of single-modality features: token 0 ('cls') or the mean of the valid tokens ('mean').
+ * Contrastive projection of single-modality features: token 0 ('cls'), the mean of the valid tokens ('mean') or all
+ * tokens flattened ('flat': [B, N * D], every token valid, the projection's input N * D).
  * feats [B, N, D], valid [B][N] or null (all valid) -> [B, P] (not normalised).
  */
-export function itcProject(proj: Linear, feats: Tensor, valid: number[][] | null = null, pool: ItcPool = 'cls'): Tensor {
+export function itcProject(proj: Linear, feats: Tensor, valid: number[][] | null = null, pool: ItcImagePool = 'cls'): Tensor {
   const [B, N, D] = feats.shape;
   let pooled: Tensor;
-  if (pool === 'cls') pooled = feats.slice(1, 0, 1).reshape([B, D]);
+  if (pool === 'flat') {
+    const bad = valid ? valid.findIndex((r) => r.some((v) => !v)) : -1;
+    if (bad >= 0) throw new Error(`itcProject: flat pooling needs every token valid (fixed-size images); row ${bad} has padding`);
+    const inDim = proj.weight.shape[1];
+    if (inDim !== N * D) throw new Error(`itcProject: flat pooling of [${B}, ${N}, ${D}] needs a projection from ${N * D}, this one takes ${inDim} (${inDim / D} tokens)`);
+    pooled = feats.reshape([B, N * D]);
+  } else if (pool === 'cls') pooled = feats.slice(1, 0, 1).reshape([B, D]);
   else if (!valid) pooled = feats.mean(1);
   else {
     const w = new Float32Array(B * N);
@@ -203,7 +223,7 @@ export function itcProject(proj: Linear, feats: Tensor, valid: number[][] | null
  * sees almost the same input for every image. Removing a fraction < 1 of the mean keeps the fast start and leaves the
  * loss a reason to shrink the common part.
  */
-export function itcEmbed(proj: Linear, feats: Tensor, valid: number[][] | null = null, center = 0, pool: ItcPool = 'cls'): Tensor {
+export function itcEmbed(proj: Linear, feats: Tensor, valid: number[][] | null = null, center = 0, pool: ItcImagePool = 'cls'): Tensor {
   if (!(center >= 0 && center <= 1)) throw new Error(`itcEmbed: center must be in [0, 1], got ${center}`);
   let z = itcProject(proj, feats, valid, pool);
   if (center === 1) z = z.sub(z.mean(0, true));

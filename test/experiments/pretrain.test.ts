@@ -1,7 +1,8 @@
 // Pre-training (experiments/pretrain.ts, models/pretrain.ts): the caption truth check against the generator's own
 // scenes, each loss against a hand value or an independent host computation, masking (content words only, the
 // same rule for matched and mismatched rows, MLM labels only on true rows), a few steps reducing the loss on a
-// fixed batch, and the CLI writing a checkpoint that `aptune train --pretrained` loads with the same vocabulary.
+// fixed batch, the flattened image projection, and the CLI writing a checkpoint that `aptune train --pretrained`
+// loads with the same vocabulary.
 // Everything runs on a tiny synthetic set and the tiny preset.
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
@@ -108,6 +109,20 @@ test('itcEmbed: removes `center` times the batch mean before normalising (0 none
     }
   }
   assert.throws(() => itcEmbed(proj, feats, null, 2), /center must be in \[0, 1\]/);
+});
+
+test("itcProject 'flat': the projection of all tokens flattened (a hand product); refuses padding and a projection of another width", () => {
+  const proj = new Linear(6, 2); // 3 tokens x width 2
+  const feats = randn([2, 3, 2], { generator: new Generator(9) });
+  const got = itcProject(proj, feats, null, 'flat').toArray();
+  const w = proj.weight.toArray(), bias = proj.param('bias').toArray(), f = feats.toArray();
+  for (let b = 0; b < 2; b++) for (let o = 0; o < 2; o++) {
+    let v = bias[o];
+    for (let k = 0; k < 6; k++) v += w[o * 6 + k] * f[b * 6 + k];
+    assert.ok(Math.abs(got[b * 2 + o] - v) < 1e-5, `row ${b} out ${o}`);
+  }
+  assert.throws(() => itcProject(proj, feats, [[1, 1, 1], [1, 1, 0]], 'flat'), /every token valid .*row 1 has padding/);
+  assert.throws(() => itcProject(new Linear(4, 2), feats, null, 'flat'), /flat pooling of \[2, 3, 2\] needs a projection from 6, this one takes 4 \(2 tokens\)/);
 });
 
 test("itcPositives 'true': the batch's log-mask marks exactly the images each caption is true of (own image always)", () => {
@@ -352,6 +367,23 @@ test('CLI: pretrain writes a checkpoint + vocab.txt that aptune train --pretrain
   const ck4 = loadCheckpoint(out4), bad = join(dir, 'pre4', 'bad-center.safetensors');
   saveCheckpoint(bad, ck4.tensors, { ...(ck4.config as Record<string, unknown>), itcCenter: 'half' });
   assert.throws(() => loadPretrainModel(bad), /bad-center\.safetensors: config\.itcCenter must be a number in \[0, 1\], got "half"/);
+  // --itc-image-pool flat: the image projection reads all 1 + (32 / 8)^2 tokens; recorded, rebuilt from the file, its gates again
+  const out5 = join(dir, 'pre5', 'tiny.safetensors');
+  assert.is(await main(['pretrain', '--data', dir, '--out', out5, '--preset', 'tiny', '--steps', '2', '--batch-size', '4', '--itc-image-pool', 'flat', '--seed', '1', '--eval-every', '2']), 0);
+  const ck5 = loadCheckpoint(out5), c5 = ck5.config as { itcImagePool: string; itcPool: string; gates: Record<string, number>; modelConfig: { hidden: number } };
+  assert.equal([c5.itcImagePool, c5.itcPool], ['flat', 'cls']);
+  assert.equal(ck5.tensors.get('itc_image_proj.weight')!.shape[1], 17 * c5.modelConfig.hidden);
+  assert.is(loadPretrainModel(out5).heads.imagePool, 'flat');
+  printed.length = 0;
+  console.log = (x: string) => printed.push(String(x));
+  try { assert.is(await main(['pretrain', '--evaluate', out5, '--data', dir, '--json']), 0); } finally { console.log = log0; }
+  const ev5 = JSON.parse(printed[printed.length - 1]) as Record<string, number>;
+  for (const k of ['itmAcc', 'r1T2I', 'r1I2T', 'r1T2IStrict', 'r1I2TStrict']) assert.is(ev5[k], c5.gates[k], k);
+  assert.is(await main(['pretrain', '--data', dir, '--out', out5, '--itc-image-pool', 'grid']), 2, 'an unknown pooling is a usage error');
+  const bad5 = join(dir, 'pre5', 'bad-pool.safetensors');
+  saveCheckpoint(bad5, ck5.tensors, { ...(ck5.config as Record<string, unknown>), itcImagePool: 'grid' });
+  assert.throws(() => loadPretrainModel(bad5), /bad-pool\.safetensors: config\.itcImagePool must be cls, mean or flat, got "grid"/);
+  assert.is(loadPretrainModel(out).heads.imagePool, 'cls', 'a file without the field pools the image as its text');
   const first = JSON.parse(readFileSync(join(dir, 'pre3', 'tiny-run', 'metrics.jsonl'), 'utf8').split('\n')[0]) as { itm: number | null; mlm: number | null; itc: number; loss: number };
   assert.equal([first.itm, first.mlm, first.itc], [null, null, first.loss]);
   assert.is(await main(['pretrain', '--data', dir, '--out', out3, '--itc-warmup', '1']), 2, 'the warm-up must leave joint steps');
