@@ -307,8 +307,8 @@ export async function runCompare(o: CompareOptions): Promise<CompareResult> {
   const total = o.methods.length * ((grid ? grid.length : 1) + o.seeds.length - 1);
   let k = 0;
   /**
-   * One training run and its scores: a grid's selection run the validation table only (its test table is scored
-   * only if its rate is chosen: testOf), a seed run the test table.
+   * One training run, and with `withVal` its validation score (a grid's selection run); the test table is scored by
+   * testOf, for a seed run and for the chosen selection run only.
    */
   const cell = async (method: string, seed: number, mlr: number, withVal: boolean) => {
     k++;
@@ -337,7 +337,7 @@ export async function runCompare(o: CompareOptions): Promise<CompareResult> {
     };
     const t0 = performance.now();
     const runDir = path.join(root, 'runs', grid ? `${method}-lr${mlr}-s${seed}` : `${method}-s${seed}`);
-    let tr: Awaited<ReturnType<typeof runTrain>>, val: Awaited<ReturnType<typeof scoreRun>> | null, ev: Awaited<ReturnType<typeof scoreRun>> | null;
+    let tr: Awaited<ReturnType<typeof runTrain>>, val: Awaited<ReturnType<typeof scoreRun>> | null;
     try {
       tr = await runTrain({
         data: o.data, task, backbone, config, method, pretrained, maxSteps: o.steps, batchSize, lr: mlr,
@@ -346,19 +346,17 @@ export async function runCompare(o: CompareOptions): Promise<CompareResult> {
       });
       val = withVal ? await scoreRun(tr.checkpoint, o.data, batchSize, comparisonTable(task, 'val')) : null;
       if (val) { for (const p of val.model.parameters()) p.dispose(); say(`val ${(100 * val.score).toFixed(2)}`); }
-      ev = withVal ? null : await scoreRun(tr.checkpoint, o.data, batchSize, comparisonTable(task, 'test'));
     } finally { bar?.finish(); }
     const seconds = (performance.now() - t0) / 1000;
-    if (ev) log(`${tag} test ${primaryMetricName(task)} ${(100 * ev.score).toFixed(2)} (${ev.count} items, ${seconds.toFixed(1)} s)`);
     const sr: SeedResult = {
-      seed, lr: mlr, test: ev ? ev.score : NaN, testCount: ev ? ev.count : 0, metrics: ev ? ev.metrics : {},
+      seed, lr: mlr, test: NaN, testCount: 0, metrics: {}, // testOf fills these
       val: val ? val.score : task === 'vqa' && typeof tr.eval?.vqa_score === 'number' ? tr.eval.vqa_score : null, // else runTrain's own eval (VQA: the val split)
       steps: tr.steps, finalLoss: tr.losses[tr.losses.length - 1], seconds,
       msPerStep: nSteps > 1 ? (lastStepAt - firstStepAt) / (nSteps - 1) : NaN, peakRssMb: peakRss / 2 ** 20, runDir: o.out ? runDir : null,
     };
-    return { sr, ev, checkpoint: tr.checkpoint, tag };
+    return { sr, checkpoint: tr.checkpoint, tag };
   };
-  /** the test table of a chosen selection run (its SeedResult completed in place; its seconds include the scoring) */
+  /** the test table of a run (its SeedResult completed in place; its seconds include the scoring) */
   const testOf = async (c: { sr: SeedResult; checkpoint: string; tag: string }) => {
     const t0 = performance.now();
     const ev = await scoreRun(c.checkpoint, o.data, batchSize, comparisonTable(task, 'test'));
@@ -395,10 +393,11 @@ export async function runCompare(o: CompareOptions): Promise<CompareResult> {
       }
       for (const seed of o.seeds) {
         if (first && seed === o.seeds[0]) { seeds.push(first); continue; }
-        const { sr, ev } = await cell(method, seed, mlr, false);
-        account(ev!);
-        for (const p of ev!.model.parameters()) p.dispose(); // the rebuilt model is not used again (storages may be native)
-        seeds.push(sr);
+        const c = await cell(method, seed, mlr, false);
+        const ev = await testOf(c);
+        account(ev);
+        for (const p of ev.model.parameters()) p.dispose(); // the rebuilt model is not used again (storages may be native)
+        seeds.push(c.sr);
       }
       const sc = seeds.map((s) => s.test);
       const ms = seeds.map((s) => s.msPerStep).filter((x) => Number.isFinite(x));
