@@ -319,7 +319,7 @@ export async function runTrain(o: RunOptions): Promise<TrainResult> {
     const checkpoint = path.join(o.out, 'last.safetensors');
     const metricsFile = path.join(o.out, 'metrics.jsonl');
     if (!o.resume) fs.rmSync(metricsFile, { force: true }); // a fresh run starts a fresh log; a resumed one appends
-    const stale = cleanCheckpointDir(checkpoint, metricsFile, path.join(o.out, 'vocab.txt')); // temporaries of a killed run
+    const stale = cleanCheckpointDir(checkpoint, metricsFile, path.join(o.out, 'vocab.txt'), path.join(o.out, 'run.json'), path.join(o.out, 'report.html')); // temporaries of a killed run
     if (stale.length) log(`removed ${stale.length} temporary file(s) left by an interrupted run: ${stale.join(', ')}`);
     const saveEvery = o.saveEvery ?? Math.max(1, Math.floor(maxSteps / 10));
     const runConfig = { ...b.runConfig, lr, batchSize, accumulate, maxSteps, randaug };
@@ -334,7 +334,7 @@ export async function runTrain(o: RunOptions): Promise<TrainResult> {
     });
     if (o.resume) {
       trainer.loadCheckpoint(o.resume);
-      const cut = truncateMetricsLog(metricsFile, trainer.step);
+      const cut = truncateMetricsLog(metricsFile, trainer.step, trainer.evalStateKnown ? trainer.lastEvalStep : undefined);
       if (cut) log(`metrics.jsonl: ${cut} record(s) after step ${trainer.step} removed (logged after the checkpoint)`);
       log(`resumed ${o.resume} at step ${trainer.step} (epoch ${trainer.epoch}, batch ${trainer.batchInEpoch})`);
     }

@@ -118,6 +118,9 @@ export class Trainer<T> {
   private stopRequested = false;
   private names: Map<Tensor, string>;
   private lastSave = Date.now();
+  /** the step of the last logged evaluation (-1: none); saved with the position, so that a resumed run neither
+   *  repeats an evaluation its checkpoint already follows nor keeps one logged after the checkpoint */
+  lastEvalStep = -1;
 
   constructor(readonly o: TrainerOptions<T>) {
     const acc = o.accumulate ?? 1;
@@ -182,7 +185,6 @@ export class Trainer<T> {
     const o = this.o;
     const out: StepRecord[] = [];
     o.model.train();
-    let lastEvalStep = -1;
     while (this.step < o.maxSteps && !this.stopRequested) {
       let skip = this.batchInEpoch;
       let losses: number[] = [], msum = 0, mcount = 0;
@@ -197,24 +199,27 @@ export class Trainer<T> {
         if (losses.length === this.accumulate) {
           out.push(this.finishStep(losses, msum, mcount));
           losses = []; msum = 0; mcount = 0;
-          if (await this.afterStep()) { lastEvalStep = this.step; }
+          if (await this.afterStep()) { this.lastEvalStep = this.step; }
           if (this.step >= o.maxSteps || this.stopRequested) break;
         }
       }
       if (!anyInEpoch) throw new Error(`trainer: epoch ${this.epoch} yielded no batches`);
       if (losses.length > 0) { // epoch ended inside an accumulation window: PL steps on the last batch
         out.push(this.finishStep(losses, msum, mcount));
-        if (await this.afterStep()) lastEvalStep = this.step;
+        if (await this.afterStep()) this.lastEvalStep = this.step;
       }
       if (this.step >= o.maxSteps || this.stopRequested) break; // position (epoch, batchInEpoch) kept for resume
-      if (o.evaluate && o.evalEveryEpochs && (this.epoch + 1) % o.evalEveryEpochs === 0 && lastEvalStep !== this.step) {
+      if (o.evaluate && o.evalEveryEpochs && (this.epoch + 1) % o.evalEveryEpochs === 0 && this.lastEvalStep !== this.step) {
         await this.runEval();
-        lastEvalStep = this.step;
+        this.lastEvalStep = this.step;
       }
       this.epoch++;
       this.batchInEpoch = 0;
     }
-    if (o.evaluate && lastEvalStep !== this.step && !this.stopRequested) await this.runEval();
+    if (o.evaluate && this.lastEvalStep !== this.step && !this.stopRequested) { // (a run resumed from its final
+      await this.runEval(); //  checkpoint, killed before its summary, does not evaluate the same weights twice)
+      this.lastEvalStep = this.step;
+    }
     if (o.checkpoint) this.saveCheckpoint(o.checkpoint);
     return out;
   }
@@ -259,7 +264,7 @@ export class Trainer<T> {
     fs.mkdirSync(path.dirname(path.resolve(file)), { recursive: true });
     saveCheckpoint(file, tensors, {
       kind: 'method', ...(this.o.runConfig ?? {}), ...position,
-      trainState: { adamSteps: counts, groups: opt.groups, schedulerStep: this.o.scheduler?.step_ ?? null, dropoutGenerator: gen ? gen.state() : null },
+      trainState: { lastEvalStep: this.lastEvalStep, adamSteps: counts, groups: opt.groups, schedulerStep: this.o.scheduler?.step_ ?? null, dropoutGenerator: gen ? gen.state() : null },
     });
     fs.rmSync(statePathFor(file), { force: true }); // a state file of the old two-file layout is now stale
     this.lastSave = Date.now();
@@ -270,7 +275,7 @@ export class Trainer<T> {
     const ck = loadCheckpoint(file);
     const config = ck.config;
     if (this.o.runConfig) checkRunConfig(file, config, this.o.runConfig);
-    type State = { step: number; epoch: number; batchInEpoch: number; adamSteps: Record<string, number>; schedulerStep: number | null; dropoutGenerator: { seed: number; offset: number } | null; groups: { lr: number; weightDecay: number }[] };
+    type State = { step: number; epoch: number; batchInEpoch: number; lastEvalStep?: number; adamSteps: Record<string, number>; schedulerStep: number | null; dropoutGenerator: { seed: number; offset: number } | null; groups: { lr: number; weightDecay: number }[] };
     const cfg = config as { step?: number; epoch?: number; batchInEpoch?: number; trainState?: Omit<State, 'step' | 'epoch' | 'batchInEpoch'> };
     let sc: State, stateFile: string, stateTensors: Map<string, HostTensor>;
     if (cfg.trainState) { // one file: weights + state
@@ -311,7 +316,12 @@ export class Trainer<T> {
     if (this.o.scheduler && sc.schedulerStep !== null) this.o.scheduler.setStep(sc.schedulerStep);
     if (sc.dropoutGenerator) setDropoutGenerator(this.o.model.backbone, Generator.fromState(sc.dropoutGenerator));
     this.step = sc.step; this.epoch = sc.epoch; this.batchInEpoch = sc.batchInEpoch;
+    this.lastEvalStep = Number.isSafeInteger(sc.lastEvalStep) ? sc.lastEvalStep! : -1;
+    this.evalStateKnown = sc.lastEvalStep !== undefined;
   }
+
+  /** whether the loaded checkpoint recorded its last evaluation (checkpoints before 2026-12-07 did not) */
+  evalStateKnown = true;
 }
 
 /** Evaluate `fn` with the model in eval mode and no gradients, inside a scope (nothing leaks). */
@@ -322,13 +332,19 @@ export function evalForward<R>(model: VLModel, fn: () => R): R {
 /**
  * Cut a JSONL metric log back to `step`: records with a step beyond it (logged after the checkpoint a run resumes
  * from) and a torn last line (a kill during the append) are dropped; rewritten atomically, only when it changed.
+ * With `lastEvalStep` (the checkpoint's) an evaluation record at `step` itself is kept only when the checkpoint
+ * followed it (an end-of-epoch or final evaluation logged after the step's checkpoint is run again on resume).
  * Returns the number of lines removed.
  */
-export function truncateMetricsLog(file: string, step: number): number {
+export function truncateMetricsLog(file: string, step: number, lastEvalStep?: number): number {
   if (!fs.existsSync(file)) return 0;
   const lines = fs.readFileSync(file, 'utf8').split('\n').filter((l) => l.length);
   const keep = lines.filter((l) => {
-    try { const r = JSON.parse(l) as { step?: unknown }; return typeof r.step === 'number' && r.step <= step; } catch { return false; }
+    try {
+      const r = JSON.parse(l) as { step?: unknown; type?: unknown };
+      if (typeof r.step !== 'number' || r.step > step) return false;
+      return !(r.type === 'eval' && r.step === step && lastEvalStep !== undefined && lastEvalStep !== step);
+    } catch { return false; }
   });
   if (keep.length !== lines.length) writeFileAtomicSync(file, keep.map((l) => l + '\n').join(''));
   return lines.length - keep.length;

@@ -21,7 +21,7 @@ import { pixelbertTransform } from '../../data/images.ts';
 import { BertTokenizer, buildWordPieceVocab } from '../../data/tokenizers/index.ts';
 import { AdamW } from '../../train/optim.ts';
 import { PolynomialDecayWithWarmup, warmupSteps } from '../../train/schedule.ts';
-import { Trainer } from '../../train/trainer.ts';
+import { Trainer, truncateMetricsLog } from '../../train/trainer.ts';
 import { toModelBatch } from '../../train/batch.ts';
 import { TRAIN_STATE_PREFIX, loadCheckpoint, loadMethodCheckpoint } from '../../train/checkpoint.ts';
 import { dataTexts, runTrain } from '../../train/run.ts';
@@ -146,6 +146,37 @@ test('checkpoint: one atomic file (method weights + training state); resume give
   assert.is((w.config as { step: number }).step, 10);
   assert.equal(loadMethodCheckpoint(ck, model('apt', 1).backbone).loaded.sort(), [...names].sort(), 'loadMethodCheckpoint reads the weights only');
   assert.equal(fs.readdirSync(dir).sort(), ['last.safetensors'], 'one file, no temporary file left behind');
+});
+
+test('evaluation state: a run resumed from its final checkpoint does not evaluate again; an evaluation logged after the checkpoint is cut', async () => {
+  const dir = path.join(tmp, 'evalstate');
+  const ck = path.join(dir, 'last.safetensors'), log = path.join(dir, 'metrics.jsonl');
+  const data = { epoch: () => [batch4] };
+  let calls = 0;
+  const make = () => {
+    const m = model('apt', 3);
+    const opt = new AdamW(parameterGroups(m, { lr: 1e-3, weightDecay: 0.01 }), { lr: 1e-3 });
+    return new Trainer<TaskBatch>({
+      model: m, optimizer: opt, maxSteps: 2, data: { epoch: data.epoch, toBatch: (b) => toModelBatch(b, 'nlvr2') },
+      evaluate: async () => ({ acc: ++calls }), logFile: log, checkpoint: ck, checkpointEvery: 1,
+      runConfig: { backbone: 'vilt', task: 'nlvr2', method: m.method, methodOptions: m.methodOptions },
+    });
+  };
+  await make().fit();
+  assert.is(calls, 1, 'one final evaluation');
+  assert.is((loadCheckpoint(ck).config as { trainState: { lastEvalStep: number } }).trainState.lastEvalStep, 2, 'the final checkpoint follows it');
+  const again = make();
+  again.loadCheckpoint(ck);
+  assert.equal([again.step, again.lastEvalStep, again.evalStateKnown], [2, 2, true]);
+  assert.equal(await again.fit(), []);
+  assert.is(calls, 1, 'the finished run is not evaluated twice');
+  const lines = fs.readFileSync(log, 'utf8').trim().split('\n');
+  assert.equal(lines.map((l) => JSON.parse(l).type), ['train', 'train', 'eval']);
+  const cut = (last: number | undefined) => { fs.writeFileSync(log, lines.join('\n') + '\n{"type":"tr'); return [truncateMetricsLog(log, 2, last), fs.readFileSync(log, 'utf8').trim().split('\n').length]; };
+  assert.equal(cut(2), [1, 3], 'torn line cut; the evaluation the checkpoint follows kept');
+  assert.equal(cut(1), [2, 2], 'an evaluation at the checkpoint step logged after it is cut (it runs again)');
+  assert.equal(cut(undefined), [1, 3], 'an old checkpoint without evaluation state keeps it');
+  assert.equal(truncateMetricsLog(log, 1), 2, 'records beyond the step are cut (step 2 and its evaluation)');
 });
 
 test('a checkpoint of another method is refused, naming the mismatch', async () => {
