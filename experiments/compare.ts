@@ -34,6 +34,7 @@ import { taskLoader, type TaskLoaderOptions } from '../data/task-batches.ts';
 import { toModelBatch, type ModelTask } from '../train/batch.ts';
 import { evaluateNlvr2, evaluateRetrieval, evaluateVqa } from '../train/evaluate.ts';
 import { defaultHyper, pretrainConfigOf, rebuildFromCheckpoint, runTrain, type Backbone, type Preset, type RunConfig } from '../train/run.ts';
+import { readRunFile } from '../train/report.ts';
 import { resolvePretrained } from '../train/pretrained.ts';
 import { writeFileAtomicSync } from '../data/formats/atomic.ts';
 import { UsageError } from '../train/usage-error.ts';
@@ -71,6 +72,8 @@ export interface CompareOptions {
   randaug?: boolean;
   /** where runs and compare.json go; without it, runs go to a temp dir that is removed afterwards */
   out?: string;
+  /** with out: a run whose directory holds its checkpoint resumes from it, a finished one is reused (runTrain autoResume) */
+  resume?: boolean;
   log?: (line: string) => void;
   /**
    * Live display of each run (train/progress.ts): 'bar' redraws one line per run (a terminal), 'lines' prints a
@@ -110,6 +113,8 @@ export interface SeedResult {
   msPerStep: number;
   /** peak resident set size of the process during the run (MB, sampled every step) */
   peakRssMb: number;
+  /** the step an interrupted comparison resumed this run from (its run directory's checkpoint); absent: trained in one go */
+  resumedAt?: number;
   runDir: string | null;
 }
 
@@ -243,6 +248,16 @@ export async function scoreVqaTable(ckpt: string, data: string, batchSize: numbe
   return scoreRun(ckpt, data, batchSize, table);
 }
 
+/** The loss of the last step logged in a run's metrics.jsonl (a resumed run's earlier steps included). */
+function lastTrainLoss(file: string): number {
+  const lines = fs.readFileSync(file, 'utf8').trim().split('\n');
+  for (let i = lines.length - 1; i >= 0; i--) {
+    const r = JSON.parse(lines[i]) as { type?: string; loss?: number };
+    if (r.type === 'train' && typeof r.loss === 'number') return r.loss;
+  }
+  return NaN;
+}
+
 function mean(a: number[]): number { return a.reduce((s, x) => s + x, 0) / a.length; }
 /** Sample standard deviation (n - 1); 0 for fewer than two values. */
 export function std(a: number[]): number {
@@ -341,7 +356,7 @@ export async function runCompare(o: CompareOptions): Promise<CompareResult> {
     try {
       tr = await runTrain({
         data: o.data, task, backbone, config, method, pretrained, maxSteps: o.steps, batchSize, lr: mlr,
-        seed, maxTextLen, randaug, negatives, out: runDir, log: runLog,
+        seed, maxTextLen, randaug, negatives, out: runDir, log: runLog, autoResume: !!(o.out && o.resume), // --resume: a killed comparison goes on where it stopped
         evaluate: task === 'vqa', // VQA: its eval split (val) is a seed run's val figure; NLVR2 / retrieval: the tables are scored below, once
       });
       val = withVal ? await scoreRun(tr.checkpoint, o.data, batchSize, comparisonTable(task, 'val')) : null;
@@ -351,8 +366,9 @@ export async function runCompare(o: CompareOptions): Promise<CompareResult> {
     const sr: SeedResult = {
       seed, lr: mlr, test: NaN, testCount: 0, metrics: {}, // testOf fills these
       val: val ? val.score : task === 'vqa' && typeof tr.eval?.vqa_score === 'number' ? tr.eval.vqa_score : null, // else runTrain's own eval (VQA: the val split)
-      steps: tr.steps, finalLoss: tr.losses[tr.losses.length - 1], seconds,
-      msPerStep: nSteps > 1 ? (lastStepAt - firstStepAt) / (nSteps - 1) : NaN, peakRssMb: peakRss / 2 ** 20, runDir: o.out ? runDir : null,
+      steps: tr.steps, finalLoss: lastTrainLoss(tr.metricsFile), seconds,
+      msPerStep: nSteps > 1 ? (lastStepAt - firstStepAt) / (nSteps - 1) : readRunFile(runDir)?.summary?.msPerStep ?? NaN, // (a resumed finished run: its recorded time)
+      peakRssMb: peakRss / 2 ** 20, runDir: o.out ? runDir : null, ...(tr.resumedAt !== null ? { resumedAt: tr.resumedAt } : {}),
     };
     return { sr, checkpoint: tr.checkpoint, tag };
   };
@@ -490,7 +506,7 @@ export async function compareCommand(o: Record<string, string | boolean>): Promi
   const r = await runCompare({
     data: o.data, pretrained: typeof o.pretrained === 'string' ? o.pretrained : undefined, config: config as Preset | undefined, methods, seeds,
     steps: pos('steps') ?? 600, batchSize: pos('batch-size'), lr: real('lr'), lrFull: real('lr-full'), maxTextLen: pos('max-text-len'),
-    randaug: o.randaug === true, out: typeof o.out === 'string' ? o.out : undefined, log: (s) => console.error(s),
+    randaug: o.randaug === true, out: typeof o.out === 'string' ? o.out : undefined, resume: o.resume === true, log: (s) => console.error(s),
     progress: o.json === true ? undefined : progressMode(false), // --json: stdout is the result alone
   });
   console.log(o.json ? JSON.stringify(r) : formatCompareTable(r));

@@ -9,7 +9,9 @@
 // are rewritten after every finished method, so an interrupted table keeps what it measured and lists what was not run.
 // A table can be measured a cell at a time: a run into an OUT that already holds a table of the same settings keeps
 // that table's other cells, and `table --mini --merge FILE` adds the cells of another run's table (mergeMiniTables);
-// every cell records the command, commit, machine and date that measured it.
+// every cell records the command, commit, machine and date that measured it. Inside a cell, a run whose directory holds
+// its own checkpoint (same options, run config and source commit) is resumed, or reused when finished, so a killed
+// table run again goes on where it stopped with the scores of an uninterrupted run.
 // Invariants: rows are in MINI_CELLS x methods order; mean and std are over the seeds' test values (std: n - 1).
 // Does not: run cells in parallel; gate on the backbones (aptune pretrain and test/train/shipped.test.ts do).
 import * as fs from 'node:fs';
@@ -254,6 +256,7 @@ export async function runMiniTable(o: MiniOptions): Promise<MiniTable> {
     const r = await runCompare({
       data, pretrained: pre, backbone: c.backbone, task: c.task, config: o.config, methods, seeds: o.seeds, steps: o.steps,
       batchSize: o.batchSize, lrGrid: grid, negatives, maxTextLen: o.maxTextLen, out: path.join(o.out, 'cells', `${c.backbone}-${c.task}`), log, progress: o.progress,
+      resume: true, // a killed table run again resumes each run from its checkpoint and reuses the finished ones
       onRow: (row, partial) => { // each finished method is written at once (a long table keeps what it measured)
         t.rows.push(...rowsOf(c, { ...partial, rows: [row] }));
         t.cells[i] = { ...t.cells[i], pretrained: partial.settings.pretrained, floors: partial.floors };

@@ -245,7 +245,9 @@ const COMMANDS: Command[] = [
       'first seed and the same step budget; then every seed at the chosen rate. Writes OUT/mini-table.json (one row per',
       'backbone x task x method, every seed\'s value) and OUT/mini-table.md (command, commit, machine), rewritten after',
       'each method; runs under OUT/cells/. The full table is hours of compute on 2 cores (4 cells x 7 methods x (3 grid',
-      'rates + 2 seeds) runs).',
+      'rates + 2 seeds) runs). Killed and run again with the same settings, it goes on where it stopped: measured cells',
+      'are kept, and each run under OUT/cells/ that holds its own checkpoint (same options, run config and source',
+      'commit) resumes from it, or is reused when finished; the scores are those of an uninterrupted table.',
     ].join('\n'),
     options: [
       ...ACCOUNT_OPTS,
@@ -587,7 +589,7 @@ const COMMANDS: Command[] = [
   },
   {
     name: 'compare', summary: 'fine-tune several methods x seeds on synthetic VQA from one backbone; table beside the floors',
-    usage: 'aptune compare --data DIR [--pretrained FILE] [--config tiny|synth|base] [--methods apt,lora,..|all] [--seeds 0,1,2] [--steps N] [--batch-size N] [--lr X] [--lr-full X] [--max-text-len N] [--randaug] [--task vqa] [--out DIR] [--json]',
+    usage: 'aptune compare --data DIR [--pretrained FILE] [--config tiny|synth|base] [--methods apt,lora,..|all] [--seeds 0,1,2] [--steps N] [--batch-size N] [--lr X] [--lr-full X] [--max-text-len N] [--randaug] [--task vqa] [--out DIR [--resume]] [--json]',
     details: [
       'For each method and seed: runTrain from the same backbone (--pretrained, e.g. from `aptune pretrain`), then the VQA',
       'score on the test split (the synthetic vqav2_test has answers). One table: updated params (method modules only),',
@@ -613,6 +615,7 @@ const COMMANDS: Command[] = [
       { name: 'randaug', help: 'RandAugment(2, 9) on training images (default off: it changes synthetic answers)' },
       { name: 'task', arg: 'vqa', help: 'the task (only vqa)', default: 'vqa' },
       { name: 'out', arg: 'DIR', help: 'keep runs/<method>-s<seed>/ and write compare.json + compare.txt (atomically)', default: 'print only' },
+      { name: 'resume', help: "with --out: a run whose directory holds this very run's checkpoint (same options and run config) resumes from it, a finished one is reused, any other trains afresh (a killed comparison run again goes on where it stopped; the scores are those of an uninterrupted one)", default: 'off: every run trains from the start' },
       JSON_OPT,
     ],
     async run(o) {

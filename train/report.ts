@@ -46,6 +46,8 @@ export interface RunFile {
   options: Record<string, unknown>;
   /** the resolved run configuration (what the checkpoint stores) */
   resolved: Record<string, unknown>;
+  /** the source commit that trained it (train/provenance.ts; "-dirty": with uncommitted changes) */
+  commit?: string;
   summary?: RunSummary;
 }
 
@@ -84,6 +86,14 @@ export function accountRun(rc: Record<string, unknown>): { updatedParams: number
 export function writeRunFile(dir: string, run: RunFile): void {
   fs.mkdirSync(dir, { recursive: true });
   writeFileAtomicSync(path.join(dir, RUN_FILE), JSON.stringify(run, (_k, v: unknown) => (typeof v === 'function' ? undefined : v), 2) + '\n');
+}
+
+/** DIR/run.json, or null when it is absent or not a JSON object with options (a torn or foreign file). */
+export function readRunFile(dir: string): RunFile | null {
+  try {
+    const r = JSON.parse(fs.readFileSync(path.join(dir, RUN_FILE), 'utf8')) as RunFile;
+    return r && typeof r === 'object' && r.options && typeof r.options === 'object' ? r : null;
+  } catch { return null; }
 }
 
 /** Read a run directory (metrics.jsonl required, run.json optional). */

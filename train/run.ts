@@ -43,7 +43,8 @@ import { toModelBatch, type ModelTask } from './batch.ts';
 import { evaluateNlvr2, evaluateRetrieval, evaluateVqa, predictVqa, writeVqaSubmission } from './evaluate.ts';
 import { importPretrained, loadCheckpoint, loadMethodCheckpoint } from './checkpoint.ts';
 import { VILT_SYNTH, SYNTH_METHOD_OPTIONS, meterSynthConfig } from '../models/pretrain.ts';
-import { accountRun, mainScore, writeRunFile, type RunFile } from './report.ts';
+import { sourceCommit } from './provenance.ts';
+import { RUN_FILE, accountRun, mainScore, readRunFile, writeRunFile, type RunFile } from './report.ts';
 import { resolvePretrained } from './pretrained.ts';
 
 export type Preset = 'tiny' | 'base' | 'synth';
@@ -68,6 +69,12 @@ export interface RunOptions {
   lr?: number;
   out: string;
   resume?: string;
+  /**
+   * resume from OUT/last.safetensors when it holds this very run (run.json's options and every key of the
+   * checkpoint's run config equal to this run's), else train afresh (a finished run trains nothing); the comparison's
+   * runs use it so that a killed `compare` / `table --mini` picks up where it stopped
+   */
+  autoResume?: boolean;
   seed?: number;
   evalEvery?: number;
   evalEveryEpochs?: number;
@@ -263,7 +270,25 @@ async function evalSplit(model: VLModel, data: string, backbone: Backbone, task:
   } finally { await ds.close(); }
 }
 
-export interface TrainResult { checkpoint: string; metricsFile: string; steps: number; losses: number[]; eval: Record<string, number> | null }
+/** losses: this call's steps only; resumedAt: the step it resumed from (null: trained from step 0) */
+export interface TrainResult { checkpoint: string; metricsFile: string; steps: number; losses: number[]; eval: Record<string, number> | null; resumedAt: number | null }
+
+/**
+ * Why OUT/last.safetensors is not this run ('' when it is): run.json must name the same source commit and hold the same
+ * options (resume flags aside), and the checkpoint's config every key of this run's config (seed, rate, steps, batch,
+ * method, model, pre-trained file). (A tree with uncommitted changes is "<sha>-dirty" whatever the changes.)
+ */
+function sameRunAs(out: string, checkpoint: string, options: Record<string, unknown>, runConfig: Record<string, unknown>, commit: string): string {
+  const prev = readRunFile(out);
+  if (!prev) return `no readable ${RUN_FILE} beside it`;
+  if (prev.commit !== commit) return `trained by source ${prev.commit ?? 'unrecorded'}, this is ${commit}`;
+  const strip = (x: Record<string, unknown>) => JSON.stringify({ ...x, resume: undefined, autoResume: undefined });
+  if (strip(prev.options) !== strip(options)) return `${RUN_FILE} holds other options`;
+  let cfg: Record<string, unknown>;
+  try { cfg = loadCheckpoint(checkpoint).config as Record<string, unknown>; } catch (e) { return (e as Error).message; }
+  const bad = Object.keys(runConfig).filter((k) => JSON.stringify(cfg[k]) !== JSON.stringify(runConfig[k]));
+  return bad.length ? `its ${bad.join(', ')} differ${bad.length === 1 ? 's' : ''}` : '';
+}
 
 export async function runTrain(o: RunOptions): Promise<TrainResult> {
   const t0 = performance.now();
@@ -318,11 +343,19 @@ export async function runTrain(o: RunOptions): Promise<TrainResult> {
     const scheduler = new PolynomialDecayWithWarmup(optimizer, { totalSteps: maxSteps, warmupSteps: warmupSteps(maxSteps) });
     const checkpoint = path.join(o.out, 'last.safetensors');
     const metricsFile = path.join(o.out, 'metrics.jsonl');
-    if (!o.resume) fs.rmSync(metricsFile, { force: true }); // a fresh run starts a fresh log; a resumed one appends
-    const stale = cleanCheckpointDir(checkpoint, metricsFile, path.join(o.out, 'vocab.txt'), path.join(o.out, 'run.json'), path.join(o.out, 'report.html')); // temporaries of a killed run
-    if (stale.length) log(`removed ${stale.length} temporary file(s) left by an interrupted run: ${stale.join(', ')}`);
-    const saveEvery = o.saveEvery ?? Math.max(1, Math.floor(maxSteps / 10));
     const runConfig = { ...b.runConfig, lr, batchSize, accumulate, maxSteps, randaug };
+    const { log: _l, onRecord: _r, onStart: _s, onEvalBatch: _e, ...options } = o;
+    const stale = cleanCheckpointDir(checkpoint, metricsFile, path.join(o.out, 'vocab.txt'), path.join(o.out, RUN_FILE), path.join(o.out, 'report.html')); // temporaries of a killed run
+    if (stale.length) log(`removed ${stale.length} temporary file(s) left by an interrupted run: ${stale.join(', ')}`);
+    let resume = o.resume, previous: RunFile | null = null;
+    const commit = sourceCommit();
+    if (o.autoResume && !resume && fs.existsSync(checkpoint)) {
+      const why = sameRunAs(o.out, checkpoint, options, runConfig, commit);
+      if (why) log(`${checkpoint}: not resumed (${why}); training afresh`);
+      else { resume = checkpoint; previous = readRunFile(o.out); }
+    }
+    if (!resume) fs.rmSync(metricsFile, { force: true }); // a fresh run starts a fresh log; a resumed one appends
+    const saveEvery = o.saveEvery ?? Math.max(1, Math.floor(maxSteps / 10));
     const trainer = new Trainer<TaskBatch>({
       model: b.model, optimizer, scheduler, maxSteps, accumulate, gradClip: o.gradClip,
       // retrieval drops the text columns that are padding in all of a batch's 1 + K captions (exact up to float
@@ -332,16 +365,15 @@ export async function runTrain(o: RunOptions): Promise<TrainResult> {
       logFile: metricsFile, checkpoint, runConfig, checkpointEvery: saveEvery || undefined, checkpointEveryMs: saveEvery === 0 ? undefined : 30 * 60 * 1000,
       onLog: o.onRecord ?? ((r) => log(JSON.stringify(r))),
     });
-    if (o.resume) {
-      trainer.loadCheckpoint(o.resume);
+    if (resume) {
+      trainer.loadCheckpoint(resume);
       const cut = truncateMetricsLog(metricsFile, trainer.step, trainer.evalStateKnown ? trainer.lastEvalStep : undefined);
       if (cut) log(`metrics.jsonl: ${cut} record(s) after step ${trainer.step} removed (logged after the checkpoint)`);
-      log(`resumed ${o.resume} at step ${trainer.step} (epoch ${trainer.epoch}, batch ${trainer.batchInEpoch})`);
+      log(`resumed ${resume} at step ${trainer.step} (epoch ${trainer.epoch}, batch ${trainer.batchInEpoch})${trainer.step >= maxSteps ? ': finished, nothing to train' : ''}`);
     }
     const nTrain = b.model.trainableParameters().reduce((s, [, p]) => s + p.size, 0);
     log(`train ${o.backbone}/${preset} ${o.task} method ${b.model.method}: ${nTrain} trainable parameters, ${maxSteps} optimizer steps (warmup ${warmupSteps(maxSteps)}), batch ${batchSize} x ${accumulate}, RandAugment ${randaug ? 'on' : 'off'}${o.task === 'irtr' && o.backbone === 'meter' ? ', loss IRTR + ITM' : ''}`);
-    const { log: _l, onRecord: _r, onStart: _s, onEvalBatch: _e, ...options } = o;
-    const runFile: RunFile = { command: 'train', started: new Date().toISOString(), options, resolved: runConfig };
+    const runFile: RunFile = { command: 'train', started: previous?.started ?? new Date().toISOString(), commit, options, resolved: runConfig };
     writeRunFile(o.out, runFile); // the resolved configuration; the summary is added at the end
     o.onStart?.({ runConfig, maxSteps, stepsPerEpoch: Math.max(1, Math.ceil(loader.length / accumulate)), startStep: trainer.step, trainableParams: nTrain });
     const onSig = () => { log('SIGINT: finishing the current step, then writing the checkpoint'); trainer.requestStop(); };
@@ -353,10 +385,10 @@ export async function runTrain(o: RunOptions): Promise<TrainResult> {
     const evalRec = [...fs.readFileSync(metricsFile, 'utf8').trim().split('\n')].map((l) => JSON.parse(l) as Record<string, number | string>).filter((r) => r.type === 'eval').pop() ?? null;
     writeRunFile(o.out, { ...runFile, summary: {
       method: b.model.method, task: o.task, backbone: o.backbone, score: mainScore(o.task, evalRec), steps: trainer.step, trainableParams: nTrain,
-      ...accountRun(runConfig), msPerStep: trainer.step > startStep ? fitMs / (trainer.step - startStep) : null,
+      ...accountRun(runConfig), msPerStep: trainer.step > startStep ? fitMs / (trainer.step - startStep) : previous?.summary?.msPerStep ?? null, // (a finished run resumed: the time of its steps)
       peakRssBytes: process.resourceUsage().maxRSS * 1024, wallSeconds: (performance.now() - t0) / 1000, finished: trainer.step >= maxSteps,
     } });
-    return { checkpoint, metricsFile, steps: trainer.step, losses: hist.map((h) => h.loss), eval: evalRec as Record<string, number> | null };
+    return { checkpoint, metricsFile, steps: trainer.step, losses: hist.map((h) => h.loss), eval: evalRec as Record<string, number> | null, resumedAt: resume ? startStep : null };
   } finally { await train.close(); }
 }
 

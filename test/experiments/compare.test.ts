@@ -8,6 +8,7 @@ import * as assert from 'uvu/assert';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
+import { spawnSync } from 'node:child_process';
 import { generateSynthetic } from '../../experiments/synthetic.ts';
 import { accountVilt, formatCompareTable, readFloors, scoreVqaTable, type CompareResult } from '../../experiments/compare.ts';
 import { VILT_SYNTH, SYNTH_METHOD_OPTIONS } from '../../models/pretrain.ts';
@@ -145,6 +146,33 @@ test('without --json: each run shows its progress (status lines off a terminal) 
   assert.match(err, /\[1\/1 vilt vqa apt lr [^\]]+ seed 0\] step 2\/2 {2}epoch \d+ {2}loss \d/);
   assert.not.match(err, /\x1b\[/); // no terminal control codes when stderr is not a terminal
   assert.match(r.out, /^ {2}apt /m);
+});
+
+const ARGS = ['compare', '--data', DATA, '--config', 'tiny', '--methods', 'apt,lora', '--seeds', '0', '--steps', '2', '--batch-size', '8', '--max-text-len', String(TEXT_LEN)];
+const scores = (r: CompareResult) => r.rows.map((row) => [row.method, row.seeds.map((s) => [s.test, s.val, s.finalLoss, s.steps, s.metrics])]);
+
+test('--resume: the same comparison into the same --out again: every run found finished and reused, the same scores', async () => {
+  const r = await quiet([...ARGS, '--out', OUT, '--resume', '--json']);
+  assert.is(r.code, 0, r.err);
+  const again = JSON.parse(r.out) as CompareResult;
+  assert.equal(scores(again), scores(result));
+  assert.equal(again.rows.map((row) => row.seeds.map((s) => s.resumedAt)), [[2], [2]], 'both runs resumed at their last step');
+  assert.ok(again.rows.every((row) => Number.isFinite(row.msPerStep)), 'ms/step from the finished runs');
+  assert.match(r.err, /resumed .*apt-s0.* at step 2 .*finished, nothing to train/);
+});
+
+test('a comparison SIGKILLed inside a checkpoint write, run again: it resumes that run from its last checkpoint and ends with the uninterrupted scores', () => {
+  const out = path.join(tmp, 'killed');
+  const cli = (env: Record<string, string>) => spawnSync(process.execPath, ['bin/aptune.js', ...ARGS, '--out', out, '--resume', '--json'], { cwd: new URL('../..', import.meta.url).pathname, env: { ...process.env, ...env }, encoding: 'utf8' });
+  const k = cli({ APTUNE_FAULT_ATOMIC: 'last.safetensors:2:written' }); // apt's final save (after its step-1 save): killed
+  assert.is(k.signal, 'SIGKILL', k.stderr);
+  assert.not.ok(fs.existsSync(path.join(out, 'runs', 'lora-s0')));
+  const r = cli({});
+  assert.is(r.status, 0, r.stderr);
+  const res = JSON.parse(r.stdout) as CompareResult;
+  assert.equal(scores(res), scores(result), 'the scores, validation figures and final losses of the uninterrupted comparison');
+  assert.equal(res.rows.map((row) => row.seeds[0].resumedAt), [1, undefined], 'apt resumed from its step-1 checkpoint; lora trained from the start');
+  assert.equal(fs.readdirSync(path.join(out, 'runs', 'apt-s0')).filter((f) => f.includes('.tmp-')), [], 'the torn temporary removed');
 });
 
 test('usage errors exit 2: unknown method, bad seeds, other task, missing --data', async () => {
