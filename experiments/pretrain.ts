@@ -28,7 +28,7 @@ import {
 import { ArrowTableReader } from '../data/formats/arrow.ts';
 import { clipTransform, pixelbertTransform, transformImage } from '../data/images.ts';
 import { Rng, mixSeed } from '../data/rng.ts';
-import { COLORS, SHAPES, SIZES, COLUMNS, ROWS, GRID, holds, type Claim, type ObjRef, type Relation, type Scene, type SceneObject } from './scenes.ts';
+import { COLORS, SHAPES, SIZES, COLUMNS, ROWS, GRID, claimText, holds, renderScene, type Claim, type ObjRef, type Relation, type Scene, type SceneObject } from './scenes.ts';
 import { BertTokenizer, buildWordPieceVocab, formatVocabTxt, maxTextLength, VILT_TEXT_PREFIX, type Tokenizer } from '../data/tokenizers/index.ts';
 import { ceLoss } from '../models/heads.ts';
 import { AdamW } from '../train/optim.ts';
@@ -904,9 +904,66 @@ export function loadPretrainModel(file: string): LoadedPretrain {
   return { bb, heads, tok, backbone, imageSize: c.imageSize, maxTextLen: c.maxTextLen, textPrefix: c.textPrefix ?? (backbone === 'vilt' ? VILT_TEXT_PREFIX : ''), patch, config: c as Record<string, unknown> };
 }
 
+/**
+ * Does the contrastive space know where an object is? 216 one-object scenes (each colour x shape, large, centred in
+ * each of the 9 cells, grey background, rendered as the corpus) and each one's caption ("a red circle at the top
+ * left"): the mean cosine of the (centred, normalised) embeddings of the same object in two different cells (image
+ * side, text side; 1: position-blind), and text->image R@1 among the 216 split into the right object and the right
+ * cell (chance 1/9). A diagnostic of the position grounding the text->image gate needs; not a gate.
+ */
+export interface PositionProbe { imageSameObjectCos: number; textSameObjectCos: number; objectR1: number; cellR1: number; bothR1: number }
+
+export async function positionProbe(m: LoadedPretrain): Promise<PositionProbe> {
+  const items: { color: number; shape: number; cell: number }[] = [];
+  for (let color = 0; color < COLORS.length; color++) for (let shape = 0; shape < SHAPES.length; shape++) for (let cell = 0; cell < GRID * GRID; cell++) items.push({ color, shape, cell });
+  const t = m.backbone === 'meter' ? clipTransform(m.imageSize) : pixelbertTransform(m.imageSize, undefined, m.patch);
+  const px: Float32Array[] = [];
+  for (const it of items) {
+    const png = await renderScene({ objects: [{ color: it.color, shape: it.shape, size: 1, cell: it.cell, dx: 0, dy: 0, tint: [0, 0, 0] }], background: [220, 220, 220] }, 64);
+    px.push((await transformImage(png, t)).data);
+  }
+  const texts = items.map((it) => claimText({ kind: 'exists', obj: { color: it.color, shape: it.shape, row: Math.floor(it.cell / GRID), col: it.cell % GRID } }));
+  const P = m.heads.textProj.outFeatures, S = m.imageSize, n = items.length;
+  const ie: Float32Array[] = [], te: Float32Array[] = [];
+  const wasTraining = m.bb.training;
+  m.bb.train(false);
+  try {
+    noGrad(() => {
+      for (const [s, e] of chunks(n, 72)) {
+        scope(() => {
+          const a = new Float32Array((e - s) * 3 * S * S);
+          for (let b = s; b < e; b++) a.set(px[b], (b - s) * 3 * S * S);
+          const z = imageEmbedding(m.bb, m.heads, tensor(a, [e - s, 3, S, S])).toArray();
+          const r = padRows(texts.slice(s, e).map((x) => encodeText(m.tok, x, m.textPrefix, m.maxTextLen).ids), m.tok.padId);
+          const y = textEmbedding(m.bb, m.heads, tensor(r.flat, [e - s, r.L], { dtype: 'int32' }), r.valid).toArray();
+          for (let b = 0; b < e - s; b++) { ie.push(Float32Array.from(z.subarray(b * P, (b + 1) * P))); te.push(Float32Array.from(y.subarray(b * P, (b + 1) * P))); }
+        });
+      }
+    });
+  } finally { m.bb.train(wasTraining); }
+  centerNormalize(ie, m.heads.center);
+  centerNormalize(te, m.heads.center);
+  const dot = (a: Float32Array, b: Float32Array) => { let v = 0; for (let k = 0; k < a.length; k++) v += a[k] * b[k]; return v; };
+  const sameObj = (i: number, j: number) => items[i].color === items[j].color && items[i].shape === items[j].shape;
+  const cosSameObject = (E: Float32Array[]) => {
+    let sum = 0, cnt = 0;
+    for (let i = 0; i < n; i++) for (let j = 0; j < n; j++) if (i !== j && sameObj(i, j)) { sum += dot(E[i], E[j]); cnt++; }
+    return sum / cnt;
+  };
+  let obj = 0, cell = 0, both = 0;
+  te.forEach((q, i) => {
+    let best = 0, bv = -Infinity;
+    ie.forEach((e, j) => { const v = dot(q, e); if (v > bv) { bv = v; best = j; } });
+    const o = sameObj(i, best), c = items[i].cell === items[best].cell;
+    obj += o ? 1 : 0; cell += c ? 1 : 0; both += o && c ? 1 : 0;
+  });
+  return { imageSameObjectCos: cosSameObject(ie), textSameObjectCos: cosSameObject(te), objectR1: obj / n, cellR1: cell / n, bothR1: both / n };
+}
+
 /** The gates of a pre-training checkpoint on the first `limit` images of a caption table (default: all). */
-export async function evaluatePretrainFile(file: string, captionTable: string, o: { limit?: number; batchSize?: number } = {}): Promise<GateMetrics> {
+export async function evaluatePretrainFile(file: string, captionTable: string, o: { limit?: number; batchSize?: number; positions?: boolean } = {}): Promise<GateMetrics & { positionProbe?: PositionProbe }> {
   const m = loadPretrainModel(file);
   const corpus = await loadCaptionCorpus(captionTable, { tokenizer: m.tok, imageSize: m.imageSize, patch: m.patch, prefix: m.textPrefix, maxLength: m.maxTextLen, limit: o.limit, clip: m.backbone === 'meter' });
-  return evaluateGates(m.bb, m.heads, corpus, { padId: m.tok.padId, batchSize: o.batchSize ?? 64, seed: (m.config.seed as number | undefined) ?? 0 });
+  const g = evaluateGates(m.bb, m.heads, corpus, { padId: m.tok.padId, batchSize: o.batchSize ?? 64, seed: (m.config.seed as number | undefined) ?? 0 });
+  return o.positions ? { ...g, positionProbe: await positionProbe(m) } : g;
 }

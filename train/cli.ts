@@ -376,7 +376,7 @@ const COMMANDS: Command[] = [
       { name: 'seed', arg: 'N', help: 'seed of init, data order, negatives and masks (default 0)' },
       { name: 'eval-every', arg: 'N', help: 'report the gates every N steps (default 100; always at the end)' },
       { name: 'itm-weight', arg: 'X', help: `weight of the ITM loss beside MLM and contrastive (default ${SYNTH_RECIPE.itmWeight})` },
-      { name: 'evaluate', arg: 'FILE|synth', help: 'train nothing: print the gates of a pre-training checkpoint (or the shipped preset of --backbone) on the held-out caption split, with text->image R@1 by caption kind', default: 'off: pre-train' },
+      { name: 'evaluate', arg: 'FILE|synth', help: 'train nothing: print the gates of a pre-training checkpoint (or the shipped preset of --backbone) on the held-out caption split, with text->image R@1 by caption kind and a position probe (one-object images: does the contrastive space tell cells apart?)', default: 'off: pre-train' },
       { name: 'run-dir', arg: 'DIR', help: 'where metrics.jsonl, run.json and report.html go', default: '<out without extension>-run beside --out' },
       { name: 'hard-start', arg: 'X', help: `fraction of the run before the verified hard negatives start (random negatives only until then) (default ${SYNTH_RECIPE.hardStart})` },
       { name: 'mlm-pass', arg: 'joint|separate', help: `MLM in the ITM pass on masked texts, or in its own pass (ITM then sees clean text) (default ${SYNTH_RECIPE.mlmPass})` },
@@ -407,8 +407,10 @@ const COMMANDS: Command[] = [
         const { resolvePretrained } = await import('./pretrained.ts');
         const file = resolvePretrained(o.evaluate, bbOpt(o));
         const dir = typeof o.data === 'string' ? o.data : await (await import('../experiments/synth-cache.ts')).ensureSynthData();
-        const g = await evaluatePretrainFile(file, join(dir, 'synth_caption_val.arrow'));
-        console.log(o.json === true ? JSON.stringify({ file, ...g }) : `${file}\n${gateReport(g).line}\ntext->image R@1 by caption kind: ${(['Attributes', 'Count', 'Relation', 'Position'] as const).map((k) => `${k.toLowerCase()} ${g[`r1T2I${k}`]!.toFixed(3)}`).join(', ')}`);
+        const g = await evaluatePretrainFile(file, join(dir, 'synth_caption_val.arrow'), { positions: true });
+        const pp = g.positionProbe!;
+        console.log(o.json === true ? JSON.stringify({ file, ...g }) : `${file}\n${gateReport(g).line}\ntext->image R@1 by caption kind: ${(['Attributes', 'Count', 'Relation', 'Position'] as const).map((k) => `${k.toLowerCase()} ${g[`r1T2I${k}`]!.toFixed(3)}`).join(', ')}` +
+          `\nposition probe (216 one-object images, each colour x shape in each cell): same object in two cells, cosine ${pp.imageSameObjectCos.toFixed(3)} (images) / ${pp.textSameObjectCos.toFixed(3)} (captions), 1 = position-blind; a caption's top image has its object ${pp.objectR1.toFixed(3)}, its cell ${pp.cellR1.toFixed(3)} (chance 0.111), both ${pp.bothR1.toFixed(3)}`);
         return 0;
       }
       if (typeof o.out !== 'string') throw new UsageError('pretrain needs --out (see aptune pretrain --help)');

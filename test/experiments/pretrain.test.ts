@@ -346,6 +346,11 @@ test('CLI: pretrain writes a checkpoint + vocab.txt that aptune train --pretrain
   const ev = JSON.parse(printed[printed.length - 1]) as Record<string, number>;
   const at = (ck.config as { gates: Record<string, number> }).gates;
   for (const k of ['itmAcc', 'r1T2I', 'r1I2T', 'r1T2IStrict', 'r1T2IPosition']) assert.is(ev[k], at[k], k);
+  // and the position probe (216 one-object images): cosines in [-1, 1], recalls in [0, 1] on the 1/216 grid, both <= each
+  const pp = (ev as unknown as { positionProbe: Record<string, number> }).positionProbe;
+  for (const k of ['imageSameObjectCos', 'textSameObjectCos']) assert.ok(pp[k] >= -1 - 1e-6 && pp[k] <= 1 + 1e-6, `${k} ${pp[k]}`);
+  for (const k of ['objectR1', 'cellR1', 'bothR1']) assert.ok(Number.isInteger(Math.round(pp[k] * 216 * 1e6) / 1e6) && pp[k] >= 0 && pp[k] <= 1, `${k} ${pp[k]}`);
+  assert.ok(pp.bothR1 <= Math.min(pp.objectR1, pp.cellR1));
   // --itc-warmup: the first half of the run trains the contrastive loss alone (no ITM / MLM in its records)
   const out3 = join(dir, 'pre3', 'tiny.safetensors');
   assert.is(await main(['pretrain', '--data', dir, '--out', out3, '--preset', 'tiny', '--steps', '2', '--batch-size', '4', '--itc-warmup', '0.5', '--itc-positives', 'true', '--seed', '1', '--eval-every', '2']), 0);
