@@ -10,10 +10,12 @@
 // Recipes and gates: train/pretrain-recipe.ts (beside the CLI that prints them in its help).
 // Writes an aptune checkpoint of the whole backbone + heads (kind 'pretrain') whose config carries the resolved
 // model config, the vocabulary and the recipe, so `aptune train --pretrained FILE` rebuilds the same model with the
-// same tokenizer; vocab.txt beside the checkpoint; a run directory (metrics.jsonl, run.json, report.html).
+// same tokenizer; vocab.txt beside the checkpoint; a run directory (metrics.jsonl, run.json, report.html, and while
+// the run is unfinished last.safetensors: the training state every saveEvery steps, from which --resume continues;
+// the batch order, negatives and masks are functions of (seed, step), so a resumed run is bit-exact).
 // Does not: read the VQA / NLVR2 / F30K tables except for the vocabulary (built from every table of the data
-// directory exactly as `aptune train` builds it), resume, or use the task loaders (the corpus is small: it is
-// decoded once into memory).
+// directory exactly as `aptune train` builds it), or use the task loaders (the corpus is small: it is decoded once
+// into memory).
 // Invariants: masking depends only on (text, seed, step, row), never on the ITM label; special tokens and the
 // ViLT prefix are never masked; a step runs inside an engine scope; the checkpoint is written atomically.
 import * as fs from 'node:fs';
@@ -33,13 +35,14 @@ import { BertTokenizer, buildWordPieceVocab, formatVocabTxt, maxTextLength, VILT
 import { ceLoss } from '../models/heads.ts';
 import { AdamW } from '../train/optim.ts';
 import { PolynomialDecayWithWarmup, warmupSteps } from '../train/schedule.ts';
-import { fromHost, loadCheckpoint, saveCheckpoint } from '../train/checkpoint.ts';
-import { writeFileAtomicSync } from '../data/formats/atomic.ts';
+import { TRAIN_STATE_PREFIX, fromHost, loadCheckpoint, saveCheckpoint } from '../train/checkpoint.ts';
+import { optimizerStateOf, restoreOptimizerState, truncateMetricsLog } from '../train/trainer.ts';
+import { removeStaleTemps, writeFileAtomicSync } from '../data/formats/atomic.ts';
 import { dataTexts, defaultImageSize } from '../train/run.ts';
 import { ensureSynthData } from './synth-cache.ts';
 import { SYNTH_VERSION } from './synthetic.ts';
 import { commandLine, machineLine, sourceCommit } from '../train/provenance.ts';
-import { METRICS_FILE, writeReport, writeRunFile, type RunFile } from '../train/report.ts';
+import { METRICS_FILE, RUN_FILE, writeReport, writeRunFile, type RunFile } from '../train/report.ts';
 import { METER_SYNTH_RECIPE, PRETRAIN_GATES, SYNTH_RECIPE, type ItcPositives, type MlmPass } from '../train/pretrain-recipe.ts';
 
 export { METER_SYNTH_RECIPE, PRETRAIN_GATES, SYNTH_RECIPE, type ItcPositives, type MlmPass } from '../train/pretrain-recipe.ts';
@@ -611,6 +614,10 @@ export interface PretrainOptions {
   lr?: number;
   seed?: number;
   evalEvery?: number;
+  /** write the training state (weights, optimizer moments, step) to RUN_DIR/last.safetensors every N steps (default: every 10% of the run; 0: never) */
+  saveEvery?: number;
+  /** continue from RUN_DIR/last.safetensors when it is there (it must hold a run of the same settings), else start */
+  resume?: boolean;
   /** 'vilt' (default) or 'meter' (meterSynthConfig) */
   backbone?: 'vilt' | 'meter';
   /** 'synth' (default) or 'tiny'; hidden / layers / heads / mlp / patch override it (ViLT) */
@@ -788,21 +795,38 @@ export async function runPretrain(o: PretrainOptions): Promise<PretrainResult> {
   const runDir = path.resolve(o.runDir ?? path.join(path.dirname(o.out), `${path.basename(o.out).replace(/\.[^.]*$/, '')}-run`));
   fs.mkdirSync(runDir, { recursive: true });
   const metricsFile = path.join(runDir, METRICS_FILE);
-  fs.writeFileSync(metricsFile, '');
+  const stateFile = path.join(runDir, 'last.safetensors');
+  const stale = [stateFile, metricsFile, path.join(runDir, RUN_FILE), path.join(runDir, 'report.html'), o.out].flatMap((f) => removeStaleTemps(f));
+  if (stale.length) log(`removed ${stale.length} temporary file(s) left by an interrupted run: ${stale.join(', ')}`);
   const record = (r: Record<string, unknown>) => { fs.appendFileSync(metricsFile, JSON.stringify(r) + '\n'); log(JSON.stringify(r)); };
-  const { log: _log, ...options } = o;
+  const { log: _log, resume: _resume, ...options } = o;
   const runFile: RunFile = {
-    command: 'pretrain', started: new Date().toISOString(), options,
+    command: 'pretrain', started: new Date().toISOString(), commit, options,
     resolved: { kind: PRETRAIN_KIND, backbone, modelConfig: cfg, steps, batchSize: B, lr, seed, itmWeight, mlmPass, itcPositives, itcWarmup, itcCenter, itcImagePool, fusionLrMult, hardStart, maskProb, hardFraction, imageSize, maxTextLen },
   };
+  const names = new Map(named.map(([n, p]) => [p, n] as [Tensor, string]));
+  const saveEvery = o.saveEvery ?? Math.max(1, Math.floor(steps / 10));
+  let start = 1, before = 0; // the first step this call trains; the seconds of the calls before it
+  if (o.resume && fs.existsSync(stateFile)) {
+    const st = resumePretrainState(stateFile, bb, opt, names, runFile);
+    sched.setStep(st.schedulerStep);
+    for (let s = 1; s <= st.step; s++) next(); // the batch order is a function of the seed and the step: replay it
+    start = st.step + 1; before = st.seconds;
+    runFile.started = st.started;
+    const cut = truncateMetricsLog(metricsFile, st.step); // (the state is saved after its step's gate: that gate stays)
+    if (cut) log(`${metricsFile}: ${cut} record(s) after step ${st.step} removed (logged after the state)`);
+    for (const l of fs.readFileSync(metricsFile, 'utf8').split('\n')) if (l.startsWith('{"type":"gate"')) { const { type: _t, seconds: _s, ...g } = JSON.parse(l) as GateMetrics & { step: number; type: string; seconds: number }; gates.push(g); }
+    log(`resumed ${stateFile} at step ${st.step} of ${steps}`);
+  } else fs.writeFileSync(metricsFile, '');
   writeRunFile(runDir, runFile);
+  const elapsed = () => before + (performance.now() - t0) / 1000;
   const gate = (step: number) => {
     const g = { step, ...evaluateGates(bb, heads, val, { padId: tok.padId, batchSize: B, seed }) };
     gates.push(g);
-    record({ type: 'gate', ...g, seconds: +((performance.now() - t0) / 1000).toFixed(1) });
+    record({ type: 'gate', ...g, seconds: +elapsed().toFixed(1) });
   };
   const evalEvery = o.evalEvery ?? 100;
-  for (let step = 1; step <= steps; step++) {
+  for (let step = start; step <= steps; step++) {
     const idx = next();
     const rec = scope(() => {
       const batch = buildBatch(train, idx, { maskProb, maskId: tok.maskId!, padId: tok.padId, seed, step, hardFraction: step >= hardFrom ? hardFraction : 0, mlmPass, itcPositives });
@@ -825,8 +849,9 @@ export async function runPretrain(o: PretrainOptions): Promise<PretrainResult> {
     });
     if (!Number.isFinite(rec.loss)) throw new Error(`pretrain: loss is ${rec.loss} at step ${step}`);
     losses.push(rec.loss);
-    if (step % 10 === 0 || step === 1) record({ type: 'train', step, ...rec, lr: opt.groups[0].lr, scale: +itcScaleValue(bb).toFixed(2), seconds: +((performance.now() - t0) / 1000).toFixed(1) });
+    if (step % 10 === 0 || step === 1) record({ type: 'train', step, ...rec, lr: opt.groups[0].lr, scale: +itcScaleValue(bb).toFixed(2), seconds: +elapsed().toFixed(1) });
     if (evalEvery && step % evalEvery === 0 && step !== steps) gate(step);
+    if (saveEvery && step % saveEvery === 0 && step < steps) savePretrainState(stateFile, bb, opt, names, { resolved: runFile.resolved, started: runFile.started, step, seconds: elapsed(), schedulerStep: sched.step_ });
   }
   gate(steps);
   // checkpoint: every tensor of the backbone (+ itm_score, mlm_score, itc_*), the resolved config and the vocabulary
@@ -835,7 +860,7 @@ export async function runPretrain(o: PretrainOptions): Promise<PretrainResult> {
   const vocabPath = path.join(path.dirname(path.resolve(o.out)), 'vocab.txt');
   writeFileAtomicSync(vocabPath, vocabTxt);
   const last = gates[gates.length - 1];
-  const seconds = (performance.now() - t0) / 1000;
+  const seconds = elapsed();
   const verdict = gateReport(last);
   saveCheckpoint(o.out, bb.stateDict(), {
     kind: PRETRAIN_KIND, backbone, preset: o.preset ?? 'synth', modelConfig: cfg, maxTextLen, imageSize, textPrefix,
@@ -849,9 +874,37 @@ export async function runPretrain(o: PretrainOptions): Promise<PretrainResult> {
     updatedParams: nParams, additionalFlops: null, msPerStep: (seconds * 1000) / steps, peakRssBytes: process.resourceUsage().maxRSS * 1024, wallSeconds: seconds, finished: true,
   } });
   writeReport([runDir], path.join(runDir, 'report.html'), { title: `aptune pretrain ${backbone}` });
+  fs.rmSync(stateFile, { force: true }); // the run is complete in FILE (a kill before this line: --resume redoes the tail, same result)
   log(`wrote ${o.out} and ${vocabPath} (${steps} steps, ${seconds.toFixed(0)} s); run files in ${runDir}`);
   log(verdict.line);
   return { checkpoint: o.out, vocab: vocabPath, runDir, steps, seconds, losses, gates, pass: verdict.pass };
+}
+
+const PRETRAIN_STATE_KIND = 'pretrain-state';
+
+/** RUN_DIR/last.safetensors: every backbone and head tensor, the optimizer's moments and counters, the step (atomic). */
+function savePretrainState(file: string, bb: ViltModel | MeterModel, opt: AdamW, names: Map<Tensor, string>, at: { resolved: Record<string, unknown>; started: string; step: number; seconds: number; schedulerStep: number }): void {
+  const st = optimizerStateOf(opt, names);
+  const tensors = new Map<string, Tensor>([...bb.stateDict(), ...st.tensors]);
+  saveCheckpoint(file, tensors, { kind: PRETRAIN_STATE_KIND, ...at, trainState: { adamSteps: st.adamSteps, groups: st.groups } });
+}
+
+/** Load a state savePretrainState wrote into the model and the optimizer; refuses a state of other settings, naming them. */
+function resumePretrainState(file: string, bb: ViltModel | MeterModel, opt: AdamW, names: Map<Tensor, string>, run: RunFile): { step: number; seconds: number; schedulerStep: number; started: string } {
+  const ck = loadCheckpoint(file);
+  const c = ck.config as { kind?: string; resolved?: Record<string, unknown>; step?: number; seconds?: number; schedulerStep?: number; started?: string; trainState?: { adamSteps?: Record<string, number>; groups?: { lr: number; weightDecay: number }[] } } | null;
+  if (!c || c.kind !== PRETRAIN_STATE_KIND || !c.resolved || !c.trainState || !Number.isSafeInteger(c.step) || !Number.isSafeInteger(c.schedulerStep)) throw new Error(`${file}: not an aptune pretrain state (kind '${PRETRAIN_STATE_KIND}' with a step)`);
+  const want = run.resolved;
+  const differ = [...new Set([...Object.keys(want), ...Object.keys(c.resolved)])].filter((k) => JSON.stringify(want[k]) !== JSON.stringify(c.resolved![k]));
+  if (differ.length) throw new Error(`${file}: a run of other settings (${differ.map((k) => `${k}: state ${JSON.stringify(c.resolved![k])}, this run ${JSON.stringify(want[k])}`).join('; ')}); remove it or run without --resume`);
+  if (!(c.step! >= 1 && c.step! < (want.steps as number))) throw new Error(`${file}: state at step ${c.step}, outside 1..${(want.steps as number) - 1}`);
+  const sd = bb.stateDict();
+  const missing = [...sd.keys()].filter((k) => !ck.tensors.has(k));
+  if (missing.length) throw new Error(`${file}: missing ${missing.slice(0, 5).join(', ')}${missing.length > 5 ? ` and ${missing.length - 5} more` : ''}`);
+  bb.loadStateDict(new Map([...sd.keys()].map((k) => [k, fromHost(ck.tensors.get(k)!)])), { strict: false });
+  const state = new Map([...ck.tensors].filter(([k]) => k.startsWith(TRAIN_STATE_PREFIX)).map(([k, v]) => [k.slice(TRAIN_STATE_PREFIX.length), v]));
+  restoreOptimizerState(opt, names, state, c.trainState, file);
+  return { step: c.step!, seconds: c.seconds ?? 0, schedulerStep: c.schedulerStep!, started: c.started ?? run.started };
 }
 
 /** The config of a pre-training checkpoint, or null when the file is not one (train/run.ts uses this). */

@@ -1,7 +1,9 @@
 // Shared test helpers: allclose with a message naming the worst element, the list of non-reference backends under
-// test (printing "skipping X: reason" for unavailable ones), a leak guard, and a finite-difference gradient check.
+// test (printing "skipping X: reason" for unavailable ones), a leak guard, a finite-difference gradient check, and
+// `aptune` run as a child process that the kill tests can SIGKILL (spawnAptune).
 // Does not register backends itself beyond importing engine/index.ts.
 
+import { spawn } from 'node:child_process';
 import { Tensor, backendStatus, liveTensors, noGrad, scope, tensor, type TypedArray } from '../engine/index.ts';
 
 type Numeric = Tensor | ArrayLike<number> | unknown[] | number;
@@ -155,4 +157,20 @@ export async function probeWasm(label: string): Promise<{ mod: typeof import('..
   } catch (e) {
     return { mod: null, why: e instanceof Error ? e.message : String(e) };
   }
+}
+
+/**
+ * `node bin/aptune.js ARGS` in the repository root with extra environment (APTUNE_FAULT_ATOMIC for the kill tests),
+ * SIGKILLed after killAfterMs when given; resolves with its exit code or signal, wall ms and stdout + stderr.
+ */
+export function spawnAptune(args: string[], o: { env?: Record<string, string>; killAfterMs?: number } = {}): Promise<{ code: number | null; signal: string | null; ms: number; log: string }> {
+  const t0 = Date.now();
+  return new Promise((resolve) => {
+    const child = spawn(process.execPath, ['bin/aptune.js', ...args], { cwd: new URL('..', import.meta.url).pathname, env: { ...process.env, ...(o.env ?? {}) }, stdio: ['ignore', 'pipe', 'pipe'] });
+    let log = '';
+    child.stdout.on('data', (d) => { log += d; });
+    child.stderr.on('data', (d) => { log += d; });
+    const timer = o.killAfterMs === undefined ? null : setTimeout(() => child.kill('SIGKILL'), o.killAfterMs);
+    child.on('exit', (code, signal) => { if (timer) clearTimeout(timer); resolve({ code, signal, ms: Date.now() - t0, log }); });
+  });
 }

@@ -339,7 +339,7 @@ const COMMANDS: Command[] = [
   },
   {
     name: 'pretrain', summary: 'pre-train a small ViLT or METER on the synthetic caption corpus (MLM + ITM + contrastive)',
-    usage: 'aptune pretrain --out FILE [--preset synth|tiny] [--backbone vilt|meter] [--seed N] [--data DIR] [--steps N] [--batch-size N] [--lr X] [--hidden N] [--layers N] [--heads N] [--mlp N] [--patch N] [--image-size S] [--mask-prob X] [--hard-fraction X] [--hard-start X] [--itm-weight X] [--mlm-pass joint|separate] [--itc-positives own|true] [--itc-warmup X] [--itc-center X] [--itc-image-pool cls|mean|flat] [--fusion-lr-mult X] [--init FILE] [--eval-every N] [--run-dir DIR] [--json]\n       aptune pretrain --evaluate FILE|synth [--backbone vilt|meter] [--data DIR] [--json]',
+    usage: 'aptune pretrain --out FILE [--preset synth|tiny] [--backbone vilt|meter] [--seed N] [--data DIR] [--steps N] [--batch-size N] [--lr X] [--hidden N] [--layers N] [--heads N] [--mlp N] [--patch N] [--image-size S] [--mask-prob X] [--hard-fraction X] [--hard-start X] [--itm-weight X] [--mlm-pass joint|separate] [--itc-positives own|true] [--itc-warmup X] [--itc-center X] [--itc-image-pool cls|mean|flat] [--fusion-lr-mult X] [--init FILE] [--eval-every N] [--save-every N] [--resume] [--run-dir DIR] [--json]\n       aptune pretrain --evaluate FILE|synth [--backbone vilt|meter] [--data DIR] [--json]',
     details: [
       'Trains a ViLT (or METER) from random initialisation on synth_caption_train.arrow of the embedded synthetic',
       'benchmark (or DIR): ITM (half the rows get a negative: a random other caption labelled by its truth in the scene',
@@ -375,6 +375,8 @@ const COMMANDS: Command[] = [
       { name: 'init', arg: 'FILE', help: 'continue from an aptune pretrain checkpoint (same config and data vocabulary; fresh optimizer and schedule)', default: 'random init' },
       { name: 'seed', arg: 'N', help: 'seed of init, data order, negatives and masks (default 0)' },
       { name: 'eval-every', arg: 'N', help: 'report the gates every N steps (default 100; always at the end)' },
+      { name: 'save-every', arg: 'N', help: 'write the training state (weights, optimizer moments, step; one file, atomic) to RUN_DIR/last.safetensors every N steps (0: never); removed when FILE is written', default: 'every 10% of the run' },
+      { name: 'resume', help: 'continue from RUN_DIR/last.safetensors when it is there (a killed run, the same command): the losses and gates of an uninterrupted run; a state of other settings is refused, naming them', default: 'off: start from step 1' },
       { name: 'itm-weight', arg: 'X', help: `weight of the ITM loss beside MLM and contrastive (default ${SYNTH_RECIPE.itmWeight})` },
       { name: 'evaluate', arg: 'FILE|synth', help: 'train nothing: print the gates of a pre-training checkpoint (or the shipped preset of --backbone) on the held-out caption split, with text->image R@1 by caption kind and a position probe (one-object images: does the contrastive space tell cells apart?)', default: 'off: pre-train' },
       { name: 'run-dir', arg: 'DIR', help: 'where metrics.jsonl, run.json and report.html go', default: '<out without extension>-run beside --out' },
@@ -429,6 +431,7 @@ const COMMANDS: Command[] = [
         backbone: bbOpt(o), data: typeof o.data === 'string' ? o.data : undefined, out: o.out as string, steps: intOpt(o, 'steps'), batchSize: intOpt(o, 'batch-size'), lr: numOpt(o, 'lr'),
         preset, hidden: intOpt(o, 'hidden'), layers: intOpt(o, 'layers'), heads: intOpt(o, 'heads'), mlp: intOpt(o, 'mlp'), patch: intOpt(o, 'patch'),
         imageSize: intOpt(o, 'image-size'), maskProb: mp, hardFraction: hf, init: typeof o.init === 'string' ? o.init : undefined, seed: o.seed === undefined ? undefined : intOpt0(o, 'seed'), evalEvery: intOpt(o, 'eval-every'), itmWeight: numOpt(o, 'itm-weight'), mlmPass: choiceOpt('mlm-pass', ['joint', 'separate'] as const), itcPositives: choiceOpt('itc-positives', ['own', 'true'] as const), fusionLrMult: numOpt(o, 'fusion-lr-mult'), itcWarmup, itcCenter: unitOpt(o, 'itc-center'), itcImagePool: choiceOpt('itc-image-pool', ['cls', 'mean', 'flat'] as const), hardStart: unitOpt(o, 'hard-start'), runDir: typeof o['run-dir'] === 'string' ? o['run-dir'] : undefined,
+        saveEvery: o['save-every'] === undefined ? undefined : intOpt0(o, 'save-every'), resume: o.resume === true,
         });
       } finally { progress.finish(); }
       const g = r.gates[r.gates.length - 1];

@@ -247,24 +247,16 @@ export class Trainer<T> {
 
   /** Write FILE: trainable weights, optimizer moments, run config and loop position, as one atomic file. */
   saveCheckpoint(file: string): void {
-    const opt = this.o.optimizer.getState();
-    const flat = this.o.optimizer.groups.flatMap((g) => g.params);
     const tensors = new Map<string, Tensor>(this.o.model.backbone.trainableParameters());
     if (!tensors.size) throw new Error(`${file}: the model has no trainable parameters to save`);
-    const counts: Record<string, number> = {};
-    flat.forEach((p, i) => {
-      const n = this.names.get(p)!;
-      const s = opt.params[i];
-      counts[n] = s.step;
-      if (s.m) tensors.set(`${TRAIN_STATE_PREFIX}m.${n}`, s.m);
-      if (s.v) tensors.set(`${TRAIN_STATE_PREFIX}v.${n}`, s.v);
-    });
+    const opt = optimizerStateOf(this.o.optimizer, this.names);
+    for (const [k, t] of opt.tensors) tensors.set(k, t);
     const gen = dropoutGenerator(this.o.model);
     const position = { step: this.step, epoch: this.epoch, batchInEpoch: this.batchInEpoch };
     fs.mkdirSync(path.dirname(path.resolve(file)), { recursive: true });
     saveCheckpoint(file, tensors, {
       kind: 'method', ...(this.o.runConfig ?? {}), ...position,
-      trainState: { lastEvalStep: this.lastEvalStep, adamSteps: counts, groups: opt.groups, schedulerStep: this.o.scheduler?.step_ ?? null, dropoutGenerator: gen ? gen.state() : null },
+      trainState: { lastEvalStep: this.lastEvalStep, adamSteps: opt.adamSteps, groups: opt.groups, schedulerStep: this.o.scheduler?.step_ ?? null, dropoutGenerator: gen ? gen.state() : null },
     });
     fs.rmSync(statePathFor(file), { force: true }); // a state file of the old two-file layout is now stale
     this.lastSave = Date.now();
@@ -291,28 +283,9 @@ export class Trainer<T> {
       stateTensors = st.tensors;
       if (sc?.step !== cfg.step) throw new Error(`${stateFile}: training state is at step ${sc?.step}, the weights ${file} at step ${cfg.step}`);
     }
-    if (!sc.adamSteps || typeof sc.adamSteps !== 'object' || !Array.isArray(sc.groups)) throw new Error(`${stateFile}: training state lacks the optimizer's step counters or groups`);
     loadMethodCheckpoint(file, this.o.model.backbone);
     // (loadStateDict copies into the existing tensors, so the optimizer's parameters are the loaded ones)
-    const flat = this.o.optimizer.groups.flatMap((g) => g.params);
-    const made: Tensor[] = [];
-    const get = (k: string): Tensor | null => {
-      const h = stateTensors.get(k);
-      if (!h) return null;
-      const t = fromHost(h);
-      made.push(t);
-      return t;
-    };
-    try {
-      this.o.optimizer.loadState({
-        groups: sc.groups,
-        params: flat.map((p) => {
-          const n = this.names.get(p)!;
-          if (!(n in sc.adamSteps)) throw new Error(`${stateFile}: no optimizer state for '${n}'`);
-          return { step: sc.adamSteps[n], m: get(`m.${n}`), v: get(`v.${n}`) };
-        }),
-      });
-    } finally { for (const t of made) t.dispose(); }
+    restoreOptimizerState(this.o.optimizer, this.names, stateTensors, sc, stateFile);
     if (this.o.scheduler && sc.schedulerStep !== null) this.o.scheduler.setStep(sc.schedulerStep);
     if (sc.dropoutGenerator) setDropoutGenerator(this.o.model.backbone, Generator.fromState(sc.dropoutGenerator));
     this.step = sc.step; this.epoch = sc.epoch; this.batchInEpoch = sc.batchInEpoch;
@@ -322,6 +295,49 @@ export class Trainer<T> {
 
   /** whether the loaded checkpoint recorded its last evaluation (checkpoints before 2026-12-07 did not) */
   evalStateKnown = true;
+}
+
+/**
+ * The optimizer's state for a checkpoint: its moments as tensors `<TRAIN_STATE_PREFIX>m.<name>` / `v.<name>`, the
+ * step counter of each parameter by name, and the groups' rates and decays. `names`: parameter -> its model name.
+ */
+export function optimizerStateOf(optimizer: AdamW, names: Map<Tensor, string>): { tensors: [string, Tensor][]; adamSteps: Record<string, number>; groups: { lr: number; weightDecay: number }[] } {
+  const st = optimizer.getState();
+  const tensors: [string, Tensor][] = [];
+  const adamSteps: Record<string, number> = {};
+  optimizer.groups.flatMap((g) => g.params).forEach((p, i) => {
+    const n = names.get(p);
+    if (n === undefined) throw new Error('optimizer state: a parameter of the optimizer has no name in the model');
+    const s = st.params[i];
+    adamSteps[n] = s.step;
+    if (s.m) tensors.push([`${TRAIN_STATE_PREFIX}m.${n}`, s.m]);
+    if (s.v) tensors.push([`${TRAIN_STATE_PREFIX}v.${n}`, s.v]);
+  });
+  return { tensors, adamSteps, groups: st.groups };
+}
+
+/** Load what optimizerStateOf saved (stateTensors: the `m.` / `v.` tensors, prefix removed); errors name `where`. */
+export function restoreOptimizerState(optimizer: AdamW, names: Map<Tensor, string>, stateTensors: Map<string, HostTensor>, sc: { adamSteps?: Record<string, number>; groups?: { lr: number; weightDecay: number }[] }, where: string): void {
+  if (!sc.adamSteps || typeof sc.adamSteps !== 'object' || !Array.isArray(sc.groups)) throw new Error(`${where}: training state lacks the optimizer's step counters or groups`);
+  const steps = sc.adamSteps;
+  const made: Tensor[] = [];
+  const get = (k: string): Tensor | null => {
+    const h = stateTensors.get(k);
+    if (!h) return null;
+    const t = fromHost(h);
+    made.push(t);
+    return t;
+  };
+  try {
+    optimizer.loadState({
+      groups: sc.groups,
+      params: optimizer.groups.flatMap((g) => g.params).map((p) => {
+        const n = names.get(p)!;
+        if (!(n in steps)) throw new Error(`${where}: no optimizer state for '${n}'`);
+        return { step: steps[n], m: get(`m.${n}`), v: get(`v.${n}`) };
+      }),
+    });
+  } finally { for (const t of made) t.dispose(); }
 }
 
 /** Evaluate `fn` with the model in eval mode and no gradients, inside a scope (nothing leaks). */

@@ -6,33 +6,22 @@
 // A run killed after its final checkpoint (in the summary write) is completed by the rerun without a second evaluation.
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { spawn } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { generateSynthetic } from '../../experiments/synthetic.ts';
 import { loadCheckpoint } from '../../train/checkpoint.ts';
 import { rng } from '../fuzz/harness.ts';
+import { spawnAptune } from '../helpers.ts';
 
-const ROOT = new URL('../..', import.meta.url).pathname;
 const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'aptune-kill-'));
 const DATA = path.join(tmp, 'synth');
 const STEPS = 12;
 
-function train(out: string, o: { fault?: string; killAfterMs?: number } = {}): Promise<{ code: number | null; signal: string | null; ms: number; log: string }> {
+function train(out: string, o: { fault?: string; killAfterMs?: number } = {}) {
   const ck = path.join(out, 'last.safetensors');
-  const args = ['bin/aptune.js', 'train', '--data', DATA, '--task', 'nlvr2', '--backbone', 'vilt', '--config', 'tiny', '--max-steps', String(STEPS),
-    '--batch-size', '4', '--save-every', '2', '--out', out, ...(fs.existsSync(ck) ? ['--resume', ck] : [])];
-  const env = { ...process.env, ...(o.fault ? { APTUNE_FAULT_ATOMIC: o.fault } : {}) };
-  const t0 = Date.now();
-  return new Promise((resolve) => {
-    const child = spawn(process.execPath, args, { cwd: ROOT, env, stdio: ['ignore', 'pipe', 'pipe'] });
-    let log = '';
-    child.stdout.on('data', (d) => { log += d; });
-    child.stderr.on('data', (d) => { log += d; });
-    const timer = o.killAfterMs === undefined ? null : setTimeout(() => child.kill('SIGKILL'), o.killAfterMs);
-    child.on('exit', (code, signal) => { if (timer) clearTimeout(timer); resolve({ code, signal, ms: Date.now() - t0, log }); });
-  });
+  return spawnAptune(['train', '--data', DATA, '--task', 'nlvr2', '--backbone', 'vilt', '--config', 'tiny', '--max-steps', String(STEPS),
+    '--batch-size', '4', '--save-every', '2', '--out', out, ...(fs.existsSync(ck) ? ['--resume', ck] : [])], { env: o.fault ? { APTUNE_FAULT_ATOMIC: o.fault } : {}, killAfterMs: o.killAfterMs });
 }
 
 const records = (out: string) => fs.readFileSync(path.join(out, 'metrics.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l) as Record<string, unknown>);
