@@ -802,7 +802,8 @@ export async function runPretrain(o: PretrainOptions): Promise<PretrainResult> {
   const { log: _log, resume: _resume, ...options } = o;
   const runFile: RunFile = {
     command: 'pretrain', started: new Date().toISOString(), commit, options,
-    resolved: { kind: PRETRAIN_KIND, backbone, modelConfig: cfg, steps, batchSize: B, lr, seed, itmWeight, mlmPass, itcPositives, itcWarmup, itcCenter, itcImagePool, fusionLrMult, hardStart, maskProb, hardFraction, imageSize, maxTextLen },
+    resolved: { kind: PRETRAIN_KIND, backbone, modelConfig: cfg, steps, batchSize: B, lr, seed, itmWeight, mlmPass, itcPositives, itcWarmup, itcCenter, itcImagePool, fusionLrMult, hardStart, maskProb, hardFraction, imageSize, maxTextLen,
+      data: path.resolve(data), init: o.init ? path.resolve(o.init) : null }, // (a resumed state must match all of these)
   };
   const names = new Map(named.map(([n, p]) => [p, n] as [Tensor, string]));
   const saveEvery = o.saveEvery ?? Math.max(1, Math.floor(steps / 10));

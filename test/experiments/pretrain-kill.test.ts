@@ -79,6 +79,11 @@ test('pretrain --resume refuses a state of other settings, naming them', async (
   const res = await pretrain(out, { extra: ['--lr', '0.001'] });
   assert.is(res.code, 1, res.log);
   assert.match(res.log, /last\.safetensors: a run of other settings \(lr: state 0\.002, this run 0\.001\); remove it or run without --resume/);
+  const other = path.join(tmp, 'synth-copy');
+  fs.cpSync(DATA, other, { recursive: true });
+  const d = await spawnAptune(['pretrain', '--data', other, '--preset', 'tiny', '--steps', String(STEPS), '--batch-size', '4', '--save-every', '2', '--eval-every', '4', '--seed', '3', '--out', out, '--resume']);
+  assert.is(d.code, 1, d.log);
+  assert.match(d.log, /a run of other settings \(data: state ".*synth", this run ".*synth-copy"\)/, 'another data directory is another run');
 });
 
 test.after(() => fs.rmSync(tmp, { recursive: true, force: true }));
