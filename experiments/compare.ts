@@ -34,7 +34,6 @@ import { taskLoader, type TaskLoaderOptions } from '../data/task-batches.ts';
 import { toModelBatch, type ModelTask } from '../train/batch.ts';
 import { evaluateNlvr2, evaluateRetrieval, evaluateVqa } from '../train/evaluate.ts';
 import { defaultHyper, pretrainConfigOf, rebuildFromCheckpoint, runTrain, type Backbone, type Preset, type RunConfig } from '../train/run.ts';
-import { readRunFile } from '../train/report.ts';
 import { resolvePretrained } from '../train/pretrained.ts';
 import { writeFileAtomicSync } from '../data/formats/atomic.ts';
 import { UsageError } from '../train/usage-error.ts';
@@ -248,16 +247,6 @@ export async function scoreVqaTable(ckpt: string, data: string, batchSize: numbe
   return scoreRun(ckpt, data, batchSize, table);
 }
 
-/** The loss of the last step logged in a run's metrics.jsonl (a resumed run's earlier steps included). */
-function lastTrainLoss(file: string): number {
-  const lines = fs.readFileSync(file, 'utf8').trim().split('\n');
-  for (let i = lines.length - 1; i >= 0; i--) {
-    const r = JSON.parse(lines[i]) as { type?: string; loss?: number };
-    if (r.type === 'train' && typeof r.loss === 'number') return r.loss;
-  }
-  return NaN;
-}
-
 function mean(a: number[]): number { return a.reduce((s, x) => s + x, 0) / a.length; }
 /** Sample standard deviation (n - 1); 0 for fewer than two values. */
 export function std(a: number[]): number {
@@ -366,8 +355,8 @@ export async function runCompare(o: CompareOptions): Promise<CompareResult> {
     const sr: SeedResult = {
       seed, lr: mlr, test: NaN, testCount: 0, metrics: {}, // testOf fills these
       val: val ? val.score : task === 'vqa' && typeof tr.eval?.vqa_score === 'number' ? tr.eval.vqa_score : null, // else runTrain's own eval (VQA: the val split)
-      steps: tr.steps, finalLoss: lastTrainLoss(tr.metricsFile), seconds,
-      msPerStep: nSteps > 1 ? (lastStepAt - firstStepAt) / (nSteps - 1) : readRunFile(runDir)?.summary?.msPerStep ?? NaN, // (a resumed finished run: its recorded time)
+      steps: tr.steps, finalLoss: tr.finalLoss, seconds,
+      msPerStep: nSteps > 1 ? (lastStepAt - firstStepAt) / (nSteps - 1) : tr.msPerStep ?? NaN, // (a resumed finished run: its recorded time)
       peakRssMb: peakRss / 2 ** 20, runDir: o.out ? runDir : null, ...(tr.resumedAt !== null ? { resumedAt: tr.resumedAt } : {}),
     };
     return { sr, checkpoint: tr.checkpoint, tag };

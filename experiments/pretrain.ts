@@ -35,8 +35,9 @@ import { BertTokenizer, buildWordPieceVocab, formatVocabTxt, maxTextLength, VILT
 import { ceLoss } from '../models/heads.ts';
 import { AdamW } from '../train/optim.ts';
 import { PolynomialDecayWithWarmup, warmupSteps } from '../train/schedule.ts';
-import { TRAIN_STATE_PREFIX, fromHost, loadCheckpoint, saveCheckpoint } from '../train/checkpoint.ts';
-import { optimizerStateOf, restoreOptimizerState, truncateMetricsLog } from '../train/trainer.ts';
+import { fromHost, loadCheckpoint, saveCheckpoint } from '../train/checkpoint.ts';
+import type { HostTensor } from '../data/formats/safetensors.ts';
+import { optimizerStateOf, restoreOptimizerState, trainStateTensors, truncateMetricsLog } from '../train/trainer.ts';
 import { removeStaleTemps, writeFileAtomicSync } from '../data/formats/atomic.ts';
 import { dataTexts, defaultImageSize } from '../train/run.ts';
 import { ensureSynthData } from './synth-cache.ts';
@@ -744,10 +745,7 @@ export async function runPretrain(o: PretrainOptions): Promise<PretrainResult> {
     if (!c || c.kind !== PRETRAIN_KIND || !c.modelConfig || !c.vocab) throw new Error(`${o.init}: not an aptune pretrain checkpoint`);
     for (const [k, v] of Object.entries(cfg)) if (JSON.stringify(c.modelConfig[k]) !== JSON.stringify(v)) throw new Error(`${o.init}: modelConfig.${k} is ${JSON.stringify(c.modelConfig[k])}, this run has ${JSON.stringify(v)}`);
     if (c.vocab.join('\n') !== [...vocab.keys()].join('\n')) throw new Error(`${o.init}: its vocabulary differs from the one built from ${o.data}`);
-    const sd = bb.stateDict();
-    const missing = [...sd.keys()].filter((k) => !ck.tensors.has(k));
-    if (missing.length) throw new Error(`${o.init}: missing ${missing.slice(0, 5).join(', ')}`);
-    bb.loadStateDict(new Map([...ck.tensors].map(([k, h]) => [k, fromHost(h)])), { strict: false });
+    loadEveryTensor(bb, ck.tensors, o.init);
     log(`init from ${o.init}`);
   }
   const nParams = bb.parameters().reduce((s, p) => s + p.size, 0);
@@ -883,6 +881,14 @@ export async function runPretrain(o: PretrainOptions): Promise<PretrainResult> {
 
 const PRETRAIN_STATE_KIND = 'pretrain-state';
 
+/** Load every tensor of the backbone and its heads from `tensors` (others ignored); a missing one is an error naming `file`. */
+function loadEveryTensor(bb: ViltModel | MeterModel, tensors: Map<string, HostTensor>, file: string): void {
+  const keys = [...bb.stateDict().keys()];
+  const missing = keys.filter((k) => !tensors.has(k));
+  if (missing.length) throw new Error(`${file}: missing ${missing.slice(0, 5).join(', ')}${missing.length > 5 ? ` and ${missing.length - 5} more` : ''}`);
+  bb.loadStateDict(new Map(keys.map((k) => [k, fromHost(tensors.get(k)!)])), { strict: false });
+}
+
 /** RUN_DIR/last.safetensors: every backbone and head tensor, the optimizer's moments and counters, the step (atomic). */
 function savePretrainState(file: string, bb: ViltModel | MeterModel, opt: AdamW, names: Map<Tensor, string>, at: { resolved: Record<string, unknown>; started: string; step: number; seconds: number; schedulerStep: number }): void {
   const st = optimizerStateOf(opt, names);
@@ -899,12 +905,8 @@ function resumePretrainState(file: string, bb: ViltModel | MeterModel, opt: Adam
   const differ = [...new Set([...Object.keys(want), ...Object.keys(c.resolved)])].filter((k) => JSON.stringify(want[k]) !== JSON.stringify(c.resolved![k]));
   if (differ.length) throw new Error(`${file}: a run of other settings (${differ.map((k) => `${k}: state ${JSON.stringify(c.resolved![k])}, this run ${JSON.stringify(want[k])}`).join('; ')}); remove it or run without --resume`);
   if (!(c.step! >= 1 && c.step! < (want.steps as number))) throw new Error(`${file}: state at step ${c.step}, outside 1..${(want.steps as number) - 1}`);
-  const sd = bb.stateDict();
-  const missing = [...sd.keys()].filter((k) => !ck.tensors.has(k));
-  if (missing.length) throw new Error(`${file}: missing ${missing.slice(0, 5).join(', ')}${missing.length > 5 ? ` and ${missing.length - 5} more` : ''}`);
-  bb.loadStateDict(new Map([...sd.keys()].map((k) => [k, fromHost(ck.tensors.get(k)!)])), { strict: false });
-  const state = new Map([...ck.tensors].filter(([k]) => k.startsWith(TRAIN_STATE_PREFIX)).map(([k, v]) => [k.slice(TRAIN_STATE_PREFIX.length), v]));
-  restoreOptimizerState(opt, names, state, c.trainState, file);
+  restoreOptimizerState(opt, names, trainStateTensors(ck.tensors), c.trainState, file); // (checked before the weights change)
+  loadEveryTensor(bb, ck.tensors, file);
   return { step: c.step!, seconds: c.seconds ?? 0, schedulerStep: c.schedulerStep!, started: c.started ?? run.started };
 }
 
@@ -949,10 +951,7 @@ export function loadPretrainModel(file: string): LoadedPretrain {
     if (typeof c.itcCenter !== 'number' || !(c.itcCenter >= 0 && c.itcCenter <= 1)) throw new Error(`${file}: config.itcCenter must be a number in [0, 1], got ${JSON.stringify(c.itcCenter)}`);
     heads.center = c.itcCenter;
   }
-  const sd = bb.stateDict();
-  const missing = [...sd.keys()].filter((k) => !ck.tensors.has(k));
-  if (missing.length) throw new Error(`${file}: missing ${missing.slice(0, 5).join(', ')}${missing.length > 5 ? ` and ${missing.length - 5} more` : ''}`);
-  bb.loadStateDict(new Map([...ck.tensors].map(([k, h]) => [k, fromHost(h)])), { strict: false });
+  loadEveryTensor(bb, ck.tensors, file);
   const tok = new BertTokenizer(new Map(c.vocab.map((t, i) => [t, i] as [string, number])), {}, `${file} vocabulary`);
   const patch = backbone === 'vilt' ? (c.modelConfig as ViltConfig).patch : (c.modelConfig as MeterConfig).clip.patch;
   return { bb, heads, tok, backbone, imageSize: c.imageSize, maxTextLen: c.maxTextLen, textPrefix: c.textPrefix ?? (backbone === 'vilt' ? VILT_TEXT_PREFIX : ''), patch, config: c as Record<string, unknown> };

@@ -270,8 +270,11 @@ async function evalSplit(model: VLModel, data: string, backbone: Backbone, task:
   } finally { await ds.close(); }
 }
 
-/** losses: this call's steps only; resumedAt: the step it resumed from (null: trained from step 0) */
-export interface TrainResult { checkpoint: string; metricsFile: string; steps: number; losses: number[]; eval: Record<string, number> | null; resumedAt: number | null }
+/**
+ * losses: this call's steps only; finalLoss: the last logged step's (a resumed run's earlier steps included);
+ * msPerStep: the run summary's; resumedAt: the step it resumed from (null: trained from step 0)
+ */
+export interface TrainResult { checkpoint: string; metricsFile: string; steps: number; losses: number[]; eval: Record<string, number> | null; finalLoss: number; msPerStep: number | null; resumedAt: number | null }
 
 /**
  * Why OUT/last.safetensors is not this run ('' when it is): run.json must name the same source commit and hold the same
@@ -382,13 +385,18 @@ export async function runTrain(o: RunOptions): Promise<TrainResult> {
     const startStep = trainer.step, tFit = performance.now();
     try { hist = await trainer.fit(); } finally { process.removeListener('SIGINT', onSig); }
     const fitMs = performance.now() - tFit;
-    const evalRec = [...fs.readFileSync(metricsFile, 'utf8').trim().split('\n')].map((l) => JSON.parse(l) as Record<string, number | string>).filter((r) => r.type === 'eval').pop() ?? null;
+    const records = [...fs.readFileSync(metricsFile, 'utf8').trim().split('\n')].map((l) => JSON.parse(l) as Record<string, number | string>);
+    const evalRec = records.filter((r) => r.type === 'eval').pop() ?? null;
+    const finalLoss = records.filter((r) => r.type === 'train').pop()?.loss; // (a resumed run's earlier steps included)
+    const msPerStep = trainer.step > startStep ? fitMs / (trainer.step - startStep) : previous?.summary?.msPerStep ?? null; // (a finished run resumed: the time of its steps)
     writeRunFile(o.out, { ...runFile, summary: {
       method: b.model.method, task: o.task, backbone: o.backbone, score: mainScore(o.task, evalRec), steps: trainer.step, trainableParams: nTrain,
-      ...accountRun(runConfig), msPerStep: trainer.step > startStep ? fitMs / (trainer.step - startStep) : previous?.summary?.msPerStep ?? null, // (a finished run resumed: the time of its steps)
-      peakRssBytes: process.resourceUsage().maxRSS * 1024, wallSeconds: (performance.now() - t0) / 1000, finished: trainer.step >= maxSteps,
+      ...accountRun(runConfig), msPerStep, peakRssBytes: process.resourceUsage().maxRSS * 1024, wallSeconds: (performance.now() - t0) / 1000, finished: trainer.step >= maxSteps,
     } });
-    return { checkpoint, metricsFile, steps: trainer.step, losses: hist.map((h) => h.loss), eval: evalRec as Record<string, number> | null, resumedAt: resume ? startStep : null };
+    return {
+      checkpoint, metricsFile, steps: trainer.step, losses: hist.map((h) => h.loss), eval: evalRec as Record<string, number> | null,
+      finalLoss: typeof finalLoss === 'number' ? finalLoss : NaN, msPerStep, resumedAt: resume ? startStep : null,
+    };
   } finally { await train.close(); }
 }
 

@@ -274,7 +274,7 @@ export class Trainer<T> {
       if (!Number.isSafeInteger(cfg.step) || !Number.isSafeInteger(cfg.epoch) || !Number.isSafeInteger(cfg.batchInEpoch)) throw new Error(`${file}: training checkpoint without a valid loop position`);
       sc = { ...cfg.trainState, step: cfg.step!, epoch: cfg.epoch!, batchInEpoch: cfg.batchInEpoch! };
       stateFile = file;
-      stateTensors = new Map([...ck.tensors].filter(([k]) => k.startsWith(TRAIN_STATE_PREFIX)).map(([k, v]) => [k.slice(TRAIN_STATE_PREFIX.length), v]));
+      stateTensors = trainStateTensors(ck.tensors);
     } else { // the earlier two-file layout
       stateFile = statePathFor(file);
       if (!fs.existsSync(stateFile)) throw new Error(`${file}: cannot resume: the checkpoint holds no training state and ${stateFile} is missing`);
@@ -283,9 +283,8 @@ export class Trainer<T> {
       stateTensors = st.tensors;
       if (sc?.step !== cfg.step) throw new Error(`${stateFile}: training state is at step ${sc?.step}, the weights ${file} at step ${cfg.step}`);
     }
-    loadMethodCheckpoint(file, this.o.model.backbone);
-    // (loadStateDict copies into the existing tensors, so the optimizer's parameters are the loaded ones)
-    restoreOptimizerState(this.o.optimizer, this.names, stateTensors, sc, stateFile);
+    restoreOptimizerState(this.o.optimizer, this.names, stateTensors, sc, stateFile); // (checked before the weights change)
+    loadMethodCheckpoint(file, this.o.model.backbone); // (loadStateDict copies into the existing tensors: the optimizer's parameters are the loaded ones)
     if (this.o.scheduler && sc.schedulerStep !== null) this.o.scheduler.setStep(sc.schedulerStep);
     if (sc.dropoutGenerator) setDropoutGenerator(this.o.model.backbone, Generator.fromState(sc.dropoutGenerator));
     this.step = sc.step; this.epoch = sc.epoch; this.batchInEpoch = sc.batchInEpoch;
@@ -314,6 +313,11 @@ export function optimizerStateOf(optimizer: AdamW, names: Map<Tensor, string>): 
     if (s.v) tensors.push([`${TRAIN_STATE_PREFIX}v.${n}`, s.v]);
   });
   return { tensors, adamSteps, groups: st.groups };
+}
+
+/** The training-state tensors of a one-file checkpoint, TRAIN_STATE_PREFIX removed (`m.<name>`, `v.<name>`). */
+export function trainStateTensors(tensors: Map<string, HostTensor>): Map<string, HostTensor> {
+  return new Map([...tensors].filter(([k]) => k.startsWith(TRAIN_STATE_PREFIX)).map(([k, v]) => [k.slice(TRAIN_STATE_PREFIX.length), v]));
 }
 
 /** Load what optimizerStateOf saved (stateTensors: the `m.` / `v.` tensors, prefix removed); errors name `where`. */
