@@ -187,6 +187,32 @@ export class TaskDataset {
   get length(): number { return this.data.length; }
   corpus(): string[] { return this.data.corpus(); }
 
+  /**
+   * VQA: question id -> question type from the tables' optional `question_types` column (list<string>, one per
+   * question of the row, as `aptune synth` writes it); null when no table of the split has the column. A row whose
+   * type list does not match its question ids, or an id given two types, is an error naming the file and row.
+   */
+  async questionTypes(): Promise<Map<number, string> | null> {
+    if (this.task !== 'vqa') return null;
+    const out = new Map<number, string>();
+    let any = false;
+    for (const t of this.data.tables) {
+      if (!t.hasColumn('question_types')) continue;
+      any = true;
+      const ids = await t.columnValues('question_id'), types = await t.columnValues('question_types');
+      for (let r = 0; r < ids.length; r++) {
+        const qi = asNumberList(ids[r], t.file, 'question_id', r), ty = asStringList(types[r], t.file, 'question_types', r);
+        if (qi.length !== ty.length) throw new Error(`${t.file}: column "question_types" row ${r}: ${ty.length} types for ${qi.length} question ids`);
+        qi.forEach((q, k) => {
+          const had = out.get(q);
+          if (had !== undefined && had !== ty[k]) throw new Error(`${t.file}: column "question_types" row ${r}: question ${q} is "${ty[k]}" here and "${had}" in an earlier row`);
+          out.set(q, ty[k]);
+        });
+      }
+    }
+    return any ? out : null;
+  }
+
   async get(i: number): Promise<TaskItem> {
     const { row, textIndex } = this.data.item(i);
     const { table, local } = this.data.locate(row);

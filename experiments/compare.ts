@@ -236,7 +236,7 @@ export async function scoreRun(ckpt: string, data: string, batchSize: number, ta
     }
     if (!tokens) throw new Error(`${data}: ${table} has no items`);
     const batches = taskLoader(ds, opts).epoch(0);
-    const metrics = rc.task === 'vqa' ? { ...(await evaluateVqa(model, batches)) } : rc.task === 'nlvr2' ? await evaluateNlvr2(model, batches) : await evaluateRetrieval(model, batches);
+    const metrics = rc.task === 'vqa' ? { ...(await evaluateVqa(model, batches, await ds.questionTypes())) } : rc.task === 'nlvr2' ? await evaluateNlvr2(model, batches) : await evaluateRetrieval(model, batches);
     const count = rc.task === 'vqa' ? metrics.count : rc.task === 'nlvr2' ? metrics.count : metrics.texts;
     return { model, rc, metrics, score: primary(rc.task, metrics), count, tokens };
   } finally { await ds.close(); }

@@ -557,7 +557,9 @@ const COMMANDS: Command[] = [
     details: [
       'Rebuilds the model from the run config stored in the checkpoint (and its pre-trained file, if any), loads the method',
       'weights and reports VQA score (val), NLVR2 accuracy (dev, test) or F30K TR/IR@1/5/10 (test, every image-caption',
-      'pair; each image and each caption is embedded once). --submit writes VQA predictions as [{question_id, answer}]',
+      'pair; each image and each caption is embedded once). Where the VQA tables have a question_types column (the',
+      'synthetic ones do) it also reports <type>_vqa_score and <type>_count for each question type.',
+      '--submit writes VQA predictions as [{question_id, answer}]',
       '(argmax -> answer; an id outside the vocabulary -> "unknown"), e.g. for the test set:',
       '  aptune eval --data arrows --task vqa --checkpoint run/last.safetensors --split test --submit vqa_submit.json',
     ].join('\n'),

@@ -30,20 +30,35 @@ async function inEvalMode<R>(model: VLModel, fn: () => Promise<R>): Promise<R> {
   try { return await fn(); } finally { model.train(was); }
 }
 
-/** VQA score (training definition, soft score of the argmax answer) over a labelled split. */
-export async function evaluateVqa(model: VLModel, batches: AsyncIterable<TaskBatch>): Promise<{ vqa_score: number; count: number }> {
+/**
+ * VQA score (training definition, soft score of the argmax answer) over a labelled split; with `types` (question id
+ * -> question type, TaskDataset.questionTypes: the synthetic tables' question_types column) also the score and count
+ * of each type as `<type>_vqa_score` / `<type>_count` (a question without a type counts only in the total).
+ */
+export async function evaluateVqa(model: VLModel, batches: AsyncIterable<TaskBatch>, types?: ReadonlyMap<number, string> | null): Promise<{ vqa_score: number; count: number } & Record<string, number>> {
   if (model.task !== 'vqa') throw new Error(`evaluateVqa: the model's task is ${model.task}`);
   const m = new MeanMetric();
+  const per = new Map<string, MeanMetric>();
   await inEvalMode(model, async () => {
     for await (const tb of batches) {
-      m.add(noGrad(() => scope(() => {
+      const r = noGrad(() => scope(() => {
         const b = toModelBatch(tb, 'vqa');
         const lg = model.forward(b).logits;
-        return vqaScoreSum(lg.toArray(), b.vqaTargets!.toArray(), lg.shape[0], lg.shape[1]);
-      })));
+        return { logits: lg.toArray(), targets: b.vqaTargets!.toArray(), B: lg.shape[0], C: lg.shape[1] };
+      }));
+      m.add(vqaScoreSum(r.logits, r.targets, r.B, r.C));
+      if (!types) continue;
+      for (let i = 0; i < r.B; i++) {
+        const key = types.get(tb.vqa!.questionIds[i]);
+        if (key === undefined) continue;
+        if (!per.has(key)) per.set(key, new MeanMetric());
+        per.get(key)!.add(vqaScoreSum(r.logits.subarray(i * r.C, (i + 1) * r.C), r.targets.subarray(i * r.C, (i + 1) * r.C), 1, r.C));
+      }
     }
   });
-  return { vqa_score: m.value, count: m.count };
+  const out: { vqa_score: number; count: number } & Record<string, number> = { vqa_score: m.value, count: m.count };
+  for (const [k, v] of [...per].sort(([a], [b]) => a.localeCompare(b))) { out[`${k}_vqa_score`] = v.value; out[`${k}_count`] = v.count; }
+  return out;
 }
 
 export function nlvr2Route(table: string): string {

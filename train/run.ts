@@ -264,7 +264,7 @@ async function evalSplit(model: VLModel, data: string, backbone: Backbone, task:
     if (ds.isTest) throw new Error(`the VQA ${split} tables have no answers to score; write predictions with --submit FILE`);
     const loader = taskLoader(ds, { ...base, batchSize, shuffle: false, drawFalseText: 0, drawFalseImage: 0, augment: null }); // eval never augments
     const batches = tick ? counted(loader.epoch(0), loader.length, tick) : loader.epoch(0);
-    if (task === 'vqa') return { ...(await evaluateVqa(model, batches)) };
+    if (task === 'vqa') return { ...(await evaluateVqa(model, batches, await ds.questionTypes())) };
     if (task === 'nlvr2') return await evaluateNlvr2(model, batches);
     return await evaluateRetrieval(model, batches);
   } finally { await ds.close(); }

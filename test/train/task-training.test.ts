@@ -3,7 +3,8 @@
 // IRTR + CE of the frozen ITM head), RandAugment in training (deterministic for a seed, off with randaug: false),
 // retrieval batches and evaluation chunks without their all-padding text columns giving the padded loss, gradients
 // and scores, retrieval evaluation with embedding reuse giving the scores and recall of the full per-pair forward, the
-// model's clsTokenId following the tokenizer's [CLS] id, and the VQA test submission file of `aptune eval`.
+// model's clsTokenId following the tokenizer's [CLS] id, the VQA test submission file of `aptune eval`, and the VQA
+// score by question type.
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import * as fs from 'node:fs';
@@ -11,14 +12,14 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { noGrad, scope, tensor, type Tensor } from '../../engine/index.ts';
 import { createModel, METER_BASE, VILT_BASE, type MeterConfig, type ViltConfig, type VLModel } from '../../models/index.ts';
-import { generateSynthetic } from '../../experiments/synthetic.ts';
+import { QUESTION_TYPES, generateSynthetic } from '../../experiments/synthetic.ts';
 import { TaskDataset, loadVqaVocab } from '../../data/tasks.ts';
 import { taskLoader, type TaskBatch, type TaskLoaderOptions } from '../../data/task-batches.ts';
 import { clipTransform, pixelbertTransform } from '../../data/images.ts';
 import { RandAugment } from '../../data/randaugment.ts';
 import { BertTokenizer, buildWordPieceVocab } from '../../data/tokenizers/index.ts';
 import { toModelBatch } from '../../train/batch.ts';
-import { retrievalScores } from '../../train/evaluate.ts';
+import { evaluateVqa, retrievalScores } from '../../train/evaluate.ts';
 import { retrievalRecall } from '../../train/metrics.ts';
 import { dataTexts, resolveModelConfig, runEval, runTrain } from '../../train/run.ts';
 import { main } from '../../train/cli.ts';
@@ -219,3 +220,22 @@ test('aptune eval --split test --submit: [{question_id, answer}] for every test 
 });
 
 test.run();
+
+test('VQA score by question type (the question_types column): the types partition the questions and average to the total', async () => {
+  const ds = await TaskDataset.open(DATA, 'vilt', 'vqa', 'val');
+  try {
+    const types = await ds.questionTypes();
+    assert.ok(types && types.size === ds.length, `one type per val question (${types?.size} of ${ds.length})`);
+    const { numClasses } = await loadVqaVocab(DATA, 'vilt');
+    const m = tinyModel('vilt', 'vqa', 'apt', numClasses);
+    const batches = () => taskLoader(ds, loaderOpts('vilt', { shuffle: false, drawFalseText: 0, batchSize: 8, numClasses })).epoch(0);
+    const r = await evaluateVqa(m, batches(), types);
+    const kinds = Object.keys(r).filter((k) => k.endsWith('_vqa_score')).map((k) => k.slice(0, -'_vqa_score'.length));
+    assert.equal(new Set(kinds), new Set(types!.values()), 'a score for every type present');
+    for (const k of kinds) assert.ok((QUESTION_TYPES as readonly string[]).includes(k), k);
+    assert.is(kinds.reduce((s, k) => s + r[`${k}_count`], 0), r.count);
+    allclose([kinds.reduce((s, k) => s + r[`${k}_vqa_score`] * r[`${k}_count`], 0) / r.count], [r.vqa_score], { atol: 1e-9 });
+    const plain = await evaluateVqa(m, batches());
+    assert.equal(plain, { vqa_score: r.vqa_score, count: r.count }, 'without types: the total only, the same');
+  } finally { await ds.close(); }
+});
