@@ -30,7 +30,7 @@ import {
 import { ArrowTableReader } from '../data/formats/arrow.ts';
 import { clipTransform, pixelbertTransform, transformImage } from '../data/images.ts';
 import { Rng, mixSeed } from '../data/rng.ts';
-import { COLORS, SHAPES, SIZES, COLUMNS, ROWS, GRID, claimText, holds, renderScene, type Claim, type ObjRef, type Relation, type Scene, type SceneObject } from './scenes.ts';
+import { COLORS, SHAPES, SIZES, COLUMNS, ROWS, GRID, claimText, holds, renderScene, renderScenes, type Claim, type ObjRef, type Relation, type Scene, type SceneObject } from './scenes.ts';
 import { BertTokenizer, buildWordPieceVocab, formatVocabTxt, maxTextLength, VILT_TEXT_PREFIX, type Tokenizer } from '../data/tokenizers/index.ts';
 import { ceLoss } from '../models/heads.ts';
 import { AdamW } from '../train/optim.ts';
@@ -41,7 +41,7 @@ import { optimizerStateOf, restoreOptimizerState, trainStateTensors, truncateMet
 import { removeStaleTemps, writeFileAtomicSync } from '../data/formats/atomic.ts';
 import { dataTexts, defaultImageSize } from '../train/run.ts';
 import { ensureSynthData } from './synth-cache.ts';
-import { SYNTH_VERSION } from './synthetic.ts';
+import { SYNTH_VERSION, makeCaptionSplit } from './synthetic.ts';
 import { commandLine, machineLine, sourceCommit } from '../train/provenance.ts';
 import { METRICS_FILE, RUN_FILE, writeReport, writeRunFile, type RunFile } from '../train/report.ts';
 import { METER_SYNTH_RECIPE, PRETRAIN_GATES, SYNTH_RECIPE, type ItcPositives, type MlmPass } from '../train/pretrain-recipe.ts';
@@ -195,6 +195,28 @@ export async function loadCaptionCorpus(file: string, o: { tokenizer: Tokenizer;
     }
     return c;
   } finally { await r.close(); }
+}
+
+/**
+ * Append n one-object scenes to a loaded corpus: generated (makeCaptionSplit with one object, captions and verified
+ * negatives as the caption tables'), rendered at `renderSize` as the tables' images were, then transformed and
+ * tokenised as loadCaptionCorpus does. A pure function of (seed, n) and the corpus options.
+ */
+export async function appendSingleObjectScenes(c: CaptionCorpus, n: number, seed: number, renderSize: number, o: { tokenizer: Tokenizer; imageSize: number; patch: number; prefix: string; maxLength: number; clip?: boolean }): Promise<void> {
+  const data = makeCaptionSplit(new Rng(seed), n, true, { negatives: 0, noNegative: 0, checked: 0 }, 1, 1);
+  const pngs = await renderScenes(data.map((d) => d.scene), renderSize);
+  const t = o.clip ? clipTransform(o.imageSize) : pixelbertTransform(o.imageSize, undefined, o.patch);
+  for (let i = 0; i < n; i++) {
+    const im = await transformImage(pngs[i], t);
+    if (im.shape[1] !== c.height || im.shape[2] !== c.width) throw new Error(`pretrain: a one-object scene is ${im.shape[1]}x${im.shape[2]}, the corpus ${c.height}x${c.width}`);
+    const d = data[i];
+    c.images.push(im.data);
+    c.scenes.push(d.scene);
+    c.captions.push(d.captions);
+    c.negatives.push(d.negatives);
+    c.capEnc.push(d.captions.map((s) => encodeText(o.tokenizer, s, o.prefix, o.maxLength)));
+    c.negEnc.push(d.captions.map((_, k) => (d.negatives[k] ? encodeText(o.tokenizer, d.negatives[k], o.prefix, o.maxLength) : null)));
+  }
 }
 
 // ------------------------------------------------------------------------------------------ batches
@@ -662,6 +684,16 @@ export interface PretrainOptions {
    * the ITM / MLM heads (default the recipe's), like METER's lr_mult_cross_modal / lr_mult_head
    */
   fusionLrMult?: number;
+  /**
+   * ViLT: the patch position table (pos_embed) starts at this standard deviation instead of timm's 0.02 (the initial
+   * table scaled by std / 0.02); default unchanged. A probe of the position saddle (README, bench/where.ts).
+   */
+  posInitStd?: number;
+  /**
+   * this many one-object scenes (captioned as the corpus, with verified negatives; a stream of the seed) rendered
+   * and appended to the training corpus (default 0). A probe of the position saddle (README, bench/where.ts).
+   */
+  singleObjects?: number;
   /** start from this `aptune pretrain` checkpoint (same model config and vocabulary) instead of a fresh init */
   init?: string;
   weightDecay?: number;
@@ -734,11 +766,21 @@ export async function runPretrain(o: PretrainOptions): Promise<PretrainResult> {
     limit: o.limit, clip: backbone === 'meter',
   };
   const train = await loadCaptionCorpus(trainFile, corpusOpts);
+  const singleObjects = o.singleObjects ?? 0;
+  if (!(Number.isInteger(singleObjects) && singleObjects >= 0)) throw new Error(`pretrain: singleObjects must be a non-negative integer, got ${singleObjects}`);
+  if (singleObjects) await appendSingleObjectScenes(train, singleObjects, mixSeed(seed, 0x51e), synthReport.imageSize, corpusOpts);
   const val = await loadCaptionCorpus(valFile, corpusOpts);
   if (train.images.length < 2) throw new Error(`${trainFile}: needs at least 2 images`);
   const itcImagePool = o.itcImagePool ?? 'cls';
   if (!['cls', 'mean', 'flat'].includes(itcImagePool)) throw new Error(`pretrain: itcImagePool must be cls, mean or flat, got ${JSON.stringify(itcImagePool)}`);
   const { model, bb, heads } = buildPretrainModel(cfg, seed, backbone, { imagePool: itcImagePool, imageTokens: 1 + Math.floor(imageSize / corpusOpts.patch) ** 2 });
+  const posInitStd = o.posInitStd ?? null;
+  if (posInitStd !== null) {
+    if (bb.kind !== 'vilt') throw new Error('pretrain: posInitStd applies to --backbone vilt only');
+    if (!(posInitStd > 0 && Number.isFinite(posInitStd))) throw new Error(`pretrain: posInitStd must be a positive number, got ${posInitStd}`);
+    const pe = bb.transformer.param('pos_embed');
+    bb.transformer.setParam('pos_embed', tensor(Float32Array.from(pe.toArray(), (v) => (v * posInitStd) / 0.02), pe.shape).requiresGrad_(true));
+  }
   if (o.init) {
     const ck = loadCheckpoint(o.init);
     const c = ck.config as { kind?: string; modelConfig?: Record<string, unknown>; vocab?: string[] } | null;
@@ -800,7 +842,7 @@ export async function runPretrain(o: PretrainOptions): Promise<PretrainResult> {
   const { log: _log, resume: _resume, ...options } = o;
   const runFile: RunFile = {
     command: 'pretrain', started: new Date().toISOString(), commit, options,
-    resolved: { kind: PRETRAIN_KIND, backbone, modelConfig: cfg, steps, batchSize: B, lr, seed, itmWeight, mlmPass, itcPositives, itcWarmup, itcCenter, itcImagePool, fusionLrMult, hardStart, maskProb, hardFraction, imageSize, maxTextLen,
+    resolved: { kind: PRETRAIN_KIND, backbone, modelConfig: cfg, steps, batchSize: B, lr, seed, itmWeight, mlmPass, itcPositives, itcWarmup, itcCenter, itcImagePool, fusionLrMult, hardStart, maskProb, hardFraction, imageSize, maxTextLen, posInitStd, singleObjects,
       data: path.resolve(data), init: o.init ? path.resolve(o.init) : null }, // (a resumed state must match all of these)
   };
   const names = new Map(named.map(([n, p]) => [p, n] as [Tensor, string]));
@@ -863,7 +905,7 @@ export async function runPretrain(o: PretrainOptions): Promise<PretrainResult> {
   const verdict = gateReport(last);
   saveCheckpoint(o.out, bb.stateDict(), {
     kind: PRETRAIN_KIND, backbone, preset: o.preset ?? 'synth', modelConfig: cfg, maxTextLen, imageSize, textPrefix,
-    seed, steps, batchSize: B, lr, itcPool: heads.pool, itcImagePool: heads.imagePool, itcCenter, maskProb, hardFraction, hardStart, itmWeight, mlmPass, itcPositives, itcWarmup, fusionLrMult, ...(o.init ? { init: path.resolve(o.init) } : {}),
+    seed, steps, batchSize: B, lr, itcPool: heads.pool, itcImagePool: heads.imagePool, itcCenter, maskProb, hardFraction, hardStart, itmWeight, mlmPass, itcPositives, itcWarmup, fusionLrMult, ...(posInitStd !== null ? { posInitStd } : {}), ...(singleObjects ? { singleObjects } : {}), ...(o.init ? { init: path.resolve(o.init) } : {}),
     gates: last, gatesPassed: verdict.pass, gateThresholds: PRETRAIN_GATES,
     recipe: { command: o.command ?? commandLine(), commit, synthVersion: synthReport.version, dataSeed: synthReport.seed, dataSize: synthReport.size, seconds: +seconds.toFixed(1), machine: machineLine(), threads: process.env.APTUNE_THREADS ?? 'default' },
     vocab: [...vocab.keys()],
@@ -912,11 +954,11 @@ function resumePretrainState(file: string, bb: ViltModel | MeterModel, opt: Adam
 
 /** The config of a pre-training checkpoint, or null when the file is not one (train/run.ts uses this). */
 /** Generator version, seed and size of a synthetic data folder, from its report.json (version 1 when the report predates the field). */
-export function readSynthReport(dir: string): { version: number; seed: number; size: string } {
+export function readSynthReport(dir: string): { version: number; seed: number; size: string; imageSize: number } {
   const f = path.join(dir, 'report.json');
-  if (!fs.existsSync(f)) return { version: SYNTH_VERSION, seed: -1, size: 'unknown (no report.json)' };
-  const r = JSON.parse(fs.readFileSync(f, 'utf8')) as { version?: number; seed: number; sizes: Record<string, number> };
-  return { version: r.version ?? 1, seed: r.seed, size: `caption ${r.sizes.captionTrain}/${r.sizes.captionVal}, vqa ${r.sizes.vqaTrain}/${r.sizes.vqaVal}/${r.sizes.vqaTest}` };
+  if (!fs.existsSync(f)) return { version: SYNTH_VERSION, seed: -1, size: 'unknown (no report.json)', imageSize: 64 };
+  const r = JSON.parse(fs.readFileSync(f, 'utf8')) as { version?: number; seed: number; sizes: Record<string, number>; imageSize?: number };
+  return { version: r.version ?? 1, seed: r.seed, imageSize: r.imageSize ?? 64, size: `caption ${r.sizes.captionTrain}/${r.sizes.captionVal}, vqa ${r.sizes.vqaTrain}/${r.sizes.vqaVal}/${r.sizes.vqaTest}` };
 }
 
 export function isPretrainConfig(cfg: unknown): cfg is { kind: 'pretrain'; preset: string; modelConfig: ViltConfig; vocab: string[]; imageSize: number; maxTextLen: number } {

@@ -290,12 +290,13 @@ function captionClaims(scene: Scene, rng: Rng, style: number): Claim[] {
   }
 }
 
-interface Captioned { scene: Scene; captions: string[]; negatives: string[] }
+export interface Captioned { scene: Scene; captions: string[]; negatives: string[] }
 
-function makeCaptionSplit(rng: Rng, n: number, withNegatives: boolean, stats: { negatives: number; noNegative: number; checked: number }): Captioned[] {
+/** n captioned scenes of minObjects..maxObjects objects (the caption tables: 2..5), each with up to 5 verified captions and, withNegatives, each caption's verified one-word-swap negative ("" where none was found). */
+export function makeCaptionSplit(rng: Rng, n: number, withNegatives: boolean, stats: { negatives: number; noNegative: number; checked: number }, minObjects = 2, maxObjects = 5): Captioned[] {
   const out: Captioned[] = [];
   for (let i = 0; i < n; i++) {
-    const scene = randomScene(rng, 2, 5);
+    const scene = randomScene(rng, minObjects, maxObjects);
     const captions: string[] = [], negatives: string[] = [];
     for (let style = 0, tries = 0; captions.length < 5 && tries < 20; tries++, style++) {
       const claims = captionClaims(scene, rng, style % 5);

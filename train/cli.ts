@@ -339,7 +339,7 @@ const COMMANDS: Command[] = [
   },
   {
     name: 'pretrain', summary: 'pre-train a small ViLT or METER on the synthetic caption corpus (MLM + ITM + contrastive)',
-    usage: 'aptune pretrain --out FILE [--preset synth|tiny] [--backbone vilt|meter] [--seed N] [--data DIR] [--steps N] [--batch-size N] [--lr X] [--hidden N] [--layers N] [--heads N] [--mlp N] [--patch N] [--image-size S] [--mask-prob X] [--hard-fraction X] [--hard-start X] [--itm-weight X] [--mlm-pass joint|separate] [--itc-positives own|true] [--itc-warmup X] [--itc-center X] [--itc-image-pool cls|mean|flat] [--fusion-lr-mult X] [--init FILE] [--eval-every N] [--save-every N] [--resume] [--run-dir DIR] [--json]\n       aptune pretrain --evaluate FILE|synth [--backbone vilt|meter] [--data DIR] [--json]',
+    usage: 'aptune pretrain --out FILE [--preset synth|tiny] [--backbone vilt|meter] [--seed N] [--data DIR] [--steps N] [--batch-size N] [--lr X] [--hidden N] [--layers N] [--heads N] [--mlp N] [--patch N] [--image-size S] [--mask-prob X] [--hard-fraction X] [--hard-start X] [--itm-weight X] [--mlm-pass joint|separate] [--itc-positives own|true] [--itc-warmup X] [--itc-center X] [--itc-image-pool cls|mean|flat] [--fusion-lr-mult X] [--pos-init-std X] [--single-objects N] [--init FILE] [--eval-every N] [--save-every N] [--resume] [--run-dir DIR] [--json]\n       aptune pretrain --evaluate FILE|synth [--backbone vilt|meter] [--data DIR] [--json]',
     details: [
       'Trains a ViLT (or METER) from random initialisation on synth_caption_train.arrow of the embedded synthetic',
       'benchmark (or DIR): ITM (half the rows get a negative: a random other caption labelled by its truth in the scene',
@@ -387,6 +387,8 @@ const COMMANDS: Command[] = [
       { name: 'itc-warmup', arg: 'X', help: `fraction of the run at its start that trains the contrastive loss alone, before ITM and MLM join (default ${SYNTH_RECIPE.itcWarmup} ViLT, ${METER_SYNTH_RECIPE.itcWarmup} METER)` },
       { name: 'itc-center', arg: 'X', help: `fraction of the batch mean removed from the contrastive embeddings before normalising: 1 centred, 0 as CLIP (default ${SYNTH_RECIPE.itcCenter} ViLT, ${METER_SYNTH_RECIPE.itcCenter} METER)` },
       { name: 'itc-image-pool', arg: 'cls|mean|flat', help: "the image's contrastive embedding from token 0, the mean of its tokens, or all its tokens flattened into one projection (each position its own weights; fixed-size images); default cls" },
+      { name: 'pos-init-std', arg: 'X', help: 'ViLT: start the patch position table at this standard deviation (the timm init scaled); default 0.02 (a probe of the position saddle, see the README)' },
+      { name: 'single-objects', arg: 'N', help: 'append N generated one-object scenes (captions and verified negatives as the corpus) to the training corpus; default 0 (a probe of the position saddle)' },
       ...PROGRESS_OPTS,
     ],
     async run(o) {
@@ -431,6 +433,7 @@ const COMMANDS: Command[] = [
         backbone: bbOpt(o), data: typeof o.data === 'string' ? o.data : undefined, out: o.out as string, steps: intOpt(o, 'steps'), batchSize: intOpt(o, 'batch-size'), lr: numOpt(o, 'lr'),
         preset, hidden: intOpt(o, 'hidden'), layers: intOpt(o, 'layers'), heads: intOpt(o, 'heads'), mlp: intOpt(o, 'mlp'), patch: intOpt(o, 'patch'),
         imageSize: intOpt(o, 'image-size'), maskProb: mp, hardFraction: hf, init: typeof o.init === 'string' ? o.init : undefined, seed: o.seed === undefined ? undefined : intOpt0(o, 'seed'), evalEvery: intOpt(o, 'eval-every'), itmWeight: numOpt(o, 'itm-weight'), mlmPass: choiceOpt('mlm-pass', ['joint', 'separate'] as const), itcPositives: choiceOpt('itc-positives', ['own', 'true'] as const), fusionLrMult: numOpt(o, 'fusion-lr-mult'), itcWarmup, itcCenter: unitOpt(o, 'itc-center'), itcImagePool: choiceOpt('itc-image-pool', ['cls', 'mean', 'flat'] as const), hardStart: unitOpt(o, 'hard-start'), runDir: typeof o['run-dir'] === 'string' ? o['run-dir'] : undefined,
+        posInitStd: numOpt(o, 'pos-init-std'), singleObjects: o['single-objects'] === undefined ? undefined : intOpt0(o, 'single-objects'),
         saveEvery: o['save-every'] === undefined ? undefined : intOpt0(o, 'save-every'), resume: o.resume === true,
         });
       } finally { progress.finish(); }

@@ -18,7 +18,10 @@ import { generateSynthetic } from '../../experiments/synthetic.ts';
 import {
   buildBatch, buildPretrainModel, captionHolds, captionKind, truthLogMask, contrastiveLoss, loadCaptionCorpus, maskPositions, maskSeed, mlmLoss,
   loadPretrainModel, parseCaption, pretrainLosses, pretrainModelConfig, sceneFromJson, centerNormalize, CONTENT_WORDS, type CaptionCorpus,
+  appendSingleObjectScenes, runPretrain,
 } from '../../experiments/pretrain.ts';
+
+const runPretrainRefusal = () => runPretrain({ data: dir, out: join(dir, 'pos-meter', 'p.safetensors'), backbone: 'meter', preset: 'tiny', steps: 1, batchSize: 4, posInitStd: 1, log: () => {} });
 import { BertTokenizer, buildWordPieceVocab, VILT_TEXT_PREFIX } from '../../data/tokenizers/index.ts';
 import { dataTexts, runTrain } from '../../train/run.ts';
 import { main } from '../../train/cli.ts';
@@ -315,6 +318,50 @@ test('ITM alone overfits a fixed batch of 16 pairs (labels reach the loss, the p
   const pred = labels.map((_, r) => (last.logits[2 * r + 1] > last.logits[2 * r] ? 1 : 0));
   assert.ok(first > 0.6 && last.loss < 0.1, `ITM loss ${first.toFixed(3)} -> ${last.loss.toFixed(3)}`);
   assert.equal(pred, labels);
+});
+
+test('one-object scenes appended to the corpus: captioned and verified as the corpus, a function of the seed', async () => {
+  const opts = { tokenizer: tok, imageSize: 32, patch: 8, prefix: VILT_TEXT_PREFIX, maxLength: 40 };
+  const load = () => loadCaptionCorpus(join(dir, 'synth_caption_train.arrow'), opts);
+  const [a, b, c] = [await load(), await load(), await load()];
+  const n0 = a.images.length;
+  await appendSingleObjectScenes(a, 12, 7, 32, opts);
+  await appendSingleObjectScenes(b, 12, 7, 32, opts);
+  await appendSingleObjectScenes(c, 12, 8, 32, opts);
+  assert.is(a.images.length, n0 + 12);
+  for (const k of ['scenes', 'captions', 'negatives', 'capEnc', 'negEnc'] as const) assert.is(a[k].length, n0 + 12, k);
+  let negs = 0;
+  for (let i = n0; i < a.images.length; i++) {
+    assert.is(a.scenes[i].objects.length, 1);
+    assert.is(a.images[i].length, 3 * a.height * a.width);
+    for (const cap of a.captions[i]) assert.is(captionHolds(a.scenes[i], cap), true, cap);
+    for (const neg of a.negatives[i]) if (neg) { assert.is(captionHolds(a.scenes[i], neg), false, neg); negs++; }
+    assert.equal(a.capEnc[i].map((e) => e.ids), a.captions[i].map((t) => tok.encode(VILT_TEXT_PREFIX + t, { maxLength: 40, truncation: true }).ids));
+  }
+  assert.ok(negs > 0, 'verified negatives are drawn for them too');
+  assert.equal(a.captions, b.captions);
+  assert.ok(a.images.every((im, i) => im.every((v, k) => v === b.images[i][k])), 'the same seed renders the same scenes');
+  assert.not.equal(a.captions.slice(n0), c.captions.slice(n0), 'another seed draws other scenes');
+});
+
+test('CLI: pretrain --pos-init-std scales the patch position table at the start, --single-objects grows the corpus; both recorded', async () => {
+  const rms = (file: string) => { const t = loadCheckpoint(file).tensors.get('transformer.pos_embed')!; const v = t.data as Float32Array; return Math.sqrt(v.reduce((s, x) => s + x * x, 0) / v.length); };
+  const run = async (name: string, extra: string[]) => {
+    const out = join(dir, name, 'p.safetensors');
+    assert.is(await main(['pretrain', '--data', dir, '--out', out, '--preset', 'tiny', '--steps', '1', '--batch-size', '4', '--lr', '1e-9', '--eval-every', '1', '--seed', '2', ...extra]), 0);
+    return out;
+  };
+  const plain = await run('pos-plain', []), scaled = await run('pos-scaled', ['--pos-init-std', '1', '--single-objects', '5']);
+  assert.ok(rms(plain) > 0.01 && rms(plain) < 0.03, `default table RMS ${rms(plain)} (timm's 0.02)`);
+  assert.ok(rms(scaled) > 0.7 && rms(scaled) < 1.3, `scaled table RMS ${rms(scaled)}`);
+  const cfg = loadCheckpoint(scaled).config as { posInitStd: number; singleObjects: number };
+  assert.equal([cfg.posInitStd, cfg.singleObjects], [1, 5]);
+  const resolved = (readRun(join(dir, 'pos-scaled', 'p-run')).run as unknown as { resolved: Record<string, unknown> }).resolved;
+  assert.equal([resolved.posInitStd, resolved.singleObjects], [1, 5]);
+  assert.is((loadCheckpoint(plain).config as { posInitStd?: number }).posInitStd, undefined, 'absent when not set');
+  let refused = '';
+  try { await runPretrainRefusal(); } catch (e) { refused = (e as Error).message; }
+  assert.match(refused, /posInitStd applies to --backbone vilt only/);
 });
 
 test('CLI: pretrain writes a checkpoint + vocab.txt that aptune train --pretrained loads; a wrong preset is refused', async () => {
