@@ -18,7 +18,7 @@ import { generateSynthetic } from '../../experiments/synthetic.ts';
 import {
   buildBatch, buildPretrainModel, captionHolds, captionKind, truthLogMask, contrastiveLoss, loadCaptionCorpus, maskPositions, maskSeed, mlmLoss,
   loadPretrainModel, parseCaption, pretrainLosses, pretrainModelConfig, sceneFromJson, centerNormalize, CONTENT_WORDS, type CaptionCorpus,
-  appendSingleObjectScenes, runPretrain,
+  appendSingleObjectScenes, runPretrain, evaluateGates, gateReport,
 } from '../../experiments/pretrain.ts';
 
 const runPretrainRefusal = () => runPretrain({ data: dir, out: join(dir, 'pos-meter', 'p.safetensors'), backbone: 'meter', preset: 'tiny', steps: 1, batchSize: 4, posInitStd: 1, log: () => {} });
@@ -222,6 +222,36 @@ test("mlmPass 'separate': ITM sees the clean texts, MLM masks each image's own c
     assert.ok(nMasked > 10, `masked ${nMasked}`);
     assert.ok(Li > 0);
   });
+});
+
+test('gate re-ranking: top 1 or an overwhelming cosine weight leave contrastive R@1; weight 0 over every candidate is ranking by the ITM margin', () => {
+  const cfg = pretrainModelConfig({ preset: 'tiny' }, tok, 40);
+  const { bb: bbAny, heads } = buildPretrainModel(cfg, 2);
+  const bb = bbAny as ViltModel;
+  const c: CaptionCorpus = { ...corpus, images: corpus.images.slice(0, 6), scenes: corpus.scenes.slice(0, 6), captions: corpus.captions.slice(0, 6), negatives: corpus.negatives.slice(0, 6), capEnc: corpus.capEnc.slice(0, 6), negEnc: corpus.negEnc.slice(0, 6) };
+  const o = { padId: tok.padId, batchSize: 8, seed: 0 };
+  const nc = c.captions.flat().length;
+  const one = evaluateGates(bb, heads, c, { ...o, rerank: { k: 1, weight: 10 } });
+  assert.equal([one.r1T2IRerank, one.r1I2TRerank], [one.r1T2I, one.r1I2T]);
+  const heavy = evaluateGates(bb, heads, c, { ...o, rerank: { k: nc, weight: 1e9 } });
+  assert.equal([heavy.r1T2IRerank, heavy.r1I2TRerank], [heavy.r1T2I, heavy.r1I2T]);
+  const itmOnly = evaluateGates(bb, heads, c, { ...o, rerank: { k: nc, weight: 0 } });
+  // independent: each caption's image of the largest ITM margin, right when the caption is true of it
+  const [H, W] = [c.height, c.width];
+  let hits = 0;
+  noGrad(() => c.captions.forEach((caps, owner) => caps.forEach((text, k) => scope(() => {
+    const ids = c.capEnc[owner][k].ids, n = c.images.length;
+    const img = new Float32Array(n * 3 * H * W);
+    c.images.forEach((im, j) => img.set(im, j * 3 * H * W));
+    const it = imageTokens(bb, tensor(img, [n, 3, H, W]));
+    const tt = textTokens(bb, tensor(Int32Array.from(Array.from({ length: n }, () => ids).flat()), [n, ids.length], { dtype: 'int32' }));
+    const lg = heads.itm.forward(bb.forwardTokens({ text: tt, image: it.x, textMask: Array.from({ length: n }, () => ids.map(() => 1)), imageMask: it.mask }).clsFeats).toArray();
+    let best = 0;
+    for (let j = 1; j < n; j++) if (lg[2 * j + 1] - lg[2 * j] > lg[2 * best + 1] - lg[2 * best]) best = j;
+    if (best === owner || captionHolds(c.scenes[best], text) === true) hits++;
+  }))));
+  assert.ok(Math.abs(itmOnly.r1T2IRerank! - hits / nc) < 1e-9, `re-ranked ${itmOnly.r1T2IRerank} vs independent ${hits / nc}`);
+  assert.is(gateReport(heavy).line.includes('(re-ranked)'), true);
 });
 
 test('ITM and MLM losses of a step equal an independent host computation; a few steps reduce the total', () => {
