@@ -28,7 +28,7 @@ import {
   type PretrainHeads, type ItcImagePool,
 } from '../models/pretrain.ts';
 import { ArrowTableReader } from '../data/formats/arrow.ts';
-import { clipTransform, pixelbertTransform, transformImage } from '../data/images.ts';
+import { clipTransform, pixelbertTransform, transformImage, type ImageTransform } from '../data/images.ts';
 import { Rng, mixSeed } from '../data/rng.ts';
 import { COLORS, SHAPES, SIZES, COLUMNS, ROWS, GRID, claimText, holds, renderScene, renderScenes, type Claim, type ObjRef, type Relation, type Scene, type SceneObject } from './scenes.ts';
 import { BertTokenizer, buildWordPieceVocab, formatVocabTxt, maxTextLength, VILT_TEXT_PREFIX, type Tokenizer } from '../data/tokenizers/index.ts';
@@ -166,6 +166,11 @@ export function encodeText(tok: Tokenizer, text: string, prefix: string, maxLeng
   return { ids: e.ids, content };
 }
 
+/** The fine-tuning image transform of a corpus: METER's clip (crop imageSize), else ViLT's pixelbert (patch multiple). */
+function corpusTransform(o: { imageSize: number; patch: number; clip?: boolean }): ImageTransform {
+  return o.clip ? clipTransform(o.imageSize) : pixelbertTransform(o.imageSize, undefined, o.patch);
+}
+
 /** Decode the whole caption table once (images through the fine-tuning transform, texts tokenised). */
 export async function loadCaptionCorpus(file: string, o: { tokenizer: Tokenizer; imageSize: number; patch: number; prefix: string; maxLength: number; limit?: number; clip?: boolean }): Promise<CaptionCorpus> {
   const r = await ArrowTableReader.open(file);
@@ -175,7 +180,7 @@ export async function loadCaptionCorpus(file: string, o: { tokenizer: Tokenizer;
     const caps = (await r.columnValues('caption')) as string[][];
     const negs = (await r.columnValues('negatives')) as string[][];
     const scn = (await r.columnValues('scene')) as string[];
-    const t = o.clip ? clipTransform(o.imageSize) : pixelbertTransform(o.imageSize, undefined, o.patch);
+    const t = corpusTransform(o);
     const c: CaptionCorpus = { file, images: [], height: 0, width: 0, scenes: [], captions: [], negatives: [], capEnc: [], negEnc: [] };
     for (let i = 0; i < n; i++) {
       const bytes = await r.binaryCell(i, 'image');
@@ -184,14 +189,9 @@ export async function loadCaptionCorpus(file: string, o: { tokenizer: Tokenizer;
       const [, H, W] = im.shape;
       if (i === 0) { c.height = H; c.width = W; }
       else if (H !== c.height || W !== c.width) throw new Error(`${file}: row ${i} image is ${H}x${W}, row 0 is ${c.height}x${c.width} (pre-training needs one size)`);
-      c.images.push(im.data);
-      c.scenes.push(sceneFromJson(scn[i], `${file}: row ${i}`));
-      const ci = [...caps[i]], ni = [...(negs[i] ?? [])];
+      const ci = [...caps[i]];
       if (!ci.length) throw new Error(`${file}: row ${i} has no caption`);
-      c.captions.push(ci);
-      c.negatives.push(ni);
-      c.capEnc.push(ci.map((s) => encodeText(o.tokenizer, s, o.prefix, o.maxLength)));
-      c.negEnc.push(ci.map((_, k) => (ni[k] ? encodeText(o.tokenizer, ni[k], o.prefix, o.maxLength) : null)));
+      pushCorpusRow(c, im.data, sceneFromJson(scn[i], `${file}: row ${i}`), ci, [...(negs[i] ?? [])], o);
     }
     return c;
   } finally { await r.close(); }
@@ -205,18 +205,22 @@ export async function loadCaptionCorpus(file: string, o: { tokenizer: Tokenizer;
 export async function appendSingleObjectScenes(c: CaptionCorpus, n: number, seed: number, renderSize: number, o: { tokenizer: Tokenizer; imageSize: number; patch: number; prefix: string; maxLength: number; clip?: boolean }): Promise<void> {
   const data = makeCaptionSplit(new Rng(seed), n, true, { negatives: 0, noNegative: 0, checked: 0 }, 1, 1);
   const pngs = await renderScenes(data.map((d) => d.scene), renderSize);
-  const t = o.clip ? clipTransform(o.imageSize) : pixelbertTransform(o.imageSize, undefined, o.patch);
+  const t = corpusTransform(o);
   for (let i = 0; i < n; i++) {
     const im = await transformImage(pngs[i], t);
     if (im.shape[1] !== c.height || im.shape[2] !== c.width) throw new Error(`pretrain: a one-object scene is ${im.shape[1]}x${im.shape[2]}, the corpus ${c.height}x${c.width}`);
-    const d = data[i];
-    c.images.push(im.data);
-    c.scenes.push(d.scene);
-    c.captions.push(d.captions);
-    c.negatives.push(d.negatives);
-    c.capEnc.push(d.captions.map((s) => encodeText(o.tokenizer, s, o.prefix, o.maxLength)));
-    c.negEnc.push(d.captions.map((_, k) => (d.negatives[k] ? encodeText(o.tokenizer, d.negatives[k], o.prefix, o.maxLength) : null)));
+    pushCorpusRow(c, im.data, data[i].scene, data[i].captions, data[i].negatives, o);
   }
+}
+
+/** One image of a corpus: its pixels, scene, captions and their negatives ("" where none), tokenised. */
+function pushCorpusRow(c: CaptionCorpus, image: Float32Array, scene: Scene, captions: string[], negatives: string[], o: { tokenizer: Tokenizer; prefix: string; maxLength: number }): void {
+  c.images.push(image);
+  c.scenes.push(scene);
+  c.captions.push(captions);
+  c.negatives.push(negatives);
+  c.capEnc.push(captions.map((s) => encodeText(o.tokenizer, s, o.prefix, o.maxLength)));
+  c.negEnc.push(captions.map((_, k) => (negatives[k] ? encodeText(o.tokenizer, negatives[k], o.prefix, o.maxLength) : null)));
 }
 
 // ------------------------------------------------------------------------------------------ batches
@@ -576,19 +580,25 @@ export function evaluateGates(bb: ViltModel | MeterModel, heads: PretrainHeads, 
     return noGrad(() => {
       const H = c.height, W = c.width, px = 3 * H * W;
       const imgOf = (ids: number[]) => { const a = new Float32Array(ids.length * px); ids.forEach((i, b) => a.set(c.images[i], b * px)); return tensor(a, [ids.length, 3, H, W]); };
-      const hits = { all: [0, 0], hard: [0, 0], random: [0, 0] } as Record<string, [number, number]>;
-      for (const [s, e] of chunks(pairs.length, bs)) {
-        scope(() => {
-          const part = pairs.slice(s, e);
-          const t = padRows(part.map((p) => p.t.ids), o.padId);
-          const lg = jointItmLogits(bb, heads, imgOf(part.map((p) => p.i)), tensor(t.flat, [part.length, t.L], { dtype: 'int32' }), t.valid).toArray();
-          part.forEach((p, b) => {
-            const ok = (lg[2 * b + 1] > lg[2 * b] ? 1 : 0) === p.label ? 1 : 0;
-            hits.all[0] += ok; hits.all[1]++;
-            if (p.kind !== 'pos') { hits[p.kind][0] += ok; hits[p.kind][1]++; }
+      // ITM margin (logit 1 - logit 0) of each (image i, text ids) pair, batched through the joint model
+      const itmMargins = (list: readonly { i: number; ids: number[] }[]): Float64Array => {
+        const m = new Float64Array(list.length);
+        for (const [s, e] of chunks(list.length, bs)) {
+          scope(() => {
+            const part = list.slice(s, e);
+            const t = padRows(part.map((p) => p.ids), o.padId);
+            const lg = jointItmLogits(bb, heads, imgOf(part.map((p) => p.i)), tensor(t.flat, [part.length, t.L], { dtype: 'int32' }), t.valid).toArray();
+            for (let b = 0; b < part.length; b++) m[s + b] = lg[2 * b + 1] - lg[2 * b];
           });
-        });
-      }
+        }
+        return m;
+      };
+      const hits = { all: [0, 0], hard: [0, 0], random: [0, 0] } as Record<string, [number, number]>;
+      itmMargins(pairs.map((p) => ({ i: p.i, ids: p.t.ids }))).forEach((v, n) => {
+        const p = pairs[n], ok = (v > 0 ? 1 : 0) === p.label ? 1 : 0;
+        hits.all[0] += ok; hits.all[1]++;
+        if (p.kind !== 'pos') { hits[p.kind][0] += ok; hits[p.kind][1]++; }
+      });
       // retrieval embeddings (host)
       const P = heads.textProj.outFeatures;
       const imgEmb: Float32Array[] = [], capEmb: Float32Array[] = [], capOwner: number[] = [];
@@ -609,29 +619,30 @@ export function evaluateGates(bb: ViltModel | MeterModel, heads: PretrainHeads, 
       }
       centerNormalize(imgEmb, heads.center);
       centerNormalize(capEmb, heads.center);
-      const dot = (a: Float32Array, b: Float32Array) => { let s = 0; for (let k = 0; k < a.length; k++) s += a[k] * b[k]; return s; };
+      const nc = capEmb.length, ni = imgEmb.length;
+      const sim = new Float64Array(nc * ni); // cosine of caption q and image j at [q * ni + j]
+      capEmb.forEach((ce, q) => imgEmb.forEach((ie, j) => { let v = 0; for (let k = 0; k < P; k++) v += ce[k] * ie[k]; sim[q * ni + j] = v; }));
       const capText: string[] = c.captions.flat();
+      const kinds = capText.map((t) => captionKind(t));
       // a retrieved pair is right when the caption is true of the image (verified against the scene); own pair = strict
       const trueOf = (q: number, j: number) => capOwner[q] === j || captionHolds(c.scenes[j], capText[q]) === true;
+      const argmax = (n: number, score: (x: number) => number) => { let best = -1, bv = -Infinity; for (let x = 0; x < n; x++) { const v = score(x); if (v > bv) { bv = v; best = x; } } return best; };
       let t2i = 0, i2t = 0, t2iStrict = 0, i2tStrict = 0;
       const byKind: Record<CaptionKind, [number, number]> = { attributes: [0, 0], count: [0, 0], relation: [0, 0], position: [0, 0] };
-      capEmb.forEach((ce, q) => {
-        let best = -1, bv = -Infinity;
-        imgEmb.forEach((ie, j) => { const v = dot(ce, ie); if (v > bv) { bv = v; best = j; } });
+      for (let q = 0; q < nc; q++) {
+        const best = argmax(ni, (j) => sim[q * ni + j]);
         if (best === capOwner[q]) t2iStrict++;
         const ok = best >= 0 && trueOf(q, best);
         if (ok) t2i++;
-        const k = captionKind(capText[q]);
+        const k = kinds[q];
         if (k) { byKind[k][0] += ok ? 1 : 0; byKind[k][1]++; }
-      });
-      imgEmb.forEach((ie, j) => {
-        let best = -1, bv = -Infinity;
-        capEmb.forEach((ce, q) => { const v = dot(ce, ie); if (v > bv) { bv = v; best = q; } });
+      }
+      for (let j = 0; j < ni; j++) {
+        const best = argmax(nc, (q) => sim[q * ni + j]);
         if (best >= 0 && capOwner[best] === j) i2tStrict++;
         if (best >= 0 && trueOf(best, j)) i2t++;
-      });
+      }
       const frac = (h: [number, number]) => (h[1] ? h[0] / h[1] : 0);
-      const nc = capEmb.length, ni = imgEmb.length;
       const out: GateMetrics = {
         itmAcc: frac(hits.all), itmAccHard: frac(hits.hard), itmAccRandom: frac(hits.random),
         r1T2I: nc ? t2i / nc : 0, r1I2T: ni ? i2t / ni : 0, r1T2IStrict: nc ? t2iStrict / nc : 0, r1I2TStrict: ni ? i2tStrict / ni : 0,
@@ -639,33 +650,24 @@ export function evaluateGates(bb: ViltModel | MeterModel, heads: PretrainHeads, 
       };
       if (o.rerank && nc && ni) {
         const { k, weight } = o.rerank;
-        // ITM margin (logit 1 - logit 0) of each (caption q, image j) pair, batched through the joint model
-        const margins = (list: [number, number][]): Float64Array => {
-          const m = new Float64Array(list.length);
-          for (const [s, e] of chunks(list.length, bs)) {
-            scope(() => {
-              const part = list.slice(s, e);
-              const t = padRows(part.map(([q]) => caps[q].ids), o.padId);
-              const lg = jointItmLogits(bb, heads, imgOf(part.map(([, j]) => j)), tensor(t.flat, [part.length, t.L], { dtype: 'int32' }), t.valid).toArray();
-              for (let b = 0; b < part.length; b++) m[s + b] = lg[2 * b + 1] - lg[2 * b];
-            });
-          }
-          return m;
-        };
         const top = (n: number, score: (x: number) => number) => Array.from({ length: n }, (_, x) => x).sort((a, b) => score(b) - score(a) || a - b).slice(0, Math.min(k, n));
-        const rerank = (cands: number[][], pair: (query: number, cand: number) => [number, number]) => {
-          const list = cands.flatMap((cs, query) => cs.map((x) => pair(query, x)));
-          const m = margins(list);
+        // each query's top k candidates as (caption q, image j) pairs, re-scored by ITM margin + weight x cosine
+        const rerank = (cands: [number, number][][]): [number, number][] => {
+          const m = itmMargins(cands.flat().map(([q, j]) => ({ i: j, ids: caps[q].ids })));
           let p = 0;
-          return cands.map((cs) => { let best = -1, bv = -Infinity; for (const x of cs) { const [q, j] = list[p]; const v = m[p++] + weight * dot(capEmb[q], imgEmb[j]); if (v > bv) { bv = v; best = x; } } return best; });
+          return cands.map((cs) => {
+            const best = cs[argmax(cs.length, (x) => m[p + x] + weight * sim[cs[x][0] * ni + cs[x][1]])];
+            p += cs.length;
+            return best;
+          });
         };
-        const bestImg = rerank(capEmb.map((ce) => top(ni, (j) => dot(ce, imgEmb[j]))), (q, j) => [q, j]);
-        const bestCap = rerank(imgEmb.map((ie) => top(nc, (q) => dot(capEmb[q], ie))), (j, q) => [q, j]);
+        const bestImg = rerank(Array.from({ length: nc }, (_, q) => top(ni, (j) => sim[q * ni + j]).map((j): [number, number] => [q, j])));
+        const bestCap = rerank(Array.from({ length: ni }, (_, j) => top(nc, (q) => sim[q * ni + j]).map((q): [number, number] => [q, j])));
         const pos: [number, number] = [0, 0];
         let hitT = 0;
-        bestImg.forEach((j, q) => { const ok = trueOf(q, j); if (ok) hitT++; if (captionKind(capText[q]) === 'position') { pos[0] += ok ? 1 : 0; pos[1]++; } });
+        for (const [q, j] of bestImg) { const ok = trueOf(q, j); if (ok) hitT++; if (kinds[q] === 'position') { pos[0] += ok ? 1 : 0; pos[1]++; } }
         out.r1T2IRerank = hitT / nc;
-        out.r1I2TRerank = bestCap.filter((q, j) => trueOf(q, j)).length / ni;
+        out.r1I2TRerank = bestCap.filter(([q, j]) => trueOf(q, j)).length / ni;
         out.r1T2IRerankPosition = frac(pos);
       }
       return out;
@@ -1001,7 +1003,6 @@ function resumePretrainState(file: string, bb: ViltModel | MeterModel, opt: Adam
   return { step: c.step!, seconds: c.seconds ?? 0, schedulerStep: c.schedulerStep!, started: c.started ?? run.started };
 }
 
-/** The config of a pre-training checkpoint, or null when the file is not one (train/run.ts uses this). */
 /** Generator version, seed and size of a synthetic data folder, from its report.json (version 1 when the report predates the field). */
 export function readSynthReport(dir: string): { version: number; seed: number; size: string; imageSize: number } {
   const f = path.join(dir, 'report.json');
@@ -1060,7 +1061,7 @@ export interface PositionProbe { imageSameObjectCos: number; textSameObjectCos: 
 export async function positionProbe(m: LoadedPretrain): Promise<PositionProbe> {
   const items: { color: number; shape: number; cell: number }[] = [];
   for (let color = 0; color < COLORS.length; color++) for (let shape = 0; shape < SHAPES.length; shape++) for (let cell = 0; cell < GRID * GRID; cell++) items.push({ color, shape, cell });
-  const t = m.backbone === 'meter' ? clipTransform(m.imageSize) : pixelbertTransform(m.imageSize, undefined, m.patch);
+  const t = corpusTransform({ imageSize: m.imageSize, patch: m.patch, clip: m.backbone === 'meter' });
   const px: Float32Array[] = [];
   for (const it of items) {
     const png = await renderScene({ objects: [{ color: it.color, shape: it.shape, size: 1, cell: it.cell, dx: 0, dy: 0, tint: [0, 0, 0] }], background: [220, 220, 220] }, 64);

@@ -20,7 +20,7 @@ import type { TokenInput, VLModel } from '../models/index.ts';
 import type { TaskBatch } from '../data/task-batches.ts';
 import type { TextBatch } from '../data/collate.ts';
 import { pairBatch, toModelBatch } from './batch.ts';
-import { MeanMetric, accuracySum, argmaxRows, retrievalRecall, vqaScoreSum } from './metrics.ts';
+import { KeyedMean, MeanMetric, accuracySum, argmaxRows, retrievalRecall, vqaScoreSum } from './metrics.ts';
 import { textTensors, imageTensor, trimTextPadding } from './batch.ts';
 import { writeFileAtomicSync } from '../data/formats/atomic.ts';
 
@@ -38,7 +38,7 @@ async function inEvalMode<R>(model: VLModel, fn: () => Promise<R>): Promise<R> {
 export async function evaluateVqa(model: VLModel, batches: AsyncIterable<TaskBatch>, types?: ReadonlyMap<number, string> | null): Promise<{ vqa_score: number; count: number } & Record<string, number>> {
   if (model.task !== 'vqa') throw new Error(`evaluateVqa: the model's task is ${model.task}`);
   const m = new MeanMetric();
-  const per = new Map<string, MeanMetric>();
+  const per = new KeyedMean();
   await inEvalMode(model, async () => {
     for await (const tb of batches) {
       const r = noGrad(() => scope(() => {
@@ -50,15 +50,11 @@ export async function evaluateVqa(model: VLModel, batches: AsyncIterable<TaskBat
       if (!types) continue;
       for (let i = 0; i < r.B; i++) {
         const key = types.get(tb.vqa!.questionIds[i]);
-        if (key === undefined) continue;
-        if (!per.has(key)) per.set(key, new MeanMetric());
-        per.get(key)!.add(vqaScoreSum(r.logits.subarray(i * r.C, (i + 1) * r.C), r.targets.subarray(i * r.C, (i + 1) * r.C), 1, r.C));
+        if (key !== undefined) per.add(key, vqaScoreSum(r.logits.subarray(i * r.C, (i + 1) * r.C), r.targets.subarray(i * r.C, (i + 1) * r.C), 1, r.C));
       }
     }
   });
-  const out: { vqa_score: number; count: number } & Record<string, number> = { vqa_score: m.value, count: m.count };
-  for (const [k, v] of [...per].sort(([a], [b]) => a.localeCompare(b))) { out[`${k}_vqa_score`] = v.value; out[`${k}_count`] = v.count; }
-  return out;
+  return { vqa_score: m.value, count: m.count, ...per.record('vqa_score') };
 }
 
 export function nlvr2Route(table: string): string {
@@ -69,7 +65,7 @@ export function nlvr2Route(table: string): string {
 export async function evaluateNlvr2(model: VLModel, batches: AsyncIterable<TaskBatch>): Promise<Record<string, number>> {
   if (model.task !== 'nlvr2') throw new Error(`evaluateNlvr2: the model's task is ${model.task}`);
   const all = new MeanMetric();
-  const per = new Map<string, MeanMetric>();
+  const per = new KeyedMean();
   await inEvalMode(model, async () => {
     for await (const tb of batches) {
       const pred = noGrad(() => scope(() => {
@@ -81,15 +77,11 @@ export async function evaluateNlvr2(model: VLModel, batches: AsyncIterable<TaskB
       for (let i = 0; i < labels.length; i++) {
         const r = accuracySum(pred.logits.subarray(i * pred.C, (i + 1) * pred.C), labels.subarray(i, i + 1), pred.C);
         all.add(r);
-        const key = nlvr2Route(tb.tableNames[i]);
-        if (!per.has(key)) per.set(key, new MeanMetric());
-        per.get(key)!.add(r);
+        per.add(nlvr2Route(tb.tableNames[i]), r);
       }
     }
   });
-  const out: Record<string, number> = { accuracy: all.value, count: all.count };
-  for (const [k, m] of per) { out[`${k}_accuracy`] = m.value; out[`${k}_count`] = m.count; }
-  return out;
+  return { accuracy: all.value, count: all.count, ...per.record('accuracy') };
 }
 
 export interface RetrievalOptions {

@@ -7,7 +7,7 @@ export { Trainer, evalForward, batchMetric, statePathFor, type TrainData, type T
 export { runTrain, runEval, defaultHyper, type RunOptions, type EvalRunOptions, type TrainResult, type Preset, type Backbone } from './run.ts';
 export { AdamW, SGD, clipGradNorm, type AdamWOptions, type ParamGroup, type GroupSpec } from './optim.ts';
 export { PolynomialDecayWithWarmup, warmupSteps, polyLr } from './schedule.ts';
-export { MeanMetric, vqaScoreSum, accuracySum, retrievalRecall, argmaxRows } from './metrics.ts';
+export { MeanMetric, KeyedMean, vqaScoreSum, accuracySum, retrievalRecall, argmaxRows } from './metrics.ts';
 export { evaluateVqa, evaluateNlvr2, evaluateRetrieval, predictVqa, writeVqaSubmission } from './evaluate.ts';
 export * as checkpoint from './checkpoint.ts';
 export * as safetensors from '../data/formats/safetensors.ts';

@@ -49,6 +49,21 @@ export class MeanMetric {
   reset(): void { this.sum = 0; this.count = 0; }
 }
 
+/** Exact running means routed by key (NLVR2's source table, a VQA question type). */
+export class KeyedMean {
+  readonly byKey = new Map<string, MeanMetric>();
+  add(key: string, x: { sum: number; count: number } | number): this {
+    (this.byKey.get(key) ?? this.byKey.set(key, new MeanMetric()).get(key)!).add(x);
+    return this;
+  }
+  /** `<key>_<name>` (the mean) and `<key>_count` of every key, keys in sorted order. */
+  record(name: string): Record<string, number> {
+    const out: Record<string, number> = {};
+    for (const [k, m] of [...this.byKey].sort(([a], [b]) => a.localeCompare(b))) { out[`${k}_${name}`] = m.value; out[`${k}_count`] = m.count; }
+    return out;
+  }
+}
+
 /** Indices of the top `k` values of `get(0..n-1)`, descending, ties to the lower index. */
 function topK(n: number, k: number, get: (i: number) => number): number[] {
   const idx = Array.from({ length: n }, (_, i) => i);
