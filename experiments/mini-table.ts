@@ -24,7 +24,7 @@ import { PAPER_METHODS } from '../models/index.ts';
 import { ensureSynthData } from './synth-cache.ts';
 import { resolvePretrained } from '../train/pretrained.ts';
 import { writeFileAtomicSync } from '../data/formats/atomic.ts';
-import { commandLine, machineLine, sourceCommit } from '../train/provenance.ts';
+import { commandLine, fileSha256, machineLine, sourceCommit } from '../train/provenance.ts';
 
 export interface MiniCell { backbone: Backbone; task: ModelTask }
 
@@ -84,6 +84,8 @@ export interface MiniTable extends MiniProvenance {
   settings: { steps: number; seeds: number[]; lrGrid: number[]; batchSize: number | null; methods: string[]; data: string };
   cells: {
     backbone: Backbone; task: ModelTask; metric: string; pretrained: string | null; floors: Floors | null; done: boolean; seconds: number | null; run?: MiniProvenance;
+    /** SHA-256 of the backbone file the cell's runs started from (the name alone does not say which weights) */
+    pretrainedSha256?: string;
     /** retrieval cells: negative captions per image the runs trained with */
     negatives?: number;
     /** a cell measured in parts (disjoint methods, e.g. two processes side by side): each part's run; `seconds` is their sum */
@@ -124,7 +126,7 @@ export function formatMiniTable(t: MiniTable): string {
   for (const c of t.cells) {
     const rows = t.rows.filter((r) => r.backbone === c.backbone && r.task === c.task);
     L.push(`## ${c.backbone.toUpperCase()} / ${c.task} (${c.metric})${c.done ? '' : ' - NOT COMPLETE'}`, '');
-    if (c.pretrained) L.push(`Backbone: \`${path.basename(c.pretrained)}\`${c.seconds !== null ? `; cell ${c.parts ? 'compute time (sum of its parts)' : 'wall time'} ${(c.seconds / 60).toFixed(1)} min` : ''}.`, '');
+    if (c.pretrained) L.push(`Backbone: \`${path.basename(c.pretrained)}\`${c.pretrainedSha256 ? ` (sha256 \`${c.pretrainedSha256.slice(0, 16)}\`)` : ''}${c.seconds !== null ? `; cell ${c.parts ? 'compute time (sum of its parts)' : 'wall time'} ${(c.seconds / 60).toFixed(1)} min` : ''}.`, '');
     const by = (r: MiniProvenance) => `\`${r.command}\` at commit \`${r.commit}\` on ${r.machine}, ${r.date}`;
     if (c.parts) L.push(`Measured in ${c.parts.length} parts (disjoint methods): ${c.parts.map(by).join('; ')}.`, '');
     else if (c.run && c.run.command !== t.command) L.push(`Measured by ${by(c.run)}.`, '');
@@ -174,6 +176,7 @@ export function mergeMiniTables(base: MiniTable, add: MiniTable, where = 'mini t
         pick.set(k, { cell: c, rows, notRun: t.notRun.filter((x) => x.startsWith(`${c.backbone} ${c.task}:`)) });
         continue;
       }
+      if (c.pretrainedSha256 !== have.cell.pretrainedSha256) throw new Error(`${where}: the parts of cell ${k} started from different backbone files (sha256 ${have.cell.pretrainedSha256 ?? 'unrecorded'} vs ${c.pretrainedSha256 ?? 'unrecorded'})`);
       if (c.negatives !== have.cell.negatives) throw new Error(`${where}: the parts of cell ${k} trained with different negatives per image (${have.cell.negatives} vs ${c.negatives})`);
       pick.set(k, { // the other part of a cell measured in parts
         cell: {
@@ -242,10 +245,11 @@ export async function runMiniTable(o: MiniOptions): Promise<MiniTable> {
   for (const [i, c] of cells.entries()) {
     const t0 = performance.now();
     const pre = o.pretrained?.[c.backbone] ?? 'synth';
-    let missing: string | null = null;
+    let missing: string | null = null, sha: string | undefined;
     try {
       const file = resolvePretrained(pre, c.backbone);
       if (!fs.existsSync(file)) missing = `${file}: no such backbone file`;
+      else sha = fileSha256(file);
     } catch (e) { missing = (e as Error).message; }
     if (missing) { // a backbone that is not shipped (or a file that is not there): say so in the table and go on with the other cells
       log(`table --mini: cell ${c.backbone}-${c.task} skipped: ${missing}`);
@@ -259,12 +263,12 @@ export async function runMiniTable(o: MiniOptions): Promise<MiniTable> {
       resume: true, // a killed table run again resumes each run from its checkpoint and reuses the finished ones
       onRow: (row, partial) => { // each finished method is written at once (a long table keeps what it measured)
         t.rows.push(...rowsOf(c, { ...partial, rows: [row] }));
-        t.cells[i] = { ...t.cells[i], pretrained: partial.settings.pretrained, floors: partial.floors };
+        t.cells[i] = { ...t.cells[i], pretrained: partial.settings.pretrained, pretrainedSha256: sha, floors: partial.floors };
         t.notRun = pendingCells(t, methods);
         write();
       },
     });
-    t.cells[i] = { ...t.cells[i], pretrained: r.settings.pretrained, floors: r.floors, done: true, seconds: (performance.now() - t0) / 1000 };
+    t.cells[i] = { ...t.cells[i], pretrained: r.settings.pretrained, pretrainedSha256: sha, floors: r.floors, done: true, seconds: (performance.now() - t0) / 1000 };
     t.notRun = t.notRun.filter((x) => !x.startsWith(`${c.backbone} ${c.task}:`));
     write();
   }

@@ -1,7 +1,10 @@
 // Where a result came from: the git commit of the source tree (with "-dirty" when tracked files differ from it),
-// the machine (CPU model, cores, OS, Node) and the command line. Recorded in pre-trained checkpoints and result files.
+// the machine (CPU model, cores, OS, Node), the command line and the digest of an input file (which weights a result
+// was measured on: a file name does not say). Recorded in pre-trained checkpoints and result files.
 // Does not: fail when git or the repository is missing (the commit is then "unknown").
 import { execFileSync } from 'node:child_process';
+import { createHash } from 'node:crypto';
+import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -26,4 +29,9 @@ export function machineLine(): string {
 /** The command as typed, "aptune <args>". */
 export function commandLine(argv: readonly string[] = process.argv.slice(2)): string {
   return ['aptune', ...argv.map((a) => (/^[\w./=,:+-]+$/.test(a) ? a : JSON.stringify(a)))].join(' ');
+}
+
+/** The SHA-256 of a file's bytes, hex. */
+export function fileSha256(file: string): string {
+  return createHash('sha256').update(fs.readFileSync(file)).digest('hex');
 }

@@ -8,6 +8,7 @@
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import * as fs from 'node:fs';
+import { createHash } from 'node:crypto';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { generateSynthetic } from '../../experiments/synthetic.ts';
@@ -80,6 +81,18 @@ test('retrieval cells train with MINI_NEGATIVES captions per image, recorded in 
     cells: t.cells.filter((c) => c.task === 'irtr').map((c) => ({ ...c, negatives })),
   });
   assert.throws(() => mergeMiniTables(part('apt', 3), part('classifier_only', 15)), /cell vilt-irtr trained with different negatives per image \(3 vs 15\)/);
+});
+
+test('each cell records the SHA-256 of its backbone file (in the report too); parts from different files do not merge', () => {
+  const sha = (f: string) => createHash('sha256').update(fs.readFileSync(f)).digest('hex');
+  assert.equal(t.cells.map((c) => c.pretrainedSha256), [sha(pre.vilt), sha(pre.meter)]);
+  assert.ok(formatMiniTable(t).includes(`Backbone: \`vilt.safetensors\` (sha256 \`${sha(pre.vilt).slice(0, 16)}\`)`), formatMiniTable(t));
+  const part = (m: string, digest: string): MiniTable => ({
+    ...t, settings: { ...t.settings, methods: [m] }, rows: t.rows.filter((r) => r.method === m && r.task === 'irtr'),
+    cells: t.cells.filter((c) => c.task === 'irtr').map((c) => ({ ...c, pretrainedSha256: digest })),
+  });
+  assert.throws(() => mergeMiniTables(part('apt', 'aa'), part('classifier_only', 'bb')), /cell vilt-irtr started from different backbone files \(sha256 aa vs bb\)/);
+  assert.is(mergeMiniTables(part('apt', 'aa'), part('classifier_only', 'aa')).rows.length, 2);
 });
 
 test('mini-table.json / .md: generated, stating command, commit and machine', () => {
