@@ -31,7 +31,7 @@ const DATA = path.join(tmp, 'synth');
 const TEXT_LEN = 16;
 let tok: BertTokenizer;
 
-function tinyModel(backbone: 'vilt' | 'meter', task: 'irtr' | 'vqa', method = 'apt', numAnswers = 0, textLen = TEXT_LEN): VLModel {
+function tinyModel(backbone: 'vilt' | 'meter', task: 'irtr' | 'vqa' | 'nlvr2', method = 'apt', numAnswers = 0, textLen = TEXT_LEN): VLModel {
   const config = resolveModelConfig(backbone, 'tiny', tok, textLen);
   return createModel({ backbone, config, task, numAnswers, method, methodOptions: TINY_METHOD_OPTIONS[method as 'apt'], seed: 4 });
 }
@@ -112,29 +112,32 @@ test('METER irtr: the ITM sub-batch (half own image, half a seeded other image) 
 });
 
 for (const backbone of ['vilt', 'meter'] as const) {
-  test(`${backbone} irtr: a batch without its all-padding text columns gives the same loss and gradients`, async () => {
-    const LONG = 40; // the reference's max_text_len: the tiny set's captions are shorter
-    const ds = await TaskDataset.open(DATA, backbone, 'f30k', 'train');
-    let tb: TaskBatch;
-    try { tb = await first(ds, loaderOpts(backbone, { drawFalseText: 3, drawFalseImage: backbone === 'meter' ? 1 : 0, maxLength: LONG })); } finally { await ds.close(); }
-    const m = tinyModel(backbone, 'irtr', 'apt', 0, LONG);
-    const run = (trimPadding: boolean) => scope(() => {
-      const b = toModelBatch(tb, 'irtr', undefined, { trimPadding });
-      for (const p of m.parameters()) p.grad = null;
-      const loss = m.loss(b).loss;
-      loss.backward();
-      const grads = m.trainableParameters().map(([n, p]) => [n, host(p.grad!)] as const);
-      return { L: b.textIds.shape[2], itmL: b.itm ? b.itm.textIds.shape[1] : null, loss: loss.item(), grads };
+  for (const task of ['irtr', 'vqa', 'nlvr2'] as const) {
+    test(`${backbone} ${task}: a batch without its all-padding text columns gives the same loss and gradients (APT)`, async () => {
+      const LONG = 40; // the reference's max_text_len: the tiny set's texts are shorter
+      const ds = await TaskDataset.open(DATA, backbone, task === 'irtr' ? 'f30k' : task, 'train');
+      let tb: TaskBatch;
+      const extra = task === 'irtr' ? { drawFalseText: 3, drawFalseImage: backbone === 'meter' ? 1 : 0 } : task === 'vqa' ? { numClasses: (await loadVqaVocab(DATA, backbone)).numClasses } : {};
+      try { tb = await first(ds, loaderOpts(backbone, { ...extra, maxLength: LONG })); } finally { await ds.close(); }
+      const m = tinyModel(backbone, task, 'apt', tb.vqa?.numClasses ?? 0, LONG);
+      const run = (trimPadding: boolean) => scope(() => {
+        const b = toModelBatch(tb, task, undefined, { trimPadding });
+        for (const p of m.parameters()) p.grad = null;
+        const loss = m.loss(b).loss;
+        loss.backward();
+        const grads = m.trainableParameters().map(([n, p]) => [n, host(p.grad!)] as const);
+        return { L: b.textIds.shape[b.textIds.ndim - 1], itmL: b.itm ? b.itm.textIds.shape[1] : null, loss: loss.item(), grads };
+      });
+      const padded = run(false), trimmed = run(true);
+      assert.is(padded.L, LONG);
+      assert.ok(trimmed.L < LONG, `the texts leave padding to drop (${trimmed.L} of ${LONG} columns kept)`);
+      assert.ok(trimmed.L === Math.max(...[tb.text, ...tb.falseTexts].flatMap((t) => Array.from({ length: t.shape[0] }, (_, r) => t.mask.subarray(r * LONG, (r + 1) * LONG).reduce((a, v) => a + v, 0)))), 'kept = the longest text');
+      if (backbone === 'meter' && task === 'irtr') assert.ok(trimmed.itmL! < LONG, 'the ITM sub-batch is trimmed too');
+      assert.ok(Math.abs(trimmed.loss - padded.loss) < 1e-5, `loss ${trimmed.loss} vs ${padded.loss}`);
+      assert.ok(padded.grads.length > 0);
+      padded.grads.forEach(([n, g], i) => allclose(trimmed.grads[i][1], g, { rtol: 1e-4, atol: 1e-6, msg: n }));
     });
-    const padded = run(false), trimmed = run(true);
-    assert.is(padded.L, LONG);
-    assert.ok(trimmed.L < LONG, `the captions leave padding to drop (${trimmed.L} of ${LONG} columns kept)`);
-    assert.ok(trimmed.L === Math.max(...[tb.text, ...tb.falseTexts].flatMap((t) => Array.from({ length: t.shape[0] }, (_, r) => t.mask.subarray(r * LONG, (r + 1) * LONG).reduce((a, v) => a + v, 0)))), 'kept = the longest caption');
-    if (backbone === 'meter') assert.ok(trimmed.itmL! < LONG, 'the ITM sub-batch is trimmed too');
-    assert.ok(Math.abs(trimmed.loss - padded.loss) < 1e-5, `loss ${trimmed.loss} vs ${padded.loss}`);
-    assert.ok(padded.grads.length > 0);
-    padded.grads.forEach(([n, g], i) => allclose(trimmed.grads[i][1], g, { rtol: 1e-4, atol: 1e-6, msg: n }));
-  });
+  }
 }
 
 test('RandAugment in training: deterministic for a seed, changes the images, off with randaug false', async () => {
