@@ -233,7 +233,7 @@ const COMMANDS: Command[] = [
   { name: 'flops', summary: "additional FLOPs per method, beside the paper's values", usage: 'aptune flops [--model vilt|meter|all] [--text-tokens N] [--image-tokens N] [--method M] [--opt K=V] [--json]', options: ACCOUNT_OPTS, run: (o) => accounting(o, ['flops']) },
   {
     name: 'table', summary: "params and FLOPs together; --mini: the miniature paper table measured on the synthetic benchmark",
-    usage: 'aptune table [--model vilt|meter|all] [--text-tokens N] [--image-tokens N] [--method M] [--opt K=V] [--json]\n       aptune table --mini [--seeds 0,1,2] [--out results/] [--steps 600] [--cells vilt-vqa,vilt-nlvr2,vilt-irtr,meter-vqa] [--methods a,b] [--lr-grid 1e-4,5e-4,2e-3] [--batch-size N] [--negatives N]\n       aptune table --mini --merge FILE [--out results/]',
+    usage: 'aptune table [--model vilt|meter|all] [--text-tokens N] [--image-tokens N] [--method M] [--opt K=V] [--json]\n       aptune table --mini [--seeds 0,1,2] [--out results/] [--steps 600] [--cells vilt-vqa,vilt-nlvr2,vilt-irtr,meter-vqa] [--methods a,b] [--lr-grid 1e-4,5e-4,2e-3] [--batch-size N] [--negatives N] [--pretrained vilt=FILE,meter=FILE]\n       aptune table --mini --merge FILE [--out results/]',
     details: [
       'Without --mini: the accounting of the full-size ViLT-B/32 and METER (updated parameters and additional FLOPs of every',
       'method, measured on the instantiated modules), beside the paper\'s values.',
@@ -260,17 +260,18 @@ const COMMANDS: Command[] = [
       { name: 'lr-grid', arg: 'LIST', help: '--mini: the learning-rate grid every method is tuned on (default 1e-4,5e-4,2e-3)' },
       { name: 'batch-size', arg: 'N', help: '--mini: batch size (default 32)' },
       { name: 'negatives', arg: 'N', help: '--mini: retrieval cells: random negative captions per image (default 3; the reference 15)' },
+      { name: 'pretrained', arg: 'LIST', help: "--mini: the backbone file (or preset) a backbone's cells start from, as backbone=FILE pairs separated by commas; each cell records the file's SHA-256", default: 'the shipped preset synth' },
       { name: 'data', arg: 'DIR', help: '--mini: synthetic benchmark directory (default: generated into the cache)' },
       { name: 'merge', arg: 'FILE', help: "--mini: merge the measured cells of another run's mini-table.json (same steps, seeds, grid and batch size) into OUT's table, training nothing (a run into an OUT holding a table of the same settings keeps its other cells by itself); a cell measured in parts with disjoint --methods (processes side by side, each with its own --out) is united", default: 'off: run the cells' },
     ],
     async run(o) {
       if (!o.mini) {
-        for (const k of ['seeds', 'out', 'steps', 'cells', 'methods', 'lr-grid', 'batch-size', 'negatives', 'data', 'merge']) if (o[k] !== undefined) throw new UsageError(`--${k} applies to aptune table --mini`);
+        for (const k of ['seeds', 'out', 'steps', 'cells', 'methods', 'lr-grid', 'batch-size', 'negatives', 'data', 'merge', 'pretrained']) if (o[k] !== undefined) throw new UsageError(`--${k} applies to aptune table --mini`);
         return accounting(o, ['params', 'flops']);
       }
       const { runMiniTable, mergeMiniTableFiles, formatMiniTable, MINI_CELLS } = await import('../experiments/mini-table.ts');
       if (typeof o.merge === 'string') {
-        for (const k of ['seeds', 'steps', 'cells', 'methods', 'lr-grid', 'batch-size', 'negatives', 'data']) if (o[k] !== undefined) throw new UsageError(`--${k} does not apply to --merge (it trains nothing)`);
+        for (const k of ['seeds', 'steps', 'cells', 'methods', 'lr-grid', 'batch-size', 'negatives', 'data', 'pretrained']) if (o[k] !== undefined) throw new UsageError(`--${k} does not apply to --merge (it trains nothing)`);
         console.log(formatMiniTable(mergeMiniTableFiles(typeof o.out === 'string' ? o.out : 'results', o.merge)));
         return 0;
       }
@@ -285,7 +286,17 @@ const COMMANDS: Command[] = [
         if (x.trim() === '' || !(n > 0) || !Number.isFinite(n)) throw new UsageError(`--lr-grid must be positive numbers separated by commas, got '${String(o['lr-grid'])}'`);
         return n;
       }) : undefined;
+      const pretrained: Partial<Record<'vilt' | 'meter', string>> = {};
+      if (o.pretrained !== undefined) {
+        for (const kv of String(o.pretrained).split(',')) {
+          const m = /^(vilt|meter)=(.+)$/.exec(kv.trim());
+          if (!m) throw new UsageError(`--pretrained must be backbone=FILE pairs (vilt=..., meter=...) separated by commas, got '${kv}'`);
+          if (pretrained[m[1] as 'vilt']) throw new UsageError(`--pretrained names ${m[1]} twice`);
+          pretrained[m[1] as 'vilt'] = m[2];
+        }
+      }
       const t = await runMiniTable({
+        pretrained,
         data: typeof o.data === 'string' ? o.data : undefined, out: typeof o.out === 'string' ? o.out : 'results',
         seeds: parseSeeds(typeof o.seeds === 'string' ? o.seeds : '0,1,2'), steps: intOpt(o, 'steps') ?? 600, cells,
         methods: typeof o.methods === 'string' ? parseMethods(o.methods) : undefined, lrGrid: grid, batchSize: intOpt(o, 'batch-size'),

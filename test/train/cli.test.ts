@@ -79,6 +79,11 @@ test('start --help (npm start -- --help) says what it trains and how to run the 
   assert.match(r.out, /pretrained\/vilt-synth\.safetensors/);
   assert.match(r.out, /aptune table --mini --seeds 0,1,2 --out results\//);
   assert.is(run('table', '--seeds', '0').code, 2, '--seeds without --mini is a usage error');
+  const bad = run('table', '--mini', '--pretrained', 'vit=x.safetensors', '--out', '/nonexistent/never');
+  assert.is(bad.code, 2, bad.err);
+  assert.match(bad.err, /--pretrained must be backbone=FILE pairs .* got 'vit=x\.safetensors'/);
+  assert.match(run('table', '--mini', '--pretrained', 'vilt=a,vilt=b').err, /--pretrained names vilt twice/);
+  assert.is(run('table', '--pretrained', 'vilt=a').code, 2, '--pretrained without --mini is a usage error');
 });
 
 test('table prints the params + FLOPs table of both backbones beside the paper column', () => {
