@@ -287,17 +287,13 @@ const COMMANDS: Command[] = [
         return n;
       }) : undefined;
       const pretrained: Partial<Record<'vilt' | 'meter', string>> = {};
-      if (o.pretrained !== undefined) {
-        for (const kv of String(o.pretrained).split(',')) {
-          const m = /^(vilt|meter)=(.+)$/.exec(kv.trim());
-          if (!m) throw new UsageError(`--pretrained must be backbone=FILE pairs (vilt=..., meter=...) separated by commas, got '${kv}'`);
-          if (pretrained[m[1] as 'vilt']) throw new UsageError(`--pretrained names ${m[1]} twice`);
-          pretrained[m[1] as 'vilt'] = m[2];
-        }
+      for (const kv of o.pretrained === undefined ? [] : String(o.pretrained).split(',')) {
+        const m = /^(vilt|meter)=(.+)$/.exec(kv.trim());
+        if (!m || pretrained[m[1] as 'vilt']) throw new UsageError(m ? `--pretrained names ${m[1]} twice` : `--pretrained must be backbone=FILE pairs (vilt=..., meter=...) separated by commas, got '${kv}'`);
+        pretrained[m[1] as 'vilt'] = m[2];
       }
       const t = await runMiniTable({
-        pretrained,
-        data: typeof o.data === 'string' ? o.data : undefined, out: typeof o.out === 'string' ? o.out : 'results',
+        pretrained, data: typeof o.data === 'string' ? o.data : undefined, out: typeof o.out === 'string' ? o.out : 'results',
         seeds: parseSeeds(typeof o.seeds === 'string' ? o.seeds : '0,1,2'), steps: intOpt(o, 'steps') ?? 600, cells,
         methods: typeof o.methods === 'string' ? parseMethods(o.methods) : undefined, lrGrid: grid, batchSize: intOpt(o, 'batch-size'),
         negatives: intOpt(o, 'negatives'), progress: progressMode(false),
