@@ -704,7 +704,7 @@ export interface PretrainOptions {
   /** image size (default: the preset's posGrid x patch, the size `aptune train --config <preset>` uses) */
   imageSize?: number;
   maskProb?: number;
-  /** of the ITM negatives, the fraction taken from the verified hard negatives (default 0.5) */
+  /** of the ITM negatives, the fraction taken from the verified hard negatives (default the recipe's hardFraction) */
   hardFraction?: number;
   /** weight of the ITM loss in the sum (default the recipe's itmWeight) */
   itmWeight?: number;
@@ -736,13 +736,15 @@ export interface PretrainOptions {
    */
   fusionLrMult?: number;
   /**
-   * ViLT: the patch position table (pos_embed) starts at this standard deviation instead of timm's 0.02 (the initial
-   * table scaled by std / 0.02); default unchanged. A probe of the position saddle (README, bench/where.ts).
+   * the patch position table starts at this standard deviation: ViLT's pos_embed instead of timm's 0.02, METER's
+   * CLIP positional_embedding instead of width^-0.5 (the initial table scaled; the built std leaves it as built);
+   * default the recipe's (SYNTH_RECIPE: 1; METER: as built). Crosses the position saddle (README, bench/where.ts).
    */
   posInitStd?: number;
   /**
    * this many one-object scenes (captioned as the corpus, with verified negatives; a stream of the seed) rendered
-   * and appended to the training corpus (default 0). A probe of the position saddle (README, bench/where.ts).
+   * and appended to the training corpus (default the recipe's for the 'synth' preset: 2,000 ViLT, 0 METER; 0 for
+   * 'tiny'). With posInitStd, crosses the position saddle (README, bench/where.ts).
    */
   singleObjects?: number;
   /** start from this `aptune pretrain` checkpoint (same model config and vocabulary) instead of a fresh init */
@@ -817,7 +819,7 @@ export async function runPretrain(o: PretrainOptions): Promise<PretrainResult> {
     limit: o.limit, clip: backbone === 'meter',
   };
   const train = await loadCaptionCorpus(trainFile, corpusOpts);
-  const singleObjects = o.singleObjects ?? 0;
+  const singleObjects = o.singleObjects ?? ((o.preset ?? 'synth') === 'synth' ? recipe.singleObjects : 0);
   if (!(Number.isInteger(singleObjects) && singleObjects >= 0)) throw new Error(`pretrain: singleObjects must be a non-negative integer, got ${singleObjects}`);
   if (singleObjects) await appendSingleObjectScenes(train, singleObjects, mixSeed(seed, 0x51e), synthReport.imageSize, corpusOpts);
   const val = await loadCaptionCorpus(valFile, corpusOpts);
@@ -825,12 +827,13 @@ export async function runPretrain(o: PretrainOptions): Promise<PretrainResult> {
   const itcImagePool = o.itcImagePool ?? 'cls';
   if (!['cls', 'mean', 'flat'].includes(itcImagePool)) throw new Error(`pretrain: itcImagePool must be cls, mean or flat, got ${JSON.stringify(itcImagePool)}`);
   const { model, bb, heads } = buildPretrainModel(cfg, seed, backbone, { imagePool: itcImagePool, imageTokens: 1 + Math.floor(imageSize / corpusOpts.patch) ** 2 });
-  const posInitStd = o.posInitStd ?? null;
+  const posInitStd = o.posInitStd ?? recipe.posInitStd;
   if (posInitStd !== null) {
-    if (bb.kind !== 'vilt') throw new Error('pretrain: posInitStd applies to --backbone vilt only');
     if (!(posInitStd > 0 && Number.isFinite(posInitStd))) throw new Error(`pretrain: posInitStd must be a positive number, got ${posInitStd}`);
-    const pe = bb.transformer.param('pos_embed');
-    bb.transformer.setParam('pos_embed', tensor(Float32Array.from(pe.toArray(), (v) => (v * posInitStd) / 0.02), pe.shape).requiresGrad_(true));
+    // ViLT's patch position table starts at timm's std 0.02, METER's (CLIP's visual positional_embedding) at width^-0.5
+    const [owner, name, std0] = bb.kind === 'vilt' ? [bb.transformer, 'pos_embed', 0.02] as const : [bb.vit_model.visual, 'positional_embedding', bb.vit_model.visual.cfg.width ** -0.5] as const;
+    const pe = owner.param(name);
+    owner.setParam(name, tensor(Float32Array.from(pe.toArray(), (v) => (v * posInitStd) / std0), pe.shape).requiresGrad_(true));
   }
   if (o.init) {
     const ck = loadCheckpoint(o.init);
@@ -877,7 +880,7 @@ export async function runPretrain(o: PretrainOptions): Promise<PretrainResult> {
   if (!(itcCenter >= 0 && itcCenter <= 1)) throw new Error(`pretrain: itcCenter must be in [0, 1], got ${itcCenter}`);
   heads.center = itcCenter;
   const jointFrom = Math.floor(itcWarmup * steps) + 1; // the first step with ITM and MLM
-  const maskProb = o.maskProb ?? 0.25, hardFraction = o.hardFraction ?? 0.5;
+  const maskProb = o.maskProb ?? 0.25, hardFraction = o.hardFraction ?? recipe.hardFraction;
   if (!(hardStart >= 0 && hardStart <= 1)) throw new Error(`pretrain: hardStart must be in [0, 1], got ${hardStart}`);
   const hardFrom = Math.floor(hardStart * steps) + 1; // the first step with hard negatives
   const losses: number[] = [];

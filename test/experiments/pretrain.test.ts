@@ -18,10 +18,10 @@ import { generateSynthetic } from '../../experiments/synthetic.ts';
 import {
   buildBatch, buildPretrainModel, captionHolds, captionKind, truthLogMask, contrastiveLoss, loadCaptionCorpus, maskPositions, maskSeed, mlmLoss,
   loadPretrainModel, parseCaption, pretrainLosses, pretrainModelConfig, sceneFromJson, centerNormalize, CONTENT_WORDS, type CaptionCorpus,
-  appendSingleObjectScenes, runPretrain, evaluateGates, gateReport,
+  appendSingleObjectScenes, runPretrain, evaluateGates, gateReport, SYNTH_RECIPE,
 } from '../../experiments/pretrain.ts';
 
-const runPretrainRefusal = () => runPretrain({ data: dir, out: join(dir, 'pos-meter', 'p.safetensors'), backbone: 'meter', preset: 'tiny', steps: 1, batchSize: 4, posInitStd: 1, log: () => {} });
+const runMeterScaled = (posInitStd?: number) => runPretrain({ data: dir, out: join(dir, `pos-meter-${posInitStd}`, 'p.safetensors'), backbone: 'meter', preset: 'tiny', steps: 1, batchSize: 4, lr: 1e-9, posInitStd, log: () => {} });
 import { BertTokenizer, buildWordPieceVocab, VILT_TEXT_PREFIX } from '../../data/tokenizers/index.ts';
 import { dataTexts, runTrain } from '../../train/run.ts';
 import { main } from '../../train/cli.ts';
@@ -374,24 +374,29 @@ test('one-object scenes appended to the corpus: captioned and verified as the co
   assert.not.equal(a.captions.slice(n0), c.captions.slice(n0), 'another seed draws other scenes');
 });
 
-test('CLI: pretrain --pos-init-std scales the patch position table at the start, --single-objects grows the corpus; both recorded', async () => {
-  const rms = (file: string) => { const t = loadCheckpoint(file).tensors.get('transformer.pos_embed')!; const v = t.data as Float32Array; return Math.sqrt(v.reduce((s, x) => s + x * x, 0) / v.length); };
+test('CLI: pretrain --pos-init-std scales the patch position table at the start (default the recipe\'s std 1), --single-objects grows the corpus; both recorded', async () => {
+  const rms = (file: string, key = 'transformer.pos_embed') => { const t = loadCheckpoint(file).tensors.get(key)!; const v = t.data as Float32Array; return Math.sqrt(v.reduce((s, x) => s + x * x, 0) / v.length); };
   const run = async (name: string, extra: string[]) => {
     const out = join(dir, name, 'p.safetensors');
     assert.is(await main(['pretrain', '--data', dir, '--out', out, '--preset', 'tiny', '--steps', '1', '--batch-size', '4', '--lr', '1e-9', '--eval-every', '1', '--seed', '2', ...extra]), 0);
     return out;
   };
-  const plain = await run('pos-plain', []), scaled = await run('pos-scaled', ['--pos-init-std', '1', '--single-objects', '5']);
-  assert.ok(rms(plain) > 0.01 && rms(plain) < 0.03, `default table RMS ${rms(plain)} (timm's 0.02)`);
-  assert.ok(rms(scaled) > 0.7 && rms(scaled) < 1.3, `scaled table RMS ${rms(scaled)}`);
+  const plain = await run('pos-plain', ['--pos-init-std', '0.02']), scaled = await run('pos-scaled', ['--single-objects', '5']);
+  assert.ok(rms(plain) > 0.01 && rms(plain) < 0.03, `timm's table RMS ${rms(plain)} (0.02: as built)`);
+  assert.ok(rms(scaled) > 0.7 && rms(scaled) < 1.3, `the recipe's table RMS ${rms(scaled)}`);
+  assert.is(SYNTH_RECIPE.posInitStd, 1);
   const cfg = loadCheckpoint(scaled).config as { posInitStd: number; singleObjects: number };
   assert.equal([cfg.posInitStd, cfg.singleObjects], [1, 5]);
   const resolved = (readRun(join(dir, 'pos-scaled', 'p-run')).run as unknown as { resolved: Record<string, unknown> }).resolved;
   assert.equal([resolved.posInitStd, resolved.singleObjects], [1, 5]);
-  assert.is((loadCheckpoint(plain).config as { posInitStd?: number }).posInitStd, undefined, 'absent when not set');
-  let refused = '';
-  try { await runPretrainRefusal(); } catch (e) { refused = (e as Error).message; }
-  assert.match(refused, /posInitStd applies to --backbone vilt only/);
+  const plainCfg = loadCheckpoint(plain).config as { posInitStd?: number; singleObjects?: number };
+  assert.equal([plainCfg.posInitStd, plainCfg.singleObjects], [0.02, undefined], 'the tiny preset adds no one-object scenes by default');
+  // METER: CLIP's visual table (built at std width^-0.5), as built by default
+  const clipKey = 'vit_model.visual.positional_embedding';
+  const [meterBuilt, meterScaled] = [(await runMeterScaled()).checkpoint, (await runMeterScaled(1)).checkpoint];
+  const w = Math.sqrt(loadCheckpoint(meterBuilt).tensors.get(clipKey)!.shape[1]);
+  assert.ok(Math.abs(rms(meterBuilt, clipKey) * w - 1) < 0.3, `METER's table as built: RMS ${rms(meterBuilt, clipKey)} (width^-0.5 = ${1 / w})`);
+  assert.ok(rms(meterScaled, clipKey) > 0.7 && rms(meterScaled, clipKey) < 1.3, `METER's scaled table RMS ${rms(meterScaled, clipKey)}`);
 });
 
 test('CLI: pretrain writes a checkpoint + vocab.txt that aptune train --pretrained loads; a wrong preset is refused', async () => {

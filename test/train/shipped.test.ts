@@ -43,11 +43,12 @@ for (const b of shipped) {
     assert.is(r.synthVersion, SYNTH_VERSION, 'pre-trained on another version of the synthetic data');
     assert.is(r.dataSeed, DEFAULT_DATA_SEED);
     assert.ok(typeof r.commit === 'string' && /^[0-9a-f]{40}/.test(r.commit as string), String(r.commit));
-    // the grounding gates (ITM, image->text) hold; the file's verdict is the recomputed one (the shipped ViLT does not
-    // reach the text->image gate, README "Shipped backbones": the file says so in gatesPassed and the test checks that)
+    // the grounding gates (ITM, image->text) hold; the file's verdict is the recomputed one; the shipped ViLT passes all
+    // three, METER misses the text->image gate (README "Shipped backbones": its file says so in gatesPassed)
     const gates = m.config.gates as GateMetrics & { step: number };
-    assert.ok(gates.itmAcc >= PRETRAIN_GATES.itmAcc && gates.r1I2T >= PRETRAIN_GATES.r1I2T, `gates at pre-training: ${JSON.stringify(gates)}`);
+    assert.ok(gates.itmAcc >= PRETRAIN_GATES.itmAcc && (gates.r1I2TRerank ?? gates.r1I2T) >= PRETRAIN_GATES.r1I2T, `gates at pre-training (re-ranked where recorded): ${JSON.stringify(gates)}`);
     assert.is(m.config.gatesPassed, gateReport(gates).pass);
+    if (b === 'vilt') assert.ok(gateReport(gates).pass, `the shipped ViLT passes every gate: ${JSON.stringify(gates)}`);
     for (const p of m.bb.parameters()) p.dispose();
     const g = await evaluatePretrainFile(file, path.join(DATA, 'synth_caption_val.arrow'), { limit: 60 });
     assert.ok(g.itmAcc > 0.75, `held-out ITM ${g.itmAcc.toFixed(3)} on the first 60 val images`);
