@@ -13,7 +13,7 @@
 // Invariants: deterministic for (seed, options) on one backend and thread count; the held-out scenes come from their
 // own stream, drawn before any training scene.
 import { crossEntropy, noGrad, scope, tensor } from '../engine/index.ts';
-import { buildPretrainModel, loadPretrainModel } from '../experiments/pretrain.ts';
+import { buildPretrainModel, loadPretrainModel, scalePositionTable } from '../experiments/pretrain.ts';
 import { COLORS, SHAPES, randomScene, renderScene } from '../experiments/scenes.ts';
 import { Linear } from '../models/nn/layers.ts';
 import type { ViltConfig, ViltModel } from '../models/index.ts';
@@ -46,11 +46,7 @@ const shipped = fileURLToPath(new URL('../pretrained/vilt-synth.safetensors', im
 const base = loadPretrainModel(init === 'fresh' ? shipped : init); // the vocabulary and config (and weights unless fresh)
 const bb = (init === 'fresh' ? buildPretrainModel(base.config.modelConfig as ViltConfig, seed + 1).bb : base.bb) as ViltModel;
 if (bb.kind !== 'vilt') throw new Error(`bench:where: ${init} is not a ViLT pre-training checkpoint`);
-if (posStd !== null) {
-  const pe = bb.transformer.param('pos_embed');
-  const f = posStd / 0.02;
-  bb.transformer.setParam('pos_embed', tensor(Float32Array.from(pe.toArray(), (v) => v * f), pe.shape).requiresGrad_(true));
-}
+if (posStd !== null) scalePositionTable(bb, posStd);
 const S = base.imageSize, px = 3 * S * S;
 const t = pixelbertTransform(S, undefined, base.patch);
 const head = new Linear((base.config.modelConfig as ViltConfig).hidden, classes);

@@ -519,10 +519,15 @@ export function captionKind(text: string): CaptionKind | null {
 
 
 /** Whether every gate is reached, and a one-line account of it. */
-export function gateReport(g: GateMetrics): { pass: boolean; line: string } {
+/** The figures the gates judge: the re-ranked R@1 where both were computed, else the contrastive ones. */
+export function gateValues(g: GateMetrics): Record<keyof typeof PRETRAIN_GATES, number> {
   const rr = g.r1T2IRerank !== undefined && g.r1I2TRerank !== undefined;
-  const value = (k: keyof typeof PRETRAIN_GATES): number => (rr && k === 'r1T2I' ? g.r1T2IRerank! : rr && k === 'r1I2T' ? g.r1I2TRerank! : g[k]);
-  const parts = (Object.keys(PRETRAIN_GATES) as (keyof typeof PRETRAIN_GATES)[]).map((k) => ({ k, v: value(k), min: PRETRAIN_GATES[k] }));
+  return { itmAcc: g.itmAcc, r1I2T: rr ? g.r1I2TRerank! : g.r1I2T, r1T2I: rr ? g.r1T2IRerank! : g.r1T2I };
+}
+
+export function gateReport(g: GateMetrics): { pass: boolean; line: string } {
+  const rr = g.r1T2IRerank !== undefined && g.r1I2TRerank !== undefined, v = gateValues(g);
+  const parts = (Object.keys(PRETRAIN_GATES) as (keyof typeof PRETRAIN_GATES)[]).map((k) => ({ k, v: v[k], min: PRETRAIN_GATES[k] }));
   const name: Record<string, string> = { itmAcc: 'ITM accuracy', r1I2T: `image->text R@1${rr ? ' (re-ranked)' : ''}`, r1T2I: `text->image R@1${rr ? ' (re-ranked)' : ''}` };
   const pass = parts.every((p) => p.v >= p.min);
   const line = parts.map((p) => `${name[p.k]} ${p.v.toFixed(3)} (>= ${p.min.toFixed(2)} ${p.v >= p.min ? 'ok' : 'NOT MET'})`).join(', ')
@@ -759,6 +764,17 @@ export interface PretrainOptions {
   runDir?: string;
 }
 
+/**
+ * Rescale a freshly built backbone's patch position table to standard deviation `std`: ViLT's pos_embed is built at
+ * timm's 0.02, METER's CLIP visual positional_embedding at width^-0.5; the table is multiplied by std / built std.
+ */
+export function scalePositionTable(bb: ViltModel | MeterModel, std: number): void {
+  if (!(std > 0 && Number.isFinite(std))) throw new Error(`pretrain: posInitStd must be a positive number, got ${std}`);
+  const [owner, name, std0] = bb.kind === 'vilt' ? [bb.transformer, 'pos_embed', 0.02] as const : [bb.vit_model.visual, 'positional_embedding', bb.vit_model.visual.cfg.width ** -0.5] as const;
+  const pe = owner.param(name);
+  owner.setParam(name, tensor(Float32Array.from(pe.toArray(), (v) => (v * std) / std0), pe.shape).requiresGrad_(true));
+}
+
 export interface PretrainResult { checkpoint: string; vocab: string; runDir: string; steps: number; seconds: number; losses: number[]; gates: (GateMetrics & { step: number })[]; pass: boolean }
 
 export const PRETRAIN_KIND = 'pretrain';
@@ -828,13 +844,7 @@ export async function runPretrain(o: PretrainOptions): Promise<PretrainResult> {
   if (!['cls', 'mean', 'flat'].includes(itcImagePool)) throw new Error(`pretrain: itcImagePool must be cls, mean or flat, got ${JSON.stringify(itcImagePool)}`);
   const { model, bb, heads } = buildPretrainModel(cfg, seed, backbone, { imagePool: itcImagePool, imageTokens: 1 + Math.floor(imageSize / corpusOpts.patch) ** 2 });
   const posInitStd = o.posInitStd ?? recipe.posInitStd;
-  if (posInitStd !== null) {
-    if (!(posInitStd > 0 && Number.isFinite(posInitStd))) throw new Error(`pretrain: posInitStd must be a positive number, got ${posInitStd}`);
-    // ViLT's patch position table starts at timm's std 0.02, METER's (CLIP's visual positional_embedding) at width^-0.5
-    const [owner, name, std0] = bb.kind === 'vilt' ? [bb.transformer, 'pos_embed', 0.02] as const : [bb.vit_model.visual, 'positional_embedding', bb.vit_model.visual.cfg.width ** -0.5] as const;
-    const pe = owner.param(name);
-    owner.setParam(name, tensor(Float32Array.from(pe.toArray(), (v) => (v * posInitStd) / std0), pe.shape).requiresGrad_(true));
-  }
+  if (posInitStd !== null) scalePositionTable(bb, posInitStd);
   if (o.init) {
     const ck = loadCheckpoint(o.init);
     const c = ck.config as { kind?: string; modelConfig?: Record<string, unknown>; vocab?: string[] } | null;
