@@ -51,6 +51,9 @@ test('pretrain SIGKILLed at any instant, inside the state write included, and re
       const s = (loadCheckpoint(state).config as { step: number }).step;
       assert.ok(s >= lastStep && s < STEPS, `state step ${s} after ${lastStep}`);
       lastStep = s;
+    } else if (lastStep > 0) { // gone: only once FILE is written (a kill after that, before exit: the next run starts afresh)
+      assert.ok(fs.existsSync(out), `the state was removed without ${out}`);
+      lastStep = 0;
     }
     if (res.code === 0) { finished = true; break; }
   }
