@@ -35,7 +35,7 @@ import { toModelBatch, type ModelTask } from '../train/batch.ts';
 import { evaluateNlvr2, evaluateRetrieval, evaluateVqa } from '../train/evaluate.ts';
 import { defaultHyper, pretrainConfigOf, rebuildFromCheckpoint, runTrain, type Backbone, type Preset, type RunConfig } from '../train/run.ts';
 import { resolvePretrained } from '../train/pretrained.ts';
-import { writeFileAtomicSync } from '../data/formats/atomic.ts';
+import { ensureDirSync, writeFileAtomicSync } from '../data/formats/atomic.ts';
 import { UsageError } from '../train/usage-error.ts';
 import { Progress, progressMode, type ProgressMode } from '../train/progress.ts';
 
@@ -298,6 +298,7 @@ export async function runCompare(o: CompareOptions): Promise<CompareResult> {
   const hyper = defaultHyper(backbone, task);
   const tmpRoot = o.out ? null : fs.mkdtempSync(path.join(os.tmpdir(), 'aptune-compare-'));
   const root = o.out ?? tmpRoot!;
+  if (o.out) ensureDirSync(o.out, '--out');
   const result: CompareResult = {
     settings: {
       data: path.resolve(o.data), pretrained: pretrained ? path.resolve(pretrained) : null, backbone, config, task, metric: primaryMetricName(task), steps: o.steps, batchSize,

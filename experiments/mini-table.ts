@@ -23,7 +23,7 @@ import type { ModelTask } from '../train/batch.ts';
 import { PAPER_METHODS } from '../models/index.ts';
 import { ensureSynthData } from './synth-cache.ts';
 import { resolvePretrained } from '../train/pretrained.ts';
-import { writeFileAtomicSync } from '../data/formats/atomic.ts';
+import { ensureDirSync, writeFileAtomicSync } from '../data/formats/atomic.ts';
 import { commandLine, fileSha256, machineLine, sourceCommit } from '../train/provenance.ts';
 
 export interface MiniCell { backbone: Backbone; task: ModelTask }
@@ -216,12 +216,12 @@ export function pendingCells(t: Pick<MiniTable, 'cells' | 'rows' | 'notRun'>, me
 
 export async function runMiniTable(o: MiniOptions): Promise<MiniTable> {
   const log = o.log ?? ((s: string) => console.error(s));
+  ensureDirSync(o.out, '--out'); // before anything is generated or trained
   const data = o.data ?? await ensureSynthData({ log });
   const cells = o.cells ?? MINI_CELLS;
   const methods = [...(o.methods ?? MINI_METHODS)];
   const grid = [...(o.lrGrid ?? MINI_LR_GRID)];
   const negatives = o.negatives ?? MINI_NEGATIVES;
-  fs.mkdirSync(o.out, { recursive: true });
   const t: MiniTable = {
     command: o.command ?? commandLine(), commit: sourceCommit(), machine: machineLine(), date: new Date().toISOString(),
     settings: { steps: o.steps, seeds: [...o.seeds], lrGrid: grid, batchSize: o.batchSize ?? null, methods, data: path.resolve(data) },

@@ -38,7 +38,7 @@ import { PolynomialDecayWithWarmup, warmupSteps } from '../train/schedule.ts';
 import { fromHost, loadCheckpoint, saveCheckpoint } from '../train/checkpoint.ts';
 import type { HostTensor } from '../data/formats/safetensors.ts';
 import { optimizerStateOf, restoreOptimizerState, trainStateTensors, truncateMetricsLog } from '../train/trainer.ts';
-import { removeStaleTemps, writeFileAtomicSync } from '../data/formats/atomic.ts';
+import { ensureDirSync, removeStaleTemps, writeFileAtomicSync } from '../data/formats/atomic.ts';
 import { dataTexts, defaultImageSize } from '../train/run.ts';
 import { ensureSynthData } from './synth-cache.ts';
 import { SYNTH_VERSION, makeCaptionSplit } from './synthetic.ts';
@@ -897,7 +897,8 @@ export async function runPretrain(o: PretrainOptions): Promise<PretrainResult> {
   const gates: (GateMetrics & { step: number })[] = [];
   // the run directory (as aptune train's): metrics.jsonl from scratch, run.json now and with its summary at the end
   const runDir = path.resolve(o.runDir ?? path.join(path.dirname(o.out), `${path.basename(o.out).replace(/\.[^.]*$/, '')}-run`));
-  fs.mkdirSync(runDir, { recursive: true });
+  ensureDirSync(path.dirname(path.resolve(o.out)), '--out'); // now, not after the run
+  ensureDirSync(runDir, '--run-dir');
   const metricsFile = path.join(runDir, METRICS_FILE);
   const stateFile = path.join(runDir, 'last.safetensors');
   const stale = [stateFile, metricsFile, path.join(runDir, RUN_FILE), path.join(runDir, 'report.html'), o.out].flatMap((f) => removeStaleTemps(f));
@@ -960,7 +961,7 @@ export async function runPretrain(o: PretrainOptions): Promise<PretrainResult> {
   }
   gate(steps);
   // checkpoint: every tensor of the backbone (+ itm_score, mlm_score, itc_*), the resolved config and the vocabulary
-  fs.mkdirSync(path.dirname(path.resolve(o.out)), { recursive: true });
+  ensureDirSync(path.dirname(path.resolve(o.out)), '--out');
   const vocabTxt = formatVocabTxt(vocab);
   const vocabPath = path.join(path.dirname(path.resolve(o.out)), 'vocab.txt');
   writeFileAtomicSync(vocabPath, vocabTxt);

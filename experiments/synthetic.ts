@@ -24,7 +24,7 @@ import sharp from 'sharp';
 import { Rng } from '../data/rng.ts';
 import { writeTable, VQAV2_LAYOUT, NLVR2_LAYOUT, F30K_LAYOUT, CAPTION_LAYOUT, type ColumnKind } from '../data/formats/arrow.ts';
 import { buildAnswerVocab, labelsAndScores, normalizeAnswer, type AnswerVocab } from '../data/vqa.ts';
-import { writeFileAtomicSync } from '../data/formats/atomic.ts';
+import { ensureDirSync, writeFileAtomicSync } from '../data/formats/atomic.ts';
 import { UsageError } from '../train/usage-error.ts';
 import {
   COLORS, SHAPES, SIZES, COLUMNS, ROWS, randomScene, renderScenes, sceneJson, find, colOf, rowOf, holds, falsify,
@@ -415,7 +415,7 @@ export async function generateSynthetic(opts: SynthOptions): Promise<SynthReport
   const log = opts.log ?? (() => undefined);
   const root = new Rng(seed);
   const out = opts.out;
-  fs.mkdirSync(out, { recursive: true });
+  ensureDirSync(out, '--out');
   const tables: SynthReport['tables'] = {};
   const note = (name: string, rows: number, items: number) => { tables[name] = { rows, items }; };
 

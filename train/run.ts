@@ -35,7 +35,7 @@ import { taskLoader, type TaskBatch, type TaskLoaderOptions } from '../data/task
 import { clipTransform, pixelbertTransform } from '../data/images.ts';
 import { RandAugment } from '../data/randaugment.ts';
 import { BertTokenizer, buildWordPieceVocab, formatVocabTxt, loadTokenizer, maxTextLength, VILT_TEXT_PREFIX, type Tokenizer } from '../data/tokenizers/index.ts';
-import { writeFileAtomicSync } from '../data/formats/atomic.ts';
+import { ensureDirSync, writeFileAtomicSync } from '../data/formats/atomic.ts';
 import { AdamW } from './optim.ts';
 import { PolynomialDecayWithWarmup, warmupSteps } from './schedule.ts';
 import { Trainer, checkRunConfig, cleanCheckpointDir, truncateMetricsLog } from './trainer.ts';
@@ -303,7 +303,7 @@ export async function runTrain(o: RunOptions): Promise<TrainResult> {
   const seed = o.seed ?? 0;
   const taskName = TASK_DATA[o.task];
   if (!fs.existsSync(o.data) || !fs.statSync(o.data).isDirectory()) throw new Error(`${o.data}: data directory not found`);
-  fs.mkdirSync(o.out, { recursive: true });
+  ensureDirSync(o.out, '--out');
   const { needed, unused } = taskTables(o.data, o.backbone, taskName);
   if (unused.length) log(`data ${o.data}: task ${o.task} reads ${needed.map((n) => n + '.arrow').join(', ')}; not opened: ${unused.join(', ')}`);
   const maxTextLen = o.maxTextLen ?? pre?.modelConfig.maxTextLen ?? maxTextLength(o.backbone, taskName);

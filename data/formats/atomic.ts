@@ -24,6 +24,24 @@ function fault(dest: string, phase: 'partial' | 'written' | 'renamed', count: bo
   if (faultCounts.get(base) === Number(n) && ph === phase) process.kill(process.pid, 'SIGKILL');
 }
 
+/**
+ * Create the folder `dir` (and its parents) for output, or fail with an error that names it and what it is for
+ * (`what`, e.g. "--out") when it, or a parent on its path, is a file: mkdirSync's bare EEXIST / ENOTDIR name neither.
+ */
+export function ensureDirSync(dir: string, what: string): void {
+  try {
+    fs.mkdirSync(dir, { recursive: true });
+  } catch (e) {
+    const code = (e as NodeJS.ErrnoException).code;
+    if (code === 'EEXIST' || code === 'ENOTDIR') {
+      let p = path.resolve(dir);
+      while (!fs.existsSync(p) && path.dirname(p) !== p) p = path.dirname(p);
+      throw new Error(`${what} ${dir}: cannot create the folder, ${p} is a file`);
+    }
+    throw new Error(`${what} ${dir}: cannot create the folder (${(e as Error).message})`);
+  }
+}
+
 /** fsync a directory so a rename inside it is durable (not supported everywhere: errors are ignored). */
 export function syncDir(dir: string): void {
   let fd = -1;

@@ -121,6 +121,19 @@ test('import: a file that is not a checkpoint fails with status 1 naming it', ()
   assert.match(m.err, /import needs --from, --out and --model/);
 });
 
+test('an --out that is a file (or lies under one) fails at once with status 1 naming it, before any work', async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'aptune-cli-'));
+  const file = join(dir, 'taken');
+  writeFileSync(file, 'a file, not a folder');
+  const t = await inProc('table', '--mini', '--out', file, '--data', join(dir, 'no-data-needed'));
+  assert.is(t.code, 1, t.err);
+  assert.match(t.err, /--out .*taken: cannot create the folder, .*taken is a file/);
+  const s = await inProc('synth', '--out', join(file, 'sub'));
+  assert.is(s.code, 1, s.err);
+  assert.match(s.err, /--out .*taken[/\\]sub: cannot create the folder, .*taken is a file/);
+  assert.is(readFileSync(file, 'utf8'), 'a file, not a folder'); // nothing lost
+});
+
 /** Runs the CLI in this process (no tsx start-up per call), capturing stdout and stderr. */
 async function inProc(...args: string[]): Promise<{ code: number; out: string; err: string }> {
   let out = '', err = '';
