@@ -126,7 +126,7 @@ export function formatMiniTable(t: MiniTable): string {
   for (const c of t.cells) {
     const rows = t.rows.filter((r) => r.backbone === c.backbone && r.task === c.task);
     L.push(`## ${c.backbone.toUpperCase()} / ${c.task} (${c.metric})${c.done ? '' : ' - NOT COMPLETE'}`, '');
-    if (c.pretrained) L.push(`Backbone: \`${path.basename(c.pretrained)}\`${c.pretrainedSha256 ? ` (sha256 \`${c.pretrainedSha256.slice(0, 16)}\`)` : ''}${c.seconds !== null ? `; cell ${c.parts ? 'compute time (sum of its parts)' : 'wall time'} ${(c.seconds / 60).toFixed(1)} min` : ''}.`, '');
+    if (c.pretrained) L.push(`Backbone: \`${path.basename(c.pretrained)}\`${c.pretrainedSha256 ? ` (sha256 \`${c.pretrainedSha256.slice(0, 16)}\`)` : ' (sha256 not recorded: measured before the table recorded digests, so not necessarily the file of that name now)'}${c.seconds !== null ? `; cell ${c.parts ? 'compute time (sum of its parts)' : 'wall time'} ${(c.seconds / 60).toFixed(1)} min` : ''}.`, '');
     const by = (r: MiniProvenance) => `\`${r.command}\` at commit \`${r.commit}\` on ${r.machine}, ${r.date}`;
     if (c.parts) L.push(`Measured in ${c.parts.length} parts (disjoint methods): ${c.parts.map(by).join('; ')}.`, '');
     else if (c.run && c.run.command !== t.command) L.push(`Measured by ${by(c.run)}.`, '');

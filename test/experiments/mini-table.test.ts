@@ -87,6 +87,8 @@ test('each cell records the SHA-256 of its backbone file (in the report too); pa
   const sha = (f: string) => createHash('sha256').update(fs.readFileSync(f)).digest('hex');
   assert.equal(t.cells.map((c) => c.pretrainedSha256), [sha(pre.vilt), sha(pre.meter)]);
   assert.ok(formatMiniTable(t).includes(`Backbone: \`vilt.safetensors\` (sha256 \`${sha(pre.vilt).slice(0, 16)}\`)`), formatMiniTable(t));
+  const old = formatMiniTable({ ...t, cells: t.cells.map((c) => ({ ...c, pretrainedSha256: undefined })) }); // a table from before digests
+  assert.ok(old.includes('Backbone: `vilt.safetensors` (sha256 not recorded: measured before the table recorded digests'), old);
   const part = (m: string, digest: string): MiniTable => ({
     ...t, settings: { ...t.settings, methods: [m] }, rows: t.rows.filter((r) => r.method === m && r.task === 'irtr'),
     cells: t.cells.filter((c) => c.task === 'irtr').map((c) => ({ ...c, pretrainedSha256: digest })),
