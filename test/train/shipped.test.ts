@@ -3,7 +3,8 @@
 // the first 60 images of the synthetic caption val split (300 captions, each paired with its image and with one
 // negative: 600 pairs), regenerated here from the same seed (the split is a function of seed and row only). Its
 // recipe metadata names the command, seed, synthetic-data version, commit and the gates reached at pre-training.
-// A change to the model code that silently breaks the shipped weights fails here.
+// A change to the model code that silently breaks the shipped weights fails here, and so does a committed table cell
+// measured on another file than the one shipped under its name.
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import * as fs from 'node:fs';
@@ -13,6 +14,8 @@ import { generateSynthetic, SYNTH_VERSION } from '../../experiments/synthetic.ts
 import { evaluatePretrainFile, gateReport, gateValues, loadPretrainModel, PRETRAIN_GATES, type GateMetrics } from '../../experiments/pretrain.ts';
 import { PRETRAINED, PRETRAINED_DIR, pretrainedPath, resolvePretrained } from '../../train/pretrained.ts';
 import { DEFAULT_DATA_SEED } from '../../experiments/synth-cache.ts';
+import { readMiniTable } from '../../experiments/mini-table.ts';
+import { fileSha256 } from '../../train/provenance.ts';
 
 const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'aptune-shipped-'));
 const DATA = path.join(tmp, 'synth');
@@ -55,5 +58,18 @@ for (const b of shipped) {
     assert.ok(g.itmAcc > 0.75, `held-out ITM ${g.itmAcc.toFixed(3)} on the first 60 val images`);
   });
 }
+
+test('results/mini-table.json: a cell that records its backbone digest was measured on the file shipped now', () => {
+  // shipping a new backbone without measuring its cells again fails here (cells from before digests were recorded
+  // say so in mini-table.md and the README)
+  const t = readMiniTable(new URL('../../results/mini-table.json', import.meta.url).pathname);
+  for (const c of t.cells) {
+    if (!c.pretrainedSha256 || !c.pretrained) continue;
+    const file = path.join(PRETRAINED_DIR, path.basename(c.pretrained));
+    assert.ok(fs.existsSync(file), `${c.backbone}-${c.task}: ${path.basename(c.pretrained)} is not shipped`);
+    assert.is(fileSha256(file), c.pretrainedSha256, `${c.backbone}-${c.task} was measured on another ${path.basename(c.pretrained)}: measure it again`);
+  }
+  assert.ok(t.cells.some((c) => c.pretrainedSha256), 'no cell records its backbone digest');
+});
 
 test.run();
