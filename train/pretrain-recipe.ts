@@ -16,7 +16,7 @@ export type ItcPositives = 'own' | 'true';
  * test-sized 'tiny' one adds none). The last two cross the position saddle (README, `npm run bench:where`): from
  * timm's init a ViLT never learns where even a lone object is, and the text->image gate needs position grounding;
  * the hard negatives then teach the ITM head to check positions, which the gates' re-ranking reads (seed 0: ITM
- * 0.902, image->text 0.860, text->image 0.702; with weight 8 and half hard negatives from 40%: 0.902 / 0.875 / 0.696;
+ * 0.902, image->text 0.860, text->image 0.702; seed 1: 0.887 / 0.935 / 0.697; with weight 8 and half hard negatives from 40%: 0.902 / 0.875 / 0.696;
  * weight 8 with these negatives: 0.902 / 0.835 / 0.728). Why the ITM weight and the late hard negatives at all
  * (measured on 2 shared cores, the 2,500-step recipe before,
  * seed 0): with weight 1 and hard negatives from the start, ITM stayed at chance for 1,000 steps (loss 0.69, held-out
