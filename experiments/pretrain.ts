@@ -518,15 +518,18 @@ export function captionKind(text: string): CaptionKind | null {
 }
 
 
-/** Whether every gate is reached, and a one-line account of it. */
+/** Whether both re-ranked R@1 figures were computed (then they are the ones the gates judge). */
+const reranked = (g: GateMetrics): boolean => g.r1T2IRerank !== undefined && g.r1I2TRerank !== undefined;
+
 /** The figures the gates judge: the re-ranked R@1 where both were computed, else the contrastive ones. */
 export function gateValues(g: GateMetrics): Record<keyof typeof PRETRAIN_GATES, number> {
-  const rr = g.r1T2IRerank !== undefined && g.r1I2TRerank !== undefined;
+  const rr = reranked(g);
   return { itmAcc: g.itmAcc, r1I2T: rr ? g.r1I2TRerank! : g.r1I2T, r1T2I: rr ? g.r1T2IRerank! : g.r1T2I };
 }
 
+/** Whether every gate is reached, and a one-line account of it. */
 export function gateReport(g: GateMetrics): { pass: boolean; line: string } {
-  const rr = g.r1T2IRerank !== undefined && g.r1I2TRerank !== undefined, v = gateValues(g);
+  const rr = reranked(g), v = gateValues(g);
   const parts = (Object.keys(PRETRAIN_GATES) as (keyof typeof PRETRAIN_GATES)[]).map((k) => ({ k, v: v[k], min: PRETRAIN_GATES[k] }));
   const name: Record<string, string> = { itmAcc: 'ITM accuracy', r1I2T: `image->text R@1${rr ? ' (re-ranked)' : ''}`, r1T2I: `text->image R@1${rr ? ' (re-ranked)' : ''}` };
   const pass = parts.every((p) => p.v >= p.min);
@@ -897,7 +900,8 @@ export async function runPretrain(o: PretrainOptions): Promise<PretrainResult> {
   const gates: (GateMetrics & { step: number })[] = [];
   // the run directory (as aptune train's): metrics.jsonl from scratch, run.json now and with its summary at the end
   const runDir = path.resolve(o.runDir ?? path.join(path.dirname(o.out), `${path.basename(o.out).replace(/\.[^.]*$/, '')}-run`));
-  ensureDirSync(path.dirname(path.resolve(o.out)), '--out'); // now, not after the run
+  const outDir = path.dirname(path.resolve(o.out));
+  ensureDirSync(outDir, '--out'); // now, not after the run
   ensureDirSync(runDir, '--run-dir');
   const metricsFile = path.join(runDir, METRICS_FILE);
   const stateFile = path.join(runDir, 'last.safetensors');
@@ -961,9 +965,8 @@ export async function runPretrain(o: PretrainOptions): Promise<PretrainResult> {
   }
   gate(steps);
   // checkpoint: every tensor of the backbone (+ itm_score, mlm_score, itc_*), the resolved config and the vocabulary
-  ensureDirSync(path.dirname(path.resolve(o.out)), '--out');
   const vocabTxt = formatVocabTxt(vocab);
-  const vocabPath = path.join(path.dirname(path.resolve(o.out)), 'vocab.txt');
+  const vocabPath = path.join(outDir, 'vocab.txt');
   writeFileAtomicSync(vocabPath, vocabTxt);
   const last = gates[gates.length - 1];
   const seconds = elapsed();

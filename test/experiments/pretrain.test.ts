@@ -20,8 +20,6 @@ import {
   loadPretrainModel, parseCaption, pretrainLosses, pretrainModelConfig, sceneFromJson, centerNormalize, CONTENT_WORDS, type CaptionCorpus,
   appendSingleObjectScenes, runPretrain, evaluateGates, gateReport, SYNTH_RECIPE,
 } from '../../experiments/pretrain.ts';
-
-const runMeterScaled = (posInitStd?: number) => runPretrain({ data: dir, out: join(dir, `pos-meter-${posInitStd}`, 'p.safetensors'), backbone: 'meter', preset: 'tiny', steps: 1, batchSize: 4, lr: 1e-9, posInitStd, log: () => {} });
 import { BertTokenizer, buildWordPieceVocab, VILT_TEXT_PREFIX } from '../../data/tokenizers/index.ts';
 import { dataTexts, runTrain } from '../../train/run.ts';
 import { main } from '../../train/cli.ts';
@@ -392,6 +390,7 @@ test('CLI: pretrain --pos-init-std scales the patch position table at the start 
   const plainCfg = loadCheckpoint(plain).config as { posInitStd?: number; singleObjects?: number };
   assert.equal([plainCfg.posInitStd, plainCfg.singleObjects], [0.02, undefined], 'the tiny preset adds no one-object scenes by default');
   // METER: CLIP's visual table (built at std width^-0.5), as built by default
+  const runMeterScaled = (posInitStd?: number) => runPretrain({ data: dir, out: join(dir, `pos-meter-${posInitStd}`, 'p.safetensors'), backbone: 'meter', preset: 'tiny', steps: 1, batchSize: 4, lr: 1e-9, posInitStd, log: () => {} });
   const clipKey = 'vit_model.visual.positional_embedding';
   const [meterBuilt, meterScaled] = [(await runMeterScaled()).checkpoint, (await runMeterScaled(1)).checkpoint];
   const w = Math.sqrt(loadCheckpoint(meterBuilt).tensors.get(clipKey)!.shape[1]);
